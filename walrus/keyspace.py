@@ -1,0 +1,66 @@
+"""The etcd keyspace of one cluster: ``/walrus/<cluster>/...`` (DESIGN.md).
+
+Pure string building, no I/O: both the agent and the orchestrator use it so
+that nobody spells a key by hand.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Keyspace:
+    cluster: str
+    root: str = "/walrus"
+
+    @property
+    def prefix(self) -> str:
+        return f"{self.root}/{self.cluster}/"
+
+    @property
+    def members_prefix(self) -> str:
+        return self.prefix + "members/"
+
+    def member(self, name: str) -> str:
+        return self.members_prefix + name
+
+    @property
+    def leader(self) -> str:
+        return self.prefix + "leader"
+
+    @property
+    def term(self) -> str:
+        return self.prefix + "term"
+
+    @property
+    def orchestrator(self) -> str:
+        return self.prefix + "orchestrator"
+
+    @property
+    def config(self) -> str:
+        return self.prefix + "config"
+
+    @property
+    def sync(self) -> str:
+        return self.prefix + "sync"
+
+    @property
+    def history_prefix(self) -> str:
+        return self.prefix + "history/"
+
+    def history(self, term: int) -> str:
+        # Zero-padded so that etcd's byte order is term order.
+        return f"{self.history_prefix}{term:012d}"
+
+    @property
+    def switchover(self) -> str:
+        return self.prefix + "switchover"
+
+    @property
+    def pause(self) -> str:
+        return self.prefix + "pause"
+
+    @property
+    def failover_state(self) -> str:
+        """In-flight failover of the active orchestrator, so a successor can finish it."""
+        return self.prefix + "failover"
