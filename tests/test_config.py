@@ -64,3 +64,16 @@ def test_orchestrator_config(tmp_path):
     assert cfg.synchronous_mode
     with pytest.raises(ConfigError, match="synchronous_method"):
         load_orchestrator_config(write(tmp_path, "id: o1\nsynchronous_method: most\n", "o2.yaml"))
+
+
+def test_deploy_configs_load():
+    """The shipped compose configs must stay valid as the schema evolves."""
+    import pathlib
+    deploy = pathlib.Path(__file__).resolve().parent.parent / "deploy" / "compose"
+    nodes = sorted(deploy.glob("node*.yaml"))
+    orchs = sorted(deploy.glob("orch*.yaml"))
+    assert len(nodes) == 3 and len(orchs) == 2
+    for p in nodes:
+        assert load_node_config(p).engine == "embedded"
+    for p in orchs:
+        assert load_orchestrator_config(p).cluster == "demo"
