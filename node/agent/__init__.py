@@ -1,0 +1,7 @@
+"""The node agent (``walrus node``): one per database node.
+
+``agent.NodeAgent`` owns the engine's life cycle, keeps the member key alive in
+etcd, holds the leader key while primary and fences itself (``leader``) the
+moment it can no longer prove it holds it; ``service`` serves the NodeAgent
+gRPC API; ``convert`` is the one adapter between protos and dataclasses.
+"""

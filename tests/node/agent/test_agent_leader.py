@@ -1,0 +1,153 @@
+"""Lease deadline arithmetic and the renewal thread, with a fake clock."""
+import threading
+
+import pytest
+
+from node.agent import leader as L
+from walrus.errors import DcsUnavailable, LeaseLost
+
+TTL, MARGIN = 9.0, 1.0   # interval 3s, retry_wait 0.75s, deadline = sent + 8
+
+
+def st(confirmed=0.0, attempted=None, holding=True, fenced=False):
+    return L.LeaseState(TTL, MARGIN, confirmed, confirmed if attempted is None else attempted,
+                        holding, fenced)
+
+
+@pytest.mark.parametrize("state,now,action,wake", [
+    pytest.param(st(), 1.0, L.LeaseAction.WAIT, 3.0, id="fresh-waits-for-interval"),
+    pytest.param(st(), 3.0, L.LeaseAction.RENEW, 3.0, id="interval-elapsed-renews"),
+    pytest.param(st(attempted=3.0), 3.5, L.LeaseAction.WAIT, 3.75, id="failed-attempt-spaces-retry"),
+    pytest.param(st(attempted=3.0), 3.75, L.LeaseAction.RENEW, 3.75, id="retry-after-wait"),
+    pytest.param(st(attempted=7.9), 7.95, L.LeaseAction.WAIT, 8.0, id="wakes-at-deadline-not-later"),
+    pytest.param(st(attempted=7.9), 8.0, L.LeaseAction.FENCE, 8.0, id="deadline-reached-fences"),
+    pytest.param(st(attempted=7.9), 30.0, L.LeaseAction.FENCE, 30.0, id="woke-late-fences-first"),
+    pytest.param(st(attempted=7.9, fenced=True), 30.0, L.LeaseAction.RENEW, 30.0, id="fenced-once-then-renews"),
+    pytest.param(st(attempted=7.9, holding=False), 30.0, L.LeaseAction.RENEW, 30.0, id="not-holding-never-fences"),
+    pytest.param(st(attempted=2.9, holding=False), 2.95, L.LeaseAction.WAIT, 3.65, id="not-holding-no-deadline-wake"),
+])
+def test_plan(state, now, action, wake):
+    p = L.plan(state, now)
+    assert p.action is action
+    assert p.wake_at == pytest.approx(wake)
+
+
+@pytest.mark.parametrize("sent,ttl,margin,deadline", [
+    (100.0, 10.0, 1.0, 109.0), (0.0, 3.0, 0.5, 2.5), (5.0, 1.0, 0.0, 6.0)])
+def test_deadline_counts_from_send_time(sent, ttl, margin, deadline):
+    assert L.lease_deadline(sent, ttl, margin) == pytest.approx(deadline)
+    s = L.renewed(L.new_state(ttl, margin, 0.0), sent)
+    assert s.deadline == pytest.approx(deadline)
+
+
+def test_late_answer_to_old_renewal_never_moves_deadline_back():
+    s = L.renewed(st(), 6.0)
+    assert L.renewed(s, 3.0).deadline == pytest.approx(14.0)
+
+
+def test_renewal_after_fence_clears_fenced():
+    s = L.renewed(st(fenced=True), 10.0)
+    assert not s.fenced and s.deadline == pytest.approx(18.0)
+
+
+@pytest.mark.parametrize("ttl,margin", [(3.0, 3.0), (3.0, -0.1)])
+def test_bad_margin_rejected(ttl, margin):
+    with pytest.raises(ValueError):
+        L.new_state(ttl, margin, 0.0)
+
+
+def test_remaining():
+    assert st(confirmed=2.0).remaining(5.0) == pytest.approx(6.0)
+    assert st(confirmed=2.0).remaining(50.0) == 0.0
+
+
+class FakeClock:
+    def __init__(self):
+        self.t = 0.0
+
+    def __call__(self):
+        return self.t
+
+
+class FakeDcs:
+    """Answers scripted per call; advances the fake clock by ``latency``."""
+    def __init__(self, clock, script):
+        self.clock, self.script, self.calls = clock, list(script), []
+        self.done = threading.Event()
+
+    def refresh_lease(self, lease_id):
+        self.calls.append((lease_id, self.clock.t))
+        if not self.script:
+            self.done.set()
+            raise DcsUnavailable("script over")
+        latency, outcome = self.script.pop(0)
+        self.clock.t += latency
+        if not self.script:
+            self.done.set()
+        if isinstance(outcome, Exception):
+            raise outcome
+        return 9.0
+
+
+def run_keeper(script, holding=True):
+    clock = FakeClock()
+    dcs = FakeDcs(clock, script)
+    events = []
+    k = L.LeaseKeeper(dcs, TTL, MARGIN, clock=clock,
+                      on_renewed=lambda d: events.append(("renewed", d)),
+                      on_deadline=lambda r: events.append(("fence", clock.t)),
+                      on_lost=lambda r: events.append(("lost", clock.t)))
+    k.reset(7, 0.0)
+    k.set_holding(holding)
+    # The fake clock only moves inside refresh_lease, so make WAITs jump it.
+    orig_wait = k._wait
+
+    def jump(seconds):
+        if seconds is not None:
+            clock.t += max(seconds, 0.0)
+        if dcs.done.is_set():
+            orig_wait(0.01)
+    k._wait = jump
+    k.start()
+    assert dcs.done.wait(10)
+    k.stop()
+    return dcs, events, k
+
+
+def test_keeper_extends_deadline_from_send_time():
+    dcs, events, _ = run_keeper([(2.0, "ok")])
+    # sent at 3.0 (interval), answered at 5.0: deadline = 3 + 9 - 1 = 11
+    assert dcs.calls[0] == (7, 3.0)
+    assert events[0] == ("renewed", pytest.approx(11.0))
+
+
+def test_keeper_fences_when_renewals_fail_until_deadline():
+    fail = (0.0, DcsUnavailable("down"))
+    _, events, _ = run_keeper([fail] * 8)
+    fences = [e for e in events if e[0] == "fence"]
+    assert fences and fences[0][1] == pytest.approx(8.0)
+    assert not [e for e in events if e[0] == "renewed"]
+
+
+def test_keeper_reports_lost_lease_and_idles():
+    _, events, k = run_keeper([(0.0, LeaseLost("expired"))])
+    assert events == [("lost", 3.0)]
+    assert k.lease_id is None and k.snapshot() is None
+
+
+def test_keeper_not_holding_never_fences():
+    fail = (0.0, DcsUnavailable("down"))
+    _, events, _ = run_keeper([fail] * 12, holding=False)
+    assert events == []
+
+
+def test_renew_now_returns_deadline():
+    clock = FakeClock()
+    clock.t = 4.0
+    dcs = FakeDcs(clock, [(0.5, "ok")])
+    k = L.LeaseKeeper(dcs, TTL, MARGIN, clock=clock, on_renewed=print, on_deadline=print, on_lost=print)
+    k.reset(1, 0.0)
+    assert k.renew_now() == pytest.approx(12.0)
+    k.reset(None)
+    with pytest.raises(LeaseLost):
+        k.renew_now()
