@@ -1,0 +1,565 @@
+"""The write-ahead log: CRC-framed records in fixed-size segment files.
+
+Rule of this module: **a byte range is WAL only if every record in it verifies**
+(length, CRC32C, its own start-LSN stamp). Recovery stops at the first record
+that does not, and the tail after it is zeroed so it can never be resurrected.
+
+Layout
+------
+``<dir>/TTTTTTTTXXXXXXXXYYYYYYYY``: segment files of ``segment_size`` bytes,
+named PostgreSQL-style (timeline current when the segment was created, then
+``lsn >> 32`` and ``(lsn & 0xFFFFFFFF) // segment_size``; the segment number is
+``lsn // segment_size``). The log is one byte stream: LSN = byte position;
+records may span segment boundaries. ``<dir>/FLOOR`` holds the LSN at which this
+log began (a record boundary). ``<dir>/spare-N`` are recycled segments kept to
+be renamed into new segments (their stale bytes carry wrong LSN stamps).
+
+Record framing (little-endian, ``HEADER_SIZE`` = 20 bytes)::
+
+    crc32c:u32 | total_len:u32 | start_lsn:u64 | timeline:u32 | payload
+    crc covers total_len..end of payload; total_len = 20 + len(payload)
+
+API (thread-safe; every method may be called from any thread)
+-------------------------------------------------------------
+``Wal.open(directory, segment_size, start_lsn=None, timeline=1) -> Wal``
+    Create or recover. Recovery scans from ``start_lsn`` (a record boundary,
+    e.g. a checkpoint's redo LSN; default: ``FLOOR``) to the first invalid
+    record, zeroes the rest of that segment and deletes later segments. An
+    empty directory starts a new log at ``start_lsn`` (default 0).
+``append(payload, timeline) -> (start_lsn, end_lsn)``: write (not yet durable).
+``flush(upto_lsn=None) -> flush_lsn``: group commit; concurrent callers share
+    one ``fdatasync``. ``upto`` defaults to everything written so far.
+``read_raw(start_lsn, max_bytes, limit_lsn=None) -> bytes``: whole framed
+    records, byte-exact, from a record boundary, never past ``limit_lsn``
+    (default: ``flush_lsn``, so a standby never holds WAL the primary could
+    lose in a crash). At least one record if one is available, even if it is
+    larger than ``max_bytes``; ``b""`` if none.
+``append_raw(start_lsn, data) -> end_lsn``: standby side; ``start_lsn`` must
+    equal ``write_lsn`` (else ``CorruptWal``); every record is verified first
+    and nothing is written if any fails (``CorruptWal``).
+``iter_records(start_lsn, end_lsn=None)`` -> ``WalRecord(start, end, timeline,
+    payload)``, verified; ``end_lsn`` defaults to ``write_lsn``. Raises
+    ``CorruptWal`` on a bad record below ``end_lsn``.
+``truncate(lsn)``: drop everything at/after ``lsn`` (durably; a record boundary).
+``recycle(keep_from_lsn) -> int``: remove segments wholly below it (never the
+    current one); returns how many. The caller computes ``keep_from_lsn`` as
+    min(checkpoint redo LSN, slots' restart LSNs).
+``wait_for_write(lsn, timeout) -> bool``: until ``write_lsn > lsn``.
+``wait_for_flush(lsn, timeout) -> bool``: until ``flush_lsn > lsn``.
+Properties: ``write_lsn``, ``flush_lsn``, ``oldest_lsn``, ``last_timeline``
+(timeline of the last record, or the ``timeline`` given to ``open``),
+``segment_size``, ``directory``. ``close()``.
+"""
+from __future__ import annotations
+
+import os
+import re
+import struct
+import threading
+import time
+from dataclasses import dataclass
+from typing import Iterator
+
+import crc32c
+
+from walrus.errors import CorruptWal, EngineError
+from walrus.lsn import format_lsn
+
+HEADER = struct.Struct("<IIQI")
+HEADER_SIZE = HEADER.size          # 20
+_AFTER_CRC = struct.Struct("<IQI")
+MAX_RECORD = 256 * 1024 * 1024     # sanity bound on total_len
+_SEG_RE = re.compile(r"^[0-9A-F]{24}$")
+_SPARE_PREFIX = "spare-"
+_MAX_SPARES = 2
+_ZERO_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class WalRecord:
+    """One decoded, verified record: ``[start, end)`` in the log."""
+    start: int
+    end: int
+    timeline: int
+    payload: bytes
+
+
+def encode_record(start_lsn: int, timeline: int, payload: bytes) -> bytes:
+    """Frame ``payload`` as the record that starts at ``start_lsn``."""
+    total = HEADER_SIZE + len(payload)
+    if total > MAX_RECORD:
+        raise EngineError(f"WAL record too large: {total} bytes")
+    rest = _AFTER_CRC.pack(total, start_lsn, timeline)
+    crc = crc32c.crc32c(payload, crc32c.crc32c(rest))
+    return struct.pack("<I", crc) + rest + payload
+
+
+def decode_header(buf, offset: int = 0) -> tuple[int, int, int, int]:
+    """Return (crc, total_len, start_lsn, timeline) from ``buf[offset:]``."""
+    return HEADER.unpack_from(buf, offset)
+
+
+def verify_record(buf, offset: int, expect_lsn: int) -> tuple[int, int] | None:
+    """Check the record at ``buf[offset:]`` claims ``expect_lsn``, is complete
+    in ``buf`` and its CRC matches. Returns (total_len, timeline) or None."""
+    if len(buf) - offset < HEADER_SIZE:
+        return None
+    crc, total, lsn, tli = HEADER.unpack_from(buf, offset)
+    if total < HEADER_SIZE or total > MAX_RECORD or lsn != expect_lsn:
+        return None
+    if len(buf) - offset < total:
+        return None
+    mv = memoryview(buf)[offset + 4: offset + total]
+    if crc32c.crc32c(mv) != crc:
+        return None
+    return total, tli
+
+
+def segment_name(timeline: int, segno: int, segment_size: int) -> str:
+    """PostgreSQL-style file name of segment ``segno``."""
+    lsn = segno * segment_size
+    return f"{timeline:08X}{lsn >> 32:08X}{(lsn & 0xFFFFFFFF) // segment_size:08X}"
+
+
+def parse_segment_name(name: str, segment_size: int) -> tuple[int, int]:
+    """(timeline, segno) of a segment file name; ValueError otherwise."""
+    if not _SEG_RE.match(name):
+        raise ValueError(f"not a WAL segment name: {name!r}")
+    tli, hi, lo = int(name[:8], 16), int(name[8:16], 16), int(name[16:], 16)
+    return tli, ((hi << 32) + lo * segment_size) // segment_size
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Wal:
+    """A durable, thread-safe write-ahead log (see the module docstring)."""
+
+    def __init__(self, directory: str, segment_size: int, timeline: int) -> None:
+        self.directory = directory
+        self.segment_size = segment_size
+        self._lock = threading.Lock()
+        self._write_cond = threading.Condition(self._lock)
+        self._flush_cond = threading.Condition(self._lock)
+        self._segments: dict[int, str] = {}      # segno -> file name
+        self._fds: dict[int, int] = {}           # segno -> open fd
+        self._dirty: set[int] = set()
+        self._flushing = False
+        self._write_lsn = 0
+        self._flush_lsn = 0
+        self._floor = 0
+        self._timeline = timeline
+        self._closed = False
+
+    # ----------------------------------------------------------- open/recover
+    @classmethod
+    def open(cls, directory: str, segment_size: int, start_lsn: int | None = None,
+             timeline: int = 1) -> "Wal":
+        """Open (creating if needed) and recover the log in ``directory``.
+
+        Raises EngineError if ``start_lsn`` is below the oldest retained WAL.
+        """
+        os.makedirs(directory, exist_ok=True)
+        wal = cls(directory, segment_size, timeline)
+        wal._load(start_lsn)
+        return wal
+
+    def _load(self, start_lsn: int | None) -> None:
+        for name in os.listdir(self.directory):
+            try:
+                tli, segno = parse_segment_name(name, self.segment_size)
+            except ValueError:
+                continue
+            old = self._segments.get(segno)
+            if old is None or int(old[:8], 16) < tli:
+                self._segments[segno] = name
+        floor_path = os.path.join(self.directory, "FLOOR")
+        if os.path.exists(floor_path):
+            with open(floor_path, encoding="ascii") as f:
+                self._floor = int(f.read().strip())
+        else:
+            self._floor = start_lsn or 0
+            self._write_floor(self._floor)
+        if not self._segments:
+            self._write_lsn = self._flush_lsn = max(self._floor, start_lsn or 0)
+            return
+        start = self._floor if start_lsn is None else start_lsn
+        if start < self.oldest_lsn:
+            raise EngineError(f"WAL recovery start {format_lsn(start)} is below the oldest "
+                              f"retained WAL {format_lsn(self.oldest_lsn)}")
+        end, tli = self._scan_end(start)
+        if tli:
+            self._timeline = tli
+        self._cut_tail(end)
+        self._write_lsn = self._flush_lsn = end
+
+    def _write_floor(self, lsn: int) -> None:
+        path = os.path.join(self.directory, "FLOOR")
+        tmp = path + ".tmp"
+        with open(tmp, "w", encoding="ascii") as f:
+            f.write(f"{lsn}\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(self.directory)
+
+    def _scan_end(self, start: int) -> tuple[int, int]:
+        """Walk valid records from ``start``; return (end of valid WAL, last tli)."""
+        pos, tli = start, 0
+        limit = (max(self._segments) + 1) * self.segment_size
+        while pos + HEADER_SIZE <= limit:
+            head = self._pread(pos, HEADER_SIZE)
+            if len(head) < HEADER_SIZE:
+                break
+            _, total, lsn, rtli = HEADER.unpack(head)
+            if total < HEADER_SIZE or total > MAX_RECORD or lsn != pos or pos + total > limit:
+                break
+            rec = self._pread(pos, total)
+            if verify_record(rec, 0, pos) is None:
+                break
+            pos += total
+            tli = rtli
+        return pos, tli
+
+    def _cut_tail(self, end: int) -> None:
+        """Zero ``end``..segment end, delete later segments; durable."""
+        segno = end // self.segment_size
+        for s in sorted(self._segments):
+            if s > segno:
+                self._close_fd(s)
+                os.unlink(os.path.join(self.directory, self._segments.pop(s)))
+        if segno in self._segments:
+            fd = self._fd(segno)
+            off = end % self.segment_size
+            while off < self.segment_size:
+                n = min(_ZERO_CHUNK, self.segment_size - off)
+                os.pwrite(fd, bytes(n), off)
+                off += n
+            os.fdatasync(fd)
+        _fsync_dir(self.directory)
+
+    # ------------------------------------------------------------- segments
+    def _fd(self, segno: int) -> int:
+        fd = self._fds.get(segno)
+        if fd is None:
+            name = self._segments.get(segno)
+            if name is None:
+                raise EngineError(f"WAL segment {segno} is missing in {self.directory}")
+            fd = os.open(os.path.join(self.directory, name), os.O_RDWR)
+            self._fds[segno] = fd
+        return fd
+
+    def _close_fd(self, segno: int) -> None:
+        fd = self._fds.pop(segno, None)
+        if fd is not None:
+            os.close(fd)
+
+    def _create_segment(self, segno: int, timeline: int) -> int:
+        """Create segment ``segno`` (from a spare if any, else zero-filled)."""
+        name = segment_name(timeline, segno, self.segment_size)
+        path = os.path.join(self.directory, name)
+        spares = sorted(n for n in os.listdir(self.directory) if n.startswith(_SPARE_PREFIX))
+        if spares:
+            os.rename(os.path.join(self.directory, spares[0]), path)
+        else:
+            tmp = path + ".tmp"
+            fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                zeros = bytes(min(_ZERO_CHUNK, self.segment_size))
+                off = 0
+                while off < self.segment_size:
+                    off += os.pwrite(fd, zeros[: self.segment_size - off], off)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.rename(tmp, path)
+        _fsync_dir(self.directory)
+        self._segments[segno] = name
+        return self._fd(segno)
+
+    def _pwrite(self, lsn: int, data, timeline: int) -> None:
+        """Write ``data`` at ``lsn``, creating segments as needed. Lock held."""
+        mv = memoryview(data)
+        while mv:
+            segno, off = divmod(lsn, self.segment_size)
+            fd = self._fds.get(segno)
+            if fd is None:
+                fd = self._fd(segno) if segno in self._segments else self._create_segment(segno, timeline)
+            n = min(len(mv), self.segment_size - off)
+            os.pwrite(fd, mv[:n], off)
+            self._dirty.add(segno)
+            mv = mv[n:]
+            lsn += n
+
+    def _pread(self, lsn: int, size: int) -> bytes:
+        """Read up to ``size`` bytes at ``lsn`` (short at a missing segment)."""
+        parts = []
+        while size > 0:
+            segno, off = divmod(lsn, self.segment_size)
+            if segno not in self._segments:
+                break
+            n = min(size, self.segment_size - off)
+            chunk = os.pread(self._fd(segno), n, off)
+            parts.append(chunk)
+            if len(chunk) < n:
+                break
+            size -= n
+            lsn += n
+        return b"".join(parts)
+
+    # ------------------------------------------------------------- writing
+    def append(self, payload: bytes, timeline: int) -> tuple[int, int]:
+        """Append one record; returns its (start_lsn, end_lsn). Not durable
+        until ``flush`` covers ``end_lsn``."""
+        with self._lock:
+            self._check_open()
+            start = self._write_lsn
+            rec = encode_record(start, timeline, payload)
+            self._pwrite(start, rec, timeline)
+            self._write_lsn = end = start + len(rec)
+            self._timeline = timeline
+            self._write_cond.notify_all()
+            return start, end
+
+    def append_raw(self, start_lsn: int, data: bytes) -> int:
+        """Write framed records received from a primary at ``start_lsn``.
+
+        Raises CorruptWal (writing nothing) if ``start_lsn != write_lsn`` or any
+        record fails verification or the chunk ends mid-record.
+        """
+        records = list(_split_records(data, start_lsn))   # raises CorruptWal
+        if not records:
+            return start_lsn
+        with self._lock:
+            self._check_open()
+            if start_lsn != self._write_lsn:
+                raise CorruptWal(f"WAL chunk starts at {format_lsn(start_lsn)}, but local WAL "
+                                 f"ends at {format_lsn(self._write_lsn)}")
+            tli = records[-1][2]
+            self._pwrite(start_lsn, data, records[0][2])
+            self._write_lsn = end = start_lsn + len(data)
+            self._timeline = tli
+            self._write_cond.notify_all()
+            return end
+
+    def flush(self, upto_lsn: int | None = None) -> int:
+        """Make WAL up to ``upto_lsn`` (default: all written) durable.
+
+        Group commit: one caller (the leader) fdatasyncs everything written so
+        far with the lock released; the others wait and share its result.
+        Returns the flush LSN (>= min(upto_lsn, write_lsn)).
+        """
+        with self._lock:
+            target = self._write_lsn if upto_lsn is None else min(upto_lsn, self._write_lsn)
+            while self._flush_lsn < target:
+                if self._flushing:
+                    self._flush_cond.wait()
+                    continue
+                self._flushing = True
+                goal = self._write_lsn
+                fds = [self._fds[s] for s in self._dirty if s in self._fds]
+                done = set(self._dirty)
+                self._dirty.clear()
+                self._lock.release()
+                try:
+                    for fd in fds:
+                        os.fdatasync(fd)
+                except OSError as exc:
+                    self._lock.acquire()
+                    self._dirty |= done
+                    self._flushing = False
+                    self._flush_cond.notify_all()
+                    raise EngineError(f"WAL fsync failed: {exc}") from exc
+                self._lock.acquire()
+                self._flushing = False
+                self._flush_lsn = max(self._flush_lsn, goal)
+                self._close_old_fds()
+                self._flush_cond.notify_all()
+            return self._flush_lsn
+
+    def _close_old_fds(self) -> None:
+        current = self._write_lsn // self.segment_size
+        for s in [s for s in self._fds if s < current - 1 and s not in self._dirty]:
+            self._close_fd(s)
+
+    # ------------------------------------------------------------- reading
+    def read_raw(self, start_lsn: int, max_bytes: int, limit_lsn: int | None = None) -> bytes:
+        """Whole records from ``start_lsn`` (a record boundary) up to
+        ``max_bytes`` (at least one record), never past ``limit_lsn``
+        (default ``flush_lsn``). Raises EngineError if ``start_lsn`` was
+        recycled, CorruptWal if the bytes there are not a record."""
+        with self._lock:
+            self._check_open()
+            limit = self._flush_lsn if limit_lsn is None else min(limit_lsn, self._write_lsn)
+            if start_lsn < self.oldest_lsn:
+                raise EngineError(f"WAL at {format_lsn(start_lsn)} was removed "
+                                  f"(oldest is {format_lsn(self.oldest_lsn)})")
+            if start_lsn >= limit:
+                return b""
+            buf = self._pread(start_lsn, min(limit - start_lsn, max(max_bytes, HEADER_SIZE)))
+            cut = 0
+            while cut + HEADER_SIZE <= len(buf):
+                _, total, lsn, _ = HEADER.unpack_from(buf, cut)
+                if total < HEADER_SIZE or total > MAX_RECORD or lsn != start_lsn + cut:
+                    raise CorruptWal(f"no WAL record at {format_lsn(start_lsn + cut)}")
+                if cut + total > len(buf):
+                    if cut == 0:    # one record larger than max_bytes: send it whole
+                        buf = self._pread(start_lsn, total)
+                        cut = total
+                    break
+                cut += total
+            return buf[:cut]
+
+    def iter_records(self, start_lsn: int, end_lsn: int | None = None) -> Iterator[WalRecord]:
+        """Yield verified records from ``start_lsn`` until ``end_lsn`` (default:
+        ``write_lsn`` at call time). Raises CorruptWal on a bad record."""
+        with self._lock:
+            end = self._write_lsn if end_lsn is None else min(end_lsn, self._write_lsn)
+        pos = start_lsn
+        while pos < end:
+            chunk = self.read_raw(pos, 1 << 20, end)
+            if not chunk:
+                break
+            for rec_start, total, tli in _split_records(chunk, pos):
+                off = rec_start - pos
+                yield WalRecord(rec_start, rec_start + total, tli,
+                                bytes(chunk[off + HEADER_SIZE: off + total]))
+            pos += len(chunk)
+
+    # ------------------------------------------------------------- waiting
+    def wait_for_write(self, lsn: int, timeout: float | None) -> bool:
+        """Block until ``write_lsn > lsn`` or ``timeout`` seconds; True if so."""
+        return self._wait(self._write_cond, lambda: self._write_lsn > lsn, timeout)
+
+    def wait_for_flush(self, lsn: int, timeout: float | None) -> bool:
+        """Block until ``flush_lsn > lsn`` or ``timeout`` seconds; True if so."""
+        return self._wait(self._flush_cond, lambda: self._flush_lsn > lsn, timeout)
+
+    def _wait(self, cond: threading.Condition, pred, timeout: float | None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            while not pred():
+                if self._closed:
+                    return False
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                cond.wait(remaining)
+            return True
+
+    def wake_all(self) -> None:
+        """Wake every waiter (e.g. so a WAL sender re-checks a stop flag)."""
+        with self._lock:
+            self._write_cond.notify_all()
+            self._flush_cond.notify_all()
+
+    # ----------------------------------------------------- truncate/recycle
+    def truncate(self, lsn: int) -> None:
+        """Durably drop all WAL at/after ``lsn`` (a record boundary, >= oldest)."""
+        with self._lock:
+            self._check_open()
+            while self._flushing:
+                self._flush_cond.wait()
+            if lsn >= self._write_lsn:
+                return
+            if lsn < self.oldest_lsn:
+                raise EngineError(f"cannot truncate WAL to {format_lsn(lsn)}: below the oldest "
+                                  f"retained WAL {format_lsn(self.oldest_lsn)}")
+            self._cut_tail(lsn)
+            self._dirty = {s for s in self._dirty if s in self._segments}
+            self._write_lsn = lsn
+            self._flush_lsn = min(self._flush_lsn, lsn)
+            if not self._segments:
+                self._floor = lsn
+                self._write_floor(lsn)
+            self._flush_cond.notify_all()
+            self._write_cond.notify_all()
+
+    def recycle(self, keep_from_lsn: int) -> int:
+        """Remove segments wholly below ``keep_from_lsn`` (never the current
+        one); keep a few as spares for new segments. Returns the count."""
+        with self._lock:
+            self._check_open()
+            while self._flushing:
+                self._flush_cond.wait()
+            current = self._write_lsn // self.segment_size
+            keep = min(keep_from_lsn, self._write_lsn)
+            gone = [s for s in sorted(self._segments)
+                    if (s + 1) * self.segment_size <= keep and s < current]
+            spares = sum(n.startswith(_SPARE_PREFIX) for n in os.listdir(self.directory))
+            for s in gone:
+                self._close_fd(s)
+                self._dirty.discard(s)
+                path = os.path.join(self.directory, self._segments.pop(s))
+                if spares < _MAX_SPARES:
+                    os.rename(path, os.path.join(self.directory, f"{_SPARE_PREFIX}{s}"))
+                    spares += 1
+                else:
+                    os.unlink(path)
+            if gone:
+                _fsync_dir(self.directory)
+            return len(gone)
+
+    # ----------------------------------------------------------- properties
+    @property
+    def write_lsn(self) -> int:
+        """End of WAL written (valid records), durable or not."""
+        return self._write_lsn
+
+    @property
+    def flush_lsn(self) -> int:
+        """End of WAL known durable."""
+        return self._flush_lsn
+
+    @property
+    def last_timeline(self) -> int:
+        """Timeline of the last record written (or given to ``open``)."""
+        return self._timeline
+
+    @property
+    def oldest_lsn(self) -> int:
+        """Lowest LSN still readable (start of the oldest retained segment,
+        or where this log began)."""
+        if not self._segments:
+            return max(self._floor, self._write_lsn)
+        return max(self._floor, min(self._segments) * self.segment_size)
+
+    def segment_files(self) -> list[str]:
+        """Names of the retained segment files, oldest first."""
+        with self._lock:
+            return [self._segments[s] for s in sorted(self._segments)]
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise EngineError("WAL is closed")
+
+    def close(self) -> None:
+        """Flush nothing; close files. Waiters are woken and return False."""
+        with self._lock:
+            while self._flushing:
+                self._flush_cond.wait()
+            self._closed = True
+            for s in list(self._fds):
+                self._close_fd(s)
+            self._write_cond.notify_all()
+            self._flush_cond.notify_all()
+
+
+def _split_records(data, start_lsn: int) -> Iterator[tuple[int, int, int]]:
+    """Verify ``data`` is whole records from ``start_lsn``; yield
+    (record_start, total_len, timeline). Raises CorruptWal."""
+    out = []
+    off = 0
+    n = len(data)
+    while off < n:
+        ok = verify_record(data, off, start_lsn + off)
+        if ok is None:
+            raise CorruptWal(f"bad WAL record at {format_lsn(start_lsn + off)}")
+        out.append((start_lsn + off, ok[0], ok[1]))
+        off += ok[0]
+    return iter(out)
