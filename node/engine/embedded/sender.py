@@ -1,0 +1,172 @@
+"""WAL sender: streams a primary's WAL to one standby (like a walsender).
+
+The rule: **only flushed WAL is sent** (``Wal.read_raw`` stops at the flush
+LSN), so a standby never holds WAL its primary could lose in a crash, and the
+chunks are byte-exact copies of the primary's log.
+
+One ``WalSender`` per ``WalStream.Stream`` call. ``messages()`` is the
+generator the servicer returns: it sends chunks the moment the WAL flush LSN
+moves (it blocks on the WAL's flush condition, no polling), and a keepalive
+when idle. A reader thread consumes the standby's ``Feedback`` and pushes it
+into the slot, the sync-rep waiters and the lag tracker at once.
+"""
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Iterator
+
+from node.engine.base import StandbyInfo
+from node.engine.embedded.syncrep import StandbyPosition
+from protos import walstream_pb2
+from walrus.errors import CorruptWal, EngineError
+from walrus.log import log_event
+from walrus.lsn import format_lsn
+
+if TYPE_CHECKING:
+    from node.engine.embedded.engine import EmbeddedEngine
+
+log = logging.getLogger(__name__)
+
+MAX_CHUNK = 512 * 1024
+KEEPALIVE_S = 1.0
+_LAG_SAMPLES = 4096
+
+
+@dataclass
+class _Lag:
+    """Time between WAL being flushed locally and the standby confirming it."""
+    write_s: float = 0.0
+    flush_s: float = 0.0
+    replay_s: float = 0.0
+
+
+class LagTracker:
+    """Samples of (lsn, local time it became sendable); confirmations turn them
+    into write/flush/replay lags in seconds, like pg_stat_replication."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic):
+        self._clock = clock
+        self._samples: collections.deque[tuple[int, float]] = collections.deque(maxlen=_LAG_SAMPLES)
+        self._cursor = [0, 0, 0]   # index into samples per kind is implicit: we keep 3 deques
+        self._queues = [collections.deque(maxlen=_LAG_SAMPLES) for _ in range(3)]
+        self.lag = _Lag()
+
+    def sent(self, lsn: int) -> None:
+        now = self._clock()
+        for q in self._queues:
+            q.append((lsn, now))
+
+    def confirm(self, write: int, flush: int, replay: int) -> None:
+        now = self._clock()
+        results = []
+        for q, lsn in zip(self._queues, (write, flush, replay)):
+            last = None
+            while q and q[0][0] <= lsn:
+                last = q.popleft()
+            results.append(None if last is None else now - last[1])
+        if results[0] is not None:
+            self.lag.write_s = results[0]
+        if results[1] is not None:
+            self.lag.flush_s = results[1]
+        if results[2] is not None:
+            self.lag.replay_s = results[2]
+
+
+class SenderRefused(Exception):
+    """The standby may not stream (stale term, lost slot, removed WAL, ...).
+    ``needs_reclone`` tells the standby it cannot catch up from WAL."""
+
+    def __init__(self, message: str, needs_reclone: bool = False):
+        super().__init__(message)
+        self.needs_reclone = needs_reclone
+
+
+class WalSender:
+    """Streams WAL from ``start_lsn`` to standby ``name`` until stopped."""
+
+    def __init__(self, engine: "EmbeddedEngine", name: str, start_lsn: int):
+        self.engine = engine
+        self.name = name
+        self.sent_lsn = start_lsn
+        self.write_lsn = self.flush_lsn = self.apply_lsn = 0
+        self.lag = LagTracker()
+        self._stop = threading.Event()
+
+    def stop(self) -> None:
+        """Ask the stream to end (it wakes from its WAL wait at once)."""
+        self._stop.set()
+        self.engine.storage.wal.wake_all()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
+    def read_feedback(self, request_iterator: Iterator[walstream_pb2.StandbyMessage]) -> None:
+        """Consume feedback until the standby hangs up (runs in its own thread)."""
+        try:
+            for msg in request_iterator:
+                if self._stop.is_set():
+                    break
+                if msg.WhichOneof("msg") == "feedback":
+                    self.on_feedback(msg.feedback)
+        except Exception as exc:   # the RPC ended (cancelled, broken): just stop
+            log_event(log, "walsender_feedback_end", logging.DEBUG, standby=self.name, error=type(exc).__name__)
+        finally:
+            self.stop()
+
+    def on_feedback(self, fb: walstream_pb2.Feedback) -> None:
+        self.write_lsn = max(self.write_lsn, fb.write_lsn)
+        self.flush_lsn = max(self.flush_lsn, fb.flush_lsn)
+        self.apply_lsn = max(self.apply_lsn, fb.apply_lsn)
+        self.engine.syncrep.update(StandbyPosition(self.name, self.write_lsn, self.flush_lsn, self.apply_lsn))
+        self.engine.slots.advance(self.name, self.flush_lsn)
+        self.lag.confirm(self.write_lsn, self.flush_lsn, self.apply_lsn)
+
+    def messages(self) -> Iterator[walstream_pb2.WalMessage]:
+        """Chunks as soon as WAL is flushed; keepalives when idle."""
+        wal = self.engine.storage.wal
+        last_send = time.monotonic()
+        while not self._stop.is_set() and self.engine.is_serving_wal():
+            try:
+                data = wal.read_raw(self.sent_lsn, MAX_CHUNK)
+            except CorruptWal as exc:
+                raise SenderRefused(f"cannot send WAL at {format_lsn(self.sent_lsn)}: {exc}") from exc
+            except EngineError as exc:
+                raise SenderRefused(f"requested WAL was removed: {exc}; the standby needs a re-clone",
+                                    needs_reclone=True) from exc
+            if data:
+                start = self.sent_lsn
+                self.sent_lsn = start + len(data)
+                self.lag.sent(self.sent_lsn)
+                last_send = time.monotonic()
+                yield walstream_pb2.WalMessage(chunk=walstream_pb2.WalChunk(
+                    start_lsn=start, data=data, primary_flush_lsn=wal.flush_lsn,
+                    timeline=self.engine.timeline, term=self.engine.term))
+                continue
+            idle = time.monotonic() - last_send
+            if idle >= KEEPALIVE_S:
+                last_send = time.monotonic()
+                yield walstream_pb2.WalMessage(keepalive=walstream_pb2.Keepalive(
+                    primary_write_lsn=wal.write_lsn, primary_flush_lsn=wal.flush_lsn,
+                    timeline=self.engine.timeline, term=self.engine.term, primary_time=time.time()))
+                continue
+            wal.wait_for_flush(self.sent_lsn, KEEPALIVE_S - idle)
+
+    def info(self, primary_flush_lsn: int, sync_state: str) -> StandbyInfo:
+        """A pg_stat_replication row for ``EngineStatus.standbys``."""
+        lag = self.lag.lag
+        caught_up = self.apply_lsn >= primary_flush_lsn
+        return StandbyInfo(
+            name=self.name, sent_lsn=self.sent_lsn, write_lsn=self.write_lsn,
+            flush_lsn=self.flush_lsn, replay_lsn=self.apply_lsn,
+            send_lag_bytes=max(0, primary_flush_lsn - self.sent_lsn),
+            flush_lag_bytes=max(0, primary_flush_lsn - self.flush_lsn),
+            replay_lag_bytes=max(0, primary_flush_lsn - self.apply_lsn),
+            write_lag_s=0.0 if caught_up else lag.write_s,
+            flush_lag_s=0.0 if caught_up else lag.flush_s,
+            replay_lag_s=0.0 if caught_up else lag.replay_s,
+            sync_state=sync_state)

@@ -1,0 +1,134 @@
+"""The ``Store`` gRPC servicer: a thin adapter from messages to the engine.
+
+Limits and errors (the client-facing contract):
+
+* keys: 1 .. ``max_key_bytes`` bytes (default 1024); values: 0 ..
+  ``max_value_bytes`` bytes (default 1 MiB); a batch: 1 .. 10,000 ops;
+  the commit level must be a known ``CommitLevel`` value (0 = the server's
+  ``synchronous_commit``). Anything else: INVALID_ARGUMENT with a sentence.
+* a standby refuses writes: FAILED_PRECONDITION naming its primary.
+* a fenced primary (or one past its lease deadline): UNAVAILABLE with the
+  fence reason; the write may or may not be durable, it is never acknowledged.
+* reads are served by every role; on a standby ``GetReply.lag_bytes`` /
+  ``lag_s`` say how far behind the primary the answer is.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import grpc
+
+from node.engine.base import CommitLevel
+from protos import store_pb2, store_pb2_grpc
+from walrus.errors import EngineError, Fenced, WrongRole
+
+if TYPE_CHECKING:
+    from node.engine.embedded.engine import EmbeddedEngine
+
+MAX_BATCH_OPS = 10_000
+
+_LEVELS = {
+    store_pb2.COMMIT_DEFAULT: None,
+    store_pb2.COMMIT_OFF: CommitLevel.OFF,
+    store_pb2.COMMIT_LOCAL: CommitLevel.LOCAL,
+    store_pb2.COMMIT_REMOTE_WRITE: CommitLevel.REMOTE_WRITE,
+    store_pb2.COMMIT_ON: CommitLevel.ON,
+    store_pb2.COMMIT_REMOTE_APPLY: CommitLevel.REMOTE_APPLY,
+}
+
+
+class BadArgument(ValueError):
+    """A request argument is invalid; the message is the client's sentence."""
+
+
+def level_from_proto(value: int) -> CommitLevel | None:
+    """Proto enum -> CommitLevel (None = server default); BadArgument if unknown."""
+    try:
+        return _LEVELS[value]
+    except KeyError:
+        raise BadArgument(f"unknown commit level {value} (known: 0..5, see store.proto CommitLevel)") from None
+
+
+def check_key(key: bytes, max_key: int) -> None:
+    if not key:
+        raise BadArgument("key must not be empty")
+    if len(key) > max_key:
+        raise BadArgument(f"key is {len(key)} bytes; the limit is {max_key} bytes (max_key_bytes)")
+
+
+def check_value(value: bytes, max_value: int) -> None:
+    if len(value) > max_value:
+        raise BadArgument(f"value is {len(value)} bytes; the limit is {max_value} bytes (max_value_bytes)")
+
+
+def ops_from_batch(req: store_pb2.BatchRequest, max_key: int, max_value: int) -> list[tuple[bytes, bytes | None]]:
+    """Validate a batch into ``[(key, value or None for delete)]``."""
+    if not req.ops:
+        raise BadArgument("batch must contain at least one op")
+    if len(req.ops) > MAX_BATCH_OPS:
+        raise BadArgument(f"batch has {len(req.ops)} ops; the limit is {MAX_BATCH_OPS}")
+    out = []
+    for i, op in enumerate(req.ops):
+        try:
+            check_key(op.key, max_key)
+            if op.delete and op.value:
+                raise BadArgument("a delete op must not carry a value")
+            check_value(op.value, max_value)
+        except BadArgument as exc:
+            raise BadArgument(f"op {i}: {exc}") from None
+        out.append((op.key, None if op.delete else op.value))
+    return out
+
+
+class StoreServicer(store_pb2_grpc.StoreServicer):
+    """Put / Delete / Batch / Get against one ``EmbeddedEngine``."""
+
+    def __init__(self, engine: "EmbeddedEngine"):
+        self._engine = engine
+        self._max_key = engine.config.max_key_bytes
+        self._max_value = engine.config.max_value_bytes
+
+    def _write(self, context, ops, level):
+        try:
+            res = self._engine.write(ops, level)
+        except WrongRole as exc:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+        except Fenced as exc:
+            context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+        except EngineError as exc:
+            context.abort(grpc.StatusCode.INTERNAL, str(exc))
+        return store_pb2.WriteReply(lsn=res.lsn, timeline=res.timeline, term=res.term)
+
+    def Put(self, request, context):
+        try:
+            check_key(request.key, self._max_key)
+            check_value(request.value, self._max_value)
+            level = level_from_proto(request.level)
+        except BadArgument as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        return self._write(context, [(request.key, request.value)], level)
+
+    def Delete(self, request, context):
+        try:
+            check_key(request.key, self._max_key)
+            level = level_from_proto(request.level)
+        except BadArgument as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        return self._write(context, [(request.key, None)], level)
+
+    def Batch(self, request, context):
+        try:
+            ops = ops_from_batch(request, self._max_key, self._max_value)
+            level = level_from_proto(request.level)
+        except BadArgument as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        return self._write(context, ops, level)
+
+    def Get(self, request, context):
+        try:
+            check_key(request.key, self._max_key)
+        except BadArgument as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        res = self._engine.read(request.key)
+        return store_pb2.GetReply(found=res.found, value=res.value or b"", replay_lsn=res.replay_lsn,
+                                  lag_bytes=res.lag_bytes, lag_s=res.lag_s, role=res.role)

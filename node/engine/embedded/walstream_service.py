@@ -1,0 +1,87 @@
+"""The ``WalStream`` gRPC servicer: replication stream, timeline history and
+base backups, as a thin adapter over ``EmbeddedEngine``.
+
+Errors: the first stream message must be ``StartReplication`` with a
+non-empty standby name (else INVALID_ARGUMENT); a refused stream (stale term,
+not a primary, lost slot, removed WAL, diverged timeline) gets
+FAILED_PRECONDITION; when the standby cannot catch up from WAL the sentence
+contains ``NEEDS_RECLONE_MARK``, which the receiver turns into
+``needs_reclone`` in its status.
+"""
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING
+
+import grpc
+
+from node.engine.embedded.sender import SenderRefused
+from protos import walstream_pb2, walstream_pb2_grpc
+
+if TYPE_CHECKING:
+    from node.engine.embedded.engine import EmbeddedEngine
+
+NEEDS_RECLONE_MARK = "needs a re-clone"
+BACKUP_CHUNK = 1 << 20
+
+
+def refusal_text(exc: SenderRefused) -> str:
+    text = str(exc)
+    if exc.needs_reclone and NEEDS_RECLONE_MARK not in text:
+        text += f"; the standby {NEEDS_RECLONE_MARK}"
+    return text
+
+
+class WalStreamServicer(walstream_pb2_grpc.WalStreamServicer):
+    """Serves standbys of one ``EmbeddedEngine``."""
+
+    def __init__(self, engine: "EmbeddedEngine"):
+        self._engine = engine
+
+    def Stream(self, request_iterator, context):
+        try:
+            first = next(request_iterator)
+        except StopIteration:
+            return
+        if first.WhichOneof("msg") != "start" or not first.start.standby_name:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                          "the first stream message must be StartReplication with a standby_name")
+        try:
+            sender = self._engine.open_sender(first.start)
+        except SenderRefused as exc:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, refusal_text(exc))
+        context.add_callback(sender.stop)
+        reader = threading.Thread(target=sender.read_feedback, args=(request_iterator,),
+                                  name=f"walsender-fb-{sender.name}", daemon=True)
+        reader.start()
+        try:
+            yield from sender.messages()
+        except SenderRefused as exc:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, refusal_text(exc))
+        finally:
+            self._engine.close_sender(sender)
+
+    def TimelineHistory(self, request, context):
+        current, entries = self._engine.timeline_history()
+        return walstream_pb2.TimelineHistoryReply(
+            current_timeline=current,
+            entries=[walstream_pb2.TimelineHistoryEntry(timeline=t, switch_lsn=lsn, reason=reason)
+                     for t, lsn, reason in entries])
+
+    def BaseBackup(self, request, context):
+        if not request.standby_name:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "BaseBackup needs a standby_name")
+        try:
+            lsn, timeline, term, data = self._engine.base_backup(request.standby_name)
+        except SenderRefused as exc:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, refusal_text(exc))
+        view = memoryview(data)
+        off = 0
+        while True:
+            piece = bytes(view[off:off + BACKUP_CHUNK])
+            off += len(piece)
+            last = off >= len(data)
+            yield walstream_pb2.BaseBackupChunk(checkpoint_lsn=lsn, timeline=timeline, data=piece,
+                                                last=last, term=term)
+            if last:
+                return
