@@ -64,3 +64,8 @@ class Keyspace:
     def failover_state(self) -> str:
         """In-flight failover of the active orchestrator, so a successor can finish it."""
         return self.prefix + "failover"
+
+    @property
+    def initialize(self) -> str:
+        """Who bootstrapped the cluster (create-if-absent, permanent)."""
+        return self.prefix + "initialize"

@@ -14,10 +14,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import types
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Mapping, TypeVar
+from typing import Any, Iterable, Mapping, TypeVar
+
+from walrus.keyspace import Keyspace
+from walrus.log import log_event
+
+log = logging.getLogger(__name__)
 
 R = TypeVar("R", bound="_Record")
 
@@ -220,3 +226,54 @@ class ClusterView:
     def members_by_name(self) -> dict[str, MemberRecord]:
         """A fresh dict name -> record (the view itself stays immutable)."""
         return {m.name: m for m in self.members}
+
+
+def build_view(keys: Keyspace, revision: int, items: Iterable[tuple[bytes, bytes, int, int]]) -> ClusterView:
+    """Parse ``(key, value, lease, mod_revision)`` items of one read into a ClusterView.
+
+    Pure. A malformed value is logged and its key listed in ``skipped``;
+    it never raises for bad data. Keys under ``history/`` and unknown keys
+    are ignored.
+    """
+    fields: dict[str, Any] = {"revision": revision}
+    members, skipped = [], []
+    for raw_key, value, lease, mod in items:
+        key = raw_key.decode(errors="replace")
+        if not key.startswith(keys.prefix):
+            continue
+        name = key[len(keys.prefix):]
+        try:
+            _apply(fields, members, name, value, lease, mod)
+        except MalformedRecord as exc:
+            skipped.append(key)
+            log_event(log, "skip malformed key", logging.WARNING, key=key, problem=str(exc))
+    members.sort(key=lambda m: m.name)
+    return ClusterView(members=tuple(members), skipped=tuple(skipped), **fields)
+
+
+def _apply(fields: dict, members: list, name: str, value: bytes, lease: int, mod: int) -> None:
+    if name.startswith("members/"):
+        rec = MemberRecord.from_json(value)
+        if rec.name != name[len("members/"):]:
+            raise MalformedRecord(f"member record names {rec.name!r}")
+        members.append(rec)
+    elif name == "leader":
+        fields.update(leader=LeaderRecord.from_json(value), leader_lease=lease, leader_mod_revision=mod)
+    elif name == "term":
+        fields["term"] = _typed(parse_json(value), int, "term")
+    elif name == "sync":
+        fields.update(sync=SyncRecord.from_json(value), sync_mod_revision=mod)
+    elif name == "config":
+        fields.update(config=_typed(parse_json(value), dict, "config"), config_mod_revision=mod)
+    elif name == "pause":
+        fields["paused"] = _typed(parse_json(value), bool, "pause")
+    elif name in ("switchover", "failover"):
+        fields[name] = _typed(parse_json(value), dict, name)
+    elif name in ("orchestrator", "initialize"):
+        fields[name] = _typed(parse_json(value), str, name)
+
+
+def _typed(value: Any, kind: type, what: str) -> Any:
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise MalformedRecord(f"{what}: expected {kind.__name__}, got {value!r}")
+    return value
