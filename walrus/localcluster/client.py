@@ -13,7 +13,18 @@ from typing import Callable, Iterator
 import grpc
 
 from protos import cluster_pb2, cluster_pb2_grpc, node_agent_pb2, node_agent_pb2_grpc
+from walrus import grpcutil
 from walrus.errors import WalrusError
+
+# Reconnect fast: a restarted or newly promoted peer must be reachable within
+# milliseconds, not after grpc's default 1 s+ backoff.
+FAST_RECONNECT = [("grpc.initial_reconnect_backoff_ms", 50), ("grpc.min_reconnect_backoff_ms", 50),
+                  ("grpc.max_reconnect_backoff_ms", 250)]
+
+
+def fast_channel(address: str) -> grpc.Channel:
+    """A channel to ``host:port`` with keepalives and a short reconnect backoff."""
+    return grpcutil.channel(address, FAST_RECONNECT)
 
 _RETRY_NEXT = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNIMPLEMENTED)
 
@@ -50,7 +61,7 @@ class ClusterClient:
         with self._lock:
             ch = self._channels.get(address)
             if ch is None:
-                ch = self._channels[address] = grpc.insecure_channel(address)
+                ch = self._channels[address] = fast_channel(address)
         return cluster_pb2_grpc.ClusterStub(ch)
 
     def close(self) -> None:
@@ -149,7 +160,7 @@ class AgentClient:
         with self._lock:
             ch = self._channels.get(address)
             if ch is None:
-                ch = self._channels[address] = grpc.insecure_channel(address)
+                ch = self._channels[address] = fast_channel(address)
         try:
             return node_agent_pb2_grpc.NodeAgentStub(ch).GetStatus(node_agent_pb2.GetStatusRequest(),
                                                                    timeout=self.timeout_s)

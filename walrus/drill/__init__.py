@@ -1,0 +1,1 @@
+"""Chaos failover drills (``walrus drill``): workload, checker, report, scenarios."""

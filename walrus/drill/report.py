@@ -1,0 +1,98 @@
+"""Drill reports: per-round results, summary statistics, a table and JSON.
+
+Pure: builds plain data from ``RoundResult``s; the CLI prints or writes it.
+"""
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import asdict, dataclass, field
+
+from walrus.localcluster.table import format_table
+
+
+@dataclass(frozen=True)
+class RoundResult:
+    """One drill round. ``None`` means "not measured" (e.g. the round failed)."""
+    round: int
+    scenario: str
+    old_primary: str
+    new_primary: str | None
+    rto_s: float | None
+    rejoin_s: float | None
+    acked_writes: int
+    lost_acked_writes: int
+    failed_writes: int = 0
+    term_before: int = 0
+    term_after: int = 0
+    acked_by: dict = field(default_factory=dict)
+    rpo_receipt: dict = field(default_factory=dict)     # the history record of the failover
+    dual_primary_acks: int = 0                          # freeze-primary: acks by two primaries at once
+    frozen_s: float | None = None
+    lost_keys_sample: tuple[str, ...] = ()
+    error: str = ""
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["lost_keys_sample"] = list(self.lost_keys_sample)
+        for k in ("rto_s", "rejoin_s", "frozen_s"):
+            if data[k] is not None:
+                data[k] = round(data[k], 4)
+        return data
+
+
+def quantile(values: list[float], q: float) -> float | None:
+    """Nearest-rank quantile (q in 0..1) of ``values``; None if empty."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q * len(ordered)))
+    return ordered[rank - 1]
+
+
+def _r(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+def summarize(rounds: list[RoundResult]) -> dict:
+    """Summary statistics over the rounds (seconds, counts)."""
+    rtos = [r.rto_s for r in rounds if r.rto_s is not None]
+    rejoins = [r.rejoin_s for r in rounds if r.rejoin_s is not None]
+    return {
+        "rounds": len(rounds),
+        "failed_rounds": sum(1 for r in rounds if r.error),
+        "rto_median_s": _r(statistics.median(rtos)) if rtos else None,
+        "rto_p90_s": _r(quantile(rtos, 0.9)),
+        "rto_min_s": _r(min(rtos, default=None)),
+        "rto_max_s": _r(max(rtos, default=None)),
+        "rejoin_median_s": _r(statistics.median(rejoins)) if rejoins else None,
+        "rejoin_max_s": _r(max(rejoins, default=None)),
+        "acked_writes_total": sum(r.acked_writes for r in rounds),
+        "lost_acked_writes_total": sum(r.lost_acked_writes for r in rounds),
+        "dual_primary_acks_total": sum(r.dual_primary_acks for r in rounds),
+    }
+
+
+def document(rounds: list[RoundResult], config: dict) -> dict:
+    """The ``--json`` document: ``{"rounds": [...], "summary": {...}, "config": {...}}``."""
+    return {"rounds": [r.to_json() for r in rounds], "summary": summarize(rounds), "config": config}
+
+
+def _s(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def rounds_table(rounds: list[RoundResult]) -> str:
+    rows = [[r.round, r.old_primary, r.new_primary or "-", _s(r.rto_s), _s(r.rejoin_s), r.acked_writes,
+             r.lost_acked_writes, r.dual_primary_acks if r.scenario == "freeze-primary" else "-",
+             r.rpo_receipt.get("bytes_possibly_lost", "-") if r.rpo_receipt else "-", r.error or "ok"]
+            for r in rounds]
+    return format_table(["round", "old_primary", "new_primary", "rto_s", "rejoin_s", "acked", "lost",
+                         "dual_acks", "rpo_bytes?", "result"], rows)
+
+
+def summary_text(summary: dict) -> str:
+    return (f"RTO median {_s(summary['rto_median_s'])} s, p90 {_s(summary['rto_p90_s'])} s, "
+            f"max {_s(summary['rto_max_s'])} s; rejoin median {_s(summary['rejoin_median_s'])} s; "
+            f"acknowledged writes {summary['acked_writes_total']}, lost {summary['lost_acked_writes_total']}; "
+            f"failed rounds {summary['failed_rounds']}")
