@@ -30,6 +30,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def port_is_free(port: int) -> bool:
+    """True if nothing listens on 127.0.0.1:``port`` (so our etcd, and only it, will answer there)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
 def find_etcd(binary: str | None = None) -> str:
     """Path of the etcd binary; EtcdServerError says how to install it."""
     candidates = [binary] if binary else [os.environ.get("WALRUS_ETCD", ""), shutil.which("etcd") or "",
@@ -81,6 +92,9 @@ class EtcdServer:
         """Start etcd and wait (up to ``timeout`` s) until it serves requests."""
         if self.process is not None and self.process.poll() is None:
             return self
+        for port in (self.client_port, self.peer_port):
+            if not port_is_free(port):
+                raise EtcdServerError(f"port {port} on 127.0.0.1 is already in use (another etcd?)")
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
         try:

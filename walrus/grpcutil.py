@@ -81,3 +81,20 @@ def map_rpc_error(exc: grpc.RpcError, what: str) -> WalrusError:
     if code == grpc.StatusCode.UNAVAILABLE and "fenced" in (detail or "").lower():
         return Fenced(text)
     return EngineError(text)
+
+
+def is_connection_refused(exc: BaseException) -> bool:
+    """True only if the peer's port actively refused the TCP connection.
+
+    gRPC reports a closed port as UNAVAILABLE with "...Failed to connect to
+    remote host: Connection refused" in the details (ECONNREFUSED), at once.
+    A hung peer (SIGSTOP, blackholed, a socket that never answers) shows up
+    as DEADLINE_EXCEEDED instead, and a dropped connection as UNAVAILABLE
+    "Socket closed"/"Connection reset": neither proves the peer is dead, so
+    both are False here (DESIGN.md, fast path).
+    """
+    if not isinstance(exc, grpc.RpcError) or not hasattr(exc, "code"):
+        return False
+    if exc.code() is not grpc.StatusCode.UNAVAILABLE:
+        return False
+    return "connection refused" in (exc.details() or "").lower()
