@@ -131,7 +131,7 @@ def plan(state: LeaseState, now: float) -> LeasePlan:
 
 
 class LeaseDcs(Protocol):
-    def refresh_lease(self, lease_id: int) -> float: ...
+    def refresh_lease(self, lease_id: int, *, deadline_s: float | None = None) -> float: ...
 
 
 class LeaseKeeper:
@@ -204,7 +204,7 @@ class LeaseKeeper:
             raise LeaseLost("no lease granted")
         with self._renew_lock:
             sent = self._clock()
-            self._dcs.refresh_lease(lease_id)
+            self._dcs.refresh_lease(lease_id, deadline_s=self._ttl / 3.0)
         with self._lock:
             if self._lease_id != lease_id or self._state is None:
                 raise LeaseLost("lease replaced while renewing")
@@ -226,7 +226,7 @@ class LeaseKeeper:
             elif step.action is LeaseAction.FENCE:
                 self._fence(lease_id, step.reason)
             else:
-                self._renew(lease_id)
+                self._renew(lease_id, state)
 
     def _wait(self, seconds: float | None) -> None:
         self._wake.wait(timeout=None if seconds is None else max(0.0, seconds))
@@ -240,11 +240,15 @@ class LeaseKeeper:
         log_event(log, "lease.deadline_missed", logging.WARNING, action="fence", reason=reason)
         self._on_deadline(reason)
 
-    def _renew(self, lease_id: int) -> None:
+    def _renew(self, lease_id: int, state: LeaseState) -> None:
         with self._renew_lock:
             sent = self._clock()
+            # Never wait on etcd past the fencing deadline (nor longer than a period).
+            budget = state.interval
+            if state.holding and not state.fenced:
+                budget = min(budget, state.deadline - sent)
             try:
-                self._dcs.refresh_lease(lease_id)
+                self._dcs.refresh_lease(lease_id, deadline_s=max(0.05, budget))
                 error = None
             except (LeaseLost, DcsUnavailable) as exc:
                 error = exc

@@ -75,7 +75,7 @@ class FakeDcs:
         self.clock, self.script, self.calls = clock, list(script), []
         self.done = threading.Event()
 
-    def refresh_lease(self, lease_id):
+    def refresh_lease(self, lease_id, deadline_s=None):
         self.calls.append((lease_id, self.clock.t))
         if not self.script:
             self.done.set()

@@ -1,0 +1,265 @@
+"""The agent's actions: the loop's steps (``reconcile.Step``) and the RPCs.
+
+Every function takes the ``NodeAgent`` and runs under ``agent.lock``. The RPC
+actions return ``(changed, detail)`` and raise ``StaleTerm`` / ``Refused`` /
+``DcsUnavailable`` / engine errors, which the servicer maps to status codes.
+Each is idempotent: asking for the state the node is already in returns
+``changed=False``. Terms are fencing tokens: an older term is refused.
+"""
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from node.agent.convert import RepointRequest, TermRequest
+from node.agent.reconcile import Decision
+from node.engine.base import RejoinMethod, Role, Upstream
+from walrus.errors import DcsUnavailable, LeaseLost, StaleTerm, WalrusError
+from walrus.log import log_event
+from walrus.records import ClusterView
+
+if TYPE_CHECKING:
+    from node.agent.agent import NodeAgent
+
+log = logging.getLogger(__name__)
+
+
+class Refused(WalrusError):
+    """The request cannot be done in the node's current state (FAILED_PRECONDITION)."""
+
+
+# -- loop steps -------------------------------------------------------------------------
+
+def keep(agent: "NodeAgent", d: Decision, view: ClusterView) -> None:
+    from node.agent.agent import AgentState
+    s = agent.engine.status()
+    if agent.held_term:
+        agent.apply_sync(view)
+        if agent.fenced_by_deadline:
+            _reconfirm(agent)
+        return
+    if s.role is Role.STANDBY and view.leader is not None:
+        agent._set_state(AgentState.STANDBY, d.reason)
+
+
+def _reconfirm(agent: "NodeAgent") -> None:
+    """The deadline passed but a later renewal succeeded and the view still
+    shows our leader key: the lease never expired, so writes may resume."""
+    snap = agent.keeper.snapshot()
+    if snap is None or snap.fenced or snap.deadline <= agent.clock():
+        return
+    agent.engine.set_lease_deadline(snap.deadline)
+    agent.engine.unfence()
+    agent.fenced_by_deadline = False
+    log_event(log, "leader.reconfirmed", term=agent.held_term, reason="lease renewed after a missed deadline")
+
+
+def wait(agent: "NodeAgent", d: Decision, view: ClusterView) -> None:
+    from node.agent.agent import AgentState
+    role = agent.engine.status().role
+    if role is Role.PRIMARY:
+        agent.engine.fence(d.reason)
+    agent._set_state(AgentState.FENCED if role is Role.PRIMARY else AgentState.WAITING, d.reason)
+
+
+def bootstrap(agent: "NodeAgent", d: Decision, view: ClusterView) -> None:
+    """Claim ``initialize``; the winner creates timeline 1, takes term 1 and unfences."""
+    from node.agent.agent import AgentState
+    me = agent.config.name
+    if view.initialize != me and not agent.dcs.claim_initialize(me, deadline_s=agent.config.retry_timeout):
+        log_event(log, "bootstrap.lost_race", reason="another node claimed initialize")
+        agent.wake()
+        return
+    agent._set_state(AgentState.BOOTSTRAPPING, d.reason)
+    agent.engine.bootstrap()
+    agent.engine.fence("bootstrapped: leadership not proven yet")
+    agent.engine.start()
+    agent.engine.fence("bootstrapped: leadership not proven yet")
+    _take_leadership(agent, 1, "bootstrap")
+
+
+def clone(agent: "NodeAgent", d: Decision, view: ClusterView) -> None:
+    from node.agent.agent import AgentState
+    agent._set_state(AgentState.CLONING, d.reason)
+    agent.engine.clone(d.upstream)
+    agent.engine.start()
+    agent.engine.follow(d.upstream, d.term)
+    agent.engine.unfence()     # a standby refuses writes by role; no stale fence in its status
+    agent._set_state(AgentState.STANDBY, f"cloned from {d.upstream}")
+
+
+def follow_leader(agent: "NodeAgent", d: Decision, view: ClusterView) -> None:
+    from node.agent.agent import AgentState
+    if agent.engine.status().role is Role.STOPPED:
+        agent.engine.start()
+    agent.engine.follow(d.upstream, d.term)
+    agent.engine.unfence()
+    agent._set_state(AgentState.STANDBY, f"following {d.upstream} at term {d.term}")
+
+
+def rejoin_leader(agent: "NodeAgent", d: Decision, view: ClusterView) -> None:
+    from node.agent.agent import AgentState
+    agent._set_state(AgentState.REJOINING, d.reason)
+    agent.engine.fence(f"rejoining {d.upstream}")
+    if agent.engine.status().role is Role.STOPPED:
+        agent.engine.start()
+        agent.engine.fence(f"rejoining {d.upstream}")
+    method = agent.engine.rejoin(d.upstream, d.term, allow_reclone=True)
+    agent.engine.unfence()
+    agent._set_state(AgentState.STANDBY, f"rejoined {d.upstream} ({method.value})")
+
+
+def leadership_lost(agent: "NodeAgent", d: Decision, view: ClusterView) -> None:
+    agent._fence(d.reason)
+    agent._drop_leader(d.reason)
+    agent.wake()        # next iteration: find and rejoin the new leader
+
+
+# -- leadership -------------------------------------------------------------------------
+
+def _take_leadership(agent: "NodeAgent", term: int, reason: str) -> None:
+    """acquire_leader(expected_term=term-1), promote the engine, set the
+    deadline, unfence. Raises Refused when etcd refuses."""
+    from node.agent.agent import AgentState
+    lease = agent.keeper.lease_id
+    if lease is None:
+        raise DcsUnavailable("no etcd lease at the moment; retry")
+    agent.keeper.renew_now()
+    got = agent.dcs.acquire_leader(lease, agent.leader_record(term), expected_term=term - 1,
+                                   deadline_s=agent.config.retry_timeout)
+    if got is None:
+        raise Refused(f"cannot take the leader key at term {term}: it is held, or the term moved on")
+    agent.held_term = got
+    agent.highest_term = max(agent.highest_term, got)
+    agent.leader_term = got
+    try:
+        s = agent.engine.status()
+        if s.role is not Role.PRIMARY or s.term < got:
+            agent.engine.promote(got)
+        agent.dcs.update_leader(lease, agent.leader_record(got), deadline_s=agent.config.retry_timeout)
+        agent.keeper.set_holding(True)
+        snap = agent.keeper.snapshot()
+        if snap is None or snap.deadline <= agent.clock():
+            raise LeaseLost("lease deadline passed while promoting")
+        agent.engine.set_lease_deadline(snap.deadline)
+    except WalrusError:
+        _abandon(agent, got, "promotion failed")
+        raise
+    agent.fenced_by_deadline = False
+    agent.engine.unfence()
+    agent._applied_sync = None
+    if agent.view is not None:
+        agent.apply_sync(agent.view)
+    log_event(log, "leader.acquired", term=got, reason=reason)
+    agent._set_state(AgentState.PRIMARY, f"{reason}: leader at term {got}")
+
+
+def _abandon(agent: "NodeAgent", term: int, reason: str) -> None:
+    agent._fence(reason)
+    lease = agent.keeper.lease_id
+    agent._drop_leader(reason)
+    if lease is not None:
+        try:
+            agent.dcs.release_leader(lease, term, deadline_s=agent.config.retry_timeout)
+        except WalrusError as exc:
+            log_event(log, "leader.release_failed", logging.WARNING, term=term, error=exc)
+
+
+def _check_term(agent: "NodeAgent", term: int, *, allow_equal: bool) -> None:
+    current = max(agent.highest_term, agent.held_term)
+    if term < current or (term == current and not allow_equal):
+        raise StaleTerm(f"stale term {term}, current {current}")
+
+
+# -- RPC actions -----------------------------------------------------------------------
+
+def promote(agent: "NodeAgent", req: TermRequest) -> tuple[bool, str]:
+    """Become primary at ``req.term`` (= etcd term + 1)."""
+    with agent.lock:
+        if agent.stopping:
+            raise Refused("agent is stopping")
+        if agent.held_term and agent.held_term == req.term:
+            return False, f"already leader at term {req.term}"
+        _check_term(agent, req.term, allow_equal=False)
+        if agent.config.tags.nofailover:
+            raise Refused(f"{agent.config.name} is tagged nofailover")
+        if agent.held_term:
+            raise Refused(f"already leader at term {agent.held_term}")
+        if not agent.engine.is_initialized():
+            raise Refused("data directory is not initialized")
+        if agent.engine.status().role is Role.STOPPED:
+            raise Refused("engine is not running")
+        _take_leadership(agent, req.term, req.reason or "promote requested")
+        return True, f"promoted at term {req.term}"
+
+
+def demote(agent: "NodeAgent", req: TermRequest) -> tuple[bool, str]:
+    """Switchover: fence, demote the engine, release the leader key."""
+    from node.agent.agent import AgentState
+    with agent.lock:
+        if agent.held_term and req.term < agent.held_term:
+            raise StaleTerm(f"stale term {req.term}, current {agent.held_term}")
+        term, lease = agent.held_term, agent.keeper.lease_id
+        if not term and agent.engine.status().role is not Role.PRIMARY:
+            return False, "not primary"
+        agent._fence(req.reason or "demote requested")
+        agent._drop_leader(req.reason or "demote requested")
+        agent.engine.demote(max(req.term, term))
+        if term and lease is not None:
+            agent.dcs.release_leader(lease, term, deadline_s=agent.config.retry_timeout)
+        flush = agent.engine.status().flush_lsn
+        agent._set_state(AgentState.WAITING, "demoted")
+        log_event(log, "leader.demoted", term=term, flush_lsn=flush)
+        return True, f"demoted; final flush LSN {flush}"
+
+
+def _repoint(agent: "NodeAgent", req: RepointRequest, verb: str) -> None:
+    if req.upstream.name == agent.config.name:
+        raise Refused(f"cannot {verb} itself")
+    if agent.held_term:
+        raise Refused(f"holds the leader key at term {agent.held_term}; demote first")
+    _check_term(agent, req.term, allow_equal=True)
+    if not agent.engine.is_initialized():
+        raise Refused("data directory is not initialized (the agent clones from the leader by itself)")
+
+
+def follow(agent: "NodeAgent", req: RepointRequest) -> tuple[bool, str]:
+    """Stream from ``req.upstream``; a node with primary data rejoins instead."""
+    from node.agent.agent import AgentState
+    with agent.lock:
+        _repoint(agent, req, "follow")
+        s = agent.engine.status()
+        if s.role is Role.STANDBY and s.upstream == str(req.upstream) and s.term >= req.term:
+            return False, f"already following {req.upstream}"
+        agent.highest_term = max(agent.highest_term, req.term)
+        if s.role is Role.PRIMARY:
+            agent.engine.fence(f"following {req.upstream}")
+            method = agent.engine.rejoin(req.upstream, req.term, allow_reclone=True)
+        else:
+            if s.role is Role.STOPPED:
+                agent.engine.start()
+            agent.engine.follow(req.upstream, req.term)
+            method = RejoinMethod.NONE
+        agent.engine.unfence()
+        agent._set_state(AgentState.STANDBY, f"follow {req.upstream} at term {req.term}")
+        return True, f"following {req.upstream} ({method.value})"
+
+
+def rejoin(agent: "NodeAgent", req: RepointRequest) -> tuple[bool, str]:
+    """Rewind (or re-clone when allowed) and follow ``req.upstream``."""
+    from node.agent.agent import AgentState
+    with agent.lock:
+        _repoint(agent, req, "rejoin")
+        agent.highest_term = max(agent.highest_term, req.term)
+        agent._set_state(AgentState.REJOINING, f"rejoin {req.upstream}")
+        agent.engine.fence(f"rejoining {req.upstream}")
+        if agent.engine.status().role is Role.STOPPED:
+            agent.engine.start()
+            agent.engine.fence(f"rejoining {req.upstream}")
+        method = agent.engine.rejoin(req.upstream, req.term, allow_reclone=req.allow_reclone)
+        agent.engine.unfence()
+        agent._set_state(AgentState.STANDBY, f"rejoined {req.upstream} ({method.value})")
+        return method is not RejoinMethod.NONE, f"rejoined {req.upstream} ({method.value})"
+
+
+__all__ = ["Refused", "promote", "demote", "follow", "rejoin", "Upstream"]

@@ -1,0 +1,377 @@
+"""The node agent's life cycle: one engine, one etcd lease, one loop.
+
+The one rule (DESIGN.md safety argument): the engine accepts writes only
+while this agent holds the leader key under its live lease; it is fenced
+before the lease can expire (``leader.LeaseKeeper``), when the lease is
+lost, when the leader key is seen gone, on Demote and on shutdown. A node
+whose data says "primary" starts fenced and is unfenced only by Promote (or
+by bootstrapping a new cluster).
+
+Threads: the loop (``_loop``: read the view, ``reconcile.decide``, act,
+publish the member record), the lease keeper, a status poller feeding
+``wait_status``, and gRPC handler threads calling the actions (``actions``).
+Every engine role change runs under ``self.lock``.
+"""
+from __future__ import annotations
+
+import enum
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import walrus
+from node.agent import reconcile
+from node.agent.leader import LeaseKeeper
+from node.agent.reconcile import Decision, Facts, LeaderFacts, Step
+from node.config import NodeConfig
+from node.engine.base import Engine, EngineStatus, Role, SyncMethod, SyncSpec
+from walrus.dcs import Dcs
+from walrus.errors import DcsUnavailable, LeaseLost, NeedsReclone, WalrusError
+from walrus.log import log_event
+from walrus.records import ClusterView, LeaderRecord, MemberRecord
+
+log = logging.getLogger(__name__)
+
+STATUS_POLL_S = 0.05
+
+
+class AgentState(enum.Enum):
+    STARTING = "starting"
+    BOOTSTRAPPING = "bootstrapping"
+    CLONING = "cloning"
+    WAITING = "waiting"            # no leader to follow (standby or empty data)
+    FENCED = "fenced"              # primary data, not leader: waits for Promote or a leader to rejoin
+    PRIMARY = "primary"            # holds the leader key
+    STANDBY = "standby"            # follows the leader
+    REJOINING = "rejoining"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+
+
+@dataclass(frozen=True)
+class AgentStatus:
+    """What GetStatus reports: the engine's status plus the agent's view."""
+    name: str
+    cluster: str
+    agent_address: str
+    data_address: str
+    engine: EngineStatus
+    holds_leader: bool
+    leader_term: int
+    lease_remaining_s: float
+    tags: dict = field(default_factory=dict)
+    state: AgentState = AgentState.STARTING
+    version: str = walrus.__version__
+
+
+class NodeAgent:
+    """Runs one node: ``start()``, then ``stop()`` (idempotent).
+
+    ``engine`` and ``dcs`` may be injected (tests); by default they are built
+    from ``config``. RPC actions live in ``node.agent.actions`` and are bound
+    here as methods (``promote``, ``demote``, ``follow``, ``rejoin``).
+    """
+
+    def __init__(self, config: NodeConfig, engine: Engine | None = None, dcs: Dcs | None = None,
+                 clock: Callable[[], float] = time.monotonic):
+        if engine is None:
+            from node.engine import create_engine
+            engine = create_engine(config)
+        self.config = config
+        self.engine = engine
+        self.dcs = dcs or Dcs(config.etcd.endpoints, config.cluster, config.etcd.timeout_s)
+        self.clock = clock
+        self.lock = threading.RLock()           # serialises role changes
+        self.state = AgentState.STARTING
+        self.held_term = 0                      # term of the leader key we hold (0: none)
+        self.highest_term = 0
+        self.leader_term = 0                    # term of the leader key last seen
+        self.fenced_by_deadline = False
+        self.view: ClusterView | None = None
+        self.keeper = LeaseKeeper(self.dcs, config.ttl, config.safety_margin, clock=clock,
+                                  on_renewed=self._on_renewed, on_deadline=self._on_deadline,
+                                  on_lost=self._on_lost)
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._status_cond = threading.Condition()
+        self._status: AgentStatus | None = None
+        self._status_version = 0
+        self._published: tuple | None = None
+        self._published_at = 0.0
+        self._applied_sync: SyncSpec | None = None
+        self._cancel_watch: Callable[[], None] | None = None
+        self._threads: list[threading.Thread] = []
+        self._started = False
+
+    # -- life cycle --------------------------------------------------------------
+    def start(self) -> None:
+        """Grant the lease, start the loop and the keeper. Returns at once; the
+        engine is bootstrapped / cloned / started by the loop."""
+        self.engine.fence("agent starting: leadership not proven")
+        self._ensure_lease()
+        self.keeper.start()
+        self._cancel_watch = self.dcs.watch_prefix(self._wake.set)
+        for target, name in ((self._loop, "agent-loop"), (self._poll_status, "status-poller")):
+            t = threading.Thread(target=target, name=name, daemon=True)
+            t.start()
+            self._threads.append(t)
+        self._started = True
+
+    def stop(self) -> None:
+        """Fence, release the leader key (so failover is immediate), stop the
+        engine, revoke the lease. Idempotent."""
+        if self._stop.is_set():
+            return
+        self._stop.set()
+        self._wake.set()
+        self._set_state(AgentState.STOPPING, "stop requested")
+        self._fence("agent stopping")
+        for t in self._threads:
+            t.join(timeout=30)
+        with self.lock:
+            term, lease = self.held_term, self.keeper.lease_id
+            self._drop_leader("agent stopping")
+            if term and lease is not None:
+                self._quietly("release_leader", lambda: self.dcs.release_leader(lease, term))
+            self._quietly("engine.stop", self.engine.stop)
+            self.keeper.stop()
+            if self._cancel_watch is not None:
+                self._cancel_watch()
+            if lease is not None:
+                self._quietly("revoke_lease", lambda: self.dcs.revoke_lease(lease))
+            self._set_state(AgentState.STOPPED, "stopped")
+        self.dcs.close()
+
+    def _quietly(self, what: str, fn: Callable[[], object]) -> None:
+        try:
+            fn()
+        except (WalrusError, OSError) as exc:
+            log_event(log, "stop.step_failed", logging.WARNING, step=what, error=exc)
+
+    # -- lease callbacks (keeper thread) -------------------------------------------
+    def _on_renewed(self, deadline: float) -> None:
+        self.engine.set_lease_deadline(deadline)
+        if self.fenced_by_deadline:
+            self._wake.set()        # the loop re-checks the view and may unfence
+
+    def _on_deadline(self, reason: str) -> None:
+        self.fenced_by_deadline = True
+        self._fence(f"lease deadline passed: {reason}")
+        self._wake.set()
+
+    def _on_lost(self, reason: str) -> None:
+        self._fence(f"lease lost: {reason}")
+        with self.lock:
+            if self.held_term:
+                self._drop_leader(f"lease lost: {reason}")
+        self._wake.set()
+
+    def _fence(self, reason: str) -> None:
+        try:
+            self.engine.fence(reason)
+        except WalrusError as exc:   # fencing must never kill the caller's thread
+            log_event(log, "fence.failed", logging.ERROR, reason=reason, error=exc)
+
+    def _drop_leader(self, reason: str) -> None:
+        """Forget the leader role (engine already fenced)."""
+        if self.held_term:
+            log_event(log, "leader.dropped", logging.WARNING, term=self.held_term, reason=reason)
+        self.held_term = 0
+        self.keeper.set_holding(False)
+        self.engine.set_lease_deadline(self.clock())
+        if self.state is AgentState.PRIMARY:
+            self._set_state(AgentState.FENCED, reason)
+
+    def _ensure_lease(self) -> bool:
+        """Grant a new lease if we have none; re-publish the member key under it."""
+        if self.keeper.lease_id is not None:
+            return True
+        sent = self.clock()
+        try:
+            lease = self.dcs.grant_lease(self.config.ttl, deadline_s=self.config.retry_timeout)
+        except DcsUnavailable as exc:
+            log_event(log, "lease.grant_failed", logging.WARNING, error=exc)
+            return False
+        self.keeper.reset(lease, sent)
+        self._published = None
+        log_event(log, "lease.granted", lease=f"{lease:x}", ttl=self.config.ttl)
+        return True
+
+    # -- the loop ------------------------------------------------------------------
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._tick()
+            except Exception:            # the loop must survive anything; log it loudly
+                log.exception("agent loop iteration failed")
+            self._wake.wait(self.config.loop_wait)
+            self._wake.clear()
+
+    def _tick(self) -> None:
+        if not self._ensure_lease():
+            return
+        try:
+            view = self.dcs.read_view(deadline_s=self.config.retry_timeout)
+        except DcsUnavailable as exc:
+            log_event(log, "view.unavailable", logging.WARNING, error=exc)
+            return
+        with self.lock:
+            if self._stop.is_set():
+                return
+            self._observe(view)
+            self._start_engine_fenced()
+            decision = reconcile.decide(self._facts(view))
+            self._act(decision, view)
+        self._publish()
+
+    def _observe(self, view: ClusterView) -> None:
+        self.view = view
+        self.leader_term = view.leader.term if view.leader else 0
+        self.highest_term = max(self.highest_term, view.term, self.leader_term)
+
+    def _start_engine_fenced(self) -> None:
+        """Start an initialized engine that is not running, fenced: its data may
+        say "primary" and only Promote or a won bootstrap may unfence it."""
+        if self.engine.status().role is not Role.STOPPED or not self.engine.is_initialized():
+            return
+        self.engine.fence("starting: leadership not proven")
+        self.engine.set_lease_deadline(self.clock())
+        self.engine.start()
+        self.engine.fence("starting: leadership not proven")
+        log_event(log, "engine.started", role=self.engine.status().role.value, fenced=True)
+
+    def _facts(self, view: ClusterView) -> Facts:
+        s = self.engine.status()
+        lead = view.leader
+        return Facts(
+            me=self.config.name, initialized=self.engine.is_initialized(), role=s.role,
+            upstream=s.upstream, engine_term=s.term, needs_reclone=s.needs_reclone,
+            held_term=self.held_term,
+            leader=LeaderFacts(lead.name, lead.term, lead.data_address, lead.timeline) if lead else None,
+            highest_term=self.highest_term, initialize_claimed_by=view.initialize)
+
+    def _act(self, d: Decision, view: ClusterView) -> None:
+        if d.step is not Step.KEEP:
+            log_event(log, "decision", step=d.step.value, reason=d.reason, state=self.state.value)
+        from node.agent import actions
+        handler = {
+            Step.KEEP: actions.keep, Step.BOOTSTRAP: actions.bootstrap, Step.CLONE: actions.clone,
+            Step.WAIT_FOR_LEADER: actions.wait, Step.WAIT_FOR_EXPIRY: actions.wait,
+            Step.FOLLOW: actions.follow_leader, Step.REJOIN: actions.rejoin_leader,
+            Step.LEADERSHIP_LOST: actions.leadership_lost,
+        }[d.step]
+        try:
+            handler(self, d, view)
+        except WalrusError as exc:
+            log_event(log, "action.failed", logging.WARNING, step=d.step.value, error=exc)
+            if isinstance(exc, NeedsReclone) and d.step is Step.FOLLOW and d.upstream is not None:
+                actions.rejoin_leader(self, d, view)
+
+    def apply_sync(self, view: ClusterView) -> None:
+        """While primary: apply the published ``sync`` record when it is ours."""
+        rec = view.sync
+        if rec is not None and rec.leader == self.config.name and rec.term == self.held_term:
+            spec = SyncSpec(SyncMethod(rec.method), rec.num, tuple(rec.names))
+        elif self._applied_sync is not None:
+            spec = SyncSpec.parse(self.config.embedded.synchronous_standby_names)
+        else:
+            return
+        if spec != self._applied_sync:
+            self.engine.set_sync_standbys(spec)
+            self._applied_sync = spec
+            log_event(log, "sync.applied", standbys=spec.render() or "async", term=self.held_term)
+
+    # -- status ----------------------------------------------------------------------
+    def _set_state(self, state: AgentState, reason: str) -> None:
+        if state is not self.state:
+            log_event(log, "transition", frm=self.state.value, to=state.value, reason=reason)
+            self.state = state
+            self._refresh_status()
+
+    def status(self) -> AgentStatus:
+        """The current status (engine status read now)."""
+        snap = self.keeper.snapshot()
+        c = self.config
+        return AgentStatus(
+            name=c.name, cluster=c.cluster, agent_address=c.agent_address, data_address=c.data_address,
+            engine=self.engine.status(), holds_leader=self.held_term > 0,
+            leader_term=self.leader_term,
+            lease_remaining_s=snap.remaining(self.clock()) if snap is not None else 0.0,
+            tags={"nofailover": str(c.tags.nofailover).lower(), "priority": str(c.tags.priority)},
+            state=self.state)
+
+    def _refresh_status(self) -> None:
+        try:
+            s = self.status()
+        except Exception:          # engine mid-restart: keep the last status
+            return
+        key = _significant(s)
+        with self._status_cond:
+            if self._status is None or _significant(self._status) != key or s.engine != self._status.engine:
+                significant = self._status is None or _significant(self._status) != key
+                self._status = s
+                self._status_version += 1
+                self._status_cond.notify_all()
+                if significant:
+                    self._wake.set()
+
+    def _poll_status(self) -> None:
+        while not self._stop.wait(STATUS_POLL_S):
+            self._refresh_status()
+
+    def wait_status(self, after_version: int, timeout: float) -> tuple[int, AgentStatus]:
+        """Block until the status version passes ``after_version`` (or timeout);
+        returns (version, status)."""
+        with self._status_cond:
+            self._status_cond.wait_for(lambda: self._status_version > after_version or self._stop.is_set(),
+                                       timeout)
+            if self._status is None:
+                self._status = self.status()
+            return self._status_version, self._status
+
+    def _publish(self) -> None:
+        lease = self.keeper.lease_id
+        if lease is None:
+            return
+        s = self.status()
+        e = s.engine
+        rec = MemberRecord(
+            name=s.name, agent_address=s.agent_address, data_address=s.data_address,
+            role=e.role.value, timeline=e.timeline, term=e.term, write_lsn=e.write_lsn,
+            flush_lsn=e.flush_lsn, replay_lsn=e.replay_lsn, receive_lsn=e.receive_lsn,
+            streaming=e.streaming, fenced=e.fenced, upstream=e.upstream, needs_reclone=e.needs_reclone,
+            tags={"nofailover": self.config.tags.nofailover, "priority": self.config.tags.priority},
+            engine=e.engine or self.engine.kind, version=s.version, updated_at=time.time())
+        key = rec.to_json().replace(f'"updated_at":{rec.updated_at!r}', "")
+        now = self.clock()
+        if key == self._published and now - self._published_at < self.config.loop_wait:
+            return
+        try:
+            self.dcs.put_member(lease, rec, deadline_s=self.config.retry_timeout)
+            self._published, self._published_at = key, now
+        except LeaseLost as exc:
+            self._on_lost(str(exc))
+            self.keeper.reset(None)
+        except DcsUnavailable as exc:
+            log_event(log, "member.publish_failed", logging.WARNING, error=exc)
+
+    def leader_record(self, term: int) -> LeaderRecord:
+        s = self.engine.status()
+        return LeaderRecord(name=self.config.name, term=term, timeline=s.timeline,
+                            agent_address=self.config.agent_address,
+                            data_address=self.config.data_address, since=time.time())
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+
+def _significant(s: AgentStatus) -> tuple:
+    e = s.engine
+    return (e.role, e.timeline, e.term, e.streaming, e.fenced, e.upstream, e.needs_reclone,
+            s.holds_leader, s.leader_term, s.state, e.sync_standbys)

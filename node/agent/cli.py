@@ -1,0 +1,47 @@
+"""``walrus node --config node.yaml [--log-level LEVEL]``: run one node agent
+until SIGTERM / SIGINT, then stop it cleanly (fence, release the leader key,
+stop the engine, revoke the lease). A bad config file is a ConfigError
+(one line on stderr naming the file and the key, exit code 1).
+"""
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+
+from walrus import log as wlog
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, help="node config file (YAML)")
+    parser.add_argument("--log-level", choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+                        help="override the config's log_level")
+
+
+def run(args: argparse.Namespace) -> int:
+    from node.agent.agent import NodeAgent
+    from node.agent.service import AgentServer
+    from node.config import load_node_config
+
+    config = load_node_config(args.config)
+    wlog.setup(args.log_level or config.log_level, name=config.name)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    agent = NodeAgent(config)
+    server = AgentServer(agent, config.agent_listen)
+    server.start()
+    try:
+        agent.start()
+        server.set_serving(True)
+        print(f"walrus node {config.name}: agent on {config.agent_address}, "
+              f"data on {config.data_address}, cluster {config.cluster}", flush=True)
+        while not stop.wait(0.5):
+            pass
+    finally:
+        server.set_serving(False)
+        agent.stop()
+        server.stop()
+    print(f"walrus node {config.name}: stopped", file=sys.stderr, flush=True)
+    return 0

@@ -1,0 +1,104 @@
+"""What the agent's loop does next, as a pure function of what it knows.
+
+The one rule: a node acts as primary only while it holds the leader key under
+its own live lease. A node whose data says "primary" but holds no leader key
+stays fenced; it either waits (no leader: the orchestrator decides) or
+rejoins the leader it finds. No I/O and no clock in this module.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from node.engine.base import Role, Upstream
+
+
+class Step(enum.Enum):
+    KEEP = "keep"                          # nothing to change
+    BOOTSTRAP = "bootstrap"                # empty data, no leader: try to initialize the cluster
+    CLONE = "clone"                        # empty data, a leader exists: base backup from it
+    WAIT_FOR_LEADER = "wait_for_leader"    # no leader: stay as we are (fenced if primary data)
+    WAIT_FOR_EXPIRY = "wait_for_expiry"    # the leader key names us under a lease we do not hold
+    FOLLOW = "follow"                      # stream from the leader
+    REJOIN = "rejoin"                      # diverged / primary data / needs reclone: rewind or re-clone
+    LEADERSHIP_LOST = "leadership_lost"    # we held the leader key and it is gone or someone else's
+
+
+@dataclass(frozen=True)
+class LeaderFacts:
+    name: str
+    term: int
+    data_address: str
+    timeline: int = 0
+
+
+@dataclass(frozen=True)
+class Facts:
+    """One snapshot of what the agent knows (from etcd and its engine)."""
+    me: str
+    initialized: bool
+    role: Role                    # engine role (STOPPED if not started)
+    upstream: str                 # engine's current upstream, "name@host:port" or ""
+    engine_term: int
+    needs_reclone: bool
+    held_term: int                # term of the leader key we hold, 0 if none
+    leader: LeaderFacts | None
+    highest_term: int             # highest term seen anywhere
+    initialize_claimed_by: str | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    step: Step
+    reason: str
+    upstream: Upstream | None = None
+    term: int = 0
+
+
+def decide(f: Facts) -> Decision:
+    """The next step for the agent loop (see module rule)."""
+    if f.held_term:
+        return _while_holding(f)
+    if not f.initialized:
+        return _uninitialized(f)
+    lead = f.leader
+    if lead is None:
+        why = "no leader; primary data stays fenced until promoted" if f.role is Role.PRIMARY \
+            else "no leader"
+        return Decision(Step.WAIT_FOR_LEADER, why)
+    if lead.name == f.me:
+        return Decision(Step.WAIT_FOR_EXPIRY, f"leader key (term {lead.term}) names this node under "
+                                              "a lease it does not hold; staying fenced until it expires")
+    if lead.term < f.highest_term:
+        return Decision(Step.KEEP, f"leader term {lead.term} older than seen {f.highest_term}")
+    up = Upstream(lead.name, lead.data_address, lead.timeline)
+    if f.role is Role.PRIMARY:
+        return Decision(Step.REJOIN, f"primary data but {lead.name} leads at term {lead.term}", up, lead.term)
+    if f.needs_reclone:
+        return Decision(Step.REJOIN, "engine cannot catch up from WAL", up, lead.term)
+    if f.role is Role.STOPPED:
+        return Decision(Step.FOLLOW, "engine stopped", up, lead.term)
+    if f.upstream != str(up) or f.engine_term < lead.term:
+        return Decision(Step.FOLLOW, f"following {f.upstream or 'nobody'} at term {f.engine_term}, "
+                                     f"leader is {up} at term {lead.term}", up, lead.term)
+    return Decision(Step.KEEP, "following the leader")
+
+
+def _while_holding(f: Facts) -> Decision:
+    lead = f.leader
+    if lead is None:
+        return Decision(Step.LEADERSHIP_LOST, "leader key is gone")
+    if lead.name != f.me or lead.term != f.held_term:
+        return Decision(Step.LEADERSHIP_LOST, f"leader key is {lead.name}'s at term {lead.term}")
+    return Decision(Step.KEEP, "holding the leader key")
+
+
+def _uninitialized(f: Facts) -> Decision:
+    lead = f.leader
+    if lead is not None and lead.name != f.me:
+        up = Upstream(lead.name, lead.data_address, lead.timeline)
+        return Decision(Step.CLONE, f"empty data dir; {lead.name} leads", up, lead.term)
+    if lead is None and f.initialize_claimed_by in (None, f.me):
+        return Decision(Step.BOOTSTRAP, "empty data dir and no leader")
+    return Decision(Step.WAIT_FOR_LEADER, f"empty data dir; cluster initialized by "
+                                          f"{f.initialize_claimed_by}, waiting for a leader")

@@ -1,0 +1,125 @@
+"""The NodeAgent gRPC servicer (protos/node_agent.proto) and the standard
+``grpc.health.v1`` Health service, both on the agent's ``agent_listen``.
+
+Thin: requests are converted and validated in ``convert``, the work is done
+by ``actions`` on the ``NodeAgent``, and errors become status codes here:
+INVALID_ARGUMENT (bad argument), FAILED_PRECONDITION (stale term, wrong role,
+leader key held elsewhere), UNAVAILABLE (etcd unreachable, engine fenced),
+INTERNAL (any other engine failure). Every message is a sentence.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Callable
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from node.agent import actions, convert
+from node.agent.agent import NodeAgent
+from protos import node_agent_pb2, node_agent_pb2_grpc
+from walrus import grpcutil
+from walrus.errors import (DcsUnavailable, EngineError, Fenced, LeaseLost, NeedsReclone, StaleTerm,
+                           WalrusError, WrongRole)
+from walrus.log import log_event
+
+log = logging.getLogger(__name__)
+
+MIN_WATCH_INTERVAL_S = 0.02
+SERVICE_NAME = "walrus.v1.NodeAgent"
+
+
+def _code_for(exc: WalrusError) -> grpc.StatusCode:
+    if isinstance(exc, convert.BadRequest):
+        return grpc.StatusCode.INVALID_ARGUMENT
+    if isinstance(exc, (StaleTerm, actions.Refused, WrongRole, NeedsReclone)):
+        return grpc.StatusCode.FAILED_PRECONDITION
+    if isinstance(exc, (DcsUnavailable, LeaseLost, Fenced)):
+        return grpc.StatusCode.UNAVAILABLE
+    if isinstance(exc, EngineError):
+        return grpc.StatusCode.INTERNAL
+    return grpc.StatusCode.UNKNOWN
+
+
+class NodeAgentServicer(node_agent_pb2_grpc.NodeAgentServicer):
+    """GetStatus / WatchStatus / Promote / Demote / Follow / Rejoin.
+
+    ``WatchStatus`` pushes the status whenever it changes, at most every
+    ``min_interval_s`` (floored at 20 ms), and at least once a second.
+    """
+
+    def __init__(self, agent: NodeAgent):
+        self.agent = agent
+
+    def GetStatus(self, request, context):
+        return convert.status_to_pb(self.agent.status())
+
+    def WatchStatus(self, request, context):
+        if request.min_interval_s < 0:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "min_interval_s must not be negative")
+        interval = max(MIN_WATCH_INTERVAL_S, request.min_interval_s)
+        ended = threading.Event()
+        context.add_callback(ended.set)
+        version = -1
+        while not ended.is_set() and not self.agent.stopping:
+            version, status = self.agent.wait_status(version, timeout=1.0)
+            yield convert.status_to_pb(status)
+            ended.wait(interval)     # rate limit; wakes at once if the client leaves
+
+    def Promote(self, request, context):
+        return self._act(context, "promote", lambda: actions.promote(self.agent, convert.promote_from_pb(request)))
+
+    def Demote(self, request, context):
+        return self._act(context, "demote", lambda: actions.demote(self.agent, convert.demote_from_pb(request)))
+
+    def Follow(self, request, context):
+        return self._act(context, "follow", lambda: actions.follow(self.agent, convert.follow_from_pb(request)))
+
+    def Rejoin(self, request, context):
+        return self._act(context, "rejoin", lambda: actions.rejoin(self.agent, convert.rejoin_from_pb(request)))
+
+    def _act(self, context, what: str, fn: Callable[[], tuple[bool, str]]):
+        try:
+            changed, detail = fn()
+        except convert.BadRequest as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{what}: {exc}")
+        except WalrusError as exc:
+            code = _code_for(exc)
+            log_event(log, "rpc.refused", logging.WARNING, rpc=what, code=code.name, error=exc)
+            context.abort(code, f"{what}: {exc}")
+        log_event(log, "rpc.done", rpc=what, changed=changed, detail=detail)
+        return convert.reply_to_pb(changed, detail, self.agent.status())
+
+
+class ListenError(WalrusError):
+    """The agent's gRPC port could not be bound."""
+
+
+class AgentServer:
+    """The agent's gRPC server: NodeAgent + Health on ``listen``."""
+
+    def __init__(self, agent: NodeAgent, listen: str, max_workers: int = 16):
+        self.health = health.HealthServicer()
+        self.server = grpcutil.server(max_workers=max_workers)
+        node_agent_pb2_grpc.add_NodeAgentServicer_to_server(NodeAgentServicer(agent), self.server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        self.port = self.server.add_insecure_port(listen)
+        if self.port == 0:
+            raise ListenError(f"cannot listen on {listen} (address in use or not local)")
+        self.set_serving(False)
+
+    def start(self) -> None:
+        self.server.start()
+
+    def set_serving(self, serving: bool) -> None:
+        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        for name in ("", SERVICE_NAME):
+            self.health.set(name, status)
+
+    def stop(self, grace: float = 1.0) -> None:
+        self.set_serving(False)
+        self.server.stop(grace).wait(grace + 1)
+
+
+__all__ = ["NodeAgentServicer", "AgentServer", "node_agent_pb2"]
