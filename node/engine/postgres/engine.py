@@ -1,0 +1,289 @@
+"""``PostgresEngine``: the ``node.engine.base.Engine`` protocol over real PostgreSQL.
+
+The one rule: the postmaster is a child of this process (see ``process``), so
+whatever happens to the agent, no primary outlives it; and a node that may
+have diverged only ever comes back as a standby (rewind or re-clone, never a
+start as primary).
+
+Fencing: PostgreSQL cannot check a lease deadline before each commit, so
+``set_lease_deadline`` arms a watchdog thread that calls ``fence`` when the
+deadline passes unextended. ``fence`` with ``fence_method: read_only`` sets
+``default_transaction_read_only = on`` (reload), waits until new sessions see
+it, and terminates every client backend; a client that explicitly asks for
+``SET default_transaction_read_only = off`` / ``BEGIN READ WRITE`` afterwards
+is not stopped, which is why ``fence_method: stop`` (fast shutdown) exists.
+The fence is remembered in ``walrus-state.json`` and survives restarts.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+
+from node.config import NodeConfig, PostgresConfig
+from node.engine.base import EngineStatus, Role, Upstream
+from node.engine.postgres import conf, replication, sql
+from node.engine.postgres.binaries import Binaries, find_binaries
+from node.engine.postgres.datadir import NodeDir
+from node.engine.postgres.process import OsUser, Postmaster, run, wait_for
+from node.engine.postgres.transitions import TransitionsMixin
+from walrus.config import parse_address
+from walrus.errors import EngineError, StaleTerm
+from walrus.log import log_event
+
+log = logging.getLogger(__name__)
+
+# Server log lines that mean the WAL this standby needs is gone upstream.
+_LOST_WAL_MARKERS = ("has already been removed", "exceeded the maximum reserved size",
+                     "can no longer get changes from replication slot", "cannot read from replication slot")
+
+
+class PostgresEngine(TransitionsMixin):
+    """A PostgreSQL 15+ member managed by the node agent (see module docstring)."""
+
+    kind = "postgres"
+
+    def __init__(self, name: str, data_dir: str, listen: str, config: PostgresConfig | None = None, *,
+                 data_address: str = "", start_fenced: bool = False, start_timeout_s: float = 60.0,
+                 op_timeout_s: float = 600.0, stream_timeout_s: float = 30.0):
+        self.name = name
+        self.config = config or PostgresConfig()
+        self.listen_host, self.port = parse_address(listen)
+        self.data_address = data_address or f"{self.listen_host}:{self.port}"
+        self.start_fenced = start_fenced
+        self.start_timeout_s = start_timeout_s
+        self.op_timeout_s = op_timeout_s
+        self.stream_timeout_s = stream_timeout_s
+        self.user = OsUser.resolve(self.config.os_user)
+        self.dir = NodeDir(data_dir, self.user)
+        self._bins: Binaries | None = None
+        self._pm: Postmaster | None = None
+        self._state = self.dir.load_state()
+        self._op = threading.RLock()
+        self._conf_lock = threading.RLock()
+        self._watchdog: LeaseWatchdog | None = None
+        self._stopped_by_fence = False
+        self._needs_reclone = False
+        self._log_offset = 0
+        host = "127.0.0.1" if self.listen_host in ("0.0.0.0", "*", "") else self.listen_host
+        self._local_host = "127.0.0.1" if host == "::" else host
+        self._session = sql.Session(self._dsn(statement_timeout_ms=2000, connect_timeout=2))
+
+    @classmethod
+    def from_node_config(cls, node_config: NodeConfig) -> "PostgresEngine":
+        """The engine for ``walrus node``: listens on ``data_listen``, advertises ``data_address``."""
+        return cls(node_config.name, node_config.data_dir, node_config.data_listen, node_config.postgres,
+                   data_address=node_config.data_address)
+
+    # -- helpers ---------------------------------------------------------------
+
+    def _dsn(self, *, statement_timeout_ms: int = 60000, connect_timeout: int = 3) -> str:
+        return sql.dsn(self._local_host, self.port, self.config.superuser, self.config.database,
+                       connect_timeout=connect_timeout, statement_timeout_ms=statement_timeout_ms)
+
+    def _admin(self, query: str, params: tuple = (), timeout_s: float = 60.0) -> list[tuple]:
+        return sql.execute_once(self._dsn(statement_timeout_ms=int(timeout_s * 1000)), query, params)
+
+    def _upstream_dsn(self, upstream: Upstream) -> str:
+        return replication.upstream_dsn(upstream, self.config.superuser, self.config.database)
+
+    @property
+    def binaries(self) -> Binaries:
+        """The PostgreSQL programs (found on first use; EngineError names what is missing)."""
+        if self._bins is None:
+            self._bins = find_binaries(self.config.bin_dir)
+        return self._bins
+
+    def _running(self) -> bool:
+        return self._pm is not None and self._pm.running()
+
+    def _save(self, **changes) -> None:
+        with self._conf_lock:
+            self._state = self._state.with_(**changes)
+            self.dir.save_state(self._state)
+
+    def _static(self) -> conf.StaticConf:
+        return conf.StaticConf(listen_host=self.listen_host, port=self.port, socket_dir=self.dir.socket_dir(),
+                               max_slot_wal_keep_size=self.config.max_slot_wal_keep_size,
+                               parameters=dict(self.config.parameters))
+
+    def _dynamic(self) -> conf.DynamicConf:
+        s = self._state
+        if s.upstream_address:
+            up = Upstream(s.upstream_name, s.upstream_address)
+            info = replication.primary_conninfo(up, self.config.replication_user, self.name)
+            slot = conf.slot_name(self.name)
+        else:
+            info = slot = ""
+        return conf.DynamicConf(primary_conninfo=info, primary_slot_name=slot,
+                                synchronous_standby_names=s.sync_standbys, read_only=bool(s.fence_reason))
+
+    def _write_confs(self) -> None:
+        with self._conf_lock:
+            self.dir.write_static(self._static(), self.config.replication_user)
+            self.dir.write_dynamic(self._dynamic())
+
+    def _apply_dynamic(self) -> None:
+        """Rewrite walrus.dynamic.conf and reload (no restart) when running."""
+        with self._conf_lock:
+            self.dir.write_dynamic(self._dynamic())
+        if self._running():
+            self._session.query("SELECT pg_reload_conf()")
+
+    def _check_term(self, term: int) -> None:
+        if term < self._state.term:
+            raise StaleTerm(f"{self.name}: term {term} is older than term {self._state.term} already seen")
+        if term > self._state.term:
+            self._save(term=term)
+
+    def _reset_reclone_scan(self) -> None:
+        self._needs_reclone = False
+        try:
+            self._log_offset = self.dir.log_path.stat().st_size
+        except OSError:
+            self._log_offset = 0
+
+    def _scan_log(self) -> bool:
+        """Sticky: True once the server log said the WAL we need is gone upstream."""
+        if self._needs_reclone:
+            return True
+        try:
+            with open(self.dir.log_path, "rb") as f:
+                f.seek(self._log_offset)
+                chunk = f.read(1 << 20)
+        except OSError:
+            return False
+        cut = chunk.rfind(b"\n") + 1
+        self._log_offset += cut
+        text = chunk[:cut].decode(errors="replace")
+        if any(m in text for m in _LOST_WAL_MARKERS):
+            self._needs_reclone = True
+            log_event(log, "standby.needs_reclone", member=self.name, level=logging.WARNING)
+        return self._needs_reclone
+
+    # -- life cycle ------------------------------------------------------------
+
+    def is_initialized(self) -> bool:
+        """True when ``pgdata`` holds a PostgreSQL cluster."""
+        return self.dir.is_initialized()
+
+    def bootstrap(self) -> None:
+        """initdb (as the OS user), walrus's config, and the replication role."""
+        with self._op:
+            self.dir.prepare_pgdata()
+            bins = self.binaries
+            run([bins.path("initdb"), "-D", str(self.dir.pgdata), "-U", self.config.superuser, "-A", "trust",
+                 "-E", "UTF8", "--locale=C", "--no-instructions"],
+                self.user, timeout=self.op_timeout_s, what="bootstrap")
+            self.dir.set_standby_signal(False)
+            self._save(upstream_name="", upstream_address="")
+            self._write_confs()
+            self._start_postmaster(primary=True)
+            try:
+                role = self.config.replication_user
+                self._admin(f'CREATE ROLE "{role}" WITH REPLICATION LOGIN')
+            finally:
+                self._stop_postmaster()
+            log_event(log, "bootstrap.done", member=self.name, pgdata=self.dir.pgdata)
+
+    def clone(self, upstream: Upstream) -> None:
+        """pg_basebackup of ``upstream`` into an empty pgdata; the node is then a
+        standby of it, streaming through its own slot (created if absent)."""
+        with self._op:
+            self.dir.prepare_pgdata()
+            try:
+                replication.ensure_slot(self._upstream_dsn(upstream), self.name, recreate_lost=True)
+            except EngineError as exc:
+                raise EngineError(f"clone from {upstream}: cannot prepare slot: {exc}") from None
+            replication.base_backup(self.binaries, self.user, str(self.dir.pgdata), upstream,
+                                    self.config.replication_user, self.name, self.op_timeout_s)
+            self.dir.set_standby_signal(True)
+            self._save(upstream_name=upstream.name, upstream_address=upstream.address)
+            self._write_confs()
+            self._reset_reclone_scan()
+
+    def start(self) -> None:
+        """Start in the recorded role (PostgreSQL does crash recovery itself).
+        A primary starts fenced (read-only) when ``start_fenced`` is set or it was
+        fenced before. Raises EngineError when it cannot start."""
+        with self._op:
+            if self._running():
+                return
+            if not self.is_initialized():
+                raise EngineError(f"{self.dir.pgdata} holds no database; bootstrap or clone first")
+            self.dir.prepare()
+            standby = self.dir.is_standby()
+            if not standby and self.start_fenced and not self._state.fence_reason:
+                self._save(fence_reason="read_only: started fenced")
+            self._write_confs()
+            self._reset_reclone_scan()
+            self._start_postmaster(primary=not standby)
+
+    def _start_postmaster(self, primary: bool) -> None:
+        pm = Postmaster(self.binaries.path("postgres"), self.dir.pgdata, self.user, self.dir.log_path)
+        pm.start()
+        self._pm = pm
+        self._stopped_by_fence = False
+
+        def accepting() -> bool:
+            if not pm.running():
+                return True
+            try:
+                self._session.query("SELECT 1")
+                return True
+            except EngineError:
+                return False
+
+        ok = wait_for(accepting, self.start_timeout_s if primary else min(self.start_timeout_s, 30.0), 0.05)
+        if not pm.running():
+            self._pm = None
+            raise EngineError(f"PostgreSQL exited during start (code {pm.exit_code()}): {pm.log_tail()}")
+        if not ok and primary:
+            self._stop_postmaster()
+            raise EngineError(f"PostgreSQL did not accept connections within {self.start_timeout_s:g}s: "
+                              f"{pm.log_tail()}")
+        if not ok:
+            log_event(log, "start.not_accepting_yet", member=self.name, level=logging.WARNING)
+
+    def _stop_postmaster(self) -> None:
+        self._session.close()
+        pm, self._pm = self._pm, None
+        if pm is not None:
+            pm.stop()
+
+    def stop(self) -> None:
+        """Fast shutdown; idempotent. Disarms the lease watchdog."""
+        with self._op:
+            if self._watchdog is not None:
+                self._watchdog.close()
+                self._watchdog = None
+            self._stop_postmaster()
+
+    @property
+    def postmaster_pid(self) -> int | None:
+        """PID of the running postmaster (for tests and diagnostics)."""
+        return self._pm.pid if self._running() else None
+
+    # -- status ----------------------------------------------------------------
+
+    def status(self) -> EngineStatus:
+        """Role, timeline, term and LSNs; one kept-open connection, 2 s statement timeout."""
+        s = self._state
+        common = dict(term=s.term, fenced=bool(s.fence_reason), fence_reason=s.fence_reason,
+                      engine=self.kind, sync_standbys=s.sync_standbys, needs_reclone=self._scan_log())
+        upstream = f"{s.upstream_name}@{s.upstream_address}" if s.upstream_address else ""
+        if not self._running():
+            return EngineStatus(Role.STOPPED, upstream=upstream, detail="postmaster not running", **common)
+        try:
+            if self._session.in_recovery():
+                r = self._session.standby()
+                return EngineStatus(Role.STANDBY, timeline=r.timeline, write_lsn=r.receive_lsn,
+                                    flush_lsn=max(r.receive_lsn, r.replay_lsn), replay_lsn=r.replay_lsn,
+                                    receive_lsn=r.receive_lsn, upstream=upstream, streaming=r.streaming,
+                                    slots=self._session.slots(), detail=r.wal_status, **common)
+            p = self._session.primary()
+            return EngineStatus(Role.PRIMARY, timeline=p.timeline, write_lsn=p.write_lsn, flush_lsn=p.flush_lsn,
+                                replay_lsn=p.flush_lsn, standbys=self._session.standbys(),
+                                slots=self._session.slots(), **common)
+        except EngineError as exc:
+            return EngineStatus(Role.STOPPED, upstream=upstream, detail=f"not accepting connections: {exc}",
+                                **common)

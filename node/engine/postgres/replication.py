@@ -1,0 +1,79 @@
+"""Base backups, pg_rewind and replication slots: the cross-server steps.
+
+Each function runs one PostgreSQL program (as the OS user) or a few SQL
+statements against the *upstream*, and maps every failure to ``EngineError``.
+"""
+from __future__ import annotations
+
+import logging
+
+from node.engine.base import Upstream
+from node.engine.postgres import sql
+from node.engine.postgres.binaries import Binaries
+from node.engine.postgres.conf import conninfo, slot_name
+from node.engine.postgres.process import OsUser, run
+from walrus.config import parse_address
+from walrus.log import log_event
+
+log = logging.getLogger(__name__)
+
+
+def upstream_dsn(upstream: Upstream, user: str, dbname: str, *, connect_timeout: int = 3) -> str:
+    """Superuser conninfo for SQL on the upstream (slots, CHECKPOINT, pg_rewind)."""
+    host, port = parse_address(upstream.address)
+    return sql.dsn(host, port, user, dbname, connect_timeout=connect_timeout)
+
+
+def primary_conninfo(upstream: Upstream, replication_user: str, application_name: str) -> str:
+    """``primary_conninfo`` for a standby of ``upstream``; application_name = member name,
+    which is what synchronous_standby_names and pg_stat_replication match on."""
+    host, port = parse_address(upstream.address)
+    return conninfo(host=host, port=port, user=replication_user, application_name=application_name,
+                    connect_timeout=3, keepalives_idle=5, keepalives_interval=2, keepalives_count=3)
+
+
+def ensure_slot(upstream_conninfo: str, member: str, *, recreate_lost: bool = False) -> bool:
+    """Create ``member``'s physical slot on the upstream if absent (reserving WAL now).
+
+    Returns True if the existing slot is lost (its WAL is gone); with
+    ``recreate_lost`` (before a fresh base backup) a lost, inactive slot is
+    dropped and created again instead.
+    """
+    name = slot_name(member)
+    rows = sql.execute_once(upstream_conninfo,
+                            "SELECT wal_status, active FROM pg_replication_slots WHERE slot_name = %s", (name,))
+    if rows and rows[0][0] == "lost" and recreate_lost and not rows[0][1]:
+        sql.execute_once(upstream_conninfo, "SELECT pg_drop_replication_slot(%s)", (name,))
+        log_event(log, "slot.drop_lost", slot=name, on="upstream")
+    elif rows:
+        return rows[0][0] == "lost"
+    sql.execute_once(upstream_conninfo,
+                     "SELECT pg_create_physical_replication_slot(%s, true) "
+                     "WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = %s)", (name, name))
+    log_event(log, "slot.create", slot=name, on="upstream")
+    return False
+
+
+def base_backup(bins: Binaries, user: OsUser, pgdata: str, upstream: Upstream, replication_user: str,
+                application_name: str, timeout: float) -> None:
+    """``pg_basebackup -X stream -c fast`` of ``upstream`` into the empty ``pgdata``."""
+    host, port = parse_address(upstream.address)
+    run([bins.path("pg_basebackup"), "-D", pgdata, "-X", "stream", "-c", "fast", "--no-password",
+         "-d", conninfo(host=host, port=port, user=replication_user, application_name=application_name,
+                        connect_timeout=5)],
+        user, timeout=timeout, what=f"clone from {upstream}")
+    log_event(log, "clone.done", upstream=upstream, pgdata=pgdata)
+
+
+def rewind(bins: Binaries, user: OsUser, pgdata: str, source_conninfo: str, timeout: float) -> bool:
+    """``CHECKPOINT`` on the source (so its control file shows the new timeline;
+    PostgreSQL 15 does not do this on promote), then ``pg_rewind``.
+
+    Returns False when pg_rewind found nothing to rewind. Raises EngineError.
+    """
+    sql.execute_once(source_conninfo, "CHECKPOINT")
+    out = run([bins.path("pg_rewind"), "--target-pgdata", pgdata, "--source-server", source_conninfo],
+              user, timeout=timeout, what="pg_rewind")
+    rewound = "no rewind required" not in out
+    log_event(log, "rewind.done", pgdata=pgdata, rewound=rewound)
+    return rewound

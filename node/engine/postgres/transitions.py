@@ -1,0 +1,208 @@
+"""Role changes of ``PostgresEngine``: promote, demote, follow, rejoin, fence.
+
+Kept apart from life cycle and status so each module stays small; the mixin
+relies on the engine's private helpers (``_op``, ``_save``, ``_session`` ...).
+Every operation is idempotent and checks the term first (``StaleTerm``).
+"""
+from __future__ import annotations
+
+import logging
+
+from node.engine.base import EngineStatus, RejoinMethod, SlotInfo, SyncSpec, Upstream
+from node.engine.postgres import conf, replication, sql
+from node.engine.postgres.process import wait_for
+from node.engine.postgres.watchdog import LeaseWatchdog
+from walrus.errors import EngineError, NeedsReclone, WrongRole
+from walrus.log import log_event
+
+log = logging.getLogger(__name__)
+
+
+class TransitionsMixin:
+    """Promote / demote / follow / rejoin / fence for ``PostgresEngine``."""
+
+    def promote(self, term: int) -> EngineStatus:
+        """``pg_promote(wait => true)``; stamps ``term``. Already primary: only stamps."""
+        with self._op:
+            self._check_term(term)
+            if not self._running():
+                raise WrongRole(f"{self.name}: cannot promote, PostgreSQL is not running")
+            if self._session.in_recovery():
+                ok = self._admin("SELECT pg_promote(true, 60)", timeout_s=90)[0][0]
+                if not ok:
+                    raise EngineError(f"{self.name}: pg_promote did not finish within 60s")
+                log_event(log, "transition", member=self.name, frm="standby", to="primary", term=term)
+            self._save(upstream_name="", upstream_address="")
+            self._apply_dynamic()
+            self._reset_reclone_scan()
+            return self.status()
+
+    def demote(self, term: int) -> None:
+        """Primary -> read-only standby with no upstream (fast shutdown, restart)."""
+        with self._op:
+            self._check_term(term)
+            if self.dir.is_standby() and (self._running() or not self.is_initialized()):
+                return
+            was_running = self._running()
+            self._stop_postmaster()
+            self.dir.set_standby_signal(True)
+            self._save(upstream_name="", upstream_address="")
+            self._write_confs()
+            log_event(log, "transition", member=self.name, frm="primary", to="standby", term=term)
+            if was_running:
+                self._start_postmaster(primary=False)
+
+    def follow(self, upstream: Upstream, term: int) -> None:
+        """Point ``primary_conninfo``/``primary_slot_name`` at ``upstream`` and reload
+        (PostgreSQL 13+ restarts the WAL receiver, no server restart). Creates this
+        member's slot on the upstream when it can reach it. Raises ``WrongRole`` on
+        a primary (rejoin it instead), ``NeedsReclone`` if that slot is lost."""
+        with self._op:
+            self._check_term(term)
+            if not self.dir.is_standby():
+                raise WrongRole(f"{self.name}: is a primary; rejoin it to follow {upstream}")
+            self._follow_locked(upstream)
+
+    def _follow_locked(self, upstream: Upstream) -> None:
+        changed = (self._state.upstream_address, self._state.upstream_name) != (upstream.address, upstream.name)
+        try:
+            lost = replication.ensure_slot(self._upstream_dsn(upstream), self.name)
+        except EngineError as exc:   # upstream down: the WAL receiver keeps retrying
+            log_event(log, "follow.slot_unchecked", member=self.name, upstream=upstream, error=exc,
+                      level=logging.WARNING)
+            lost = False
+        if changed:
+            self._reset_reclone_scan()
+        self._save(upstream_name=upstream.name, upstream_address=upstream.address)
+        self._apply_dynamic()
+        if changed:
+            log_event(log, "follow", member=self.name, upstream=upstream)
+        if lost:
+            self._needs_reclone = True
+            raise NeedsReclone(f"{self.name}: slot {conf.slot_name(self.name)} on {upstream} is lost; re-clone")
+
+    def _streaming_from(self, upstream: Upstream, timeout: float) -> bool:
+        host_port = upstream.address
+
+        def ok() -> bool:
+            st = self.status()
+            return self._needs_reclone or (st.streaming and st.upstream.endswith(host_port))
+        return wait_for(ok, timeout, 0.1) and not self._needs_reclone
+
+    def rejoin(self, upstream: Upstream, term: int, allow_reclone: bool = True) -> RejoinMethod:
+        """Make this (possibly diverged) node a standby of ``upstream``.
+
+        A standby that streams after a plain follow: NONE. Otherwise stop,
+        CHECKPOINT the upstream, ``pg_rewind`` from it, start as standby:
+        REWOUND (or NONE when nothing diverged). If rewind fails or the WAL
+        the node needs is gone: re-clone (RECLONED) when ``allow_reclone``,
+        else raise ``NeedsReclone``. Never starts the node as a primary.
+        """
+        with self._op:
+            self._check_term(term)
+            if not self.is_initialized():
+                return self._reclone(upstream, allow_reclone, "no database")
+            if self.dir.is_standby() and self._running():
+                try:
+                    self._follow_locked(upstream)
+                    if self._streaming_from(upstream, min(10.0, self.stream_timeout_s)):
+                        return RejoinMethod.NONE
+                except NeedsReclone:
+                    return self._reclone(upstream, allow_reclone, "slot lost")
+            self._stop_postmaster()
+            try:
+                rewound = replication.rewind(self.binaries, self.user, str(self.dir.pgdata),
+                                             self._upstream_dsn(upstream), self.op_timeout_s)
+            except EngineError as exc:
+                return self._reclone(upstream, allow_reclone, f"rewind failed: {exc}")
+            self.dir.set_standby_signal(True)
+            self._save(upstream_name="", upstream_address="")
+            try:
+                self._follow_locked(upstream)   # writes conf; slot; no reload (stopped)
+            except NeedsReclone:
+                return self._reclone(upstream, allow_reclone, "slot lost")
+            self._write_confs()
+            self._start_postmaster(primary=False)
+            if not self._streaming_from(upstream, self.stream_timeout_s) and self._needs_reclone:
+                return self._reclone(upstream, allow_reclone, "WAL needed after rewind is gone")
+            method = RejoinMethod.REWOUND if rewound else RejoinMethod.NONE
+            log_event(log, "rejoin", member=self.name, upstream=upstream, method=method.value)
+            return method
+
+    def _reclone(self, upstream: Upstream, allow: bool, why: str) -> RejoinMethod:
+        if not allow:
+            raise NeedsReclone(f"{self.name}: cannot rejoin {upstream} from WAL ({why}); re-clone not allowed")
+        log_event(log, "rejoin.reclone", member=self.name, upstream=upstream, reason=why, level=logging.WARNING)
+        self._stop_postmaster()
+        self.dir.wipe_pgdata()
+        self.clone(upstream)
+        self._start_postmaster(primary=False)
+        return RejoinMethod.RECLONED
+
+    # -- fencing ---------------------------------------------------------------
+
+    def fence(self, reason: str) -> None:
+        """Stop new writes now (see the engine module docstring for the methods).
+        Does not take the operation lock, so a long rejoin cannot delay it."""
+        method = self.config.fence_method
+        with self._conf_lock:
+            self._save(fence_reason=f"{method}: {reason}")
+        log_event(log, "fence", member=self.name, method=method, reason=reason, level=logging.WARNING)
+        if not self._running():
+            return
+        if method == "stop":
+            self._stopped_by_fence = True
+            self._stop_postmaster()
+            return
+        self._apply_dynamic()
+        # New sessions must see read-only before we kill the old ones.
+        wait_for(lambda: self._admin("SELECT current_setting('default_transaction_read_only')",
+                                     timeout_s=2)[0][0] == "on", 5.0, 0.01)
+        self._session.query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE backend_type = 'client backend'"
+            " AND pid <> pg_backend_pid() AND application_name <> %s", (sql.APP_NAME,))
+
+    def unfence(self) -> None:
+        """Accept writes again; restarts a server that ``fence_method: stop`` stopped."""
+        with self._op:
+            self._save(fence_reason="")
+            if self._running():
+                self._apply_dynamic()
+            elif self._stopped_by_fence and self.is_initialized():
+                self.start()
+            log_event(log, "unfence", member=self.name)
+
+    def set_lease_deadline(self, deadline: float | None) -> None:
+        """Arm/extend (``None``: disarm) the watchdog that fences at ``deadline``."""
+        if self._watchdog is None:
+            self._watchdog = LeaseWatchdog(self._on_lease_expired)
+        self._watchdog.set(deadline)
+
+    def _on_lease_expired(self) -> None:
+        if not self.dir.is_standby() and not self._state.fence_reason:
+            self.fence("lease deadline passed")
+
+    def set_sync_standbys(self, spec: SyncSpec) -> None:
+        """``synchronous_standby_names`` = ``FIRST n ("a", "b")`` / ``ANY n (...)``; reload."""
+        with self._op:
+            self._save(sync_standbys=conf.render_sync(spec))
+            self._apply_dynamic()
+
+    def ensure_slots(self, names: list[str] | tuple[str, ...], drop_others: bool = False) -> tuple[SlotInfo, ...]:
+        """Create a physical slot for each member name (not this one) if absent;
+        with ``drop_others``, drop inactive physical slots of other names.
+        Returns the slots after the change. Needs a running server."""
+        with self._op:
+            if not self._running():
+                raise EngineError(f"{self.name}: cannot manage slots, PostgreSQL is not running")
+            wanted = {conf.slot_name(n) for n in names} - {conf.slot_name(self.name)}
+            existing = {s.name: s for s in self._session.slots()}
+            for slot in sorted(wanted - set(existing)):
+                self._session.query("SELECT pg_create_physical_replication_slot(%s, true)", (slot,))
+                log_event(log, "slot.create", slot=slot)
+            if drop_others:
+                for slot, info in existing.items():
+                    if slot not in wanted and not info.active:
+                        self._session.query("SELECT pg_drop_replication_slot(%s)", (slot,))
+                        log_event(log, "slot.drop", slot=slot)
+            return self._session.slots()
