@@ -27,9 +27,16 @@ CHANNEL_OPTIONS = (("grpc.initial_reconnect_backoff_ms", 50),
                    ("grpc.max_reconnect_backoff_ms", 500))
 
 
+def _is_refused(exc: grpc.RpcError) -> bool:
+    helper = getattr(grpcutil, "is_connection_refused", None)
+    if helper is not None:
+        return bool(helper(exc))
+    return exc.code() is grpc.StatusCode.UNAVAILABLE and "connection refused" in (exc.details() or "").lower()
+
+
 def classify(exc: grpc.RpcError) -> ProbeOutcome:
     """Map a failed call to REFUSED / TIMEOUT / ERROR."""
-    if grpcutil.is_connection_refused(exc):
+    if _is_refused(exc):
         return ProbeOutcome.REFUSED
     if exc.code() in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE):
         return ProbeOutcome.TIMEOUT
@@ -45,9 +52,10 @@ def _significant(s: AgentStatus) -> tuple:
 class _Agent:
     """One agent: its channel, stub and status stream."""
 
-    def __init__(self, name: str, address: str, on_event: Callable[[], None]) -> None:
+    def __init__(self, name: str, address: str, on_event: Callable[[], None], watch: bool) -> None:
         self.name = name
         self.address = address
+        self.watch = watch
         self.channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
         self.stub = node_agent_pb2_grpc.NodeAgentStub(self.channel)
         self._on_event = on_event
@@ -55,8 +63,8 @@ class _Agent:
         self._call = None
         self.stream_broken = False
         self._last_key: tuple | None = None
-        self._thread = threading.Thread(target=self._watch, name=f"watch-{name}", daemon=True)
-        self._thread.start()
+        if watch:
+            threading.Thread(target=self._watch, name=f"watch-{name}", daemon=True).start()
 
     def _watch(self) -> None:
         while not self._stop.is_set():
@@ -105,29 +113,43 @@ class AgentPool:
         self._agents: dict[str, _Agent] = {}
         self._lock = threading.Lock()
 
-    def set_members(self, members: dict[str, str]) -> None:
+    def set_members(self, members: dict[str, str], watch: bool = False) -> None:
+        """Keep clients for exactly ``members``; ``watch``: subscribe to their
+        status streams (the active orchestrator) or not (a spare)."""
         with self._lock:
             for name in list(self._agents):
                 agent = self._agents[name]
-                if members.get(name) != agent.address:
+                if members.get(name) != agent.address or agent.watch != watch:
                     agent.close()
                     del self._agents[name]
             for name, address in members.items():
                 if address and name not in self._agents:
-                    self._agents[name] = _Agent(name, address, self._on_event)
+                    self._agents[name] = _Agent(name, address, self._on_event, watch)
 
     def stub(self, name: str) -> node_agent_pb2_grpc.NodeAgentStub | None:
         with self._lock:
             agent = self._agents.get(name)
         return agent.stub if agent is not None else None
 
-    def probe_all(self) -> dict[str, AgentProbe]:
-        """``GetStatus`` of every known agent, in parallel, bounded by rpc_timeout."""
+    def probe_all(self, first: str | None = None) -> dict[str, AgentProbe]:
+        """``GetStatus`` of every known agent, bounded by rpc_timeout each.
+
+        ``first`` (the leader) is asked before the others, which are then
+        asked in parallel: standby LSNs are never older than the leader's.
+        """
         with self._lock:
-            agents = list(self._agents.values())
-        futures = [(a, a.stub.GetStatus.future(node_agent_pb2.GetStatusRequest(), timeout=self.rpc_timeout))
-                   for a in agents]
-        probes = {}
+            agents = sorted(self._agents.values(), key=lambda a: a.name != first)
+        probes: dict[str, AgentProbe] = {}
+        if agents and agents[0].name == first:
+            self._collect(probes, [self._ask(agents.pop(0))])
+        self._collect(probes, [self._ask(a) for a in agents])
+        return probes
+
+    def _ask(self, agent: _Agent):
+        return agent, agent.stub.GetStatus.future(node_agent_pb2.GetStatusRequest(), timeout=self.rpc_timeout)
+
+    @staticmethod
+    def _collect(probes: dict[str, AgentProbe], futures: list) -> None:
         for agent, fut in futures:
             try:
                 status = agent_status_from_pb(fut.result())
@@ -137,7 +159,6 @@ class AgentPool:
                 probes[agent.name] = AgentProbe(agent.name, agent.address, classify(exc),
                                                 detail=exc.details() or str(exc.code()),
                                                 stream_broken=agent.stream_broken)
-        return probes
 
     def close(self) -> None:
         self.set_members({})

@@ -52,3 +52,33 @@ def agent_status_from_pb(msg: node_agent_pb2.NodeStatus) -> AgentStatus:
         engine=engine_status_from_pb(msg.engine), holds_leader=msg.holds_leader,
         leader_term=msg.leader_term, lease_remaining_s=msg.lease_remaining_s,
         tags=tuple(sorted(msg.tags.items())), state=msg.state, version=msg.version)
+
+
+# -- Cluster ---------------------------------------------------------------------
+
+def leader_to_pb(leader) -> cluster_pb2.Leader:
+    """A ``walrus.records.LeaderRecord`` (or None) as a ``Leader`` message."""
+    if leader is None:
+        return cluster_pb2.Leader(present=False)
+    return cluster_pb2.Leader(name=leader.name, term=leader.term, timeline=leader.timeline,
+                              agent_address=leader.agent_address, data_address=leader.data_address,
+                              since=leader.since, present=True)
+
+
+def candidate_to_pb(c: dict) -> cluster_pb2.Candidate:
+    """One ranked candidate, as published in a history record (a dict)."""
+    return cluster_pb2.Candidate(
+        name=str(c.get("name", "")), flush_lsn=int(c.get("flush_lsn", 0) or 0),
+        timeline=int(c.get("timeline", 0) or 0), priority=int(c.get("priority", 0) or 0),
+        eligible=bool(c.get("eligible", False)), reason=str(c.get("reason", "")),
+        rank=int(c.get("rank", 0) or 0))
+
+
+def history_to_pb(rec) -> cluster_pb2.HistoryRecord:
+    """A ``walrus.records.HistoryRecord`` as a message."""
+    return cluster_pb2.HistoryRecord(
+        term=rec.term, kind=rec.kind, old_leader=rec.old_leader, new_leader=rec.new_leader,
+        last_primary_lsn=rec.last_primary_lsn, promoted_lsn=rec.promoted_lsn,
+        bytes_possibly_lost=rec.bytes_possibly_lost, started_at=rec.started_at,
+        finished_at=rec.finished_at, candidates=[candidate_to_pb(c) for c in rec.candidates],
+        reason=rec.reason, orchestrator=rec.orchestrator, timeline=rec.timeline)

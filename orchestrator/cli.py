@@ -1,0 +1,71 @@
+"""``walrus orchestrator --config orch.yaml [--log-level LEVEL]``: run one
+orchestrator (active or hot spare) and its Cluster gRPC service until
+SIGTERM / SIGINT; then stop acting and revoke the election lease so that a
+spare takes over at once. A bad config file is a ConfigError (one line on
+stderr naming the file and the key, exit code 1).
+"""
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+
+from walrus import log as wlog
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, help="orchestrator config file (YAML)")
+    parser.add_argument("--log-level", choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+                        help="override the config's log_level")
+
+
+def serve(config, stop: threading.Event) -> int:
+    """Run an orchestrator for ``config`` until ``stop`` is set."""
+    from orchestrator.controller import Controller
+    from orchestrator.service import ClusterService, LeaderWatch
+    from protos import cluster_pb2_grpc
+    from walrus import grpcutil
+    from walrus.dcs import Dcs
+    from walrus.errors import ConfigError
+
+    dcs = Dcs(list(config.etcd.endpoints), config.cluster, timeout_s=config.etcd.timeout_s)
+    controller = Controller(config, dcs)
+    leaders = LeaderWatch(dcs)
+    service = ClusterService(dcs, controller, leaders, rpc_timeout=config.rpc_timeout)
+    server = grpcutil.server(max_workers=32)
+    cluster_pb2_grpc.add_ClusterServicer_to_server(service, server)
+    try:
+        bound = server.add_insecure_port(config.listen)
+    except RuntimeError:
+        bound = 0
+    if not bound:
+        dcs.close()
+        raise ConfigError(f"listen: cannot bind {config.listen} (address in use?)")
+    server.start()
+    leaders.start()
+    controller.start()
+    print(f"walrus orchestrator {config.id}: Cluster service on {config.listen}, "
+          f"cluster {config.cluster}", flush=True)
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        controller.stop()      # resigns: revokes the election lease
+        leaders.stop()
+        server.stop(grace=0.5).wait(2)
+        service.close()
+        dcs.close()
+    print(f"walrus orchestrator {config.id}: stopped", file=sys.stderr, flush=True)
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    from orchestrator.config import load_orchestrator_config
+
+    config = load_orchestrator_config(args.config)
+    wlog.setup(args.log_level or config.log_level, name=config.id)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    return serve(config, stop)

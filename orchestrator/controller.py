@@ -1,0 +1,206 @@
+"""The orchestrator's loop: read -> decide -> execute -> write.
+
+The one rule: only the active orchestrator (``Election.is_active()``) acts,
+and it re-checks that before every action; everything it knows comes from
+one fresh ``observe()`` per loop (etcd view + agents' ``GetStatus``), and
+every action is idempotent, so a crash at any point is finished by the next
+active orchestrator from the in-flight failover state saved in etcd.
+
+The loop runs every ``loop_wait`` and at once on an etcd watch event or an
+agent status-stream event (a changed status, or a broken stream: how a
+killed primary shows up within milliseconds).
+
+``now`` given to the core is wall-clock time (``time.time``): it is stored
+in etcd (history, in-flight state) and compared by a successor process, so
+a per-process monotonic clock would be meaningless there. Local deadlines
+(lease validity, RPC timeouts) use the monotonic clock.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import pathlib
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+from orchestrator.agents import AgentPool
+from orchestrator.core.model import ActionKind, ClusterSnapshot, CoreConfig, Decision
+from orchestrator.core.states import State
+from orchestrator.election import Election
+from orchestrator.executor import Executor, Outcome
+from orchestrator.probe import AgentProbe
+from orchestrator.snapshot import PrimaryLsnTracker, agent_addresses, build_snapshot, core_config
+from walrus.errors import DcsUnavailable, LeaseLost
+from walrus.log import log_event
+from walrus.records import ClusterView
+
+log = logging.getLogger(__name__)
+
+# Test-only hook: after saving the in-flight failover state, write this file
+# and stop (hang) so that a test can SIGKILL the active orchestrator exactly
+# mid-failover. Never set in production.
+HANG_HOOK_ENV = "WALRUS_TEST_HANG_AFTER_FAILOVER_STATE"
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One loop's input: the etcd view, the probes and the snapshot built from them."""
+    view: ClusterView
+    probes: Mapping[str, AgentProbe]
+    snapshot: ClusterSnapshot
+    config: CoreConfig
+
+
+def _describe(action: Any) -> str:
+    fields = {f.name: getattr(action, f.name) for f in dataclasses.fields(action)}
+    for key in ("entry", "state"):
+        if key in fields:
+            inner = fields.pop(key)
+            fields["term"] = getattr(inner, "term", "")
+    args = ",".join(f"{k}={getattr(v, 'value', v)}" for k, v in fields.items() if k != "reason")
+    return f"{action.kind.value}({args})"
+
+
+class Controller:
+    """One orchestrator: election, agent clients, the loop.
+
+    ``decide`` and ``explain`` are injected (default: the pure core) so the
+    loop can be driven in tests; ``wall`` is the clock handed to the core.
+    """
+
+    def __init__(self, config: Any, dcs: Any, *, decide: Callable | None = None,
+                 explain: Callable | None = None, wall: Callable[[], float] = time.time) -> None:
+        if decide is None or explain is None:
+            from orchestrator.core import decide as core_decide, explain as core_explain
+            decide, explain = decide or core_decide, explain or core_explain
+        self.config = config
+        self.dcs = dcs
+        self._decide = decide
+        self._explain = explain
+        self._wall = wall
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self.agents = AgentPool(config.rpc_timeout, on_event=self._wake.set)
+        self.election = Election(dcs, config.id, config.ttl, on_change=self._on_election)
+        self.executor = Executor(dcs, self.agents, config.id, rpc_timeout=config.rpc_timeout,
+                                 retry_timeout=config.retry_timeout)
+        self.state: State = State.STARTING
+        self.last_decision: Decision | None = None
+        self._tracker = PrimaryLsnTracker()
+        self._known: dict[str, str] = {}
+        self._last_logged: tuple | None = None
+        self._cancel_watch: Callable[[], None] | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- observation (also used by the Cluster service) ------------------------
+    def observe(self, watch: bool = False, pool: AgentPool | None = None) -> Observation:
+        """Read etcd once, probe every agent, build the core's snapshot.
+
+        Raises DcsUnavailable when etcd cannot be read in time.
+        """
+        view = self.dcs.read_view(deadline_s=self.config.retry_timeout)
+        pool = pool or self.agents
+        addresses = agent_addresses(view)
+        pool.set_members(addresses, watch=watch)
+        probes = pool.probe_all(first=view.leader.name if view.leader else None)
+        snapshot = build_snapshot(view, probes, self._tracker.lsn)
+        lsn = self._tracker.update(snapshot)
+        if lsn != snapshot.last_known_primary_lsn:
+            snapshot = dataclasses.replace(snapshot, last_known_primary_lsn=lsn)
+        return Observation(view, probes, snapshot, core_config(self.config, view.config))
+
+    def explain(self, obs: Observation):
+        """The core's ranking for ``obs`` (who would win now and why)."""
+        return self._explain(obs.snapshot, obs.config)
+
+    # -- the loop -------------------------------------------------------------------
+    def _on_election(self, active: bool) -> None:
+        self.state = State.STARTING
+        self._wake.set()
+
+    def tick(self) -> Decision | None:
+        """One read -> decide -> execute round; None when not active."""
+        if not self.election.is_active():
+            return None
+        obs = self.observe(watch=True)
+        if not self.election.is_active():
+            return None
+        decision = self._decide(obs.snapshot, obs.config, self._wall(), previous=self.state)
+        self._log_decision(decision)
+        self.state = decision.state
+        self.last_decision = decision
+        for action in decision.actions:
+            if not self.election.is_active():
+                log_event(log, "stop acting", level=logging.WARNING, reason="no longer the active orchestrator")
+                break
+            outcome = self.executor.execute(action, obs.view)
+            self._log_outcome(outcome)
+            if not outcome.ok:
+                break
+            if action.kind is ActionKind.SAVE_FAILOVER_STATE:
+                self._test_hang_hook()
+        return decision
+
+    def _log_decision(self, d: Decision) -> None:
+        if d.transition is not None:
+            log_event(log, "transition", frm=d.transition.frm.value, to=d.transition.to.value,
+                      reason=d.transition.reason)
+        key = (d.state, d.actions, d.reason)
+        acting = any(a.kind is not ActionKind.WAIT for a in d.actions)
+        if acting or key != self._last_logged:
+            log_event(log, "decision", state=d.state.value, reason=d.reason,
+                      actions=";".join(_describe(a) for a in d.actions) or "none")
+        self._last_logged = key
+
+    @staticmethod
+    def _log_outcome(o: Outcome) -> None:
+        if o.action.kind is ActionKind.WAIT:
+            return
+        log_event(log, "action", level=logging.INFO if o.ok else logging.WARNING,
+                  action=_describe(o.action), ok=o.ok, changed=o.changed, detail=o.detail)
+
+    def _test_hang_hook(self) -> None:
+        marker = os.environ.get(HANG_HOOK_ENV)
+        if not marker:
+            return
+        log_event(log, "test hook", level=logging.WARNING, hook=HANG_HOOK_ENV, marker=marker)
+        pathlib.Path(marker).write_text(str(os.getpid()))
+        while True:  # wait to be killed by the test
+            time.sleep(1)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            acted = False
+            try:
+                decision = self.tick()
+                acted = decision is not None and any(a.kind is not ActionKind.WAIT for a in decision.actions)
+                if decision is None:
+                    self.agents.set_members({})
+            except (DcsUnavailable, LeaseLost) as exc:
+                log_event(log, "loop", level=logging.WARNING, error=exc)
+            except Exception:  # the loop must survive anything; the next round re-reads
+                log.exception("orchestrator loop failed")
+            wait = min(self.config.loop_wait, 0.05) if acted else self.config.loop_wait
+            self._wake.wait(wait)
+            self._wake.clear()
+
+    def start(self) -> None:
+        """Start the election and the loop (threads); returns at once."""
+        self._cancel_watch = self.dcs.watch_prefix(self._wake.set)
+        self.election.start(self.config.loop_wait)
+        self._thread = threading.Thread(target=self._loop, name="controller", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the loop and resign (revoke our lease: a spare takes over at once)."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self.election.resign()
+        if self._cancel_watch is not None:
+            self._cancel_watch()
+        self.agents.close()

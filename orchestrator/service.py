@@ -1,0 +1,262 @@
+"""The ``Cluster`` gRPC service, served by every orchestrator (active or spare).
+
+Thin: convert the request (``orchestrator.convert``), ask etcd or the
+controller, convert back. Operator requests (Switchover, Failover, Pause,
+Resume) are *written to etcd*; the active orchestrator executes them, so it
+does not matter which orchestrator a client talks to. Errors are gRPC status
+codes with one sentence: INVALID_ARGUMENT for bad or stale arguments,
+FAILED_PRECONDITION when the cluster is not in a state to do it,
+UNAVAILABLE when etcd cannot be reached.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any, Callable
+
+import grpc
+
+from orchestrator.agents import AgentPool
+from orchestrator.convert import candidate_to_pb, history_to_pb, leader_to_pb, role_to_pb
+from protos import cluster_pb2, cluster_pb2_grpc
+from walrus.errors import DcsUnavailable, LeaseLost
+from walrus.log import log_event
+from walrus.records import LeaderRecord, MalformedRecord
+
+log = logging.getLogger(__name__)
+
+
+class LeaderWatch:
+    """The current leader record, kept fresh by an etcd watch (plus a
+    periodic re-read in case a watch event is missed); subscribers block in
+    ``wait_change`` until the leader (name, term or presence) changes."""
+
+    def __init__(self, dcs: Any, refresh_s: float = 1.0) -> None:
+        self._dcs = dcs
+        self._refresh_s = refresh_s
+        self._cond = threading.Condition()
+        self._version = 0
+        self._leader: LeaderRecord | None = None
+        self._known = False
+        self._poke = threading.Event()
+        self._stop = threading.Event()
+        self._cancel: Callable[[], None] | None = None
+
+    def start(self) -> None:
+        self._cancel = self._dcs.watch_prefix(self._poke.set)
+        threading.Thread(target=self._run, name="leader-watch", daemon=True).start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._poke.set()
+        if self._cancel is not None:
+            self._cancel()
+        with self._cond:
+            self._cond.notify_all()
+
+    def _read(self) -> LeaderRecord | None:
+        value, _ = self._dcs.get(self._dcs.keys.leader, deadline_s=1.0)
+        if value is None:
+            return None
+        try:
+            return LeaderRecord.from_dict(value)
+        except MalformedRecord:
+            return None
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._update(self._read())
+            except (DcsUnavailable, LeaseLost) as exc:
+                log_event(log, "leader watch", level=logging.DEBUG, error=exc)
+            self._poke.wait(self._refresh_s)
+            self._poke.clear()
+
+    def _update(self, leader: LeaderRecord | None) -> None:
+        key = (leader.name, leader.term) if leader else None
+        with self._cond:
+            old = (self._leader.name, self._leader.term) if self._leader else None
+            if not self._known or key != old or leader != self._leader:
+                changed = not self._known or key != old
+                self._leader, self._known = leader, True
+                if changed:
+                    self._version += 1
+                    self._cond.notify_all()
+
+    def current(self) -> tuple[int, LeaderRecord | None]:
+        """(version, leader); reads etcd once if nothing was read yet."""
+        with self._cond:
+            if self._known:
+                return self._version, self._leader
+        self._update(self._read())
+        with self._cond:
+            return self._version, self._leader
+
+    def wait_change(self, version: int, timeout: float) -> tuple[int, LeaderRecord | None]:
+        with self._cond:
+            self._cond.wait_for(lambda: self._version != version or self._stop.is_set(), timeout)
+            return self._version, self._leader
+
+
+def _abort_unavailable(context: grpc.ServicerContext, exc: Exception) -> None:
+    context.abort(grpc.StatusCode.UNAVAILABLE, f"etcd is unreachable: {exc}")
+
+
+class ClusterService(cluster_pb2_grpc.ClusterServicer):
+    """``Cluster`` on top of etcd (``dcs``), the leader watch and the controller."""
+
+    def __init__(self, dcs: Any, controller: Any, leaders: LeaderWatch, *, rpc_timeout: float) -> None:
+        self.dcs = dcs
+        self.controller = controller
+        self.leaders = leaders
+        self._pool = AgentPool(rpc_timeout)   # probes for read RPCs, separate from the loop's
+        self._pool_lock = threading.Lock()
+
+    def close(self) -> None:
+        self._pool.close()
+
+    def _observe(self, context: grpc.ServicerContext):
+        try:
+            with self._pool_lock:
+                return self.controller.observe(watch=False, pool=self._pool)
+        except (DcsUnavailable, LeaseLost) as exc:
+            _abort_unavailable(context, exc)
+
+    def _view(self, context: grpc.ServicerContext):
+        try:
+            return self.dcs.read_view(deadline_s=self.dcs.timeout_s)
+        except (DcsUnavailable, LeaseLost) as exc:
+            _abort_unavailable(context, exc)
+
+    # -- leader ---------------------------------------------------------------------
+    def GetLeader(self, request, context):
+        try:
+            _, leader = self.leaders.current()
+        except (DcsUnavailable, LeaseLost) as exc:
+            _abort_unavailable(context, exc)
+        return leader_to_pb(leader)
+
+    def WatchLeader(self, request, context):
+        try:
+            version, leader = self.leaders.current()
+        except (DcsUnavailable, LeaseLost) as exc:
+            _abort_unavailable(context, exc)
+        yield leader_to_pb(leader)
+        while context.is_active():
+            new_version, leader = self.leaders.wait_change(version, timeout=1.0)
+            if new_version != version:
+                version = new_version
+                yield leader_to_pb(leader)
+
+    # -- members / explain ----------------------------------------------------
+    def ListMembers(self, request, context):
+        obs = self._observe(context)
+        view, snap = obs.view, obs.snapshot
+        sync_names = set(view.sync.names) if view.sync else set()
+        leader = view.leader.name if view.leader else ""
+        records = view.members_by_name
+        base = snap.last_known_primary_lsn
+        members = []
+        for m in snap.members:
+            rec = records.get(m.name)
+            probe = obs.probes.get(m.name)
+            tags = {str(k): str(v) for k, v in (rec.tags.items() if rec else ())}
+            if probe is not None and probe.answered:
+                tags.update(dict(probe.status.tags))
+            members.append(cluster_pb2.Member(
+                name=m.name, role=role_to_pb(m.role.value),
+                agent_address=rec.agent_address if rec else (probe.address if probe else ""),
+                data_address=rec.data_address if rec else "", timeline=m.timeline, term=m.term,
+                flush_lsn=m.flush_lsn, replay_lsn=m.replay_lsn,
+                lag_bytes=max(0, base - m.flush_lsn) if m.name != leader else 0,
+                streaming=m.streaming, fenced=m.fenced, reachable=m.reachable, tags=tags,
+                upstream=m.upstream, is_leader=m.name == leader, in_sync_set=m.name in sync_names))
+        state = self.controller.state.value if self.controller.election.is_active() else "spare"
+        sync = ""
+        if view.sync and view.sync.num and view.sync.names:
+            sync = f"{view.sync.method.upper()} {view.sync.num} ({', '.join(view.sync.names)})"
+        return cluster_pb2.ListMembersReply(members=members, leader=leader_to_pb(view.leader),
+                                            state=state, paused=view.paused, sync_standbys=sync)
+
+    def ExplainFailover(self, request, context):
+        obs = self._observe(context)
+        ranking = self.controller.explain(obs)
+        candidates = [candidate_to_pb(c.to_dict()) for c in ranking.candidates]
+        state = self.controller.state.value if self.controller.election.is_active() else "spare"
+        detail = ranking.waiting or (f"{ranking.winner} would be promoted now" if ranking.winner else "")
+        return cluster_pb2.ExplainFailoverReply(winner=ranking.winner or "", candidates=candidates,
+                                                state=state, detail=detail)
+
+    # -- operator requests ----------------------------------------------------------
+    def Switchover(self, request, context):
+        view = self._view(context)
+        candidate, expected = request.candidate.strip(), request.expected_leader.strip()
+        if view.leader is None:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                          "there is no leader to switch over from; use Failover instead")
+        leader = view.leader.name
+        if expected and expected != leader:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                          f"expected leader {expected!r} but the leader is {leader!r}")
+        if candidate:
+            self._check_candidate(context, view, candidate)
+        return self._request(context, view, candidate, expected or leader, failover=False)
+
+    def Failover(self, request, context):
+        view = self._view(context)
+        candidate = request.candidate.strip()
+        if not candidate:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "a failover needs a candidate")
+        self._check_candidate(context, view, candidate)
+        return self._request(context, view, candidate, "", failover=True)
+
+    @staticmethod
+    def _check_candidate(context: grpc.ServicerContext, view, candidate: str) -> None:
+        if view.member(candidate) is None:
+            known = ", ".join(sorted(m.name for m in view.members)) or "none"
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                          f"unknown candidate {candidate!r} (members: {known})")
+        if view.leader is not None and view.leader.name == candidate:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{candidate!r} is already the leader")
+
+    def _request(self, context, view, candidate: str, expected: str, failover: bool):
+        value = {"candidate": candidate, "expected_leader": expected, "leader": expected,
+                 "failover": failover, "requested_at": time.time()}
+        what = "failover" if failover else "switchover"
+        try:
+            written = self.dcs.cas_put(self.dcs.keys.switchover, value, 0, deadline_s=self.dcs.timeout_s)
+        except (DcsUnavailable, LeaseLost) as exc:
+            _abort_unavailable(context, exc)
+        if not written:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                          "another switchover or failover request is pending")
+        log_event(log, "operator request", kind=what, candidate=candidate or "(best)",
+                  expected_leader=expected or "(any)")
+        detail = f"{what} to {candidate or 'the best standby'} requested"
+        return cluster_pb2.OperationReply(accepted=True, detail=detail, leader=leader_to_pb(view.leader))
+
+    def Pause(self, request, context):
+        return self._set_pause(context, True)
+
+    def Resume(self, request, context):
+        return self._set_pause(context, False)
+
+    def _set_pause(self, context, paused: bool):
+        try:
+            self.dcs.set_pause(paused, deadline_s=self.dcs.timeout_s)
+            _, leader = self.leaders.current()
+        except (DcsUnavailable, LeaseLost) as exc:
+            _abort_unavailable(context, exc)
+        log_event(log, "operator request", kind="pause" if paused else "resume")
+        return cluster_pb2.OperationReply(
+            accepted=True, leader=leader_to_pb(leader),
+            detail="automatic failover paused" if paused else "automatic failover resumed")
+
+    def History(self, request, context):
+        limit = request.limit or 100
+        try:
+            records = self.dcs.list_history(limit, deadline_s=self.dcs.timeout_s)
+        except (DcsUnavailable, LeaseLost) as exc:
+            _abort_unavailable(context, exc)
+        return cluster_pb2.HistoryReply(records=[history_to_pb(r) for r in records])
