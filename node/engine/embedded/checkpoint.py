@@ -21,7 +21,7 @@ import crc32c
 
 from walrus.errors import CorruptWal
 
-from .state import KvState
+from .state import KvState, snapshot_header
 
 _HEAD = struct.Struct("<4sIQ")
 _MAGIC = b"WCKP"
@@ -57,9 +57,13 @@ def list_checkpoints(directory: str) -> list[CheckpointInfo]:
 
 def write_checkpoint(directory: str, state: KvState) -> CheckpointInfo:
     """Atomically and durably write ``state`` as a checkpoint."""
+    return write_snapshot(directory, state.snapshot())
+
+
+def write_snapshot(directory: str, blob: bytes) -> CheckpointInfo:
+    """Atomically and durably write a ``KvState.snapshot()`` as a checkpoint."""
     os.makedirs(directory, exist_ok=True)
-    blob = state.snapshot()
-    redo = _snapshot_lsn(blob)
+    redo = snapshot_lsn(blob)
     path = os.path.join(directory, f"ckpt-{redo:016X}")
     tmp = path + ".tmp"
     with open(tmp, "wb") as f:
@@ -72,9 +76,9 @@ def write_checkpoint(directory: str, state: KvState) -> CheckpointInfo:
     return CheckpointInfo(redo, path)
 
 
-def _snapshot_lsn(blob: bytes) -> int:
+def snapshot_lsn(blob: bytes) -> int:
     """The applied LSN recorded in a state snapshot."""
-    return struct.unpack_from("<Q", blob, 8)[0]
+    return snapshot_header(blob)[0]
 
 
 def read_checkpoint(info: CheckpointInfo) -> KvState:

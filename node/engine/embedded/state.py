@@ -22,6 +22,17 @@ _MAGIC = b"WKVS"
 _U32 = struct.Struct("<I")
 
 
+def snapshot_header(blob: bytes) -> tuple[int, int, int]:
+    """(applied_lsn, timeline, term) of a snapshot without decoding it all."""
+    try:
+        magic, _, lsn, tli, term, _ = _SNAP_HEAD.unpack_from(blob)
+    except struct.error:
+        raise CorruptWal("state snapshot is truncated") from None
+    if magic != _MAGIC:
+        raise CorruptWal("bad state snapshot magic")
+    return lsn, tli, term
+
+
 class KvState:
     """A dict of bytes -> bytes plus the position and timeline it reflects."""
 
@@ -71,9 +82,10 @@ class KvState:
 
     def snapshot(self) -> bytes:
         """Deterministic serialization (see ``from_snapshot``)."""
-        with self._lock:
-            items = sorted(self._data.items())
-            head = _SNAP_HEAD.pack(_MAGIC, 1, self.applied_lsn, self.timeline, self.term, len(items))
+        with self._lock:     # copy under the lock (fast), sort outside it
+            data = dict(self._data)
+            head = _SNAP_HEAD.pack(_MAGIC, 1, self.applied_lsn, self.timeline, self.term, len(data))
+        items = sorted(data.items())
         parts = [head]
         for key, value in items:
             parts += [_U32.pack(len(key)), key, _U32.pack(len(value)), value]

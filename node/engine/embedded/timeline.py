@@ -48,6 +48,10 @@ class TimelineHistory:
         """Every timeline in this history, oldest first, current last."""
         return tuple(e.timeline for e in self.entries) + (self.timeline,)
 
+    def starts(self) -> tuple[int, ...]:
+        """Start LSN of each timeline in ``timelines()`` (the first starts at 0)."""
+        return (0,) + tuple(e.end_lsn for e in self.entries)
+
     def end_of(self, tli: int) -> int:
         """Where ``tli`` ended in this history (``MAX_LSN`` for the current
         timeline). Raises KeyError if ``tli`` is not in this history."""
@@ -82,16 +86,22 @@ class Divergence:
 def find_divergence(local: TimelineHistory, local_end: int, upstream: TimelineHistory) -> Divergence:
     """Compare the local history and WAL end with the upstream's history.
 
-    Pure. The common timeline is the newest one in both histories; the fork is
-    the earlier of the two ends of it. No common timeline means the logs share
-    nothing (fork at 0).
+    Pure. The common timeline is the newest one both chains share with the
+    same start LSN (the same number started elsewhere is a different
+    timeline); the fork is the earlier of the two ends of it. No common
+    timeline means the logs share nothing (fork at 0).
     """
-    common = set(local.timelines()) & set(upstream.timelines())
-    if not common:
+    lt, ut = local.timelines(), upstream.timelines()
+    ls, us = local.starts(), upstream.starts()
+    common = None
+    for i in range(min(len(lt), len(ut))):
+        if lt[i] != ut[i] or ls[i] != us[i]:
+            break
+        common = lt[i]
+    if common is None:
         return Divergence(0, 0, local_end > 0)
-    tli = max(common)
-    fork = min(local.end_of(tli), upstream.end_of(tli))
-    return Divergence(tli, fork, local_end > fork)
+    fork = min(local.end_of(common), upstream.end_of(common))
+    return Divergence(common, fork, local_end > fork)
 
 
 # ---------------------------------------------------------------- files
@@ -151,3 +161,13 @@ def latest_timeline(directory: str) -> int:
         return 1
     tlis = [int(m.group(1), 16) for m in map(_NAME_RE.match, os.listdir(directory)) if m]
     return max(tlis, default=1)
+
+
+def remove_histories_after(directory: str, tli: int) -> None:
+    """Delete history files of timelines above ``tli`` (after a rewind)."""
+    if not os.path.isdir(directory):
+        return
+    for name in os.listdir(directory):
+        m = _NAME_RE.match(name)
+        if m and int(m.group(1), 16) > tli:
+            os.unlink(os.path.join(directory, name))

@@ -1,0 +1,340 @@
+"""The embedded engine's storage: WAL + state + checkpoints + timelines + control.
+
+Rule: the state is always the replay of the WAL from a checkpoint, in order;
+nothing changes the state without a WAL record at the same position, and a
+checkpoint never claims a redo LSN past durable WAL.
+
+Layout of ``data_dir``: ``wal/`` (segments, see ``wal.py``), ``checkpoints/``,
+``timelines/`` (``<TLI>.history``), ``control`` (role, timeline, term,
+upstream; JSON with a CRC, replaced atomically).
+
+API (thread-safe)
+-----------------
+``Storage.open(data_dir, config: EmbeddedConfig) -> Storage``: recover (newest
+    good checkpoint, WAL recovery from its redo LSN, replay to the WAL end), or
+    bootstrap an empty directory as a primary on timeline 1.
+``Storage.create_from_base(data_dir, config, snapshot, history, term=0)``: a
+    new standby from a base backup (``base_backup()`` of the primary).
+``base_backup() -> BaseBackup(lsn, timeline, term, snapshot, history)``.
+``get(key)``; ``state`` (``KvState``); ``wal`` (``Wal``: read_raw, append_raw,
+    flush, wait_for_*); ``timeline``, ``replay_lsn``, ``history()``.
+``apply_local(record) -> (start, end)`` / ``put(key, value)``: primary writes:
+    append + apply (not durable until ``flush(end)``).
+``flush(upto=None) -> flush_lsn`` (group commit).
+``receive(start_lsn, data) -> end`` (standby: ``wal.append_raw``).
+``replay_up_to(lsn) -> replay_lsn`` (standby: apply received WAL).
+``checkpoint(slot_min_lsn=None) -> CheckpointInfo``: flush, snapshot, prune,
+    recycle WAL below min(oldest kept checkpoint, ``slot_min_lsn``).
+``rewind_to(lsn)``: drop WAL at/after ``lsn``, rebuild the state from a
+    checkpoint at or before it; raises NeedsReclone if no usable checkpoint.
+``switch_timeline(new_tli, term, reason) -> switch_lsn``: promotion.
+``control`` / ``set_control(**fields)``; ``close()``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import threading
+from dataclasses import dataclass
+
+import crc32c
+
+from node.config import EmbeddedConfig
+from node.engine.base import Role
+from walrus.errors import CorruptWal, EngineError, NeedsReclone
+from walrus.lsn import format_lsn
+
+from . import checkpoint as ckpt
+from .records import Put, Record, TimelineSwitch, decode, encode, encode_put
+from .state import KvState, snapshot_header
+from .timeline import TimelineHistory, read_history, remove_histories_after, write_history
+from .wal import Wal
+
+KEEP_CHECKPOINTS = 2
+
+
+@dataclass(frozen=True)
+class ControlData:
+    """What the node was doing, persisted across restarts."""
+    role: Role = Role.PRIMARY
+    timeline: int = 1
+    term: int = 0
+    upstream: str = ""
+
+
+@dataclass(frozen=True)
+class BaseBackup:
+    """A consistent copy of a primary: the state reflects every record before
+    ``lsn``, which is durable on the primary."""
+    lsn: int
+    timeline: int
+    term: int
+    snapshot: bytes
+    history: TimelineHistory
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_control(data_dir: str, control: ControlData) -> None:
+    """Atomically and durably replace the control file."""
+    body = json.dumps({"role": control.role.value, "timeline": control.timeline,
+                       "term": control.term, "upstream": control.upstream}, sort_keys=True)
+    path = os.path.join(data_dir, "control")
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(f"{crc32c.crc32c(body.encode()):08x} {body}\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(data_dir)
+
+
+def read_control(data_dir: str) -> ControlData | None:
+    """The control file, None if absent. Raises CorruptWal if damaged."""
+    path = os.path.join(data_dir, "control")
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        crc, _, body = f.read().strip().partition(" ")
+    try:
+        if int(crc, 16) != crc32c.crc32c(body.encode()):
+            raise ValueError("checksum mismatch")
+        d = json.loads(body)
+        return ControlData(Role(d["role"]), int(d["timeline"]), int(d["term"]), str(d["upstream"]))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CorruptWal(f"control file {path} is damaged: {exc}") from None
+
+
+def is_initialized(data_dir: str) -> bool:
+    """True when ``data_dir`` holds a storage (a control file)."""
+    return os.path.exists(os.path.join(data_dir, "control"))
+
+
+class Storage:
+    """See the module docstring."""
+
+    def __init__(self, data_dir: str, config: EmbeddedConfig, wal: Wal, state: KvState,
+                 control: ControlData) -> None:
+        self.data_dir = data_dir
+        self.config = config
+        self.wal = wal
+        self.state = state
+        self._control = control
+        self._lock = threading.RLock()         # serializes appends, replay, rewind
+        self._ckpt_lock = threading.Lock()
+
+    # ------------------------------------------------------------ open/create
+    @classmethod
+    def open(cls, data_dir: str, config: EmbeddedConfig) -> "Storage":
+        """Recover the storage in ``data_dir``, bootstrapping it if empty.
+        Raises CorruptWal / NeedsReclone if it cannot be recovered."""
+        control = read_control(data_dir)
+        if control is None:
+            return cls._bootstrap(data_dir, config)
+        dirs = _dirs(data_dir)
+        found = ckpt.load_latest(dirs["checkpoints"])
+        if found is None:
+            raise NeedsReclone(f"no usable checkpoint in {dirs['checkpoints']}")
+        state, info = found
+        wal = Wal.open(dirs["wal"], config.segment_size, start_lsn=info.redo_lsn,
+                       timeline=state.timeline)
+        storage = cls(data_dir, config, wal, state, control)
+        storage.replay_up_to(wal.write_lsn)
+        return storage
+
+    @classmethod
+    def _bootstrap(cls, data_dir: str, config: EmbeddedConfig) -> "Storage":
+        dirs = _dirs(data_dir)
+        if os.path.isdir(dirs["wal"]) and os.listdir(dirs["wal"]):
+            raise CorruptWal(f"{data_dir} has WAL but no control file")
+        for d in dirs.values():
+            os.makedirs(d, exist_ok=True)
+        state = KvState()
+        ckpt.write_checkpoint(dirs["checkpoints"], state)
+        wal = Wal.open(dirs["wal"], config.segment_size, start_lsn=0, timeline=1)
+        control = ControlData(Role.PRIMARY, 1, 0, "")
+        write_control(data_dir, control)      # last: its presence means "initialized"
+        return cls(data_dir, config, wal, state, control)
+
+    @classmethod
+    def create_from_base(cls, data_dir: str, config: EmbeddedConfig, snapshot: bytes,
+                         history: TimelineHistory, term: int = 0, upstream: str = "") -> "Storage":
+        """Create a standby's storage from a primary's base backup."""
+        if is_initialized(data_dir):
+            raise EngineError(f"{data_dir} already holds a database")
+        state = KvState.from_snapshot(snapshot)
+        dirs = _dirs(data_dir)
+        for d in dirs.values():
+            os.makedirs(d, exist_ok=True)
+        for i, e in enumerate(history.entries):
+            write_history(dirs["timelines"], TimelineHistory(e.timeline, history.entries[:i]))
+        write_history(dirs["timelines"], history)
+        ckpt.write_checkpoint(dirs["checkpoints"], state)
+        wal = Wal.open(dirs["wal"], config.segment_size, start_lsn=state.applied_lsn,
+                       timeline=state.timeline)
+        control = ControlData(Role.STANDBY, state.timeline, max(term, state.term), upstream)
+        write_control(data_dir, control)
+        return cls(data_dir, config, wal, state, control)
+
+    def base_backup(self) -> BaseBackup:
+        """A snapshot of the state at a durable LSN, with the timeline history."""
+        snap = self.state.snapshot()
+        lsn, tli, term = snapshot_header(snap)
+        self.wal.flush(lsn)
+        return BaseBackup(lsn, tli, max(term, self._control.term), snap, self.history_of(tli))
+
+    # ------------------------------------------------------------ reads
+    def get(self, key: bytes) -> bytes | None:
+        return self.state.get(key)
+
+    @property
+    def timeline(self) -> int:
+        """Timeline of the last record replayed into the state."""
+        return self.state.timeline
+
+    @property
+    def replay_lsn(self) -> int:
+        return self.state.applied_lsn
+
+    @property
+    def control(self) -> ControlData:
+        return self._control
+
+    def history(self) -> TimelineHistory:
+        """History of the current timeline."""
+        return self.history_of(self.timeline)
+
+    def history_of(self, tli: int) -> TimelineHistory:
+        return read_history(_dirs(self.data_dir)["timelines"], tli)
+
+    def save_history(self, history: TimelineHistory) -> None:
+        """Store a history file received from an upstream."""
+        write_history(_dirs(self.data_dir)["timelines"], history)
+
+    # ------------------------------------------------------------ writes
+    def apply_local(self, record: Record) -> tuple[int, int]:
+        """Primary: append ``record`` on the current timeline and apply it."""
+        payload = encode(record)
+        with self._lock:
+            start, end = self.wal.append(payload, self.state.timeline)
+            self.state.apply(record, end)
+        return start, end
+
+    def put(self, key: bytes, value: bytes) -> tuple[int, int]:
+        """Primary fast path for a single put."""
+        with self._lock:
+            start, end = self.wal.append(encode_put(key, value), self.state.timeline)
+            self.state.apply(Put(key, value), end)
+        return start, end
+
+    def flush(self, upto: int | None = None) -> int:
+        """Group commit; returns the flush LSN."""
+        return self.wal.flush(upto)
+
+    def receive(self, start_lsn: int, data: bytes) -> int:
+        """Standby: write verified records received from the primary."""
+        return self.wal.append_raw(start_lsn, data)
+
+    def replay_up_to(self, lsn: int) -> int:
+        """Apply WAL records from the replay position up to ``lsn`` (capped at
+        the WAL end); returns the replay LSN. A timeline switch record also
+        writes the new timeline's history file."""
+        with self._lock:
+            for rec in self.wal.iter_records(self.state.applied_lsn, lsn):
+                record = decode(rec.payload)
+                if isinstance(record, TimelineSwitch):
+                    self._record_switch(record)
+                self.state.apply(record, rec.end)
+            return self.state.applied_lsn
+
+    def _record_switch(self, sw: TimelineSwitch) -> None:
+        # Always rewrite: a stale file of the same number may survive a rewind.
+        tldir = _dirs(self.data_dir)["timelines"]
+        parent = read_history(tldir, sw.parent_tli)
+        write_history(tldir, parent.branch(sw.new_tli, sw.switch_lsn, sw.reason))
+
+    def switch_timeline(self, new_tli: int, term: int, reason: str = "") -> int:
+        """Promote: replay everything, write the new history, append a
+        TIMELINE_SWITCH record on ``new_tli``, flush it and update control.
+        Returns the switch LSN (where the new timeline starts)."""
+        with self._lock:
+            self.replay_up_to(self.wal.write_lsn)
+            switch_lsn = self.wal.write_lsn
+            hist = self.history().branch(new_tli, switch_lsn, reason)
+            write_history(_dirs(self.data_dir)["timelines"], hist)
+            rec = TimelineSwitch(new_tli, self.timeline, switch_lsn, term, reason)
+            _, end = self.wal.append(encode(rec), new_tli)
+            self.state.apply(rec, end)
+        self.wal.flush(end)
+        self.set_control(timeline=new_tli, term=max(term, self._control.term))
+        return switch_lsn
+
+    def set_control(self, **changes) -> ControlData:
+        """Durably update fields of the control file (role, timeline, term, upstream)."""
+        with self._lock:
+            self._control = dataclasses.replace(self._control, **changes)
+            write_control(self.data_dir, self._control)
+            return self._control
+
+    # ------------------------------------------------------- checkpoints
+    def checkpoint(self, slot_min_lsn: int | None = None) -> ckpt.CheckpointInfo:
+        """Flush WAL to the state's position, write a checkpoint, keep the
+        newest ``KEEP_CHECKPOINTS`` and recycle WAL nobody needs."""
+        with self._ckpt_lock:
+            dirs = _dirs(self.data_dir)
+            snap = self.state.snapshot()
+            self.wal.flush(ckpt.snapshot_lsn(snap))     # redo LSN never past durable WAL
+            info = ckpt.write_snapshot(dirs["checkpoints"], snap)
+            kept = ckpt.prune(dirs["checkpoints"], KEEP_CHECKPOINTS)
+            self.recycle(slot_min_lsn, kept)
+            return info
+
+    def recycle(self, slot_min_lsn: int | None = None, kept=None) -> int:
+        """Remove WAL segments below min(oldest kept checkpoint, slot_min_lsn)."""
+        kept = kept if kept is not None else ckpt.list_checkpoints(_dirs(self.data_dir)["checkpoints"])
+        if not kept:
+            return 0
+        keep_from = min(c.redo_lsn for c in kept)
+        if slot_min_lsn is not None:
+            keep_from = min(keep_from, slot_min_lsn)
+        return self.wal.recycle(keep_from)
+
+    # ------------------------------------------------------------ rewind
+    def rewind_to(self, lsn: int) -> int:
+        """Drop all WAL at/after ``lsn`` and rebuild the state from the newest
+        good checkpoint at or before it. Returns the new WAL end. Raises
+        NeedsReclone if WAL or checkpoints needed for that are gone."""
+        with self._lock:
+            if lsn >= self.wal.write_lsn and lsn >= self.state.applied_lsn:
+                return self.wal.write_lsn
+            if lsn < self.wal.oldest_lsn:
+                raise NeedsReclone(f"cannot rewind to {format_lsn(lsn)}: WAL before "
+                                   f"{format_lsn(self.wal.oldest_lsn)} was removed")
+            dirs = _dirs(self.data_dir)
+            found = ckpt.load_latest(dirs["checkpoints"], at_or_before=lsn,
+                                     not_below=self.wal.oldest_lsn)
+            if found is None:
+                raise NeedsReclone(f"no checkpoint at or before {format_lsn(lsn)} with its WAL retained")
+            ckpt.remove_after(dirs["checkpoints"], lsn)   # before the WAL: crash-safe order
+            self.wal.truncate(lsn)
+            self.state = found[0]
+            self.replay_up_to(lsn)
+            remove_histories_after(dirs["timelines"], self.state.timeline)
+            self.set_control(timeline=self.state.timeline)
+            return self.wal.write_lsn
+
+    def close(self) -> None:
+        self.wal.close()
+
+
+def _dirs(data_dir: str) -> dict[str, str]:
+    return {"wal": os.path.join(data_dir, "wal"),
+            "checkpoints": os.path.join(data_dir, "checkpoints"),
+            "timelines": os.path.join(data_dir, "timelines")}
