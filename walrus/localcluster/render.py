@@ -14,8 +14,6 @@ import sys
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
-ETCD_BINARY = "/usr/bin/etcd"
-
 
 class EngineKind(enum.Enum):
     EMBEDDED = "embedded"
@@ -87,14 +85,11 @@ def node_names(count: int) -> list[str]:
 
 
 def etcd_plan(directory: str, client_port: int, peer_port: int, name: str = "etcd") -> ProcPlan:
-    """argv of a single-member etcd on loopback with fast elections (1 s leases work)."""
-    client = f"http://127.0.0.1:{client_port}"
-    peer = f"http://127.0.0.1:{peer_port}"
-    argv = (ETCD_BINARY, "--name", name, "--data-dir", f"{directory}/etcd",
-            "--listen-client-urls", client, "--advertise-client-urls", client,
-            "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-            "--initial-cluster", f"{name}={peer}", "--initial-cluster-state", "new",
-            "--heartbeat-interval", "50", "--election-timeout", "500", "--log-level", "warn")
+    """argv of a single-member etcd on loopback with fast elections (1 s leases
+    work), as ``walrus.etcd_server`` builds it. Raises EtcdServerError (with
+    how to install etcd) when the binary is missing."""
+    from walrus.etcd_server import EtcdServer   # finds the binary; only needed when we run etcd
+    argv = tuple(EtcdServer(f"{directory}/etcd", client_port, peer_port, name=name).command())
     return ProcPlan(name=name, kind=ProcKind.ETCD, argv=argv, log=f"{directory}/logs/{name}.log",
                     ports={"client": client_port, "peer": peer_port})
 
