@@ -1,0 +1,107 @@
+"""Election of the active orchestrator: real etcd for the race, a fake DCS
+and clock for the renewal-deadline logic."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from orchestrator.election import Election
+from walrus.dcs import Dcs
+from walrus.errors import DcsUnavailable, LeaseLost
+
+
+def wait_for(cond, timeout=15.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_one_active_and_spare_takes_over_on_resign(etcd_session, cluster_name):
+    d1 = Dcs([etcd_session.endpoint], cluster_name)
+    d2 = Dcs([etcd_session.endpoint], cluster_name)
+    try:
+        e1, e2 = Election(d1, "o1", 2.0), Election(d2, "o2", 2.0)
+        assert e1.tick() is True
+        assert e2.tick() is False
+        assert d2.current_orchestrator() == "o1"
+        e1.resign()
+        assert not e1.is_active()
+        assert e2.tick() is True          # revoked at once: no wait for expiry
+        assert d1.current_orchestrator() == "o2"
+        e2.resign()
+    finally:
+        d1.close()
+        d2.close()
+
+
+def test_spare_takes_over_after_lease_expiry(etcd_session, cluster_name):
+    d1 = Dcs([etcd_session.endpoint], cluster_name)
+    d2 = Dcs([etcd_session.endpoint], cluster_name)
+    try:
+        e1, e2 = Election(d1, "o1", 1.0), Election(d2, "o2", 1.0)
+        assert e1.tick()
+        assert not e2.tick()
+        # o1 stops ticking (as if frozen): its lease expires and o2 wins.
+        assert wait_for(lambda: e2.tick())
+        assert not e1.is_active()   # o1's own proof ran out before o2 could win
+        e2.resign()
+    finally:
+        d1.close()
+        d2.close()
+
+
+class FakeClock:
+    def __init__(self):
+        self.t = 100.0
+
+    def __call__(self):
+        return self.t
+
+
+class FakeDcs:
+    def __init__(self):
+        self.refresh_error = None
+        self.revoked = []
+
+    def grant_lease(self, ttl):
+        return 7
+
+    def refresh_lease(self, lease_id):
+        if self.refresh_error:
+            raise self.refresh_error
+        return 10.0
+
+    def revoke_lease(self, lease_id):
+        self.revoked.append(lease_id)
+
+    def campaign(self, orch_id, lease_id):
+        return True
+
+
+@pytest.mark.parametrize("error", [DcsUnavailable("etcd down"), LeaseLost("gone")], ids=["etcd-down", "lease-lost"])
+def test_stops_acting_before_the_lease_can_expire(error):
+    clock, dcs = FakeClock(), FakeDcs()
+    e = Election(dcs, "o1", 10.0, clock=clock)
+    assert e.tick()
+    dcs.refresh_error = error
+    clock.t += 5.0                      # renewal due (ttl/3), and it fails
+    active = e.tick()
+    if isinstance(error, LeaseLost):
+        assert not active               # lease lost: stop at once
+    else:
+        assert active                   # still within ttl - margin of the last renewal
+        clock.t += 4.0                  # 9 s after the last successful renewal was sent
+        assert not e.is_active()
+        assert not e.tick()
+
+
+def test_resign_revokes_the_lease():
+    dcs = FakeDcs()
+    e = Election(dcs, "o1", 10.0, clock=FakeClock())
+    e.tick()
+    e.resign()
+    assert dcs.revoked == [7] and not e.is_active()
