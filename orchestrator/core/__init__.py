@@ -1,7 +1,77 @@
 """The orchestrator's pure decision core: no I/O, no clock, no randomness.
 
-``decide(snapshot, config, now, previous=State.STARTING) -> Decision`` and
-``explain(snapshot, config) -> Ranking`` are the entry points; the data model
-is in ``orchestrator.core.model``, the state machine in
-``orchestrator.core.states``.
+Entry points: ``decide(snapshot, config, now, previous=State.STARTING) ->
+Decision`` (one loop's decision) and ``explain(snapshot, config) -> Ranking``
+(the ExplainFailover dry run). The data model is ``orchestrator.core.model``,
+the state machine ``orchestrator.core.states``, the candidate ranking
+``orchestrator.core.ranking`` and the synchronous set rules
+``orchestrator.core.syncset``.
 """
+from orchestrator.core.decide import decide, repoint_actions
+from orchestrator.core.model import (
+    Role,
+    SyncMethod,
+    OperationKind,
+    Phase,
+    Exclusion,
+    MemberView,
+    LeaderView,
+    SyncView,
+    SwitchoverRequest,
+    Candidate,
+    Ranking,
+    FailoverState,
+    ClusterSnapshot,
+    CoreConfig,
+    ActionKind,
+    Promote,
+    Follow,
+    Rejoin,
+    RevokeLeaderLease,
+    PublishSync,
+    HistoryEntry,
+    RecordHistory,
+    ClearSwitchover,
+    DemoteForSwitchover,
+    SaveFailoverState,
+    ClearFailoverState,
+    Wait,
+    Decision,
+    Action,
+)
+from orchestrator.core.ranking import explain, rank
+from orchestrator.core.states import TRANSITIONS, InvalidTransition, State, Transition, transition
+
+__all__ = [
+    "decide", "repoint_actions", "explain", "rank",
+    "TRANSITIONS", "InvalidTransition", "State", "Transition", "transition",
+    "Role",
+    "SyncMethod",
+    "OperationKind",
+    "Phase",
+    "Exclusion",
+    "MemberView",
+    "LeaderView",
+    "SyncView",
+    "SwitchoverRequest",
+    "Candidate",
+    "Ranking",
+    "FailoverState",
+    "ClusterSnapshot",
+    "CoreConfig",
+    "ActionKind",
+    "Promote",
+    "Follow",
+    "Rejoin",
+    "RevokeLeaderLease",
+    "PublishSync",
+    "HistoryEntry",
+    "RecordHistory",
+    "ClearSwitchover",
+    "DemoteForSwitchover",
+    "SaveFailoverState",
+    "ClearFailoverState",
+    "Wait",
+    "Decision",
+    "Action",
+]

@@ -24,7 +24,9 @@ Snapshot (input)
     ``FailoverState`` an earlier decision asked to save, for a successor
     orchestrator to finish the job), ``last_known_primary_lsn`` (the highest
     flush LSN the controller ever saw the current/previous primary report;
-    0 = unknown), ``initialized`` (the ``initialize`` key exists).
+    0 = unknown), ``initialized`` (the ``initialize`` key exists),
+    ``last_leader`` (the name of the last leader the controller saw, "" if
+    none; recorded as ``old_leader`` in history).
 
 Decision (output)
   ``state`` (``State``), ``actions`` (tuple of the ``Action`` dataclasses
@@ -317,6 +319,7 @@ class ClusterSnapshot:
     failover: FailoverState | None = None
     last_known_primary_lsn: int = 0
     initialized: bool = True
+    last_leader: str = ""
 
     def member(self, name: str) -> MemberView | None:
         return next((m for m in self.members if m.name == name), None)

@@ -1,0 +1,278 @@
+"""``decide``: one pure step of the orchestrator.
+
+The one rule: look only at the snapshot, the config and ``now``; return what
+to do. Safety does not rest on the controller executing everything: each
+action is idempotent and fenced by a term (a Promote always carries
+``snapshot.term + 1``, so etcd's create-if-absent on ``leader`` lets at most
+one member win it), and an interrupted sequence is finished by whoever decides
+next from the saved ``FailoverState``.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+from orchestrator.core.model import (Action, ClearFailoverState, ClearSwitchover, ClusterSnapshot, CoreConfig,
+                                     Decision, DemoteForSwitchover, Exclusion, FailoverState, Follow,
+                                     HistoryEntry, LeaderView, MemberView, OperationKind, Phase, Promote,
+                                     Ranking, RecordHistory, Rejoin, RevokeLeaderLease, Role, SaveFailoverState,
+                                     SwitchoverRequest, Wait)
+from orchestrator.core.ranking import explain, rank, reference_lsn
+from orchestrator.core.states import State, transition
+from orchestrator.core.syncset import plan_sync
+
+_Step = tuple[State, list[Action], str, Ranking | None]
+
+
+def decide(snapshot: ClusterSnapshot, config: CoreConfig, now: float,
+           previous: State = State.STARTING) -> Decision:
+    """Decide what to do about ``snapshot`` at time ``now``.
+
+    ``previous`` is the state of the last decision (``STARTING`` for the
+    first one of this orchestrator). Invariants (tested with hypothesis): at
+    most one Promote, whose term is ``snapshot.term + 1``; the promoted member
+    has the highest flush LSN of the eligible ones on the newest timeline; in
+    synchronous mode it is in the published set (or was its leader); paused:
+    no Promote, Demote or Revoke; the fast path (RevokeLeaderLease) only when
+    the leader's agent refused the connection and no reachable standby still
+    streams. Raises ``InvalidTransition`` only if the state table misses a
+    pair (a bug).
+    """
+    state, actions, reason, ranking = _step(snapshot, config, now)
+    if not actions:
+        actions = [Wait(reason)]
+    return Decision(state, tuple(actions), reason, ranking, transition(previous, state, reason))
+
+
+def _step(snapshot: ClusterSnapshot, config: CoreConfig, now: float) -> _Step:
+    if snapshot.paused:
+        return State.PAUSED, [], "paused by the operator: no automatic actions", explain(snapshot, config)
+    leader = snapshot.leader
+    if leader is None:
+        if snapshot.term == 0 and snapshot.failover is None:
+            return State.BOOTSTRAPPING, [], "no leader has ever been elected: waiting for a node to bootstrap", None
+        return _leaderless(snapshot, config, now)
+    fs = snapshot.failover
+    lm = snapshot.member(leader.name)
+    if fs is not None and fs.term > leader.term:
+        return _unfinished(snapshot, config, now, leader, lm, fs)
+    if lm is None or not lm.reachable:
+        return _suspect(snapshot, config, leader, lm)
+    if lm.role is not Role.PRIMARY:
+        if fs is not None:
+            return State.PROMOTING, [], f"{leader.name} holds the leader key and is still promoting", None
+        return State.PRIMARY_SUSPECT, [], f"{leader.name} holds the leader key but its engine is {lm.role.value}", None
+    if fs is None and snapshot.switchover is not None:
+        return _switchover_start(snapshot, config, now, leader, lm)
+    return _healthy(snapshot, config, now, leader, lm)
+
+
+# ------------------------------------------------------------ leader present
+
+def _suspect(snapshot: ClusterSnapshot, config: CoreConfig, leader: LeaderView,
+             lm: MemberView | None) -> _Step:
+    """The leader key is held but its agent does not answer."""
+    if lm is None:
+        return State.PRIMARY_SUSPECT, [], f"no status for leader {leader.name}: waiting for its lease", None
+    standbys = [m for m in snapshot.members if m.name != leader.name and m.reachable and m.role is Role.STANDBY]
+    streaming = [m.name for m in standbys if m.streaming]
+    if config.fast_path and lm.provably_dead and standbys and not streaming:
+        reason = (f"fast path: {leader.name}'s agent refused the connection and none of "
+                  f"{len(standbys)} reachable standbys still streams")
+        return (State.FAILING_OVER, [RevokeLeaderLease(leader.term, leader.name, reason)], reason,
+                explain(snapshot, config))
+    if lm.provably_dead:
+        why = (f"{', '.join(streaming)} still streaming" if streaming
+               else "no reachable standby" if not standbys else "fast path disabled")
+        reason = f"{leader.name}'s agent refused the connection ({why}): waiting for its lease to expire"
+    else:
+        reason = f"{leader.name}'s agent does not answer (timeout): waiting for its lease to expire"
+    return State.PRIMARY_SUSPECT, [], reason, None
+
+
+def repoint_actions(snapshot: ClusterSnapshot, leader: LeaderView, lm: MemberView) -> list[Action]:
+    """Follow / Rejoin for every reachable member not streaming from ``leader``.
+
+    A second primary, a member that needs a re-clone, or one on an older
+    timeline that is not already streaming from the leader is rejoined
+    (rewound if it diverged); any other standby with the wrong upstream, or
+    not streaming, is told to follow.
+    """
+    timeline = lm.timeline or leader.timeline
+    actions: list[Action] = []
+    for m in snapshot.members:
+        if m.name == leader.name or not m.reachable or m.role in (Role.STOPPED, Role.UNKNOWN):
+            continue
+        on_leader = m.upstream_name == leader.name and m.streaming
+        behind = bool(timeline) and m.timeline < timeline
+        if m.role is Role.PRIMARY or m.needs_reclone or (behind and not on_leader):
+            actions.append(Rejoin(m.name, leader.name, leader.term))
+        elif not on_leader:
+            actions.append(Follow(m.name, leader.name, leader.term))
+    return actions
+
+
+def _healthy(snapshot: ClusterSnapshot, config: CoreConfig, now: float, leader: LeaderView,
+             lm: MemberView) -> _Step:
+    """A reachable primary holds the key: repoint, manage the sync set, and
+    finish an in-flight operation that produced this leader."""
+    actions = repoint_actions(snapshot, leader, lm)
+    plan = plan_sync(snapshot, config, leader, lm)
+    if plan.publish is not None:
+        actions.append(plan.publish)
+    notes = [plan.reason] if plan.reason else []
+    fs = snapshot.failover
+    if fs is not None:
+        actions += _finish(snapshot, now, leader, lm, fs)
+        notes.insert(0, f"{fs.kind.value} to {leader.name} (term {leader.term}) done")
+    missing = [m.name for m in snapshot.members if not m.reachable]
+    moved = [a.member for a in actions if isinstance(a, (Follow, Rejoin))]
+    if moved:
+        state = State.REPOINTING
+        notes.insert(0, "repointing " + ", ".join(moved))
+    elif missing or plan.short or (plan.publish is None and plan.reason):
+        state = State.DEGRADED
+        if missing:
+            notes.append("unreachable: " + ", ".join(missing))
+        if plan.short:
+            notes.append(f"synchronous set {plan.target.render() or 'empty'} is short of "
+                         f"{config.synchronous_node_count} standbys")
+    else:
+        state = State.HEALTHY
+    return state, actions, "; ".join(notes) or f"{leader.name} leads term {leader.term}", None
+
+
+def _finish(snapshot: ClusterSnapshot, now: float, leader: LeaderView, lm: MemberView,
+            fs: FailoverState) -> list[Action]:
+    """RecordHistory + clear the in-flight record (and the switchover request)."""
+    winner = next((c for c in fs.candidates if c.name == leader.name), None)
+    promoted = winner.flush_lsn if winner is not None else lm.flush_lsn
+    entry = HistoryEntry(term=leader.term, kind=fs.kind, old_leader=fs.old_leader, new_leader=leader.name,
+                         last_primary_lsn=fs.last_primary_lsn, promoted_lsn=promoted,
+                         bytes_possibly_lost=max(0, fs.last_primary_lsn - promoted),
+                         started_at=fs.started_at, finished_at=now, candidates=fs.candidates,
+                         reason=fs.reason, timeline=lm.timeline or leader.timeline)
+    out: list[Action] = [RecordHistory(entry)]
+    if snapshot.switchover is not None:
+        out.append(ClearSwitchover(f"{fs.kind.value} finished: {leader.name} leads term {leader.term}"))
+    out.append(ClearFailoverState())
+    return out
+
+
+# ------------------------------------------------------------ switchover
+
+def _switchover_start(snapshot: ClusterSnapshot, config: CoreConfig, now: float, leader: LeaderView,
+                      lm: MemberView) -> _Step:
+    """Validate the request; demote the leader after saving the plan."""
+    req: SwitchoverRequest = snapshot.switchover  # type: ignore[assignment]
+    ranking = rank(snapshot, config, {leader.name: (Exclusion.OLD_LEADER, "the leader stepping down")})
+    target = req.candidate or ranking.winner
+    problem = ""
+    if req.expected_leader and req.expected_leader != leader.name:
+        problem = f"switchover expected leader {req.expected_leader}, but {leader.name} leads"
+    elif target is None:
+        problem = f"switchover impossible: {ranking.waiting}"
+    elif (c := ranking.get(target)) is None or not c.eligible:
+        problem = f"switchover target {target} is not eligible: {c.reason if c else 'unknown member'}"
+    if problem:
+        state, actions, reason, _ = _healthy(snapshot, config, now, leader, lm)
+        return state, [ClearSwitchover(problem)] + actions, problem, ranking
+    kind = OperationKind.FAILOVER if req.failover else OperationKind.SWITCHOVER
+    reason = f"{kind.value} requested: {leader.name} -> {target}"
+    fs = FailoverState(kind=kind, phase=Phase.DEMOTING, term=leader.term + 1, old_leader=leader.name,
+                       new_leader=target, started_at=now, phase_since=now,
+                       last_primary_lsn=max(lm.flush_lsn, snapshot.last_known_primary_lsn),
+                       candidates=ranking.candidates, reason=reason)
+    return (State.SWITCHING_OVER, [SaveFailoverState(fs), DemoteForSwitchover(leader.name, leader.term)],
+            reason, ranking)
+
+
+def _unfinished(snapshot: ClusterSnapshot, config: CoreConfig, now: float, leader: LeaderView,
+                lm: MemberView | None, fs: FailoverState) -> _Step:
+    """An in-flight record for a later term while ``leader`` still holds the
+    key: keep demoting it (a switchover), or drop a stale/expired record."""
+    demoting = fs.phase is Phase.DEMOTING and leader.name == fs.old_leader
+    if demoting and now - fs.phase_since <= config.switchover_timeout:
+        reason = f"{fs.kind.value}: waiting for {leader.name} to step down"
+        return State.SWITCHING_OVER, [DemoteForSwitchover(leader.name, leader.term)], reason, None
+    reason = (f"{fs.kind.value} abandoned: {leader.name} did not step down in time" if demoting else
+              f"stale in-flight {fs.kind.value} record for term {fs.term}: {leader.name} leads term {leader.term}")
+    clear: list[Action] = [ClearFailoverState()]
+    if snapshot.switchover is not None:
+        clear.insert(0, ClearSwitchover(reason))
+    if lm is None or not lm.reachable or lm.role is not Role.PRIMARY:
+        return State.PRIMARY_SUSPECT, clear, reason, None
+    state, actions, _, _ = _healthy(replace(snapshot, failover=None, switchover=None), config, now, leader, lm)
+    return state, actions + clear, reason, None
+
+
+# ------------------------------------------------------------ no leader
+
+def _leaderless(snapshot: ClusterSnapshot, config: CoreConfig, now: float) -> _Step:
+    """The leader key is gone: pick (or keep) a winner and promote it."""
+    fs = snapshot.failover
+    if fs is not None and fs.term <= snapshot.term:
+        fs = None  # that operation's term was taken and lost since: start afresh
+    attempted = fs.attempted if fs is not None else ()
+    if fs is not None and fs.phase is Phase.PROMOTING and fs.new_leader \
+            and now - fs.phase_since > config.promote_timeout:
+        attempted = tuple(dict.fromkeys(attempted + (fs.new_leader,)))
+    ranking = rank(snapshot, config, _failed(attempted))
+    if ranking.winner is None and attempted:
+        attempted = ()
+        ranking = rank(snapshot, config)
+    if ranking.winner is None:
+        return State.NO_CANDIDATE, [], f"no leader and no candidate: {ranking.waiting}", ranking
+    winner, why = _pick(snapshot, config, now, fs, ranking)
+    if winner is None:
+        return State.SWITCHING_OVER, [], why, ranking
+    term = snapshot.term + 1
+    new = _next_state(snapshot, now, fs, ranking, winner, term, attempted, why)
+    actions: list[Action] = [] if new == fs else [SaveFailoverState(new)]
+    actions.append(Promote(winner, term))
+    if fs is None and snapshot.switchover is not None:
+        actions.append(ClearSwitchover(f"superseded by a failover: promoting {winner}"))
+    if fs is None:
+        state = State.FAILING_OVER
+    else:
+        state = State.SWITCHING_OVER if fs.phase is Phase.DEMOTING else State.PROMOTING
+    return state, actions, why, ranking
+
+
+def _failed(attempted: tuple[str, ...]) -> dict:
+    return {n: (Exclusion.PROMOTE_FAILED, "an earlier promote of it timed out") for n in attempted}
+
+
+def _pick(snapshot: ClusterSnapshot, config: CoreConfig, now: float, fs: FailoverState | None,
+          ranking: Ranking) -> tuple[str | None, str]:
+    """The member to promote: a preferred one (switchover target, manual
+    failover candidate, the winner already being promoted) if it ties the best
+    flush LSN, else the ranking winner; None while a switchover target may
+    still catch up."""
+    best = ranking.get(ranking.winner)  # type: ignore[arg-type]
+    preferred = fs.new_leader if fs is not None else ""
+    if fs is None and snapshot.switchover is not None and snapshot.switchover.failover:
+        preferred = snapshot.switchover.candidate
+    c = ranking.get(preferred) if preferred else None
+    if c is not None and c.eligible and (c.timeline, c.flush_lsn) >= (best.timeline, best.flush_lsn):
+        return c.name, f"promote {c.name}: as advanced as any eligible member ({c.flush_lsn})"
+    if fs is not None and fs.kind is OperationKind.SWITCHOVER and fs.phase is Phase.DEMOTING \
+            and now - fs.started_at <= config.switchover_timeout and c is not None and c.eligible:
+        return None, (f"switchover: waiting for {preferred} ({c.flush_lsn}) to catch up with "
+                      f"{best.name} ({best.flush_lsn})")
+    return best.name, f"promote {best.name}: {best.reason}"
+
+
+def _next_state(snapshot: ClusterSnapshot, now: float, fs: FailoverState | None, ranking: Ranking,
+                winner: str, term: int, attempted: tuple[str, ...], why: str) -> FailoverState:
+    """The in-flight record for promoting ``winner`` (unchanged if it is already that)."""
+    if fs is not None and fs.phase is Phase.PROMOTING and fs.new_leader == winner \
+            and fs.term == term and fs.attempted == attempted:
+        return fs
+    if fs is None:
+        old = snapshot.last_leader or (snapshot.sync.leader if snapshot.sync else "")
+        return FailoverState(kind=OperationKind.FAILOVER, phase=Phase.PROMOTING, term=term, old_leader=old,
+                             new_leader=winner, started_at=now, phase_since=now,
+                             last_primary_lsn=reference_lsn(snapshot), attempted=attempted,
+                             candidates=ranking.candidates, reason=why)
+    return replace(fs, phase=Phase.PROMOTING, term=term, new_leader=winner, phase_since=now,
+                   attempted=attempted, candidates=ranking.candidates, reason=why)

@@ -1,0 +1,135 @@
+"""Failover candidate ranking: who may be promoted, best first, and why.
+
+The one rule: the winner has the highest flush LSN among the eligible members
+on the newest timeline; ties go to the higher ``priority`` tag, then to the
+name that sorts first. Every excluded member carries an ``Exclusion`` and a
+sentence. In synchronous mode only members of the published set (and the
+set's own leader, which holds every acknowledged write) may win, and only
+after ``n - k + 1`` members of the set are eligible (``SyncView.quorum``).
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+from orchestrator.core.model import (Candidate, ClusterSnapshot, CoreConfig, Exclusion,
+                                     MemberView, Ranking, Role)
+
+
+def reference_lsn(snapshot: ClusterSnapshot) -> int:
+    """The LSN lag is measured against: the last known primary LSN (or the
+    in-flight record's), else the highest flush LSN any member reports."""
+    known = max(snapshot.last_known_primary_lsn,
+                snapshot.failover.last_primary_lsn if snapshot.failover else 0)
+    if known:
+        return known
+    return max((m.flush_lsn for m in snapshot.members), default=0)
+
+
+def _exclusion(m: MemberView, snapshot: ClusterSnapshot, config: CoreConfig,
+               excluded: dict[str, tuple[Exclusion, str]], ref: int) -> tuple[Exclusion, str] | None:
+    """The first reason ``m`` cannot be promoted, or None."""
+    if m.name in excluded:
+        return excluded[m.name]
+    if m.nofailover:
+        return Exclusion.NOFAILOVER, "tagged nofailover"
+    if m.provably_dead:
+        return Exclusion.AGENT_DOWN, "agent refused the connection"
+    if not m.reachable:
+        return Exclusion.UNREACHABLE, "agent did not answer GetStatus in time"
+    if not m.has_member_key:
+        return Exclusion.NO_MEMBER_KEY, "its member key (lease) is gone from etcd"
+    if m.role in (Role.STOPPED, Role.UNKNOWN):
+        return Exclusion.ENGINE_STOPPED, f"engine role is {m.role.value}"
+    if m.needs_reclone:
+        return Exclusion.NEEDS_RECLONE, "needs a re-clone"
+    if config.synchronous_mode:
+        sync = snapshot.sync
+        if sync is None or not sync.enabled:
+            return Exclusion.NOT_IN_SYNC_SET, "synchronous mode and no synchronous set is published"
+        if m.name not in sync.names and m.name != sync.leader:
+            return Exclusion.NOT_IN_SYNC_SET, f"not in the synchronous set {sync.render()}"
+    lag = ref - m.flush_lsn
+    if config.maximum_lag_on_failover >= 0 and lag > config.maximum_lag_on_failover:
+        return Exclusion.LAG, (f"{lag} bytes behind the last known primary LSN, over "
+                               f"maximum_lag_on_failover={config.maximum_lag_on_failover}")
+    return None
+
+
+def sort_key(c: Candidate) -> tuple[int, int, int, str]:
+    """Best first: newest timeline, highest flush LSN, highest priority, name."""
+    return (-c.timeline, -c.flush_lsn, -c.priority, c.name)
+
+
+def _why_lost(c: Candidate, best: Candidate) -> str:
+    if c.timeline < best.timeline:
+        return f"on timeline {c.timeline}, older than the winner's {best.timeline}"
+    if c.flush_lsn < best.flush_lsn:
+        return f"{best.flush_lsn - c.flush_lsn} bytes behind the winner"
+    if c.priority < best.priority:
+        return f"same LSN, lower priority ({c.priority} < {best.priority})"
+    return "same LSN and priority, name sorts after the winner's"
+
+
+def _quorum_wait(snapshot: ClusterSnapshot, config: CoreConfig, eligible: list[Candidate]) -> str:
+    """Why a synchronous-mode failover must wait for more of the set, or ""."""
+    sync = snapshot.sync
+    if not config.synchronous_mode or sync is None or not sync.enabled:
+        return ""
+    names = {c.name for c in eligible}
+    if sync.leader and sync.leader in names:
+        return ""  # the set's own leader holds every acknowledged write
+    heard = len(names & set(sync.names))
+    if heard >= sync.quorum:
+        return ""
+    return (f"synchronous set {sync.render()}: need {sync.quorum} eligible members of the set "
+            f"to be sure of every acknowledged write, have {heard}")
+
+
+def rank(snapshot: ClusterSnapshot, config: CoreConfig,
+         excluded: dict[str, tuple[Exclusion, str]] | None = None) -> Ranking:
+    """Rank every member of ``snapshot`` for promotion.
+
+    ``excluded`` forces exclusions (e.g. the current leader in a switchover,
+    winners whose Promote timed out). Pure; never raises for any snapshot.
+    """
+    excluded = excluded or {}
+    ref = reference_lsn(snapshot)
+    eligible: list[Candidate] = []
+    rejected: list[Candidate] = []
+    for m in snapshot.members:
+        base = Candidate(name=m.name, flush_lsn=m.flush_lsn, timeline=m.timeline, priority=m.priority)
+        why = _exclusion(m, snapshot, config, excluded, ref)
+        if why is None:
+            eligible.append(replace(base, eligible=True))
+        else:
+            rejected.append(replace(base, exclusion=why[0], reason=why[1]))
+    eligible.sort(key=sort_key)
+    rejected.sort(key=lambda c: c.name)
+    ranked = []
+    for i, c in enumerate(eligible):
+        reason = (f"highest flush LSN {c.flush_lsn} on timeline {c.timeline}" if i == 0
+                  else _why_lost(c, eligible[0]))
+        ranked.append(replace(c, rank=i + 1, reason=reason))
+    candidates = tuple(ranked + rejected)
+    if not ranked:
+        return Ranking(candidates, None, "no eligible candidate")
+    wait = _quorum_wait(snapshot, config, ranked)
+    if wait:
+        return Ranking(candidates, None, wait)
+    return Ranking(candidates, ranked[0].name, "")
+
+
+def explain(snapshot: ClusterSnapshot, config: CoreConfig) -> Ranking:
+    """Dry run for ``ExplainFailover``: who would win if the leader failed now.
+
+    With a leader, the leader itself is excluded; without one, the ranking is
+    the one a failover would use (including the in-flight record's failed
+    attempts).
+    """
+    forced: dict[str, tuple[Exclusion, str]] = {}
+    if snapshot.leader is not None:
+        forced[snapshot.leader.name] = (Exclusion.OLD_LEADER, "the current leader")
+    elif snapshot.failover is not None:
+        for name in snapshot.failover.attempted:
+            forced[name] = (Exclusion.PROMOTE_FAILED, "an earlier promote of it timed out")
+    return rank(snapshot, config, forced)
