@@ -238,7 +238,7 @@ class LocalCluster:
         while time.monotonic() < deadline:
             for name, p in self.processes.items():
                 if p.plan.kind is ProcKind.ETCD and not self.running(name):
-                    raise LocalClusterError(f"etcd exited at start; see {p.plan.log}")
+                    raise LocalClusterError(f"etcd exited at start; see {p.plan.log}:\n{log_tail(p.plan.log)}")
             try:
                 with socket.create_connection((host, int(port)), timeout=0.5):
                     return
@@ -286,7 +286,19 @@ class LocalCluster:
             return
         for name, p in self.processes.items():
             if p.handle and not self.running(name):
-                raise LocalClusterError(f"{name} exited; see {p.plan.log}")
+                raise LocalClusterError(f"{name} exited; see {p.plan.log}:\n{log_tail(p.plan.log)}")
+
+
+def log_tail(path: str, lines: int = 4) -> str:
+    """The last ``lines`` lines of a log file, indented (for error messages)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 8192))
+            text = f.read().decode(errors="replace")
+    except OSError:
+        return "    (no log)"
+    return "\n".join("    " + line for line in text.splitlines()[-lines:])
 
 
 def _child_env() -> dict:

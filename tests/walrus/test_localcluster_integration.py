@@ -1,0 +1,69 @@
+"""``walrus cluster up`` + ``walrus ctl`` + ``walrus cluster down`` as real
+subprocesses: a 3-node embedded cluster with etcd and 2 orchestrators; every
+process it started is gone afterwards."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from walrus.localcluster import procs
+from walrus.localcluster.cluster import LocalCluster
+
+pytestmark = pytest.mark.integration
+
+WALRUS = [sys.executable, "-m", "walrus.cli"]
+
+
+def walrus(*args, timeout=120):
+    return subprocess.run(WALRUS + list(args), capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def cluster_dir(tmp_path):
+    d = tmp_path / "cluster"
+    yield d
+    # Whatever happened in the test: stop every process it may have left (by verified PID).
+    if (d / "cluster.json").exists():
+        LocalCluster.load(str(d)).stop_all(timeout_s=5.0)
+
+
+def test_up_ctl_down(cluster_dir):
+    up = walrus("cluster", "up", "--nodes", "3", "--dir", str(cluster_dir), "--json", "--timeout", "90")
+    assert up.returncode == 0, up.stderr + up.stdout
+    info = json.loads(up.stdout)
+    handles = [procs.ProcHandle.from_json(p["handle"]) for p in info["processes"].values()]
+    assert len(handles) == 1 + 3 + 2
+    assert all(procs.is_ours(h) for h in handles)
+    assert info["leader"] in info["members"]
+
+    listed = walrus("ctl", "list", "--json", "--dir", str(cluster_dir))
+    assert listed.returncode == 0, listed.stderr
+    members = json.loads(listed.stdout)
+    assert sorted(m["name"] for m in members["members"]) == ["node1", "node2", "node3"]
+    assert members["leader"]["name"] == info["leader"]
+    assert all("/" in m["flush_lsn"] for m in members["members"])
+
+    leader = walrus("ctl", "leader", "--dir", str(cluster_dir))
+    assert leader.returncode == 0, leader.stderr
+    assert leader.stdout.startswith(info["leader"])
+
+    status = walrus("cluster", "status", "--json", "--dir", str(cluster_dir))
+    assert status.returncode == 0 and json.loads(status.stdout)["healthy"] is True
+
+    down = walrus("cluster", "down", "--dir", str(cluster_dir))
+    assert down.returncode == 0, down.stderr + down.stdout
+    assert not any(procs.is_ours(h) for h in handles)
+
+
+def test_up_refuses_a_directory_that_holds_a_cluster(tmp_path):
+    (tmp_path / "cluster.json").write_text("{}")
+    result = walrus("cluster", "up", "--dir", str(tmp_path))
+    assert result.returncode == 1
+    assert "already holds a cluster" in result.stderr
+
+
+def test_down_without_a_cluster_is_a_clear_error(tmp_path):
+    result = walrus("cluster", "down", "--dir", str(tmp_path))
+    assert result.returncode == 1
+    assert "no cluster" in result.stderr
