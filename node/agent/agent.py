@@ -101,6 +101,7 @@ class NodeAgent:
         self._published: tuple | None = None
         self._published_at = 0.0
         self._applied_sync: SyncSpec | None = None
+        self._last_decision: tuple | None = None
         self._cancel_watch: Callable[[], None] | None = None
         self._threads: list[threading.Thread] = []
         self._started = False
@@ -253,8 +254,9 @@ class NodeAgent:
             highest_term=self.highest_term, initialize_claimed_by=view.initialize)
 
     def _act(self, d: Decision, view: ClusterView) -> None:
-        if d.step is not Step.KEEP:
+        if d.step is not Step.KEEP and (d.step, d.reason) != self._last_decision:
             log_event(log, "decision", step=d.step.value, reason=d.reason, state=self.state.value)
+        self._last_decision = (d.step, d.reason)
         from node.agent import actions
         handler = {
             Step.KEEP: actions.keep, Step.BOOTSTRAP: actions.bootstrap, Step.CLONE: actions.clone,

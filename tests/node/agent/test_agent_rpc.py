@@ -1,0 +1,92 @@
+"""The NodeAgent gRPC surface of one real agent: argument checks, stale terms,
+idempotence, WatchStatus, Health, Demote; and ``walrus node`` config errors."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from agent_procs import ROLE_PRIMARY, ROLE_STANDBY, wait_for
+from protos import node_agent_pb2 as pb
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.mark.parametrize("rpc,request_,words", [
+    ("Promote", pb.PromoteRequest(term=0), "term must be a positive integer"),
+    ("Demote", pb.DemoteRequest(term=0), "term must be a positive integer"),
+    ("Follow", pb.FollowRequest(term=1, leader_name="", leader_data_address="127.0.0.1:1"), "leader_name"),
+    ("Follow", pb.FollowRequest(term=1, leader_name="b", leader_data_address="nohost"), "host:port"),
+    ("Follow", pb.FollowRequest(term=1, leader_name="b", leader_data_address=""), "leader_data_address"),
+    ("Rejoin", pb.RejoinRequest(term=0, leader_name="b", leader_data_address="127.0.0.1:1"), "term"),
+    ("Rejoin", pb.RejoinRequest(term=1, leader_name="a/b", leader_data_address="127.0.0.1:1"), "leader_name"),
+])
+def test_bad_arguments_are_invalid_argument(single, rpc, request_, words):
+    with pytest.raises(grpc.RpcError) as err:
+        getattr(single.agent, rpc)(request_, timeout=5)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert words in err.value.details()
+
+
+def test_leader_rpcs(single):
+    a = single
+    st = a.status()
+    assert st.holds_leader and st.leader_term == 1 and st.engine.role == ROLE_PRIMARY
+    assert st.lease_remaining_s > 0 and st.state == "primary"
+    # Idempotent Promote at the held term; a newer term while holding is refused.
+    assert not a.agent.Promote(pb.PromoteRequest(term=1), timeout=5).changed
+    with pytest.raises(grpc.RpcError) as err:
+        a.agent.Promote(pb.PromoteRequest(term=2), timeout=5)
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    # A leader does not follow anyone.
+    with pytest.raises(grpc.RpcError) as err:
+        a.agent.Follow(pb.FollowRequest(term=1, leader_name="x", leader_data_address="127.0.0.1:9"), timeout=5)
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    # Health service.
+    health = health_pb2_grpc.HealthStub(a._channel(a.agent_address))
+    assert health.Check(health_pb2.HealthCheckRequest(service=""), timeout=5).status == \
+        health_pb2.HealthCheckResponse.SERVING
+    # WatchStatus streams.
+    stream = a.agent.WatchStatus(pb.WatchStatusRequest(min_interval_s=0.05), timeout=5)
+    first = next(stream)
+    assert first.name == "a" and first.holds_leader
+    stream.cancel()
+    with pytest.raises(grpc.RpcError) as err:
+        next(a.agent.WatchStatus(pb.WatchStatusRequest(min_interval_s=-1), timeout=5))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    # Demote (switchover): fenced, leader key released, stale Promote refused afterwards.
+    reply = a.agent.Demote(pb.DemoteRequest(term=1, reason="switchover test"), timeout=15)
+    assert reply.changed and not reply.status.holds_leader
+    assert reply.status.engine.role == ROLE_STANDBY and "final flush LSN" in reply.detail
+    assert not a.agent.Demote(pb.DemoteRequest(term=1), timeout=15).changed
+    with pytest.raises(grpc.RpcError) as err:
+        a.agent.Promote(pb.PromoteRequest(term=1), timeout=5)
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION and "stale term 1, current 1" in err.value.details()
+    # It can be promoted again with the next term (no one else is there).
+    assert a.agent.Promote(pb.PromoteRequest(term=2), timeout=15).changed
+    wait_for(lambda: a.put(b"k", b"v").term == 2, what="writes at term 2")
+
+
+@pytest.fixture
+def single(agents):
+    a = agents.add("a")
+    agents.wait_primary()
+    return a
+
+
+@pytest.mark.parametrize("text,words", [
+    ("name: a\ndata_dir: /tmp/x\nbogus: 1\n", "unknown key 'bogus'"),
+    ("name: a\ndata_dir: /tmp/x\nttl: 2\nloop_wait: 1\nretry_timeout: 1\n", "'ttl'"),
+    ("name: [a\n", "not valid YAML"),
+])
+def test_bad_config_file_exits_with_a_clear_error(tmp_path, text, words):
+    path = tmp_path / "node.yaml"
+    path.write_text(text)
+    out = subprocess.run([sys.executable, "-m", "walrus.cli", "node", "--config", str(path)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1
+    assert str(path) in out.stderr and words in out.stderr
+    assert "Traceback" not in out.stderr
