@@ -78,8 +78,8 @@ def _story(cluster: LocalCluster, args: argparse.Namespace, clock: _Clock) -> in
                     writers=2).start()
     try:
         _show_steady_state(cluster, work, clock, args.watch_seconds)
-        old = tracker.current().name
-        events: list[str] = []
+        current = tracker.current() or Target(verdict_leader(cluster), "", 0)
+        old = current.name
         fault_at = time.monotonic()
         tracker.listeners.append(lambda at, t: clock.say(
             f"   WatchLeader: {_describe(t)}  (+{at - fault_at:.3f}s after the kill)"))
@@ -104,7 +104,7 @@ def _story(cluster: LocalCluster, args: argparse.Namespace, clock: _Clock) -> in
         else:
             clock.say(f"!! {old} did not rejoin within 60 s")
         work.stop()
-        return _check(cluster, work, clock, events) or (0 if rejoined else 1)
+        return _check(cluster, work, clock) or (0 if rejoined else 1)
     finally:
         work.stop()
         tracker.stop()
@@ -163,7 +163,11 @@ def _show_receipt(client, clock: _Clock) -> None:
         clock.say(f"   candidate {c.name}: flush {format_lsn(c.flush_lsn)} rank {c.rank or '-'} {c.reason}")
 
 
-def _check(cluster: LocalCluster, work: Workload, clock: _Clock, _events: list[str]) -> int:
+def verdict_leader(cluster: LocalCluster) -> str:
+    return cluster.wait_healthy(30.0).leader
+
+
+def _check(cluster: LocalCluster, work: Workload, clock: _Clock) -> int:
     acks = work.snapshot()
     leader = cluster.client().get_leader()
     backend = backend_factory("embedded", False)(leader.data_address)
