@@ -98,12 +98,13 @@ def sync_states(spec: SyncSpec, connected: list[str] | tuple[str, ...]) -> dict[
 
 
 class _Waiter:
-    __slots__ = ("lsn", "level", "event")
+    __slots__ = ("lsn", "level", "event", "error")
 
     def __init__(self, lsn: int, level: CommitLevel):
         self.lsn = lsn
         self.level = level
         self.event = threading.Event()
+        self.error: str | None = None
 
 
 class SyncRep:
@@ -140,6 +141,15 @@ class SyncRep:
         with self._lock:
             self._fence_reason = reason or "fenced"
             for w in self._waiters:
+                w.event.set()
+            self._waiters.clear()
+
+    def abort_waiters(self, reason: str) -> None:
+        """Fail every pending wait with ``Fenced(reason)`` (e.g. on demotion),
+        without fencing future ones."""
+        with self._lock:
+            for w in self._waiters:
+                w.error = reason
                 w.event.set()
             self._waiters.clear()
 
@@ -207,6 +217,8 @@ class SyncRep:
         try:
             while True:
                 self.check_ack()
+                if w.error is not None:
+                    raise Fenced(f"write not acknowledged: {w.error}")
                 if w.event.is_set():
                     with self._lock:
                         if self._satisfied_locked(lsn, level):

@@ -1,0 +1,573 @@
+"""``EmbeddedEngine``: the embedded WAL engine behind ``node.engine.base.Engine``.
+
+The rule: **a write is acknowledged only after its commit level is met and
+``SyncRep.check_ack`` passed (not fenced, lease deadline not passed)**, and a
+node writes WAL only while it is the primary (role check and append happen
+under one gate, so a demotion never interleaves with a write).
+
+It wires the storage (``storage.py``, WAL + state + checkpoints + timelines)
+to replication: one ``WalSender`` per connected standby (``sender.py``), a
+``WalReceiver`` + ``Replayer`` on a standby (``receiver.py``), synchronous
+commit (``syncrep.py``), slots (``slots.py``), and serves ``Store`` and
+``WalStream`` on ``listen`` from an in-process gRPC server. Background
+threads: a checkpointer (also recycles WAL and enforces the slot cap) and a
+WAL writer that flushes ``synchronous_commit=off`` writes within ~10 ms.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import grpc
+
+from node.config import EmbeddedConfig
+from node.engine.base import CommitLevel, EngineStatus, RejoinMethod, Role, SyncSpec, Upstream
+from node.engine.embedded import storage as storage_mod
+from node.engine.embedded.receiver import Replayer, WalReceiver, check_divergence, fetch_base_backup
+from node.engine.embedded.records import Batch, BatchOp, Delete
+from node.engine.embedded.sender import SenderRefused, WalSender
+from node.engine.embedded.slots import SlotStore, plan_retention
+from node.engine.embedded.syncrep import SyncRep, sync_states
+from node.engine.embedded.timeline import latest_timeline
+from protos import store_pb2_grpc, walstream_pb2_grpc
+from walrus import grpcutil
+from walrus.errors import EngineError, NeedsReclone, StaleTerm, WrongRole
+from walrus.log import log_event
+from walrus.lsn import format_lsn
+
+log = logging.getLogger(__name__)
+
+WALWRITER_DELAY_S = 0.01
+SERVER_WORKERS = 80
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    lsn: int
+    timeline: int
+    term: int
+
+
+@dataclass(frozen=True)
+class ReadResult:
+    found: bool
+    value: bytes | None
+    replay_lsn: int
+    lag_bytes: int
+    lag_s: float
+    role: str
+
+
+class EmbeddedEngine:
+    """See the module docstring and ``node.engine.base.Engine``."""
+
+    kind = "embedded"
+
+    def __init__(self, name: str, data_dir: str, listen: str, config: EmbeddedConfig = EmbeddedConfig(),
+                 advertise: str = "", clock: Callable[[], float] = time.monotonic):
+        self.name = name
+        self.data_dir = data_dir
+        self.listen = listen
+        self.config = config
+        self.data_address = advertise or listen
+        self._advertise = advertise
+        self.default_level = CommitLevel(config.synchronous_commit)
+        self.syncrep = SyncRep(SyncSpec.parse(config.synchronous_standby_names), clock=clock)
+        self.storage: storage_mod.Storage | None = None
+        self.slots: SlotStore | None = None
+        self.receiver: WalReceiver | None = None
+        self.replayer: Replayer | None = None
+        self.extra_servicers: list[Callable[[grpc.Server], None]] = []
+        self._senders: dict[str, WalSender] = {}
+        self._senders_lock = threading.Lock()
+        self._gate = threading.Lock()          # role check + append vs. role changes
+        self._role_lock = threading.RLock()    # serializes role changes
+        self._role = Role.STOPPED
+        self._needs_reclone = ""
+        self._server: grpc.Server | None = None
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    @classmethod
+    def from_node_config(cls, node_config) -> "EmbeddedEngine":
+        """Build from a ``node.config.NodeConfig`` (serves on ``data_listen``)."""
+        return cls(node_config.name, node_config.data_dir, node_config.data_listen, node_config.embedded,
+                   advertise=node_config.data_address)
+
+    # ------------------------------------------------------------ properties
+    @property
+    def term(self) -> int:
+        return self.storage.control.term if self.storage else 0
+
+    @property
+    def timeline(self) -> int:
+        return self.storage.timeline if self.storage else 0
+
+    @property
+    def replay_lsn(self) -> int:
+        return self.storage.replay_lsn if self.storage else 0
+
+    @property
+    def role(self) -> Role:
+        return self._role
+
+    def is_serving_wal(self) -> bool:
+        return self._role is Role.PRIMARY and not self._stop.is_set()
+
+    # ------------------------------------------------------------ life cycle
+    def is_initialized(self) -> bool:
+        return storage_mod.is_initialized(self.data_dir)
+
+    def bootstrap(self, term: int = 0) -> None:
+        """Create a new primary on timeline 1 in an empty data dir."""
+        if self.is_initialized():
+            raise EngineError(f"cannot bootstrap: {self.data_dir} already holds a database")
+        os.makedirs(self.data_dir, exist_ok=True)
+        st = storage_mod.Storage.open(self.data_dir, self.config)
+        if term:
+            st.set_control(term=term)
+        st.close()
+        log_event(log, "bootstrapped", name=self.name, data_dir=self.data_dir)
+
+    def clone(self, upstream: Upstream) -> None:
+        """Fill an empty data dir with a base backup of ``upstream`` (a standby of it)."""
+        if self.is_initialized():
+            raise EngineError(f"cannot clone: {self.data_dir} already holds a database")
+        snapshot, history, term = fetch_base_backup(upstream, self.name)
+        os.makedirs(self.data_dir, exist_ok=True)
+        st = storage_mod.Storage.create_from_base(self.data_dir, self.config, snapshot, history,
+                                                  term=term, upstream=str(upstream))
+        log_event(log, "cloned", name=self.name, upstream=upstream, lsn=format_lsn(st.replay_lsn))
+        st.close()
+
+    def start(self) -> None:
+        """Recover and serve in the recorded role (a standby resumes following
+        its recorded upstream)."""
+        if self.storage is not None:
+            return
+        self._stop.clear()
+        self._open_storage()
+        control = self.storage.control
+        self._start_server()
+        for target, tname in ((self._checkpointer, "checkpointer"), (self._walwriter, "walwriter")):
+            t = threading.Thread(target=target, name=tname, daemon=True)
+            t.start()
+            self._threads.append(t)
+        if control.role is Role.STANDBY:
+            self._role = Role.STANDBY
+            self._start_replayer()
+            if control.upstream:
+                name, _, address = control.upstream.partition("@")
+                self._start_receiver(Upstream(name, address))
+        else:
+            self._role = Role.PRIMARY
+        log_event(log, "started", name=self.name, role=self._role.value, timeline=self.timeline,
+                  lsn=format_lsn(self.storage.wal.write_lsn), listen=self.data_address)
+
+    def _open_storage(self) -> None:
+        self.storage = storage_mod.Storage.open(self.data_dir, self.config)
+        self.slots = SlotStore(self.data_dir)
+
+    def _start_server(self) -> None:
+        if self._server is not None:
+            return
+        from node.engine.embedded.store_service import StoreServicer
+        from node.engine.embedded.walstream_service import WalStreamServicer
+        server = grpcutil.server(SERVER_WORKERS)
+        store_pb2_grpc.add_StoreServicer_to_server(StoreServicer(self), server)
+        walstream_pb2_grpc.add_WalStreamServicer_to_server(WalStreamServicer(self), server)
+        for add in self.extra_servicers:
+            add(server)
+        host, _, port = self.listen.rpartition(":")
+        bound = server.add_insecure_port(self.listen)
+        if bound == 0:
+            raise EngineError(f"cannot listen on {self.listen}")
+        server.start()
+        self._server = server
+        if int(port) == 0 or not self._advertise:
+            adv_host = (self._advertise.rpartition(":")[0] if self._advertise else host) or "127.0.0.1"
+            self.data_address = f"{adv_host}:{bound}"
+
+    def stop(self) -> None:
+        """Stop serving, stop replication threads, checkpoint and close. Idempotent."""
+        with self._role_lock:
+            if self.storage is None:
+                return
+            self._stop.set()
+            self.syncrep.abort_waiters("engine is stopping")
+            self._stop_receiver()
+            self._stop_replayer()
+            self._stop_senders()
+            if self._server is not None:
+                self._server.stop(1.0).wait(5)
+                self._server = None
+            self.storage.wal.wake_all()
+            for t in self._threads:
+                t.join(5)
+            self._threads.clear()
+            try:
+                self._checkpoint()
+            except EngineError as exc:
+                log_event(log, "shutdown_checkpoint_failed", logging.WARNING, error=exc)
+            self.storage.close()
+            self.storage = None
+            self._role = Role.STOPPED
+
+    # ------------------------------------------------------------ data path
+    def write(self, ops: list[tuple[bytes, bytes | None]], level: CommitLevel | None) -> WriteResult:
+        """Write ``ops`` (value None = delete) at ``level`` (None = the default).
+
+        Raises WrongRole on a standby, Fenced when fenced / past the lease
+        deadline (before or after writing; never acknowledged then).
+        """
+        level = level or self.default_level
+        storage = self.storage
+        with self._gate:
+            if self._role is not Role.PRIMARY or storage is None:
+                raise WrongRole(self._not_primary_text())
+            self.syncrep.check_ack()
+            if len(ops) == 1 and ops[0][1] is not None:
+                _, end = storage.put(ops[0][0], ops[0][1])
+            elif len(ops) == 1:
+                _, end = storage.apply_local(Delete(ops[0][0]))
+            else:
+                _, end = storage.apply_local(Batch(tuple(BatchOp(k, v) for k, v in ops)))
+            timeline, term = storage.timeline, storage.control.term
+        if level is not CommitLevel.OFF:
+            storage.flush(end)
+        self.syncrep.wait(end, level)
+        return WriteResult(end, timeline, term)
+
+    def _not_primary_text(self) -> str:
+        if self._role is Role.STANDBY:
+            up = self.receiver.upstream if self.receiver else None
+            where = f"the primary is {up}" if up else "it follows no primary right now"
+            return f"{self.name} is a read-only standby; {where}"
+        return f"{self.name} is not running"
+
+    def read(self, key: bytes) -> ReadResult:
+        storage = self.storage
+        if storage is None:
+            raise WrongRole(self._not_primary_text())
+        value = storage.get(key)
+        lag_bytes, lag_s = (0, 0.0)
+        if self._role is Role.STANDBY and self.receiver is not None:
+            lag_bytes, lag_s = self.receiver.lag()
+        return ReadResult(value is not None, value, storage.replay_lsn, lag_bytes, lag_s, self._role.value)
+
+    def replay_to(self, lsn: int) -> int:
+        return self.storage.replay_up_to(lsn)
+
+    # ------------------------------------------------------------ WAL senders
+    def open_sender(self, start) -> WalSender:
+        """Validate a ``StartReplication`` and register a sender for it."""
+        storage = self.storage
+        if self._role is not Role.PRIMARY or storage is None:
+            raise SenderRefused(f"{self.name} is not a primary and serves no WAL")
+        if start.term > self.term:
+            raise SenderRefused(f"stale term: this primary has term {self.term}, the standby "
+                                f"{start.standby_name} has seen term {start.term}")
+        wal = storage.wal
+        name = start.standby_name
+        slot = self.slots.get(name)
+        if slot is not None and slot.lost:
+            raise SenderRefused(f"replication slot {name!r} is lost (it exceeded max_slot_wal_keep_size)",
+                                needs_reclone=True)
+        if start.start_lsn > wal.write_lsn:
+            raise SenderRefused(f"standby {name} asks for {format_lsn(start.start_lsn)}, past this primary's "
+                                f"WAL end {format_lsn(wal.write_lsn)}", needs_reclone=True)
+        if start.start_lsn < wal.oldest_lsn:
+            raise SenderRefused(f"requested WAL at {format_lsn(start.start_lsn)} has been removed (oldest "
+                                f"is {format_lsn(wal.oldest_lsn)})", needs_reclone=True)
+        history = storage.history()
+        if start.timeline != history.timeline:
+            try:
+                fork = history.end_of(start.timeline)
+            except KeyError:
+                raise SenderRefused(f"standby timeline {start.timeline} is not in this primary's history "
+                                    f"(timeline {history.timeline})", needs_reclone=True) from None
+            if start.start_lsn > fork:
+                raise SenderRefused(f"standby {name} diverged: its WAL ends at {format_lsn(start.start_lsn)}, "
+                                    f"past the fork of timeline {start.timeline} at {format_lsn(fork)}; rewind it")
+        self.slots.ensure(name, start.start_lsn)
+        self.slots.set_active(name, True)
+        sender = WalSender(self, name, start.start_lsn)
+        with self._senders_lock:
+            old = self._senders.get(name)
+            self._senders[name] = sender
+        if old is not None:
+            old.stop()
+        log_event(log, "walsender_start", standby=name, start=format_lsn(start.start_lsn))
+        return sender
+
+    def close_sender(self, sender: WalSender) -> None:
+        with self._senders_lock:
+            if self._senders.get(sender.name) is not sender:
+                return
+            del self._senders[sender.name]
+        self.syncrep.disconnect(sender.name)
+        if self.slots is not None:
+            self.slots.set_active(sender.name, False)
+        log_event(log, "walsender_end", standby=sender.name, sent=format_lsn(sender.sent_lsn))
+
+    def _stop_senders(self) -> None:
+        with self._senders_lock:
+            senders = list(self._senders.values())
+        for s in senders:
+            s.stop()
+            self.syncrep.disconnect(s.name)
+
+    def timeline_history(self) -> tuple[int, list[tuple[int, int, str]]]:
+        h = self.storage.history()
+        return h.timeline, [(e.timeline, e.end_lsn, e.reason) for e in h.entries]
+
+    def base_backup(self, standby_name: str) -> tuple[int, int, int, bytes]:
+        if self._role is not Role.PRIMARY or self.storage is None:
+            raise SenderRefused(f"{self.name} is not a primary; take base backups from the primary")
+        bb = self.storage.base_backup()
+        self.slots.reset(standby_name, bb.lsn)
+        return bb.lsn, bb.timeline, bb.term, bb.snapshot
+
+    # ------------------------------------------------------------ standby side
+    def _start_replayer(self) -> None:
+        if self.replayer is None:
+            self.replayer = Replayer(self)
+            self.replayer.start()
+
+    def _stop_replayer(self) -> None:
+        if self.replayer is not None:
+            self.replayer.stop()
+            self.replayer = None
+
+    def _start_receiver(self, upstream: Upstream) -> None:
+        self.receiver = WalReceiver(self, upstream)
+        self.receiver.start()
+
+    def _stop_receiver(self) -> None:
+        if self.receiver is not None:
+            self.receiver.stop()
+            self.receiver = None
+
+    def observe_term(self, term: int) -> None:
+        """Persist a newer term seen on the WAL stream."""
+        if term > self.term:
+            self.storage.set_control(term=term)
+
+    def mark_needs_reclone(self, reason: str) -> None:
+        self._needs_reclone = reason or "needs re-clone"
+        log_event(log, "needs_reclone", logging.ERROR, name=self.name, reason=reason)
+
+    def rewind(self, fork_lsn: int) -> None:
+        """Drop local WAL at/after ``fork_lsn`` (NeedsReclone if impossible)."""
+        before = self.storage.wal.write_lsn
+        self.storage.rewind_to(fork_lsn)
+        log_event(log, "rewound", name=self.name, frm=format_lsn(before), to=format_lsn(fork_lsn))
+
+    # ------------------------------------------------------------ role changes
+    def promote(self, term: int) -> EngineStatus:
+        with self._role_lock:
+            self._check_term(term)
+            if self._role is Role.PRIMARY:
+                if term > self.term:
+                    self.storage.set_control(term=term)
+                return self.status()
+            self._require_running()
+            self._stop_receiver()
+            self._stop_replayer()
+            self.storage.flush()
+            tldir = os.path.join(self.data_dir, "timelines")
+            new_tli = max(self.timeline, latest_timeline(tldir)) + 1
+            switch = self.storage.switch_timeline(new_tli, term, f"{self.name} promoted in term {term}")
+            self.storage.set_control(role=Role.PRIMARY, term=max(term, self.term), upstream="")
+            with self._gate:
+                self._role = Role.PRIMARY
+            self._needs_reclone = ""
+            log_event(log, "transition", frm="standby", to="primary", reason=f"promote term={term}",
+                      timeline=new_tli, switch=format_lsn(switch))
+            return self.status()
+
+    def demote(self, term: int) -> None:
+        with self._role_lock:
+            self._require_running()
+            if term > self.term:
+                self.storage.set_control(term=term)
+            if self._role is Role.STANDBY:
+                return
+            self._to_standby("demoted")
+            self.storage.set_control(role=Role.STANDBY, upstream="")
+
+    def _to_standby(self, reason: str) -> None:
+        with self._gate:
+            self._role = Role.STANDBY
+        self.syncrep.abort_waiters(f"{self.name} is no longer primary ({reason})")
+        self._stop_senders()
+        self.storage.flush()
+        self._start_replayer()
+        log_event(log, "transition", frm="primary", to="standby", reason=reason)
+
+    def follow(self, upstream: Upstream, term: int) -> None:
+        self._follow(upstream, term, must_reach=False)
+
+    def _follow(self, upstream: Upstream, term: int, must_reach: bool) -> RejoinMethod:
+        with self._role_lock:
+            self._require_running()
+            self._check_term(term)
+            if term > self.term:
+                self.storage.set_control(term=term)
+            r = self.receiver
+            if (self._role is Role.STANDBY and r is not None and not r.stopped
+                    and r.upstream.address == upstream.address and not self._needs_reclone):
+                return RejoinMethod.NONE
+            if self._role is Role.PRIMARY:
+                self._to_standby(f"following {upstream}")
+            self._stop_receiver()
+            method = RejoinMethod.NONE
+            try:
+                fork = check_divergence(self, upstream)
+            except grpc.RpcError as exc:
+                if must_reach:
+                    raise EngineError(f"cannot reach {upstream}: {exc.details() or exc.code()}") from None
+                fork = None
+            if fork is not None:
+                self.rewind(fork)
+                method = RejoinMethod.REWOUND
+            self.storage.set_control(role=Role.STANDBY, upstream=str(upstream))
+            self._needs_reclone = ""
+            self._start_replayer()
+            self._start_receiver(upstream)
+            log_event(log, "follow", name=self.name, upstream=upstream, method=method.value)
+            return method
+
+    def rejoin(self, upstream: Upstream, term: int, allow_reclone: bool = True) -> RejoinMethod:
+        try:
+            return self._follow(upstream, term, must_reach=True)
+        except NeedsReclone:
+            if not allow_reclone:
+                raise
+        with self._role_lock:
+            self._reclone(upstream)
+            self._start_receiver(upstream)
+        return RejoinMethod.RECLONED
+
+    def _reclone(self, upstream: Upstream) -> None:
+        """Replace the data dir with a fresh base backup of ``upstream``."""
+        self._stop_receiver()
+        self._stop_replayer()
+        self._stop_senders()
+        with self._gate:
+            self._role = Role.STANDBY
+        old = self.data_dir.rstrip("/") + ".reclone-old"
+        shutil.rmtree(old, ignore_errors=True)
+        self.storage.close()
+        os.rename(self.data_dir, old)
+        try:
+            self.clone(upstream)
+        except Exception:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+            os.rename(old, self.data_dir)
+            self._open_storage()
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+        self._open_storage()
+        self._needs_reclone = ""
+        self._start_replayer()
+        log_event(log, "recloned", name=self.name, upstream=upstream)
+
+    def _check_term(self, term: int) -> None:
+        if term < self.term:
+            raise StaleTerm(f"term {term} is older than term {self.term} already seen by {self.name}")
+
+    def _require_running(self) -> None:
+        if self.storage is None:
+            raise EngineError(f"engine {self.name} is not started")
+
+    # ------------------------------------------------------------ fencing
+    def fence(self, reason: str) -> None:
+        self.syncrep.fence(reason)
+        log_event(log, "fenced", name=self.name, reason=reason)
+
+    def unfence(self) -> None:
+        self.syncrep.unfence()
+
+    def set_lease_deadline(self, deadline: float | None) -> None:
+        self.syncrep.set_lease_deadline(deadline)
+
+    def set_sync_standbys(self, spec: SyncSpec) -> None:
+        self.syncrep.set_spec(spec)
+
+    # ------------------------------------------------------------ status
+    def status(self) -> EngineStatus:
+        storage = self.storage
+        if storage is None:
+            return EngineStatus(role=Role.STOPPED, engine=self.kind)
+        wal = storage.wal
+        standbys = ()
+        if self._role is Role.PRIMARY:
+            with self._senders_lock:
+                senders = list(self._senders.values())
+            states = sync_states(self.syncrep.spec, [s.name for s in senders])
+            standbys = tuple(s.info(wal.flush_lsn, states[s.name]) for s in senders)
+        r = self.receiver
+        reason = self.syncrep.fence_reason
+        return EngineStatus(
+            role=self._role, timeline=storage.timeline, term=storage.control.term,
+            write_lsn=wal.write_lsn, flush_lsn=wal.flush_lsn, replay_lsn=storage.replay_lsn,
+            receive_lsn=r.receive_lsn if r else wal.flush_lsn,
+            upstream=str(r.upstream) if r else "", streaming=bool(r and r.streaming),
+            fenced=reason is not None, fence_reason=reason or "",
+            needs_reclone=bool(self._needs_reclone), standbys=standbys,
+            slots=self.slots.info(wal.write_lsn) if self.slots else (), engine=self.kind,
+            sync_standbys=self.syncrep.spec.render(),
+            detail=self._needs_reclone or (r.error if r else ""))
+
+    # ------------------------------------------------------------ background
+    def _checkpoint(self) -> None:
+        storage = self.storage
+        slot_min = None
+        if self._role is Role.PRIMARY and self.slots is not None:
+            slots = self.slots.all()
+            plan = plan_retention(slots, storage.wal.write_lsn, storage.wal.write_lsn,
+                                  self.config.max_slot_wal_keep_size)
+            if plan.newly_lost:
+                self.slots.mark_lost(plan.newly_lost)
+                log_event(log, "slot_lost", logging.WARNING, slots=",".join(plan.newly_lost),
+                          cap=self.config.max_slot_wal_keep_size)
+                with self._senders_lock:
+                    lost = [self._senders[n] for n in plan.newly_lost if n in self._senders]
+                for s in lost:
+                    s.stop()
+            if any(not s.lost for s in slots):
+                slot_min = plan.keep_from_lsn
+            self.slots.save()
+        storage.checkpoint(slot_min_lsn=slot_min)
+
+    def _checkpointer(self) -> None:
+        while not self._stop.wait(self.config.checkpoint_interval_s):
+            try:
+                with self._role_lock:
+                    if self.storage is not None:
+                        self._checkpoint()
+            except Exception as exc:   # keep the thread alive; log and retry next round
+                log_event(log, "checkpoint_failed", logging.ERROR, error=exc)
+
+    def _walwriter(self) -> None:
+        """Flush asynchronously committed WAL within ~WALWRITER_DELAY_S."""
+        while not self._stop.is_set():
+            storage = self.storage
+            if storage is None:
+                return
+            wal = storage.wal
+            if wal.flush_lsn >= wal.write_lsn:
+                wal.wait_for_write(wal.flush_lsn, 1.0)
+                continue
+            if self._stop.wait(WALWRITER_DELAY_S):
+                return
+            try:
+                storage.flush()
+            except EngineError as exc:
+                log_event(log, "walwriter_flush_failed", logging.ERROR, error=exc)

@@ -1,0 +1,311 @@
+"""WAL receiver and replayer of a standby (like walreceiver + startup process).
+
+The rule: **feedback never claims more than is true**: ``write`` after
+``append_raw`` returned, ``flush`` after ``Wal.flush`` returned, ``apply``
+after the state reflects it. A synchronous commit on the primary is released
+by this feedback, so it is sent the moment each step finishes.
+
+``WalReceiver`` runs one thread: connect to the upstream's ``WalStream``,
+check the timeline history (a diverged standby stops and asks for a rewind),
+``StartReplication`` from its own WAL end, then verify + write + fsync every
+chunk and report. A broken stream is retried with jittered exponential backoff
+(asking again from its own WAL end); a stream from an older term than the
+highest seen is refused; removed WAL / a lost slot sets ``needs_reclone``.
+``Replayer`` is a second thread that applies flushed WAL to the state in order.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import random
+import threading
+import time
+from typing import TYPE_CHECKING, Iterator
+
+import grpc
+
+from node.engine.base import Upstream
+from protos import walstream_pb2, walstream_pb2_grpc
+from walrus import grpcutil
+from node.engine.embedded.timeline import HistoryEntry, TimelineHistory, find_divergence
+from walrus.errors import CorruptWal, EngineError, NeedsReclone, StaleTerm
+from walrus.log import log_event
+from walrus.lsn import format_lsn
+
+if TYPE_CHECKING:
+    from node.engine.embedded.engine import EmbeddedEngine
+
+log = logging.getLogger(__name__)
+
+NEEDS_RECLONE_MARK = "needs a re-clone"   # same sentence as walstream_service
+BACKOFF_MIN_S = 0.05
+BACKOFF_MAX_S = 1.0
+
+
+class Diverged(EngineError):
+    """The standby's WAL went past the point where its timeline forked."""
+
+    def __init__(self, message: str, fork_lsn: int):
+        super().__init__(message)
+        self.fork_lsn = fork_lsn
+
+
+def history_from_reply(reply: walstream_pb2.TimelineHistoryReply) -> TimelineHistory:
+    return TimelineHistory(reply.current_timeline or 1,
+                           tuple(HistoryEntry(e.timeline, e.switch_lsn, e.reason) for e in reply.entries))
+
+
+def divergence_with(engine: "EmbeddedEngine", upstream_history: TimelineHistory) -> int | None:
+    """The LSN to rewind to before streaming from an upstream with this
+    history, or None when our WAL has not diverged. Replays local WAL first so
+    the local history is current."""
+    storage = engine.storage
+    storage.replay_up_to(storage.wal.write_lsn)
+    local = storage.history()
+    d = find_divergence(local, storage.wal.write_lsn, upstream_history)
+    if upstream_history.timeline < local.timeline:
+        raise NeedsReclone(f"upstream is on timeline {upstream_history.timeline}, older than ours "
+                           f"({local.timeline}); it is not a descendant of this node")
+    return d.fork_lsn if d.diverged else None
+
+
+def check_divergence(engine: "EmbeddedEngine", upstream: Upstream, timeout: float = 5.0) -> int | None:
+    """Fetch ``upstream``'s timeline history and compare (see ``divergence_with``).
+    Raises grpc.RpcError when the upstream cannot be reached."""
+    with grpcutil.channel(upstream.address) as ch:
+        reply = walstream_pb2_grpc.WalStreamStub(ch).TimelineHistory(
+            walstream_pb2.TimelineHistoryRequest(), timeout=timeout)
+    return divergence_with(engine, history_from_reply(reply))
+
+
+def fetch_base_backup(upstream: Upstream, name: str, deadline_s: float = 60.0
+                      ) -> tuple[bytes, TimelineHistory, int]:
+    """(state snapshot, timeline history, term) from ``upstream``'s BaseBackup,
+    retrying an unreachable upstream for up to ``deadline_s``."""
+    def once():
+        with grpcutil.channel(upstream.address) as ch:
+            stub = walstream_pb2_grpc.WalStreamStub(ch)
+            hist = history_from_reply(stub.TimelineHistory(walstream_pb2.TimelineHistoryRequest(), timeout=10))
+            parts, term, tli = [], 0, 0
+            for chunk in stub.BaseBackup(walstream_pb2.BaseBackupRequest(standby_name=name), timeout=deadline_s):
+                parts.append(chunk.data)
+                term, tli = chunk.term, chunk.timeline
+                if chunk.last:
+                    break
+            else:
+                raise EngineError(f"base backup from {upstream} ended early")
+            if tli != hist.timeline:
+                raise EngineError(f"{upstream} changed timeline during the base backup; try again")
+            return b"".join(parts), hist, term
+    try:
+        return grpcutil.call_with_retry(once, deadline_s)
+    except grpc.RpcError as exc:
+        raise EngineError(f"base backup from {upstream} failed: {exc.details() or exc.code()}") from None
+
+
+class WalReceiver:
+    """Streams from ``upstream`` into the local WAL until ``stop()``."""
+
+    def __init__(self, engine: "EmbeddedEngine", upstream: Upstream):
+        self.engine = engine
+        self.upstream = upstream
+        self.streaming = False
+        self.receive_lsn = engine.storage.wal.write_lsn
+        self.primary_flush_lsn = 0
+        self.last_message_at = 0.0
+        self.error = ""
+        self._stop = threading.Event()
+        self._queue: queue.SimpleQueue | None = None
+        self._call = None
+        self._thread = threading.Thread(target=self._run, name=f"walreceiver-{upstream.name}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        call = self._call
+        if call is not None:
+            call.cancel()
+        q = self._queue
+        if q is not None:
+            q.put(None)
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(10)
+        self.streaming = False
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
+    # ------------------------------------------------------------------ loop
+    def _run(self) -> None:
+        backoff = BACKOFF_MIN_S
+        while not self._stop.is_set():
+            try:
+                self._session()
+                backoff = BACKOFF_MIN_S
+            except Diverged as exc:
+                try:
+                    self.engine.rewind(exc.fork_lsn)
+                    continue
+                except EngineError as rexc:
+                    self.engine.mark_needs_reclone(f"diverged from {self.upstream} and cannot rewind: {rexc}")
+                    self._give_up(str(rexc))
+                    return
+            except NeedsReclone as exc:
+                self.engine.mark_needs_reclone(str(exc))
+                self._give_up(str(exc))
+                return
+            except StaleTerm as exc:
+                self.error = str(exc)
+                log_event(log, "walreceiver_refused", logging.WARNING, upstream=self.upstream, reason=exc)
+            except grpc.RpcError as exc:
+                if self._stop.is_set():
+                    break
+                detail = exc.details() or str(exc.code())
+                if exc.code() == grpc.StatusCode.FAILED_PRECONDITION and NEEDS_RECLONE_MARK in detail:
+                    self.engine.mark_needs_reclone(detail)
+                    self._give_up(detail)
+                    return
+                self.error = f"{exc.code().name}: {detail}"
+            except (EngineError, OSError) as exc:
+                self.error = str(exc)
+                log_event(log, "walreceiver_error", logging.WARNING, upstream=self.upstream, error=exc)
+            finally:
+                self.streaming = False
+                self._call = None
+            if self._stop.wait(backoff * (0.5 + random.random())):
+                break
+            backoff = min(backoff * 2, BACKOFF_MAX_S)
+
+    def _give_up(self, reason: str) -> None:
+        self.error = reason
+        self.streaming = False
+        log_event(log, "walreceiver_stopped", logging.ERROR, upstream=self.upstream, reason=reason)
+
+    def _session(self) -> None:
+        engine = self.engine
+        wal = engine.storage.wal
+        with grpcutil.channel(self.upstream.address) as ch:
+            stub = walstream_pb2_grpc.WalStreamStub(ch)
+            hist = history_from_reply(stub.TimelineHistory(walstream_pb2.TimelineHistoryRequest(), timeout=5))
+            wal.flush()
+            fork = divergence_with(engine, hist)
+            if fork is not None:
+                raise Diverged(f"our WAL ends at {format_lsn(wal.write_lsn)}, past the fork of our "
+                               f"timeline at {format_lsn(fork)}", fork)
+            self._queue = q = queue.SimpleQueue()
+            q.put(walstream_pb2.StandbyMessage(start=walstream_pb2.StartReplication(
+                standby_name=engine.name, start_lsn=wal.write_lsn, timeline=engine.timeline,
+                term=engine.term)))
+            self._call = call = stub.Stream(self._requests(q))
+            if self._stop.is_set():
+                call.cancel()
+            for msg in call:
+                self.last_message_at = time.monotonic()
+                if msg.WhichOneof("msg") == "chunk":
+                    self._on_chunk(msg.chunk)
+                else:
+                    self._on_keepalive(msg.keepalive)
+
+    def _check_term(self, term: int) -> None:
+        if term < self.engine.term:
+            raise StaleTerm(f"stale term: upstream {self.upstream} streams term {term}, "
+                            f"we have seen term {self.engine.term}")
+        if term > self.engine.term:
+            self.engine.observe_term(term)
+
+    def _on_chunk(self, chunk: walstream_pb2.WalChunk) -> None:
+        self._check_term(chunk.term)
+        wal = self.engine.storage.wal
+        try:
+            end = wal.append_raw(chunk.start_lsn, chunk.data)
+        except CorruptWal as exc:
+            raise EngineError(f"bad WAL chunk from {self.upstream}: {exc}") from exc
+        self.receive_lsn = end
+        self.primary_flush_lsn = max(self.primary_flush_lsn, chunk.primary_flush_lsn, end)
+        self.streaming = True
+        self.error = ""
+        self.send_feedback(write=end, flush=wal.flush_lsn)
+        wal.flush(end)
+        self.send_feedback()
+
+    def _on_keepalive(self, ka: walstream_pb2.Keepalive) -> None:
+        self._check_term(ka.term)
+        self.primary_flush_lsn = max(self.primary_flush_lsn, ka.primary_flush_lsn)
+        self.streaming = True
+        self.error = ""
+        self.send_feedback()
+
+    def send_feedback(self, write: int | None = None, flush: int | None = None) -> None:
+        """Queue a feedback message with the current (or given) positions."""
+        q = self._queue
+        if q is None:
+            return
+        wal = self.engine.storage.wal
+        q.put(walstream_pb2.StandbyMessage(feedback=walstream_pb2.Feedback(
+            write_lsn=wal.write_lsn if write is None else write,
+            flush_lsn=wal.flush_lsn if flush is None else flush,
+            apply_lsn=self.engine.replay_lsn, sent_at=time.time())))
+
+    def _requests(self, q: queue.SimpleQueue) -> Iterator[walstream_pb2.StandbyMessage]:
+        """The request stream: StartReplication, then the latest feedback
+        (positions only grow, so queued older ones are skipped)."""
+        while not self._stop.is_set():
+            msg = q.get()
+            if msg is None:
+                return
+            while msg.WhichOneof("msg") == "feedback":
+                try:
+                    nxt = q.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    return
+                msg = nxt
+            yield msg
+
+    def lag(self) -> tuple[int, float]:
+        """(bytes, seconds) the standby's state is behind its primary."""
+        behind = max(0, self.primary_flush_lsn - self.engine.replay_lsn)
+        if behind == 0:
+            return 0, 0.0
+        since = time.monotonic() - self.last_message_at if self.last_message_at else 0.0
+        return behind, since
+
+
+class Replayer:
+    """Applies flushed WAL to the state in order; reports each step."""
+
+    def __init__(self, engine: "EmbeddedEngine"):
+        self.engine = engine
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="replayer", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.engine.storage.wal.wake_all()
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(10)
+
+    def _run(self) -> None:
+        engine = self.engine
+        wal = engine.storage.wal
+        while not self._stop.is_set():
+            applied = engine.replay_lsn
+            if wal.flush_lsn <= applied:
+                wal.wait_for_flush(applied, 1.0)
+                continue
+            try:
+                engine.replay_to(wal.flush_lsn)
+            except EngineError as exc:
+                log_event(log, "replay_failed", logging.ERROR, error=exc)
+                self._stop.wait(1.0)
+                continue
+            receiver = engine.receiver
+            if receiver is not None:
+                receiver.send_feedback()
