@@ -1,0 +1,86 @@
+"""grpcutil.is_connection_refused: a closed port vs a peer that hangs (real sockets)."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from walrus import grpcutil
+from walrus.etcd_server import free_port
+
+pytestmark = pytest.mark.timeout(60)
+
+SERVER = """
+import time
+from concurrent import futures
+import grpc
+from grpc_health.v1 import health, health_pb2_grpc
+s = grpc.server(futures.ThreadPoolExecutor(2))
+health_pb2_grpc.add_HealthServicer_to_server(health.HealthServicer(), s)
+port = s.add_insecure_port("127.0.0.1:0")
+s.start()
+print(port, flush=True)
+time.sleep(600)
+"""
+
+
+def check(address: str, timeout: float = 1.0) -> grpc.RpcError | None:
+    with grpcutil.channel(address) as ch:
+        try:
+            health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=timeout)
+            return None
+        except grpc.RpcError as exc:
+            return exc
+
+
+@pytest.fixture
+def health_server():
+    """A real gRPC server in a child process; yields (process, address); killed by PID."""
+    proc = subprocess.Popen([sys.executable, "-c", SERVER], stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(proc.stdout.readline())
+        yield proc, f"127.0.0.1:{port}"
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGCONT)
+            proc.kill()
+        proc.wait(10)
+
+
+def test_closed_port_is_refused():
+    exc = check(f"127.0.0.1:{free_port()}")
+    assert exc is not None and exc.code() is grpc.StatusCode.UNAVAILABLE
+    assert grpcutil.is_connection_refused(exc)
+
+
+def test_listening_socket_that_never_answers_is_not_refused():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(8)
+        exc = check(f"127.0.0.1:{sock.getsockname()[1]}")
+    assert exc is not None and exc.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+    assert not grpcutil.is_connection_refused(exc)
+
+
+def test_stopped_server_is_not_refused_but_killed_server_is(health_server):
+    proc, address = health_server
+    assert check(address) is None
+    os.kill(proc.pid, signal.SIGSTOP)          # hung: the kernel still accepts connections
+    exc = check(address)
+    assert exc is not None and not grpcutil.is_connection_refused(exc)
+    os.kill(proc.pid, signal.SIGCONT)
+    proc.kill()
+    proc.wait(10)
+    exc = check(address)
+    assert exc is not None and grpcutil.is_connection_refused(exc)
+
+
+@pytest.mark.parametrize("error", [ValueError("x"), None])
+def test_non_grpc_errors_are_not_refused(error):
+    assert not grpcutil.is_connection_refused(error)
