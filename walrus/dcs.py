@@ -272,7 +272,7 @@ class Dcs:
             finally:
                 stream.cancel()
             if resp is None:
-                raise grpc_unavailable("keepalive stream closed without an answer")
+                raise _Transient(f"{ep.address}: keepalive stream closed without an answer")
             return resp.TTL
 
         ttl = self.call(f"refresh lease {lease_id:x}", keepalive, deadline_s)
@@ -500,20 +500,3 @@ class Dcs:
     def clear_failover_state(self, *, deadline_s: float | None = None) -> bool:
         return self.delete(self.keys.failover_state, deadline_s=deadline_s)
 
-
-class _Unavailable(grpc.RpcError):
-    """A synthetic UNAVAILABLE status (stream ended without an answer)."""
-
-    def __init__(self, details: str):
-        super().__init__(details)
-        self._details = details
-
-    def code(self) -> grpc.StatusCode:
-        return grpc.StatusCode.UNAVAILABLE
-
-    def details(self) -> str:
-        return self._details
-
-
-def grpc_unavailable(details: str) -> grpc.RpcError:
-    return _Unavailable(details)
