@@ -74,7 +74,8 @@ class Controller:
     def __init__(self, config: Any, dcs: Any, *, decide: Callable | None = None,
                  explain: Callable | None = None, wall: Callable[[], float] = time.time) -> None:
         if decide is None or explain is None:
-            from orchestrator.core import decide as core_decide, explain as core_explain
+            from orchestrator.core.decide import decide as core_decide
+            from orchestrator.core.ranking import explain as core_explain
             decide, explain = decide or core_decide, explain or core_explain
         self.config = config
         self.dcs = dcs

@@ -2,8 +2,10 @@
 
 The one rule: every action is idempotent and bounded. Agent RPCs are retried
 only while the agent is unreachable (UNAVAILABLE / DEADLINE_EXCEEDED), each
-attempt bounded by ``rpc_timeout`` and the whole by ``retry_timeout``
-(tenacity, via ``walrus.grpcutil.call_with_retry``); etcd writes use the
+attempt bounded by ``action_timeout`` (``max(rpc_timeout, retry_timeout)``:
+a promote does real work, and an attempt cut short would only be sent again
+while the first still runs) and the whole by twice that (tenacity, via
+``walrus.grpcutil.call_with_retry``); etcd writes use the
 DCS's own deadline-bounded retries and compare-and-swap where the core's
 snapshot could be stale (``set_sync`` against the mod revision read).
 ``execute`` never raises for an expected failure: it returns an
@@ -67,6 +69,7 @@ class Executor:
         self.orch_id = orch_id
         self.rpc_timeout = rpc_timeout
         self.retry_timeout = retry_timeout
+        self.action_timeout = max(rpc_timeout, retry_timeout)
         self._handlers: dict[ActionKind, Callable[[Any, ClusterView], tuple[bool, str]]] = {
             ActionKind.PROMOTE: self._promote,
             ActionKind.FOLLOW: self._follow,
@@ -96,12 +99,14 @@ class Executor:
             return Outcome(action, False, False, str(exc))
 
     # -- agent RPCs ------------------------------------------------------------
-    def _call(self, member: str, method: str, request: Any) -> node_agent_pb2.ActionReply:
+    def _call(self, member: str, method: str, request: Any, slow: bool = False) -> node_agent_pb2.ActionReply:
         stub = self.stubs.stub(member)
         if stub is None:
             raise _Refused(f"no agent address known for {member}")
         fn = getattr(stub, method)
-        return grpcutil.call_with_retry(lambda: fn(request, timeout=self.rpc_timeout), self.retry_timeout)
+        total = 2 * self.action_timeout
+        attempt = total if slow else self.action_timeout
+        return grpcutil.call_with_retry(lambda: fn(request, timeout=attempt), total)
 
     def _promote(self, a: Promote, view: ClusterView) -> tuple[bool, str]:
         reply = self._call(a.member, "Promote", node_agent_pb2.PromoteRequest(
@@ -125,7 +130,7 @@ class Executor:
     def _rejoin(self, a: Rejoin, view: ClusterView) -> tuple[bool, str]:
         address, _ = self._leader_address(a.leader, view)
         reply = self._call(a.member, "Rejoin", node_agent_pb2.RejoinRequest(
-            term=a.term, leader_name=a.leader, leader_data_address=address, allow_reclone=True))
+            term=a.term, leader_name=a.leader, leader_data_address=address, allow_reclone=True), slow=True)
         return reply.changed, reply.detail
 
     def _demote(self, a: DemoteForSwitchover, view: ClusterView) -> tuple[bool, str]:
