@@ -213,9 +213,10 @@ def _leaderless(snapshot: ClusterSnapshot, config: CoreConfig, now: float) -> _S
     if fs is not None and fs.term <= snapshot.term:
         fs = None  # that operation's term was taken and lost since: start afresh
     attempted = fs.attempted if fs is not None else ()
-    if fs is not None and fs.phase is Phase.PROMOTING and fs.new_leader \
-            and now - fs.phase_since > config.promote_timeout:
-        attempted = tuple(dict.fromkeys(attempted + (fs.new_leader,)))
+    timed_out = (fs is not None and fs.phase is Phase.PROMOTING and bool(fs.new_leader)
+                 and now - fs.phase_since > config.promote_timeout)
+    if timed_out:
+        attempted = tuple(dict.fromkeys(attempted + (fs.new_leader,)))  # type: ignore[union-attr]
     ranking = rank(snapshot, config, _failed(attempted))
     if ranking.winner is None and attempted:
         attempted = ()
@@ -226,7 +227,7 @@ def _leaderless(snapshot: ClusterSnapshot, config: CoreConfig, now: float) -> _S
     if winner is None:
         return State.SWITCHING_OVER, [], why, ranking
     term = snapshot.term + 1
-    new = _next_state(snapshot, now, fs, ranking, winner, term, attempted, why)
+    new = _next_state(snapshot, now, fs, ranking, winner, term, attempted, why, restart=timed_out)
     actions: list[Action] = [] if new == fs else [SaveFailoverState(new)]
     actions.append(Promote(winner, term))
     if fs is None and snapshot.switchover is not None:
@@ -263,9 +264,10 @@ def _pick(snapshot: ClusterSnapshot, config: CoreConfig, now: float, fs: Failove
 
 
 def _next_state(snapshot: ClusterSnapshot, now: float, fs: FailoverState | None, ranking: Ranking,
-                winner: str, term: int, attempted: tuple[str, ...], why: str) -> FailoverState:
-    """The in-flight record for promoting ``winner`` (unchanged if it is already that)."""
-    if fs is not None and fs.phase is Phase.PROMOTING and fs.new_leader == winner \
+                winner: str, term: int, attempted: tuple[str, ...], why: str, restart: bool) -> FailoverState:
+    """The in-flight record for promoting ``winner``: unchanged if it already
+    says that (and the promote did not time out, which restarts its clock)."""
+    if not restart and fs is not None and fs.phase is Phase.PROMOTING and fs.new_leader == winner \
             and fs.term == term and fs.attempted == attempted:
         return fs
     if fs is None:
