@@ -228,6 +228,9 @@ class ClusterView:
         return {m.name: m for m in self.members}
 
 
+_warned: set[tuple[str, int]] = set()
+
+
 def build_view(keys: Keyspace, revision: int, items: Iterable[tuple[bytes, bytes, int, int]]) -> ClusterView:
     """Parse ``(key, value, lease, mod_revision)`` items of one read into a ClusterView.
 
@@ -246,7 +249,11 @@ def build_view(keys: Keyspace, revision: int, items: Iterable[tuple[bytes, bytes
             _apply(fields, members, name, value, lease, mod)
         except MalformedRecord as exc:
             skipped.append(key)
-            log_event(log, "skip malformed key", logging.WARNING, key=key, problem=str(exc))
+            if (key, mod) not in _warned:     # once per version of the key, not once per loop
+                if len(_warned) > 1000:
+                    _warned.clear()
+                _warned.add((key, mod))
+                log_event(log, "skip malformed key", logging.WARNING, key=key, problem=str(exc))
     members.sort(key=lambda m: m.name)
     return ClusterView(members=tuple(members), skipped=tuple(skipped), **fields)
 
