@@ -49,6 +49,7 @@ S = State
 
 # (from, to) -> what such a change means. Read it as the state machine's spec.
 _LEADER_UP = (S.HEALTHY, S.REPOINTING, S.DEGRADED)
+_DECIDED = tuple(s for s in State if s is not S.STARTING)  # nothing goes back to STARTING
 TRANSITIONS: dict[tuple[State, State], str] = {}
 
 
@@ -59,9 +60,9 @@ def _allow(frms: tuple[State, ...], tos: tuple[State, ...], meaning: str) -> Non
                 TRANSITIONS.setdefault((frm, to), meaning)
 
 
-_allow((S.STARTING,), tuple(State), "first decision of this orchestrator")
+_allow((S.STARTING,), _DECIDED, "first decision of this orchestrator")
 _allow(tuple(State), (S.PAUSED,), "operator paused automatic failover")
-_allow((S.PAUSED,), tuple(State), "operator resumed automatic failover")
+_allow((S.PAUSED,), _DECIDED, "operator resumed automatic failover")
 _allow((S.BOOTSTRAPPING,), _LEADER_UP, "the first leader appeared")
 _allow((S.BOOTSTRAPPING,), (S.NO_CANDIDATE, S.FAILING_OVER), "initialized cluster lost its leader")
 _allow(_LEADER_UP, _LEADER_UP, "member health changed under a healthy leader")

@@ -1,0 +1,58 @@
+"""The decision core does no I/O: its modules import nothing that could."""
+from __future__ import annotations
+
+import ast
+import pathlib
+
+import orchestrator.core
+
+FORBIDDEN = {"grpc", "etcd3", "subprocess", "socket", "time", "threading", "random", "os", "asyncio",
+             "protos", "walrus.dcs", "walrus.grpcutil", "logging", "datetime", "multiprocessing",
+             "signal", "select", "shutil", "tempfile", "urllib", "http", "requests", "psycopg", "node"}
+CORE_DIR = pathlib.Path(orchestrator.core.__file__).parent
+
+
+def _imports(path: pathlib.Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+        elif isinstance(node, ast.Call) and getattr(node.func, "id", "") in ("__import__", "exec", "eval", "open"):
+            names.add(f"<call {node.func.id}>")
+    return names
+
+
+def _bad(name: str) -> bool:
+    return name.startswith("<call") or any(name == f or name.startswith(f + ".") for f in FORBIDDEN)
+
+
+def test_core_modules_exist() -> None:
+    found = {p.name for p in CORE_DIR.glob("*.py")}
+    assert {"__init__.py", "model.py", "states.py", "ranking.py", "syncset.py", "decide.py"} <= found
+
+
+def test_core_imports_no_io() -> None:
+    offenders = {p.name: sorted(n for n in _imports(p) if _bad(n)) for p in sorted(CORE_DIR.glob("*.py"))}
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_core_imports_only_stdlib_and_itself() -> None:
+    allowed_roots = {"__future__", "enum", "dataclasses", "typing", "orchestrator"}
+    for p in CORE_DIR.glob("*.py"):
+        for name in _imports(p):
+            assert name.split(".")[0] in allowed_roots, f"{p.name} imports {name}"
+            if name.startswith("orchestrator"):
+                assert name.startswith("orchestrator.core"), f"{p.name} imports {name}"
+
+
+def test_detector_catches_a_forbidden_import(tmp_path: pathlib.Path) -> None:
+    bad = tmp_path / "bad.py"
+    bad.write_text("import time\nfrom os import path\nfrom grpc import aio\nimport socket as s\n")
+    assert sorted(n for n in _imports(bad) if _bad(n)) == ["grpc", "os", "socket", "time"]
+
+
+def test_core_modules_are_small() -> None:
+    for p in CORE_DIR.glob("*.py"):
+        assert len(p.read_text().splitlines()) < 500, p.name
