@@ -14,7 +14,7 @@ records may span segment boundaries. ``<dir>/FLOOR`` holds the LSN at which this
 log began (a record boundary). ``<dir>/spare-N`` are recycled segments kept to
 be renamed into new segments (their stale bytes carry wrong LSN stamps).
 
-Record framing (little-endian, ``HEADER_SIZE`` = 20 bytes)::
+Record framing (``framing.py``; little-endian, ``HEADER_SIZE`` = 20 bytes)::
 
     crc32c:u32 | total_len:u32 | start_lsn:u64 | timeline:u32 | payload
     crc covers total_len..end of payload; total_len = 20 + len(payload)
@@ -53,80 +53,19 @@ Properties: ``write_lsn``, ``flush_lsn``, ``oldest_lsn``, ``last_timeline``
 from __future__ import annotations
 
 import os
-import re
-import struct
 import threading
 import time
-from dataclasses import dataclass
 from typing import Iterator
-
-import crc32c
 
 from walrus.errors import CorruptWal, EngineError
 from walrus.lsn import format_lsn
 
-HEADER = struct.Struct("<IIQI")
-HEADER_SIZE = HEADER.size          # 20
-_AFTER_CRC = struct.Struct("<IQI")
-MAX_RECORD = 256 * 1024 * 1024     # sanity bound on total_len
-_SEG_RE = re.compile(r"^[0-9A-F]{24}$")
+from .framing import (HEADER, HEADER_SIZE, MAX_RECORD, WalRecord, decode_header,  # noqa: F401 (re-exported)
+                      encode_record, parse_segment_name, segment_name, split_records, verify_record)
+
 _SPARE_PREFIX = "spare-"
 _MAX_SPARES = 2
 _ZERO_CHUNK = 1 << 20
-
-
-@dataclass(frozen=True)
-class WalRecord:
-    """One decoded, verified record: ``[start, end)`` in the log."""
-    start: int
-    end: int
-    timeline: int
-    payload: bytes
-
-
-def encode_record(start_lsn: int, timeline: int, payload: bytes) -> bytes:
-    """Frame ``payload`` as the record that starts at ``start_lsn``."""
-    total = HEADER_SIZE + len(payload)
-    if total > MAX_RECORD:
-        raise EngineError(f"WAL record too large: {total} bytes")
-    rest = _AFTER_CRC.pack(total, start_lsn, timeline)
-    crc = crc32c.crc32c(payload, crc32c.crc32c(rest))
-    return struct.pack("<I", crc) + rest + payload
-
-
-def decode_header(buf, offset: int = 0) -> tuple[int, int, int, int]:
-    """Return (crc, total_len, start_lsn, timeline) from ``buf[offset:]``."""
-    return HEADER.unpack_from(buf, offset)
-
-
-def verify_record(buf, offset: int, expect_lsn: int) -> tuple[int, int] | None:
-    """Check the record at ``buf[offset:]`` claims ``expect_lsn``, is complete
-    in ``buf`` and its CRC matches. Returns (total_len, timeline) or None."""
-    if len(buf) - offset < HEADER_SIZE:
-        return None
-    crc, total, lsn, tli = HEADER.unpack_from(buf, offset)
-    if total < HEADER_SIZE or total > MAX_RECORD or lsn != expect_lsn:
-        return None
-    if len(buf) - offset < total:
-        return None
-    mv = memoryview(buf)[offset + 4: offset + total]
-    if crc32c.crc32c(mv) != crc:
-        return None
-    return total, tli
-
-
-def segment_name(timeline: int, segno: int, segment_size: int) -> str:
-    """PostgreSQL-style file name of segment ``segno``."""
-    lsn = segno * segment_size
-    return f"{timeline:08X}{lsn >> 32:08X}{(lsn & 0xFFFFFFFF) // segment_size:08X}"
-
-
-def parse_segment_name(name: str, segment_size: int) -> tuple[int, int]:
-    """(timeline, segno) of a segment file name; ValueError otherwise."""
-    if not _SEG_RE.match(name):
-        raise ValueError(f"not a WAL segment name: {name!r}")
-    tli, hi, lo = int(name[:8], 16), int(name[8:16], 16), int(name[16:], 16)
-    return tli, ((hi << 32) + lo * segment_size) // segment_size
 
 
 def _fsync_dir(path: str) -> None:
@@ -332,7 +271,7 @@ class Wal:
         Raises CorruptWal (writing nothing) if ``start_lsn != write_lsn`` or any
         record fails verification or the chunk ends mid-record.
         """
-        records = list(_split_records(data, start_lsn))   # raises CorruptWal
+        records = split_records(data, start_lsn)   # raises CorruptWal
         if not records:
             return start_lsn
         with self._lock:
@@ -425,7 +364,7 @@ class Wal:
             chunk = self.read_raw(pos, 1 << 20, end)
             if not chunk:
                 break
-            for rec_start, total, tli in _split_records(chunk, pos):
+            for rec_start, total, tli in split_records(chunk, pos):
                 off = rec_start - pos
                 yield WalRecord(rec_start, rec_start + total, tli,
                                 bytes(chunk[off + HEADER_SIZE: off + total]))
@@ -548,18 +487,3 @@ class Wal:
                 self._close_fd(s)
             self._write_cond.notify_all()
             self._flush_cond.notify_all()
-
-
-def _split_records(data, start_lsn: int) -> Iterator[tuple[int, int, int]]:
-    """Verify ``data`` is whole records from ``start_lsn``; yield
-    (record_start, total_len, timeline). Raises CorruptWal."""
-    out = []
-    off = 0
-    n = len(data)
-    while off < n:
-        ok = verify_record(data, off, start_lsn + off)
-        if ok is None:
-            raise CorruptWal(f"bad WAL record at {format_lsn(start_lsn + off)}")
-        out.append((start_lsn + off, ok[0], ok[1]))
-        off += ok[0]
-    return iter(out)
