@@ -30,7 +30,9 @@ BASE_SETTINGS: dict[str, str] = {
     "max_replication_slots": "16",
     "max_connections": "60",
     "shared_buffers": "32MB",
-    "wal_keep_size": "0",
+    # Kept so pg_rewind finds the old primary's WAL back to the last common
+    # checkpoint (its own shutdown checkpoint would otherwise recycle it).
+    "wal_keep_size": "128MB",
     "wal_receiver_status_interval": "1s",
     "wal_retrieve_retry_interval": "1s",
     "wal_sender_timeout": "10s",

@@ -146,6 +146,8 @@ class PostgresEngine(TransitionsMixin):
         """Sticky: True once the server log said the WAL we need is gone upstream."""
         if self._needs_reclone:
             return True
+        if not self.dir.is_standby():
+            return False
         try:
             with open(self.dir.log_path, "rb") as f:
                 f.seek(self._log_offset)

@@ -11,8 +11,9 @@ from node.engine.base import Upstream
 from node.engine.postgres import sql
 from node.engine.postgres.binaries import Binaries
 from node.engine.postgres.conf import conninfo, slot_name
-from node.engine.postgres.process import OsUser, run
+from node.engine.postgres.process import OsUser, run, wait_for
 from walrus.config import parse_address
+from walrus.errors import EngineError
 from walrus.log import log_event
 
 log = logging.getLogger(__name__)
@@ -42,9 +43,8 @@ def ensure_slot(upstream_conninfo: str, member: str, *, recreate_lost: bool = Fa
     name = slot_name(member)
     rows = sql.execute_once(upstream_conninfo,
                             "SELECT wal_status, active FROM pg_replication_slots WHERE slot_name = %s", (name,))
-    if rows and rows[0][0] == "lost" and recreate_lost and not rows[0][1]:
-        sql.execute_once(upstream_conninfo, "SELECT pg_drop_replication_slot(%s)", (name,))
-        log_event(log, "slot.drop_lost", slot=name, on="upstream")
+    if rows and rows[0][0] == "lost" and recreate_lost:
+        _drop_slot(upstream_conninfo, name)
     elif rows:
         return rows[0][0] == "lost"
     sql.execute_once(upstream_conninfo,
@@ -52,6 +52,22 @@ def ensure_slot(upstream_conninfo: str, member: str, *, recreate_lost: bool = Fa
                      "WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = %s)", (name, name))
     log_event(log, "slot.create", slot=name, on="upstream")
     return False
+
+
+def _drop_slot(upstream_conninfo: str, name: str) -> None:
+    """Drop a slot, first ending a walsender still holding it (it exits soon
+    after its standby stops, but not instantly)."""
+    def dropped() -> bool:
+        sql.execute_once(upstream_conninfo, "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots"
+                                            " WHERE slot_name = %s AND active_pid IS NOT NULL", (name,))
+        try:
+            sql.execute_once(upstream_conninfo, "SELECT pg_drop_replication_slot(%s)", (name,))
+            return True
+        except EngineError:
+            return False
+    if not wait_for(dropped, 10.0, 0.1):
+        raise EngineError(f"cannot drop lost slot {name} on the upstream (still in use)")
+    log_event(log, "slot.drop_lost", slot=name, on="upstream")
 
 
 def base_backup(bins: Binaries, user: OsUser, pgdata: str, upstream: Upstream, replication_user: str,
