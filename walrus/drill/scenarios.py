@@ -92,6 +92,7 @@ def _read_back(ctx: DrillContext, acks: list[Ack]) -> tuple[int, list[str]]:
 def _start_round(ctx: DrillContext, number: int, scenario: str) -> tuple[str, int, Workload]:
     verdict = ctx.cluster.wait_healthy(ctx.healthy_timeout_s, ctx.progress)
     old = verdict.leader
+    ctx.notes["old_primary"] = old     # for the report if the round fails
     term_before = ctx.cluster.client().get_leader().term
     work = Workload(ctx.tracker, ctx.factory, prefix=f"{scenario[:1]}{int(time.time())}r{number}",
                     writers=ctx.writers).start()
