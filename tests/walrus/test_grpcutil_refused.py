@@ -84,3 +84,45 @@ def test_stopped_server_is_not_refused_but_killed_server_is(health_server):
 @pytest.mark.parametrize("error", [ValueError("x"), None])
 def test_non_grpc_errors_are_not_refused(error):
     assert not grpcutil.is_connection_refused(error)
+
+
+class _Status(grpc.RpcError):
+    def __init__(self, code):
+        self._code = code
+
+    def code(self):
+        return self._code
+
+    def details(self):
+        return self._code.name
+
+
+@pytest.mark.parametrize("code,retried", [
+    (grpc.StatusCode.UNAVAILABLE, True), (grpc.StatusCode.DEADLINE_EXCEEDED, True),
+    (grpc.StatusCode.FAILED_PRECONDITION, False), (grpc.StatusCode.INVALID_ARGUMENT, False),
+])
+def test_call_with_retry_retries_only_unreachable(code, retried):
+    calls = []
+
+    def fn():
+        calls.append(1)
+        if len(calls) < 3:
+            raise _Status(code)
+        return "ok"
+
+    if retried:
+        assert grpcutil.call_with_retry(fn, deadline_s=10) == "ok" and len(calls) == 3
+    else:
+        with pytest.raises(grpc.RpcError):
+            grpcutil.call_with_retry(fn, deadline_s=10)
+        assert len(calls) == 1
+
+
+def test_call_with_retry_gives_up_on_a_closed_port():
+    address = f"127.0.0.1:{free_port()}"
+    with grpcutil.channel(address) as ch:
+        stub = health_pb2_grpc.HealthStub(ch)
+        with pytest.raises(grpc.RpcError) as info:
+            grpcutil.call_with_retry(lambda: stub.Check(health_pb2.HealthCheckRequest(), timeout=0.2),
+                                     deadline_s=0.5)
+    assert grpcutil.is_connection_refused(info.value)
