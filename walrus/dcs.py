@@ -179,11 +179,16 @@ class Dcs:
 
         Only "unreachable" errors are retried (on the next endpoint, with
         jittered exponential backoff); lease-not-found becomes LeaseLost at
-        once; anything else becomes DcsUnavailable at once.
+        once; anything else becomes DcsUnavailable at once. Note: an attempt
+        that timed out may still have been applied; ``acquire_leader``,
+        ``campaign`` and ``claim_initialize`` recognise their own earlier
+        success, a plain ``cas_put`` retried that way reports False.
         """
         budget = self.timeout_s if deadline_s is None else deadline_s
         deadline = time.monotonic() + budget
         per_attempt = max(0.05, min(self.timeout_s, budget / len(self._addresses)))
+
+        last_error = ["none"]
 
         def attempt() -> Any:
             remaining = deadline - time.monotonic()
@@ -196,20 +201,13 @@ class Dcs:
                 code, details = exc.code(), exc.details() or ""
                 if code in _TRANSIENT:
                     self._failed(ep)
-                    raise _Transient(f"{ep.address}: {code.name} {details}") from None
+                    last_error[0] = f"{ep.address}: {code.name} {details}"
+                    raise _Transient(last_error[0]) from None
                 if code == grpc.StatusCode.NOT_FOUND and "lease" in details:
                     raise LeaseLost(f"{what}: {details}") from None
                 raise DcsUnavailable(f"{what}: etcd refused: {code.name} {details}") from None
-
-        last_error = ["none"]
-
-        def attempt_noting_error() -> Any:
-            try:
-                return attempt()
-            except _Transient as exc:
-                if str(exc) != "deadline reached":
-                    last_error[0] = str(exc)
-                raise
+            except ValueError as exc:   # grpc: "Cannot invoke RPC on closed channel!" (close() raced us)
+                raise DcsUnavailable(f"{what}: {exc}") from None
 
         backoff = tenacity.wait_random_exponential(multiplier=0.05, max=0.5)
         retrying = tenacity.Retrying(
@@ -217,7 +215,7 @@ class Dcs:
             wait=lambda rs: max(0.0, min(backoff(rs), deadline - time.monotonic())),
             retry=tenacity.retry_if_exception_type(_Transient), reraise=True)
         try:
-            return retrying(attempt_noting_error)
+            return retrying(attempt)
         except _Transient:
             raise DcsUnavailable(f"{what}: etcd unreachable within {budget:g}s (last error: {last_error[0]})") from None
 
