@@ -321,3 +321,17 @@ def test_closed_dcs_refuses_calls(etcd_session, cluster_name):
     dcs.close()
     with pytest.raises(DcsUnavailable):
         dcs.read_view()
+
+
+def test_only_the_dcs_layer_imports_etcd3():
+    import pathlib
+    root = pathlib.Path(__file__).resolve().parents[2]
+    allowed = {"walrus/dcs.py", "walrus/dcs_watch.py", "walrus/etcd_server.py"}
+    offenders = []
+    for package in ("walrus", "node", "orchestrator", "protos"):
+        for path in (root / package).rglob("*.py"):
+            rel = path.relative_to(root).as_posix()
+            text = path.read_text(errors="replace")
+            if rel not in allowed and ("import etcd3" in text or "from etcd3" in text):
+                offenders.append(rel)
+    assert offenders == []
