@@ -140,11 +140,12 @@ class Storage:
             return cls._bootstrap(data_dir, config)
         dirs = _dirs(data_dir)
         found = ckpt.load_latest(dirs["checkpoints"])
-        if found is None:
-            raise NeedsReclone(f"no usable checkpoint in {dirs['checkpoints']}")
-        state, info = found
-        wal = Wal.open(dirs["wal"], config.segment_size, start_lsn=info.redo_lsn,
-                       timeline=state.timeline)
+        # No good checkpoint: a log that still begins at 0 can be replayed from empty.
+        state, redo = (found[0], found[1].redo_lsn) if found else (KvState(), 0)
+        try:
+            wal = Wal.open(dirs["wal"], config.segment_size, start_lsn=redo, timeline=state.timeline)
+        except EngineError as exc:
+            raise NeedsReclone(f"cannot recover {data_dir}: {exc}") from None
         storage = cls(data_dir, config, wal, state, control)
         storage.replay_up_to(wal.write_lsn)
         return storage

@@ -124,13 +124,13 @@ class Wal:
         else:
             self._floor = start_lsn or 0
             self._write_floor(self._floor)
-        if not self._segments:
-            self._write_lsn = self._flush_lsn = max(self._floor, start_lsn or 0)
-            return
         start = self._floor if start_lsn is None else start_lsn
-        if start < self.oldest_lsn:
+        if start < self._floor or (self._segments and start < self.oldest_lsn):
             raise EngineError(f"WAL recovery start {format_lsn(start)} is below the oldest "
-                              f"retained WAL {format_lsn(self.oldest_lsn)}")
+                              f"retained WAL {format_lsn(max(self._floor, self.oldest_lsn))}")
+        if not self._segments:
+            self._write_lsn = self._flush_lsn = start
+            return
         end, tli = self._scan_end(start)
         if tli:
             self._timeline = tli
@@ -427,7 +427,7 @@ class Wal:
             while self._flushing:
                 self._flush_cond.wait()
             current = self._write_lsn // self.segment_size
-            keep = min(keep_from_lsn, self._write_lsn)
+            keep = min(keep_from_lsn, self._flush_lsn)   # never drop WAL not yet durable
             gone = [s for s in sorted(self._segments)
                     if (s + 1) * self.segment_size <= keep and s < current]
             spares = sum(n.startswith(_SPARE_PREFIX) for n in os.listdir(self.directory))

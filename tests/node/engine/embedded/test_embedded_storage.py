@@ -116,6 +116,24 @@ def test_corrupt_newest_checkpoint_falls_back_to_the_previous(tmp_path):
     assert dict(s.state.items()) == expect
 
 
+def test_all_checkpoints_corrupt_replays_from_the_start_or_needs_reclone(tmp_path):
+    s = _open(tmp_path / "a")
+    expect = _write(s, "a", 300)
+    s.checkpoint()
+    s.close()
+    for info in ckpt.list_checkpoints(str(tmp_path / "a" / "checkpoints")):
+        with open(info.path, "r+b") as f:
+            f.write(b"XXXX")
+    s = _open(tmp_path / "a")                      # the log still begins at 0
+    assert dict(s.state.items()) == expect
+    clone = _clone(s, tmp_path / "b")              # a clone's log begins at its backup
+    clone.close()
+    for info in ckpt.list_checkpoints(str(tmp_path / "b" / "checkpoints")):
+        os.unlink(info.path)
+    with pytest.raises(NeedsReclone):
+        _open(tmp_path / "b")
+
+
 def test_base_backup_clone_streams_to_an_identical_state(tmp_path):
     p = _open(tmp_path / "p")
     _write(p, "a", 1500)
