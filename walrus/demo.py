@@ -156,7 +156,7 @@ def _show_receipt(client, clock: _Clock) -> None:
         clock.say("   (no history record yet)")
         return
     r = max(records, key=lambda r: r.term)
-    clock.say(f"== RPO receipt (History, term {r.term}, {r.kind}): {r.old_leader} -> {r.new_leader}; "
+    clock.say(f"== RPO receipt (History, term {r.term}, {r.kind}): {r.old_leader or '?'} -> {r.new_leader}; "
               f"last primary LSN {format_lsn(r.last_primary_lsn)}, promoted at {format_lsn(r.promoted_lsn)}, "
               f"bytes possibly lost {r.bytes_possibly_lost}")
     for c in sorted(r.candidates, key=lambda c: (c.rank == 0, c.rank)):
