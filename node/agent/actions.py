@@ -56,8 +56,9 @@ def _reconfirm(agent: "NodeAgent") -> None:
 
 def wait(agent: "NodeAgent", d: Decision, view: ClusterView) -> None:
     from node.agent.agent import AgentState
-    role = agent.engine.status().role
-    if role is Role.PRIMARY:
+    s = agent.engine.status()
+    role = s.role
+    if role is Role.PRIMARY and not s.fenced:
         agent.engine.fence(d.reason)
     agent._set_state(AgentState.FENCED if role is Role.PRIMARY else AgentState.WAITING, d.reason)
 
@@ -109,6 +110,14 @@ def rejoin_leader(agent: "NodeAgent", d: Decision, view: ClusterView) -> None:
     agent._set_state(AgentState.STANDBY, f"rejoined {d.upstream} ({method.value})")
 
 
+def release_key(agent: "NodeAgent", d: Decision, view: ClusterView) -> None:
+    lease = agent.keeper.lease_id
+    agent._fence(d.reason)
+    if lease is not None:
+        agent.dcs.release_leader(lease, d.term, deadline_s=agent.config.retry_timeout)
+    agent.wake()
+
+
 def leadership_lost(agent: "NodeAgent", d: Decision, view: ClusterView) -> None:
     agent._fence(d.reason)
     agent._drop_leader(d.reason)
@@ -127,6 +136,7 @@ def _take_leadership(agent: "NodeAgent", term: int, reason: str) -> None:
     agent.keeper.renew_now()
     got = agent.dcs.acquire_leader(lease, agent.leader_record(term), expected_term=term - 1,
                                    deadline_s=agent.config.retry_timeout)
+    agent.epoch += 1
     if got is None:
         raise Refused(f"cannot take the leader key at term {term}: it is held, or the term moved on")
     agent.held_term = got
@@ -176,6 +186,7 @@ def _check_term(agent: "NodeAgent", term: int, *, allow_equal: bool) -> None:
 def promote(agent: "NodeAgent", req: TermRequest) -> tuple[bool, str]:
     """Become primary at ``req.term`` (= etcd term + 1)."""
     with agent.lock:
+        agent.epoch += 1
         if agent.stopping:
             raise Refused("agent is stopping")
         if agent.held_term and agent.held_term == req.term:
@@ -197,6 +208,7 @@ def demote(agent: "NodeAgent", req: TermRequest) -> tuple[bool, str]:
     """Switchover: fence, demote the engine, release the leader key."""
     from node.agent.agent import AgentState
     with agent.lock:
+        agent.epoch += 1
         if agent.held_term and req.term < agent.held_term:
             raise StaleTerm(f"stale term {req.term}, current {agent.held_term}")
         term, lease = agent.held_term, agent.keeper.lease_id
@@ -227,6 +239,7 @@ def follow(agent: "NodeAgent", req: RepointRequest) -> tuple[bool, str]:
     """Stream from ``req.upstream``; a node with primary data rejoins instead."""
     from node.agent.agent import AgentState
     with agent.lock:
+        agent.epoch += 1
         _repoint(agent, req, "follow")
         s = agent.engine.status()
         if s.role is Role.STANDBY and s.upstream == str(req.upstream) and s.term >= req.term:

@@ -89,6 +89,7 @@ class NodeAgent:
         self.highest_term = 0
         self.leader_term = 0                    # term of the leader key last seen
         self.fenced_by_deadline = False
+        self.epoch = 0                          # bumped by every leadership / role action
         self.view: ClusterView | None = None
         self.keeper = LeaseKeeper(self.dcs, config.ttl, config.safety_margin, clock=clock,
                                   on_renewed=self._on_renewed, on_deadline=self._on_deadline,
@@ -177,6 +178,7 @@ class NodeAgent:
 
     def _drop_leader(self, reason: str) -> None:
         """Forget the leader role (engine already fenced)."""
+        self.epoch += 1
         if self.held_term:
             log_event(log, "leader.dropped", logging.WARNING, term=self.held_term, reason=reason)
         self.held_term = 0
@@ -213,6 +215,7 @@ class NodeAgent:
     def _tick(self) -> None:
         if not self._ensure_lease():
             return
+        epoch = self.epoch
         try:
             view = self.dcs.read_view(deadline_s=self.config.retry_timeout)
         except DcsUnavailable as exc:
@@ -220,6 +223,9 @@ class NodeAgent:
             return
         with self.lock:
             if self._stop.is_set():
+                return
+            if epoch != self.epoch:         # an action ran since the read: the view may predate it
+                self._wake.set()
                 return
             self._observe(view)
             self._start_engine_fenced()
@@ -251,7 +257,8 @@ class NodeAgent:
             upstream=s.upstream, engine_term=s.term, needs_reclone=s.needs_reclone,
             held_term=self.held_term,
             leader=LeaderFacts(lead.name, lead.term, lead.data_address, lead.timeline) if lead else None,
-            highest_term=self.highest_term, initialize_claimed_by=view.initialize)
+            highest_term=self.highest_term, initialize_claimed_by=view.initialize,
+            leader_lease_is_ours=bool(lead) and view.leader_lease == self.keeper.lease_id)
 
     def _act(self, d: Decision, view: ClusterView) -> None:
         if d.step is not Step.KEEP and (d.step, d.reason) != self._last_decision:
@@ -262,7 +269,7 @@ class NodeAgent:
             Step.KEEP: actions.keep, Step.BOOTSTRAP: actions.bootstrap, Step.CLONE: actions.clone,
             Step.WAIT_FOR_LEADER: actions.wait, Step.WAIT_FOR_EXPIRY: actions.wait,
             Step.FOLLOW: actions.follow_leader, Step.REJOIN: actions.rejoin_leader,
-            Step.LEADERSHIP_LOST: actions.leadership_lost,
+            Step.LEADERSHIP_LOST: actions.leadership_lost, Step.RELEASE_KEY: actions.release_key,
         }[d.step]
         try:
             handler(self, d, view)

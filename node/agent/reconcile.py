@@ -22,6 +22,8 @@ class Step(enum.Enum):
     FOLLOW = "follow"                      # stream from the leader
     REJOIN = "rejoin"                      # diverged / primary data / needs reclone: rewind or re-clone
     LEADERSHIP_LOST = "leadership_lost"    # we held the leader key and it is gone or someone else's
+    RELEASE_KEY = "release_key"            # the leader key is ours (our live lease) but we do not act as
+                                           # leader: release it so the cluster can move on
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,7 @@ class Facts:
     leader: LeaderFacts | None
     highest_term: int             # highest term seen anywhere
     initialize_claimed_by: str | None = None
+    leader_lease_is_ours: bool = False     # the leader key is bound to our current lease
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,9 @@ def decide(f: Facts) -> Decision:
         why = "no leader; primary data stays fenced until promoted" if f.role is Role.PRIMARY \
             else "no leader"
         return Decision(Step.WAIT_FOR_LEADER, why)
+    if lead.name == f.me and f.leader_lease_is_ours:
+        return Decision(Step.RELEASE_KEY, f"leader key (term {lead.term}) is bound to our lease but this "
+                                          "node is not acting as leader", term=lead.term)
     if lead.name == f.me:
         return Decision(Step.WAIT_FOR_EXPIRY, f"leader key (term {lead.term}) names this node under "
                                               "a lease it does not hold; staying fenced until it expires")

@@ -26,6 +26,8 @@ def facts(**kw):
     pytest.param(facts(leader=None), Step.WAIT_FOR_LEADER, id="standby-no-leader-waits"),
     pytest.param(facts(role=Role.PRIMARY, leader=ME_LEADER), Step.WAIT_FOR_EXPIRY,
                  id="restarted-primary-own-old-leader-key"),
+    pytest.param(facts(role=Role.STANDBY, leader=ME_LEADER, leader_lease_is_ours=True), Step.RELEASE_KEY,
+                 id="own-key-under-own-lease-but-not-acting-leader"),
     pytest.param(facts(highest_term=6), Step.KEEP, id="stale-leader-term-ignored"),
     pytest.param(facts(held_term=5, role=Role.PRIMARY, leader=ME_LEADER), Step.KEEP, id="holding"),
     pytest.param(facts(held_term=5, role=Role.PRIMARY, leader=None), Step.LEADERSHIP_LOST, id="holding-key-gone"),
