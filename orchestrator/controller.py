@@ -90,6 +90,7 @@ class Controller:
                                  retry_timeout=config.retry_timeout)
         self.state: State = State.STARTING
         self.last_decision: Decision | None = None
+        self.changed = False          # did the last tick's actions change anything
         self._tracker = PrimaryLsnTracker()
         self._known: dict[str, str] = {}
         self._last_logged: tuple | None = None
@@ -133,12 +134,14 @@ class Controller:
         self._log_decision(decision)
         self.state = decision.state
         self.last_decision = decision
+        self.changed = False
         for action in decision.actions:
             if not self.election.is_active():
                 log_event(log, "stop acting", level=logging.WARNING, reason="no longer the active orchestrator")
                 break
             outcome = self.executor.execute(action, obs.view)
             self._log_outcome(outcome)
+            self.changed = self.changed or outcome.changed
             if not outcome.ok:
                 break
             if action.kind is ActionKind.SAVE_FAILOVER_STATE:
@@ -160,7 +163,8 @@ class Controller:
     def _log_outcome(o: Outcome) -> None:
         if o.action.kind is ActionKind.WAIT:
             return
-        log_event(log, "action", level=logging.INFO if o.ok else logging.WARNING,
+        level = logging.WARNING if not o.ok else logging.INFO if o.changed else logging.DEBUG
+        log_event(log, "action", level=level,
                   action=_describe(o.action), ok=o.ok, changed=o.changed, detail=o.detail)
 
     def _test_hang_hook(self) -> None:
@@ -177,7 +181,7 @@ class Controller:
             acted = False
             try:
                 decision = self.tick()
-                acted = decision is not None and any(a.kind is not ActionKind.WAIT for a in decision.actions)
+                acted = decision is not None and self.changed   # something moved: look again soon
                 if decision is None:
                     self.agents.set_members({})
             except (DcsUnavailable, LeaseLost) as exc:

@@ -14,9 +14,11 @@ import time
 from pathlib import Path
 
 import grpc
+import pytest
 import yaml
 
 from protos import cluster_pb2, cluster_pb2_grpc, node_agent_pb2, node_agent_pb2_grpc, store_pb2, store_pb2_grpc
+from walrus.dcs import Dcs
 from walrus.etcd_server import free_port
 
 AGENT_TIMING = {"ttl": 3.0, "loop_wait": 0.3, "retry_timeout": 1.0, "safety_margin": 0.5}
@@ -202,3 +204,22 @@ class Procs:
     def close(self) -> None:
         for p in [*self.orchs.values(), *self.agents.values()]:
             p.close()
+
+
+@pytest.fixture
+def procs(tmp_path, etcd, cluster_name, request):
+    """A ``Procs`` for this test on the test's etcd; logs printed if the test failed."""
+    group = Procs(tmp_path, etcd.endpoint, cluster_name)
+    failed_before = request.session.testsfailed
+    try:
+        yield group
+    finally:
+        group.close()
+        if request.session.testsfailed > failed_before:
+            sys.stderr.write(group.dump_logs())
+
+
+def history(etcd_endpoint: str, cluster: str):
+    """The cluster's history records, oldest first (read straight from etcd)."""
+    with Dcs([etcd_endpoint], cluster) as dcs:
+        return dcs.list_history(100)
