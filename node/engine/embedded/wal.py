@@ -11,8 +11,10 @@ named PostgreSQL-style (timeline current when the segment was created, then
 ``lsn >> 32`` and ``(lsn & 0xFFFFFFFF) // segment_size``; the segment number is
 ``lsn // segment_size``). The log is one byte stream: LSN = byte position;
 records may span segment boundaries. ``<dir>/FLOOR`` holds the LSN at which this
-log began (a record boundary). ``<dir>/spare-N`` are recycled segments kept to
-be renamed into new segments (their stale bytes carry wrong LSN stamps).
+log began (a record boundary). ``<dir>/spare-N`` are ready-made segment files
+renamed into new segments: recycled ones (their stale bytes carry wrong LSN
+stamps) or zero-filled ahead of need by a background thread, so crossing into
+a new segment never stalls committers on a 16 MiB write + fsync.
 
 Record framing (``framing.py``; little-endian, ``HEADER_SIZE`` = 20 bytes)::
 
@@ -76,6 +78,20 @@ def _fsync_dir(path: str) -> None:
         os.close(fd)
 
 
+def _zero_file(path: str, size: int) -> None:
+    """Write ``size`` zero bytes to a new file and fsync it (so later
+    fdatasyncs of overwrites need no metadata update)."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        zeros = bytes(min(_ZERO_CHUNK, size))
+        off = 0
+        while off < size:
+            off += os.pwrite(fd, zeros[: size - off], off)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 class Wal:
     """A durable, thread-safe write-ahead log (see the module docstring)."""
 
@@ -94,6 +110,9 @@ class Wal:
         self._floor = 0
         self._timeline = timeline
         self._closed = False
+        self._spares: list[str] = []            # ready-made segment files (recycled or zero-filled)
+        self._spare_seq = 0
+        self._preparer: threading.Thread | None = None
 
     # ----------------------------------------------------------- open/recover
     @classmethod
@@ -110,6 +129,14 @@ class Wal:
 
     def _load(self, start_lsn: int | None) -> None:
         for name in os.listdir(self.directory):
+            if name.endswith(".tmp"):
+                os.unlink(os.path.join(self.directory, name))       # half-made file
+                continue
+            if name.startswith(_SPARE_PREFIX):
+                self._spares.append(name)
+                suffix = name[len(_SPARE_PREFIX):]
+                self._spare_seq = max(self._spare_seq, int(suffix) + 1 if suffix.isdigit() else 0)
+                continue
             try:
                 tli, segno = parse_segment_name(name, self.segment_size)
             except ValueError:
@@ -199,27 +226,50 @@ class Wal:
             os.close(fd)
 
     def _create_segment(self, segno: int, timeline: int) -> int:
-        """Create segment ``segno`` (from a spare if any, else zero-filled)."""
+        """Create segment ``segno`` from a spare (a rename), or zero-fill one
+        now if the background preparer has not made one yet. Lock held."""
         name = segment_name(timeline, segno, self.segment_size)
         path = os.path.join(self.directory, name)
-        spares = sorted(n for n in os.listdir(self.directory) if n.startswith(_SPARE_PREFIX))
-        if spares:
-            os.rename(os.path.join(self.directory, spares[0]), path)
+        if self._spares:
+            os.rename(os.path.join(self.directory, self._spares.pop(0)), path)
+            _fsync_dir(self.directory)
         else:
-            tmp = path + ".tmp"
-            fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
-            try:
-                zeros = bytes(min(_ZERO_CHUNK, self.segment_size))
-                off = 0
-                while off < self.segment_size:
-                    off += os.pwrite(fd, zeros[: self.segment_size - off], off)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.rename(tmp, path)
-        _fsync_dir(self.directory)
+            _zero_file(path + ".tmp", self.segment_size)
+            os.rename(path + ".tmp", path)
+            _fsync_dir(self.directory)
         self._segments[segno] = name
         return self._fd(segno)
+
+    def _maybe_prepare_spare(self) -> None:
+        """Lock held. Past a quarter of the current segment with no spare in
+        stock, zero-fill the next segment in the background so that crossing
+        into it is a rename, not a stall of every committer."""
+        if self._spares or self._preparer is not None or self._closed:
+            return
+        if self._write_lsn % self.segment_size < self.segment_size // 4:
+            return
+        name = f"{_SPARE_PREFIX}{self._spare_seq}"
+        self._spare_seq += 1
+        self._preparer = threading.Thread(target=self._prepare_spare, args=(name,),
+                                          name="wal-prealloc", daemon=True)
+        self._preparer.start()
+
+    def _prepare_spare(self, name: str) -> None:
+        path = os.path.join(self.directory, name)
+        try:
+            _zero_file(path + ".tmp", self.segment_size)
+            os.rename(path + ".tmp", path)
+            _fsync_dir(self.directory)
+        except OSError:
+            with self._lock:
+                self._preparer = None
+            return
+        with self._lock:
+            self._preparer = None
+            if self._closed:
+                os.unlink(path)
+            else:
+                self._spares.append(name)
 
     def _pwrite(self, lsn: int, data, timeline: int) -> None:
         """Write ``data`` at ``lsn``, creating segments as needed. Lock held."""
@@ -262,6 +312,7 @@ class Wal:
             self._pwrite(start, rec, timeline)
             self._write_lsn = end = start + len(rec)
             self._timeline = timeline
+            self._maybe_prepare_spare()
             self._write_cond.notify_all()
             return start, end
 
@@ -283,6 +334,7 @@ class Wal:
             self._pwrite(start_lsn, data, records[0][2])
             self._write_lsn = end = start_lsn + len(data)
             self._timeline = tli
+            self._maybe_prepare_spare()
             self._write_cond.notify_all()
             return end
 
@@ -430,14 +482,15 @@ class Wal:
             keep = min(keep_from_lsn, self._flush_lsn)   # never drop WAL not yet durable
             gone = [s for s in sorted(self._segments)
                     if (s + 1) * self.segment_size <= keep and s < current]
-            spares = sum(n.startswith(_SPARE_PREFIX) for n in os.listdir(self.directory))
             for s in gone:
                 self._close_fd(s)
                 self._dirty.discard(s)
                 path = os.path.join(self.directory, self._segments.pop(s))
-                if spares < _MAX_SPARES:
-                    os.rename(path, os.path.join(self.directory, f"{_SPARE_PREFIX}{s}"))
-                    spares += 1
+                if len(self._spares) < _MAX_SPARES:
+                    name = f"{_SPARE_PREFIX}{self._spare_seq}"
+                    self._spare_seq += 1
+                    os.rename(path, os.path.join(self.directory, name))
+                    self._spares.append(name)
                 else:
                     os.unlink(path)
             if gone:
@@ -487,3 +540,6 @@ class Wal:
                 self._close_fd(s)
             self._write_cond.notify_all()
             self._flush_cond.notify_all()
+            preparer = self._preparer
+        if preparer is not None:
+            preparer.join()

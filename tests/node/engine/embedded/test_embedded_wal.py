@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -212,11 +213,14 @@ def test_recycle_removes_only_whole_segments_below_and_reuses_spares(tmp_path):
     assert wal.recycle(keep) == 2
     assert wal.oldest_lsn == 2 * SEG
     assert wal.segment_files() == before[2:]
-    assert sorted(n for n in os.listdir(wal.directory) if n.startswith("spare-"))
+    spare_inodes = {os.stat(os.path.join(wal.directory, n)).st_ino
+                    for n in os.listdir(wal.directory) if n.startswith("spare-")}
+    assert spare_inodes
     with pytest.raises(EngineError):
         wal.read_raw(0, 100)
     recs = _fill(wal, 1000)                            # new segments come from spares
-    assert not [n for n in os.listdir(wal.directory) if n.startswith("spare-")]
+    segment_inodes = {os.stat(os.path.join(wal.directory, n)).st_ino for n in wal.segment_files()}
+    assert spare_inodes <= segment_inodes
     wal.close()
     wal = _wal(tmp_path, start_lsn=keep)
     assert [r.payload for r in wal.iter_records(recs[0][0])] == [p for _, _, p in recs]
@@ -261,6 +265,23 @@ def test_concurrent_writers_all_become_durable(tmp_path):
     on_disk = {r.end: r.payload for r in wal.iter_records(0)}
     assert len(on_disk) == 16 * 200
     assert all(on_disk[end] == p for end, p in results)
+
+
+def test_next_segment_is_prepared_in_the_background(tmp_path):
+    wal = _wal(tmp_path)
+    while wal.write_lsn < SEG // 2:
+        wal.append(b"p" * 500, 1)
+    deadline = time.monotonic() + 30
+    while not [n for n in os.listdir(wal.directory) if n.startswith("spare-") and not n.endswith(".tmp")]:
+        assert time.monotonic() < deadline, "no spare segment was prepared"
+        time.sleep(0.01)
+    spare = [n for n in os.listdir(wal.directory) if n.startswith("spare-") and not n.endswith(".tmp")][0]
+    ino = os.stat(os.path.join(wal.directory, spare)).st_ino
+    while wal.write_lsn < SEG + 10:
+        wal.append(b"p" * 500, 1)
+    assert os.stat(_segment_path(wal, SEG)).st_ino == ino
+    wal.flush()
+    wal.close()
 
 
 def test_wait_for_write_wakes_on_append(tmp_path):
