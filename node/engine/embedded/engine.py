@@ -563,7 +563,7 @@ class EmbeddedEngine:
                 return
             wal = storage.wal
             if wal.flush_lsn >= wal.write_lsn:
-                wal.wait_for_write(wal.flush_lsn, 1.0)
+                wal.wait_for_write(wal.flush_lsn, 0.2)
                 continue
             if self._stop.wait(WALWRITER_DELAY_S):
                 return

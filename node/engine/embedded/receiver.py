@@ -298,7 +298,7 @@ class Replayer:
         while not self._stop.is_set():
             applied = engine.replay_lsn
             if wal.flush_lsn <= applied:
-                wal.wait_for_flush(applied, 1.0)
+                wal.wait_for_flush(applied, 0.2)
                 continue
             try:
                 engine.replay_to(wal.flush_lsn)

@@ -1,0 +1,120 @@
+"""The Store gRPC contract: argument errors, role errors, fencing."""
+import threading
+import time
+
+import grpc
+import pytest
+
+from embedded_engine_procs import Cluster, wait_for
+from node.config import EmbeddedConfig
+from node.engine.base import SyncSpec
+from node.engine.embedded import EmbeddedEngine
+from protos import store_pb2, store_pb2_grpc
+
+INVALID = grpc.StatusCode.INVALID_ARGUMENT
+
+
+@pytest.fixture
+def engine(tmp_path):
+    """An in-process primary (real files, real gRPC server on a free port)."""
+    e = EmbeddedEngine("p", str(tmp_path / "p"), "127.0.0.1:0",
+                       EmbeddedConfig(synchronous_standby_names="FIRST 1 (absent)"))
+    e.bootstrap()
+    e.start()
+    ch = grpc.insecure_channel(e.data_address)
+    yield e, store_pb2_grpc.StoreStub(ch)
+    ch.close()
+    e.stop()
+
+
+def code_of(fn):
+    with pytest.raises(grpc.RpcError) as err:
+        fn()
+    return err.value.code(), err.value.details()
+
+
+@pytest.mark.parametrize("make,needle", [
+    (lambda s: s.Put(store_pb2.PutRequest(key=b"", value=b"v", level=2)), "key must not be empty"),
+    (lambda s: s.Put(store_pb2.PutRequest(key=b"k" * 1025, value=b"v", level=2)), "limit is 1024"),
+    (lambda s: s.Put(store_pb2.PutRequest(key=b"k", value=b"v" * (1024 * 1024 + 1), level=2)), "max_value_bytes"),
+    (lambda s: s.Put(store_pb2.PutRequest(key=b"k", value=b"v", level=99)), "unknown commit level"),
+    (lambda s: s.Delete(store_pb2.DeleteRequest(key=b"")), "key must not be empty"),
+    (lambda s: s.Batch(store_pb2.BatchRequest(level=2)), "at least one op"),
+    (lambda s: s.Batch(store_pb2.BatchRequest(ops=[store_pb2.WriteOp(key=b"a", value=b"1"),
+                                                   store_pb2.WriteOp(key=b"")], level=2)), "op 1"),
+    (lambda s: s.Get(store_pb2.GetRequest(key=b"")), "key must not be empty"),
+], ids=["empty-key", "long-key", "big-value", "bad-level", "delete-empty", "empty-batch", "batch-op", "get-empty"])
+def test_bad_arguments(engine, make, needle):
+    _, stub = engine
+    code, details = code_of(lambda: make(stub))
+    assert code == INVALID and needle in details
+
+
+def test_local_writes_batch_and_delete(engine):
+    e, stub = engine
+    r = stub.Put(store_pb2.PutRequest(key=b"a", value=b"1", level=store_pb2.COMMIT_LOCAL))
+    assert r.lsn > 0 and r.timeline == 1
+    stub.Batch(store_pb2.BatchRequest(ops=[store_pb2.WriteOp(key=b"b", value=b"2"),
+                                           store_pb2.WriteOp(key=b"a", delete=True)],
+                                      level=store_pb2.COMMIT_LOCAL))
+    assert not stub.Get(store_pb2.GetRequest(key=b"a")).found
+    assert stub.Get(store_pb2.GetRequest(key=b"b")).value == b"2"
+    stub.Delete(store_pb2.DeleteRequest(key=b"b", level=store_pb2.COMMIT_OFF))
+    assert not stub.Get(store_pb2.GetRequest(key=b"b")).found
+    assert e.status().flush_lsn <= e.status().write_lsn
+
+
+def test_fence_refuses_and_fails_pending_sync_commit(engine):
+    e, stub = engine
+    result = {}
+
+    def waiting_put():     # FIRST 1 (absent): waits for a standby that never comes
+        try:
+            stub.Put(store_pb2.PutRequest(key=b"w", value=b"1", level=store_pb2.COMMIT_ON), timeout=30)
+            result["acked"] = True
+        except grpc.RpcError as exc:
+            result["code"] = exc.code()
+            result["details"] = exc.details()
+    t = threading.Thread(target=waiting_put)
+    t.start()
+    wait_for(lambda: e.status().write_lsn > 0, what="the write reached the WAL")
+    e.fence("lost leader key")
+    t.join(30)
+    assert "acked" not in result
+    assert result["code"] == grpc.StatusCode.UNAVAILABLE and "lost leader key" in result["details"]
+    code, details = code_of(lambda: stub.Put(store_pb2.PutRequest(key=b"x", value=b"1", level=2)))
+    assert code == grpc.StatusCode.UNAVAILABLE and "lost leader key" in details
+    st = e.status()
+    assert st.fenced and st.fence_reason == "lost leader key"
+    e.unfence()
+    stub.Put(store_pb2.PutRequest(key=b"x", value=b"1", level=store_pb2.COMMIT_LOCAL))
+
+
+def test_lease_deadline_stops_acknowledgements(engine):
+    e, stub = engine
+    e.set_lease_deadline(time.monotonic() + 0.3)
+    code, details = code_of(lambda: stub.Put(store_pb2.PutRequest(key=b"w", value=b"1", level=store_pb2.COMMIT_ON),
+                                             timeout=30))
+    assert code == grpc.StatusCode.UNAVAILABLE and "lease" in details
+    code, _ = code_of(lambda: stub.Put(store_pb2.PutRequest(key=b"y", value=b"1", level=store_pb2.COMMIT_LOCAL)))
+    assert code == grpc.StatusCode.UNAVAILABLE
+    e.set_lease_deadline(None)
+    e.set_sync_standbys(SyncSpec())
+    stub.Put(store_pb2.PutRequest(key=b"y", value=b"1", level=store_pb2.COMMIT_ON))
+
+
+@pytest.mark.integration
+def test_standby_refuses_writes_naming_its_primary(tmp_path):
+    c = Cluster(tmp_path)
+    try:
+        a = c.engine("a")
+        b = c.engine("b", "--upstream", a.upstream_arg)
+        a.put(b"k", b"v")
+        wait_for(lambda: b.get(b"k").found, what="b replayed k")
+        code, details = code_of(lambda: b.put(b"k", b"w"))
+        assert code == grpc.StatusCode.FAILED_PRECONDITION
+        assert "standby" in details and a.upstream_arg in details
+        r = b.get(b"k")
+        assert r.role == "standby" and r.lag_bytes == 0
+    finally:
+        c.close()
