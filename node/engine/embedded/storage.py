@@ -35,6 +35,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import threading
 from dataclasses import dataclass
 
@@ -152,11 +153,7 @@ class Storage:
 
     @classmethod
     def _bootstrap(cls, data_dir: str, config: EmbeddedConfig) -> "Storage":
-        dirs = _dirs(data_dir)
-        if os.path.isdir(dirs["wal"]) and os.listdir(dirs["wal"]):
-            raise CorruptWal(f"{data_dir} has WAL but no control file")
-        for d in dirs.values():
-            os.makedirs(d, exist_ok=True)
+        dirs = _fresh_dirs(data_dir)
         state = KvState()
         ckpt.write_checkpoint(dirs["checkpoints"], state)
         wal = Wal.open(dirs["wal"], config.segment_size, start_lsn=0, timeline=1)
@@ -171,9 +168,7 @@ class Storage:
         if is_initialized(data_dir):
             raise EngineError(f"{data_dir} already holds a database")
         state = KvState.from_snapshot(snapshot)
-        dirs = _dirs(data_dir)
-        for d in dirs.values():
-            os.makedirs(d, exist_ok=True)
+        dirs = _fresh_dirs(data_dir)
         for i, e in enumerate(history.entries):
             write_history(dirs["timelines"], TimelineHistory(e.timeline, history.entries[:i]))
         write_history(dirs["timelines"], history)
@@ -333,6 +328,18 @@ class Storage:
 
     def close(self) -> None:
         self.wal.close()
+
+
+def _fresh_dirs(data_dir: str) -> dict[str, str]:
+    """Empty storage directories for a new database. Without a control file
+    the directory was never initialized (the control file is written last), so
+    anything in them is the leftover of an interrupted bootstrap or clone."""
+    dirs = _dirs(data_dir)
+    for d in dirs.values():
+        if os.path.isdir(d):
+            shutil.rmtree(d)
+        os.makedirs(d)
+    return dirs
 
 
 def _dirs(data_dir: str) -> dict[str, str]:

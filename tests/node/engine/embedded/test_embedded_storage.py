@@ -61,6 +61,19 @@ def test_bootstrap_reopen_keeps_state_and_control(tmp_path):
     assert s.replay_lsn == end and s.control.term == 4
 
 
+def test_an_interrupted_bootstrap_or_clone_is_started_over(tmp_path):
+    p = _open(tmp_path / "p")
+    _write(p, "a", 100)
+    os.makedirs(tmp_path / "s" / "wal")
+    (tmp_path / "s" / "wal" / "FLOOR").write_text("12345\n")      # leftover, no control file
+    s = _clone(p, tmp_path / "s")
+    assert s.wal.oldest_lsn == p.wal.write_lsn
+    os.unlink(tmp_path / "p" / "control")                          # as if bootstrap died late
+    p.close()
+    fresh = _open(tmp_path / "p")
+    assert fresh.wal.write_lsn == 0 and len(fresh.state) == 0
+
+
 def test_corrupt_control_file_is_refused(tmp_path):
     _open(tmp_path).close()
     path = tmp_path / "control"
