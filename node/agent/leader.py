@@ -265,9 +265,9 @@ class LeaseKeeper:
             with self._lock:
                 if self._lease_id == lease_id:
                     self._lease_id, self._state = None, None
-            log_event(log, "lease.lost", logging.WARNING, lease=lease_id, reason=str(error))
+            log_event(log, "lease.lost", logging.WARNING, lease=f"{lease_id:x}", reason=str(error))
             self._on_lost(str(error) or "lease expired")
         elif error is not None:
-            log_event(log, "lease.renew_failed", logging.WARNING, lease=lease_id, error=str(error))
+            log_event(log, "lease.renew_failed", logging.WARNING, lease=f"{lease_id:x}", error=str(error))
         elif state is not None and state.holding:
             self._on_renewed(state.deadline)

@@ -15,6 +15,7 @@ import pytest
 from agent_procs import ROLE_PRIMARY, ROLE_STANDBY, TIMING, wait_for
 from protos import node_agent_pb2, store_pb2
 from walrus.dcs import Dcs
+from walrus.records import SyncRecord
 
 pytestmark = pytest.mark.integration
 
@@ -33,7 +34,7 @@ def leader_gone(etcd, cluster):
         return dcs.read_view().leader is None
 
 
-def test_bootstrap_one_primary_two_standbys(agents):
+def test_bootstrap_one_primary_two_standbys(agents, etcd):
     for n in ("a", "b", "c"):
         agents.add(n)
     primary = agents.wait_primary()
@@ -49,6 +50,31 @@ def test_bootstrap_one_primary_two_standbys(agents):
         with pytest.raises(grpc.RpcError) as err:
             o.put(b"k2", b"v2")
         assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    # The primary applies the sync record the orchestrator publishes for it.
+    with Dcs([etcd.endpoint], agents.cluster) as dcs:
+        assert dcs.set_sync(SyncRecord("first", 1, (others[0].name,), primary.name, 1), 0)
+        wait_for(lambda: primary.status().engine.sync_standbys == f"FIRST 1 ({others[0].name})",
+                 what="sync standby set applied")
+        assert primary.put(b"k3", b"v3", level=store_pb2.COMMIT_ON).term == 1
+        members = {m.name: m for m in dcs.read_view().members}
+    assert set(members) == {"a", "b", "c"}
+    assert members[primary.name].role == "primary" and not members[primary.name].fenced
+    assert all(members[o.name].upstream == f"{primary.name}@{primary.data_address}" for o in others)
+
+
+def test_sigterm_releases_leader_and_member_keys_before_exit(agents, etcd):
+    for n in ("a", "b"):
+        agents.add(n)
+    primary = agents.wait_primary()
+    other = agents["b" if primary.name == "a" else "a"]
+    agents.wait_standby_of(other.name, primary.name)
+    primary.stop()
+    assert primary.proc.returncode == 0
+    with Dcs([etcd.endpoint], agents.cluster) as dcs:
+        view = dcs.read_view()
+    # No waiting for a ttl: the agent released the leader key and revoked its lease on the way out.
+    assert view.leader is None and view.term == 1
+    assert [m.name for m in view.members] == [other.name]
 
 
 def test_promote_after_primary_killed_and_lease_expired(agents, etcd):
