@@ -28,9 +28,10 @@ class TransitionsMixin:
             if not self._running():
                 raise WrongRole(f"{self.name}: cannot promote, PostgreSQL is not running")
             if self._session.in_recovery():
-                ok = self._admin("SELECT pg_promote(true, 60)", timeout_s=90)[0][0]
-                if not ok:
-                    raise EngineError(f"{self.name}: pg_promote did not finish within 60s")
+                # pg_promote(wait => true) polls only every 100 ms; poll faster ourselves.
+                self._admin("SELECT pg_promote(false)")
+                if not wait_for(lambda: not self._session.in_recovery(), 60.0, 0.005):
+                    raise EngineError(f"{self.name}: promotion did not finish within 60s")
                 log_event(log, "transition", member=self.name, frm="standby", to="primary", term=term)
             self._save(upstream_name="", upstream_address="")
             self._apply_dynamic()
