@@ -1,0 +1,245 @@
+"""``walrus bench engine``: synchronous-commit throughput and latency of the
+embedded engine, measured with real processes.
+
+It starts a primary and one standby (``walrus engine`` processes on free
+loopback ports in a temp dir, ``FIRST 1 (standby)``), then for each commit
+level (``local``, ``on``, ``remote_apply``) and client count (1, 32) runs
+``--rounds`` rounds of ``--duration`` seconds of ``Put``s. Clients are
+threads with their own channel and stub, spread over ``--client-procs``
+processes so the client's GIL does not cap the server. It prints progress on
+stderr, a table on stdout (median and min-max across rounds of commits/s, p50
+and p99 commit latency, and the standby's replay lag under load), and with
+``--json FILE`` writes ``{"results": [...], "setup": {...}}``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+LEVELS = {"off": 1, "local": 2, "remote_write": 3, "on": 4, "remote_apply": 5}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="bench", metavar="BENCH", required=True)
+    p = sub.add_parser("engine", help="embedded engine commit throughput/latency (primary + 1 sync standby)")
+    p.add_argument("--json", default="", help="write the results as JSON to this file")
+    p.add_argument("--rounds", type=int, default=3, help="rounds per (level, clients) (default 3)")
+    p.add_argument("--duration", type=float, default=5.0, help="seconds per round (default 5)")
+    p.add_argument("--levels", default="local,on,remote_apply", help="comma-separated commit levels")
+    p.add_argument("--clients", default="1,32", help="comma-separated concurrent client counts")
+    p.add_argument("--client-procs", type=int, default=0,
+                   help="client processes (default: 1 for one client, 2 otherwise)")
+    p.add_argument("--value-size", type=int, default=100, help="bytes per value (default 100)")
+    p.add_argument("--data-dir", default="", help="where to put the engines' data (default: a temp dir)")
+
+
+# ------------------------------------------------------------------ client side
+def _client_proc(address: str, level: int, threads: int, duration: float, value_size: int,
+                 tag: str, start_at: float, out: "mp.Queue") -> None:
+    """One client process: ``threads`` threads doing Puts until the end time."""
+    import grpc
+    from protos import store_pb2, store_pb2_grpc
+
+    value = b"v" * value_size
+    lat: list[list[float]] = [[] for _ in range(threads)]
+    errors = [0] * threads
+    end_at = start_at + duration
+
+    def worker(i: int) -> None:
+        ch = grpc.insecure_channel(address)
+        stub = store_pb2_grpc.StoreStub(ch)
+        put = stub.Put
+        mine = lat[i]
+        n = 0
+        while time.time() < start_at:
+            time.sleep(0.001)
+        clock = time.perf_counter
+        while time.time() < end_at:
+            req = store_pb2.PutRequest(key=f"{tag}-{i}-{n % 1000}".encode(), value=value, level=level)
+            t0 = clock()
+            try:
+                put(req, timeout=30)
+            except grpc.RpcError:
+                errors[i] += 1
+                continue
+            mine.append(clock() - t0)
+            n += 1
+        ch.close()
+
+    ts = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    out.put(([x for xs in lat for x in xs], sum(errors)))
+
+
+def _percentile(sorted_vals: list[float], q: float) -> float:
+    if not sorted_vals:
+        return float("nan")
+    idx = min(len(sorted_vals) - 1, max(0, int(round(q * (len(sorted_vals) - 1)))))
+    return sorted_vals[idx]
+
+
+# ------------------------------------------------------------------ engines
+class _Engine:
+    def __init__(self, name: str, data_dir: str, args: list[str], log_dir: str):
+        self.name = name
+        log = open(os.path.join(log_dir, f"{name}.log"), "ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "walrus.cli", "engine", "--name", name,
+                                      "--data-dir", data_dir, "--listen", "127.0.0.1:0", *args],
+                                     stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL)
+        log.close()
+        line = self.proc.stdout.readline().decode()
+        if "ready" not in line:
+            self.stop()
+            raise RuntimeError(f"engine {name} did not start (see {log_dir}/{name}.log)")
+        fields = dict(kv.split("=", 1) for kv in line.split()[2:])
+        self.address = fields["listen"]
+
+    def status(self):
+        import grpc
+        from protos import node_agent_pb2, node_agent_pb2_grpc
+        with grpc.insecure_channel(self.address) as ch:
+            return node_agent_pb2_grpc.NodeAgentStub(ch).GetStatus(
+                node_agent_pb2.GetStatusRequest(), timeout=10).engine
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(15)
+
+
+def _lag_sampler(primary: _Engine, stop: threading.Event, samples: list[tuple[int, float]]) -> None:
+    while not stop.wait(0.25):
+        try:
+            st = primary.status()
+        except Exception:
+            continue
+        for s in st.standbys:
+            samples.append((s.replay_lag_bytes, s.replay_lag_s))
+
+
+def _one_round(primary: _Engine, level: str, clients: int, procs: int, args) -> dict:
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    per = [clients // procs + (1 if i < clients % procs else 0) for i in range(procs)]
+    start_at = time.time() + 1.5       # after the spawned interpreters are up
+    ps = [ctx.Process(target=_client_proc, args=(primary.address, LEVELS[level], n, args.duration,
+                                                 args.value_size, f"p{i}", start_at, out))
+          for i, n in enumerate(per) if n]
+    for p in ps:
+        p.start()
+    lag: list[tuple[int, float]] = []
+    stop = threading.Event()
+    sampler = threading.Thread(target=_lag_sampler, args=(primary, stop, lag), daemon=True)
+    time.sleep(max(0.0, start_at - time.time()))
+    sampler.start()
+    results = [out.get(timeout=args.duration + 120) for _ in ps]
+    stop.set()
+    for p in ps:
+        p.join(30)
+    lats = sorted(x for r in results for x in r[0])
+    errors = sum(r[1] for r in results)
+    return {"commits_per_s": len(lats) / args.duration, "p50_ms": _percentile(lats, 0.5) * 1000,
+            "p99_ms": _percentile(lats, 0.99) * 1000, "errors": errors,
+            "replay_lag_bytes": statistics.median([b for b, _ in lag]) if lag else 0,
+            "replay_lag_s": statistics.median([s for _, s in lag]) if lag else 0.0}
+
+
+def _summary(level: str, clients: int, rounds: list[dict]) -> dict:
+    def med(k):
+        return statistics.median(r[k] for r in rounds)
+
+    def rng(k):
+        return [min(r[k] for r in rounds), max(r[k] for r in rounds)]
+    return {"level": level, "clients": clients, "rounds": len(rounds),
+            "commits_per_s": med("commits_per_s"), "commits_per_s_range": rng("commits_per_s"),
+            "p50_ms": med("p50_ms"), "p50_ms_range": rng("p50_ms"),
+            "p99_ms": med("p99_ms"), "p99_ms_range": rng("p99_ms"),
+            "replay_lag_bytes": med("replay_lag_bytes"), "replay_lag_s": med("replay_lag_s"),
+            "errors": sum(r["errors"] for r in rounds), "per_round": rounds}
+
+
+def _table(results: list[dict]) -> str:
+    rows = [("level", "clients", "commits/s (min-max)", "p50 ms (min-max)", "p99 ms (min-max)",
+             "replay lag B", "replay lag ms")]
+    for r in results:
+        c, p5, p9 = r["commits_per_s_range"], r["p50_ms_range"], r["p99_ms_range"]
+        rows.append((r["level"], str(r["clients"]), f"{r['commits_per_s']:.0f} ({c[0]:.0f}-{c[1]:.0f})",
+                     f"{r['p50_ms']:.2f} ({p5[0]:.2f}-{p5[1]:.2f})", f"{r['p99_ms']:.2f} ({p9[0]:.2f}-{p9[1]:.2f})",
+                     f"{r['replay_lag_bytes']:.0f}", f"{r['replay_lag_s'] * 1000:.2f}"))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
+
+
+def run(args: argparse.Namespace) -> int:
+    levels = [x.strip() for x in args.levels.split(",") if x.strip()]
+    bad = [x for x in levels if x not in LEVELS]
+    if bad:
+        print(f"walrus bench: unknown commit level(s) {bad}; known: {', '.join(LEVELS)}", file=sys.stderr)
+        return 2
+    try:
+        client_counts = [int(x) for x in args.clients.split(",") if x.strip()]
+    except ValueError:
+        print(f"walrus bench: --clients must be comma-separated integers, got {args.clients!r}", file=sys.stderr)
+        return 2
+    if args.rounds < 1 or args.duration <= 0:
+        print("walrus bench: --rounds must be >= 1 and --duration > 0", file=sys.stderr)
+        return 2
+    base = args.data_dir or tempfile.mkdtemp(prefix="walrus-bench-")
+    os.makedirs(base, exist_ok=True)
+    print(f"bench: data and logs in {base}", file=sys.stderr)
+    primary = standby = None
+    results = []
+    try:
+        primary = _Engine("primary", os.path.join(base, "primary"),
+                          ["--sync", "FIRST 1 (standby)", "--synchronous-commit", "on"], base)
+        standby = _Engine("standby", os.path.join(base, "standby"), ["--upstream", f"primary@{primary.address}"],
+                          base)
+        deadline = time.monotonic() + 30
+        while not primary.status().standbys:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the standby did not connect within 30 s")
+            time.sleep(0.05)
+        print(f"bench: primary {primary.address}, standby {standby.address} (FIRST 1 (standby))", file=sys.stderr)
+        for level in levels:
+            for clients in client_counts:
+                procs = args.client_procs or (1 if clients == 1 else 2)
+                rounds = []
+                for i in range(args.rounds):
+                    r = _one_round(primary, level, clients, procs, args)
+                    rounds.append(r)
+                    print(f"bench: {level:<12} clients={clients:<3} round {i + 1}/{args.rounds}: "
+                          f"{r['commits_per_s']:.0f} commits/s p50 {r['p50_ms']:.2f} ms p99 {r['p99_ms']:.2f} ms "
+                          f"replay lag {r['replay_lag_bytes']:.0f} B / {r['replay_lag_s'] * 1000:.2f} ms"
+                          + (f" errors {r['errors']}" if r["errors"] else ""), file=sys.stderr)
+                results.append(_summary(level, clients, rounds))
+    finally:
+        for e in (standby, primary):
+            if e is not None:
+                e.stop()
+    print(_table(results))
+    if args.json:
+        setup = {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+                 "duration_s": args.duration, "rounds": args.rounds, "value_size": args.value_size,
+                 "client_procs": args.client_procs or "1 for 1 client, else 2",
+                 "sync_standbys": "FIRST 1 (standby)", "data_dir": base}
+        with open(args.json, "w") as f:
+            json.dump({"results": results, "setup": setup}, f, indent=2)
+        print(f"bench: wrote {args.json}", file=sys.stderr)
+    return 0
