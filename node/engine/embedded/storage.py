@@ -285,9 +285,13 @@ class Storage:
         newest ``KEEP_CHECKPOINTS`` and recycle WAL nobody needs."""
         with self._ckpt_lock:
             dirs = _dirs(self.data_dir)
-            snap = self.state.snapshot()
-            self.wal.flush(ckpt.snapshot_lsn(snap))     # redo LSN never past durable WAL
-            info = ckpt.write_snapshot(dirs["checkpoints"], snap)
+            existing = ckpt.list_checkpoints(dirs["checkpoints"])
+            if existing and existing[0].redo_lsn == self.state.applied_lsn:
+                info = existing[0]                        # nothing new since the last one
+            else:
+                snap = self.state.snapshot()
+                self.wal.flush(ckpt.snapshot_lsn(snap))   # redo LSN never past durable WAL
+                info = ckpt.write_snapshot(dirs["checkpoints"], snap)
             kept = ckpt.prune(dirs["checkpoints"], KEEP_CHECKPOINTS)
             self.recycle(slot_min_lsn, kept)
             return info
