@@ -204,8 +204,19 @@ class Storage:
         return self._control
 
     def history(self) -> TimelineHistory:
-        """History of the current timeline."""
-        return self.history_of(self.timeline)
+        """History of the timeline the WAL ends on: the replayed timeline's,
+        extended by timeline switches received but not replayed yet (so a
+        standby never mistakes WAL it shares with its upstream for a fork)."""
+        with self._lock:
+            hist = self.history_of(self.timeline)
+            if self.wal.last_timeline == hist.timeline:
+                return hist
+            for rec in self.wal.iter_records(self.state.applied_lsn):
+                if rec.payload[:1] == b"\x04":
+                    sw = decode(rec.payload)
+                    if sw.new_tli > hist.timeline:
+                        hist = hist.branch(sw.new_tli, sw.switch_lsn, sw.reason)
+            return hist
 
     def history_of(self, tli: int) -> TimelineHistory:
         return read_history(_dirs(self.data_dir)["timelines"], tli)

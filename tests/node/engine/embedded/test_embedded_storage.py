@@ -174,6 +174,23 @@ def test_promotion_switch_is_replayed_by_a_standby_with_its_history(tmp_path):
     assert p.control.timeline == 2 and p.control.term == 3
 
 
+def test_history_covers_switches_received_but_not_replayed(tmp_path):
+    p = _open(tmp_path / "p")
+    _write(p, "a", 50)
+    sb = _clone(p, tmp_path / "s")
+    _write(p, "b", 50)
+    p.switch_timeline(2, term=2, reason="one")
+    _write(p, "c", 50)
+    p.switch_timeline(3, term=3, reason="two")
+    pos = sb.wal.write_lsn
+    while pos < p.wal.flush_lsn:
+        pos = sb.receive(pos, p.wal.read_raw(pos, 4096))
+    assert sb.timeline == 1 and sb.history() == p.history()
+    assert not find_divergence(sb.history(), sb.wal.write_lsn, p.history()).diverged
+    sb.replay_up_to(pos)
+    assert sb.timeline == 3 and sb.history() == p.history()
+
+
 def test_rewind_drops_the_divergent_tail_and_follows_the_new_primary(tmp_path):
     a = _open(tmp_path / "a")
     _write(a, "x", 2000)
