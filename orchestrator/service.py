@@ -39,6 +39,7 @@ class LeaderWatch:
         self._version = 0
         self._leader: LeaderRecord | None = None
         self._known = False
+        self._fresh_at = -1e18        # monotonic time of the last successful read
         self._poke = threading.Event()
         self._stop = threading.Event()
         self._cancel: Callable[[], None] | None = None
@@ -57,6 +58,7 @@ class LeaderWatch:
 
     def _read(self) -> LeaderRecord | None:
         value, _ = self._dcs.get(self._dcs.keys.leader, deadline_s=1.0)
+        self._fresh_at = time.monotonic()
         if value is None:
             return None
         try:
@@ -85,9 +87,11 @@ class LeaderWatch:
                     self._cond.notify_all()
 
     def current(self) -> tuple[int, LeaderRecord | None]:
-        """(version, leader); reads etcd once if nothing was read yet."""
+        """(version, leader); reads etcd itself if the cached value is not
+        fresh (never read, or etcd unreachable for a while): then raises
+        DcsUnavailable rather than answer with a stale leader."""
         with self._cond:
-            if self._known:
+            if self._known and time.monotonic() - self._fresh_at < max(2.0, 2 * self._refresh_s):
                 return self._version, self._leader
         self._update(self._read())
         with self._cond:
