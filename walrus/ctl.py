@@ -132,7 +132,7 @@ def members_table(reply: cluster_pb2.ListMembersReply) -> str:
 
 
 def _list(client: ClusterClient, args) -> int:
-    reply = client.list_members()
+    reply = client.active_members() or client.list_members()   # the active one knows the state
     _emit(args, to_dict(reply), members_table(reply))
     return 0
 

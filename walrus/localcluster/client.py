@@ -86,6 +86,23 @@ class ClusterClient:
             return reply
         raise ClusterUnavailable(f"no orchestrator answered {method} ({'; '.join(errors)})")
 
+    def call_each(self, method: str, request, timeout_s: float | None = None) -> dict[str, object]:
+        """Call ``method`` on every orchestrator; address -> reply, or None if it did not answer."""
+        replies: dict[str, object] = {}
+        for address in list(self.addresses):
+            try:
+                replies[address] = getattr(self._stub(address), method)(request, timeout=timeout_s or self.timeout_s)
+            except grpc.RpcError:
+                replies[address] = None
+        return replies
+
+    def active_members(self) -> cluster_pb2.ListMembersReply | None:
+        """ListMembers from the active orchestrator (spares say state "spare"), or None."""
+        for reply in self.call_each("ListMembers", cluster_pb2.ListMembersRequest()).values():
+            if reply is not None and reply.state != "spare":
+                return reply
+        return None
+
     def _prefer(self, address: str) -> None:
         with self._lock:
             if self.addresses[0] != address:

@@ -19,7 +19,7 @@ import yaml
 
 from walrus.errors import WalrusError
 from walrus.localcluster import procs
-from walrus.localcluster.client import AgentClient, ClusterClient, ClusterUnavailable
+from walrus.localcluster.client import AgentClient, ClusterClient
 from walrus.localcluster.health import MemberHealth, Verdict, judge, member_health
 from walrus.localcluster.render import (ClusterPlan, ClusterSpec, EngineKind, ProcKind, ProcPlan,
                                         Timings, plan_cluster)
@@ -251,16 +251,20 @@ class LocalCluster:
         return [member_health(n, self.agents.status(self.agent_address(n))) for n in self.node_names()]
 
     def verdict(self) -> Verdict:
-        """Agents' view, plus: at least one orchestrator names the same leader."""
+        """Agents' view, plus the active orchestrator's: it names the same leader,
+        its state is ``healthy`` and, in sync mode, a synchronous set is published."""
         v = judge(self.member_health())
         if not v.healthy:
             return v
-        try:
-            leader = self.client().get_leader()
-        except (ClusterUnavailable, WalrusError):
-            return Verdict(False, v.leader, ("no orchestrator answers yet",))
-        if not leader.present or leader.name != v.leader:
-            return Verdict(False, v.leader, (f"orchestrators do not name {v.leader} as leader yet",))
+        reply = self.client().active_members()
+        if reply is None:
+            return Verdict(False, v.leader, ("no active orchestrator answers yet",))
+        if not reply.leader.present or reply.leader.name != v.leader:
+            return Verdict(False, v.leader, (f"the orchestrator does not name {v.leader} as leader yet",))
+        if reply.state != "healthy":
+            return Verdict(False, v.leader, (f"the orchestrator is {reply.state}",))
+        if self.spec.sync and len(self.node_names()) > 1 and not reply.sync_standbys:
+            return Verdict(False, v.leader, ("no synchronous standby set is published yet",))
         return v
 
     def wait_healthy(self, timeout_s: float, progress: Progress = lambda _m: None,
