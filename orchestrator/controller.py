@@ -108,7 +108,7 @@ class Controller:
         addresses = agent_addresses(view)
         pool.set_members(addresses, watch=watch)
         probes = pool.probe_all(first=view.leader.name if view.leader else None)
-        snapshot = build_snapshot(view, probes, self._tracker.lsn)
+        snapshot = build_snapshot(view, probes, self._tracker.lsn, self._tracker.leader)
         lsn = self._tracker.update(snapshot)
         if lsn != snapshot.last_known_primary_lsn:
             snapshot = dataclasses.replace(snapshot, last_known_primary_lsn=lsn)

@@ -83,7 +83,7 @@ def sync_view(view: ClusterView) -> SyncView | None:
 
 
 def build_snapshot(view: ClusterView, probes: Mapping[str, AgentProbe],
-                   last_known_primary_lsn: int = 0) -> ClusterSnapshot:
+                   last_known_primary_lsn: int = 0, last_leader: str = "") -> ClusterSnapshot:
     """The snapshot the core decides on. Members are sorted by name."""
     records = view.members_by_name
     names = sorted(set(records) | set(probes))
@@ -97,7 +97,8 @@ def build_snapshot(view: ClusterView, probes: Mapping[str, AgentProbe],
         switchover=SwitchoverRequest.from_dict(view.switchover),
         failover=FailoverState.from_dict(view.failover),
         last_known_primary_lsn=last_known_primary_lsn,
-        initialized=view.initialize is not None)
+        initialized=view.initialize is not None,
+        last_leader=view.leader.name if view.leader is not None else last_leader)
 
 
 def primary_lsn(snapshot: ClusterSnapshot) -> tuple[int, int] | None:
@@ -121,8 +122,11 @@ class PrimaryLsnTracker:
     def __init__(self) -> None:
         self.term = 0
         self.lsn = 0
+        self.leader = ""     # the last leader seen (history's ``old_leader``)
 
     def update(self, snapshot: ClusterSnapshot) -> int:
+        if snapshot.leader is not None:
+            self.leader = snapshot.leader.name
         seen = primary_lsn(snapshot)
         if seen is not None:
             term, lsn = seen

@@ -66,7 +66,7 @@ def test_kill_primary_promotes_standby_and_old_primary_rejoins(procs, etcd):
     # History with the RPO receipt.
     recs = wait_for(lambda: history(etcd.endpoint, procs.cluster), what="history record")
     rec = recs[-1]
-    assert (rec.term, rec.kind, rec.new_leader) == (2, "failover", new.name)
+    assert (rec.term, rec.kind, rec.old_leader, rec.new_leader) == (2, "failover", primary.name, new.name)
     assert rec.promoted_lsn >= rec.last_primary_lsn > 0 and rec.bytes_possibly_lost == 0
     assert {c["name"] for c in rec.candidates} >= set(rest)
     assert rec.orchestrator == "o1"

@@ -72,7 +72,9 @@ def test_build_snapshot_unions_keys_and_probes():
                                               new_leader="b").to_dict(),
                        initialize="a")
     probes = {"a": failed("a", ProbeOutcome.REFUSED), "b": answered("b")}
-    snap = build_snapshot(view, probes, last_known_primary_lsn=900)
+    snap = build_snapshot(view, probes, last_known_primary_lsn=900, last_leader="x")
+    assert snap.last_leader == "a"                # the leader key wins over memory
+    assert build_snapshot(ClusterView(), {}, last_leader="x").last_leader == "x"
     assert [m.name for m in snap.members] == ["a", "b", "c"]
     assert snap.member("a").provably_dead and not snap.member("a").has_member_key
     assert snap.leader.name == "a" and snap.leader.term == 4 and snap.term == 4
@@ -100,6 +102,7 @@ def test_primary_lsn_tracker_keeps_value_through_failover():
     assert t.update(snap(1, 300)) == 300
     assert t.update(snap(1, 200)) == 300          # never goes back within a term
     assert t.update(snap(1, 0, leader=False)) == 300   # leader gone: remembered
+    assert t.leader == "a"
     assert t.update(snap(2, 50)) == 50            # new term: new count
 
 
