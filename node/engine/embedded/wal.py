@@ -272,18 +272,21 @@ class Wal:
                 self._spares.append(name)
 
     def _pwrite(self, lsn: int, data, timeline: int) -> None:
-        """Write ``data`` at ``lsn``, creating segments as needed. Lock held."""
+        """Write ``data`` at ``lsn``, creating segments as needed. Lock held.
+        Raises EngineError on an OS error (the WAL end does not move)."""
         mv = memoryview(data)
-        while mv:
-            segno, off = divmod(lsn, self.segment_size)
-            fd = self._fds.get(segno)
-            if fd is None:
-                fd = self._fd(segno) if segno in self._segments else self._create_segment(segno, timeline)
-            n = min(len(mv), self.segment_size - off)
-            os.pwrite(fd, mv[:n], off)
-            self._dirty.add(segno)
-            mv = mv[n:]
-            lsn += n
+        try:
+            while mv:
+                segno, off = divmod(lsn, self.segment_size)
+                fd = self._fds.get(segno)
+                if fd is None:
+                    fd = self._fd(segno) if segno in self._segments else self._create_segment(segno, timeline)
+                n = os.pwrite(fd, mv[: self.segment_size - off], off)
+                self._dirty.add(segno)
+                mv = mv[n:]
+                lsn += n
+        except OSError as exc:
+            raise EngineError(f"WAL write at {format_lsn(lsn)} failed: {exc}") from exc
 
     def _pread(self, lsn: int, size: int) -> bytes:
         """Read up to ``size`` bytes at ``lsn`` (short at a missing segment)."""
