@@ -16,6 +16,7 @@ from node.agent.reconcile import Decision
 from node.engine.base import RejoinMethod, Role, Upstream
 from walrus.errors import DcsUnavailable, LeaseLost, StaleTerm, WalrusError
 from walrus.log import log_event
+from walrus.lsn import format_lsn
 from walrus.records import ClusterView
 
 if TYPE_CHECKING:
@@ -221,8 +222,8 @@ def demote(agent: "NodeAgent", req: TermRequest) -> tuple[bool, str]:
             agent.dcs.release_leader(lease, term, deadline_s=agent.config.retry_timeout)
         flush = agent.engine.status().flush_lsn
         agent._set_state(AgentState.WAITING, "demoted")
-        log_event(log, "leader.demoted", term=term, flush_lsn=flush)
-        return True, f"demoted; final flush LSN {flush}"
+        log_event(log, "leader.demoted", term=term, flush_lsn=format_lsn(flush))
+        return True, f"demoted; final flush LSN {format_lsn(flush)}"
 
 
 def _repoint(agent: "NodeAgent", req: RepointRequest, verb: str) -> None:

@@ -189,3 +189,65 @@ def test_restarted_old_primary_rejoins_and_never_accepts_writes(agents, etcd):
     assert not accepted, "the restarted old primary acknowledged a write"
     wait_for(lambda: a.get(b"k").value == b"2", what="rejoined node has the new leader's data")
     assert b.get(b"intruder").found is False
+
+
+def test_quickly_restarted_primary_starts_fenced_until_promoted(agents, etcd):
+    a = agents.add("a")
+    agents.wait_primary()
+    a.put(b"k", b"1")
+    a.kill()
+    a.start()          # within the ttl: the leader key still names a, under its dead lease
+    refused = []
+
+    def fenced_and_waiting():
+        try:
+            a.put(b"intruder", b"x", timeout=1)
+            raise AssertionError("a restarted primary without the leader key acknowledged a write")
+        except grpc.RpcError as exc:
+            refused.append(exc.code())
+        s = a.status()
+        return s.engine.role == ROLE_PRIMARY and s.engine.fenced and not s.holds_leader and \
+            leader_gone(etcd, agents.cluster)
+    wait_for(fenced_and_waiting, timeout=TIMING["ttl"] + 30, interval=0.1,
+             what="old lease expired while the restarted primary stays fenced")
+    assert set(refused) <= {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.FAILED_PRECONDITION}
+    # Nobody else is there: the orchestrator would promote it, here we do.
+    assert promote(a, 2).changed
+    wait_for(lambda: a.put(b"k", b"2").term == 2, what="writes after promotion")
+    assert a.get(b"intruder").found is False
+
+
+def test_etcd_outage_fences_the_primary(agents, etcd):
+    a = agents.add("a")
+    agents.wait_primary()
+    a.put(b"k", b"1")
+    etcd.pause()
+    try:
+        # Renewals fail from now on; past ttl - safety_margin the primary must refuse writes.
+        def refused():
+            try:
+                a.put(b"during-outage", b"x", timeout=2)
+                return False
+            except grpc.RpcError as exc:
+                return exc.code() == grpc.StatusCode.UNAVAILABLE
+        wait_for(refused, timeout=TIMING["ttl"] + 20, what="primary fenced while etcd is unreachable")
+        st = a.status()
+        assert st.engine.fenced
+        time.sleep(0.5)
+        with pytest.raises(grpc.RpcError):
+            a.put(b"still-during-outage", b"x", timeout=2)
+    finally:
+        etcd.resume()
+    # After the outage: either the lease survived (reconfirmed) or it expired (fenced, no leader);
+    # in the second case a Promote with the next term brings it back.
+    def settled():
+        s = a.status()
+        if s.holds_leader and not s.engine.fenced:
+            return "reconfirmed"
+        if not s.holds_leader and s.engine.fenced and leader_gone(etcd, agents.cluster):
+            return "expired"
+        return None
+    how = wait_for(settled, timeout=TIMING["ttl"] + 30, what="agent settles after the etcd outage")
+    if how == "expired":
+        promote(a, 2)
+    wait_for(lambda: a.put(b"k", b"2").term >= 1, what="writes accepted again")
