@@ -9,6 +9,7 @@ Record layout (little-endian, ``HEADER_SIZE`` = 20 bytes)::
 """
 from __future__ import annotations
 
+import enum
 import re
 import struct
 from dataclasses import dataclass
@@ -78,17 +79,41 @@ def parse_segment_name(name: str, segment_size: int) -> tuple[int, int]:
     return tli, ((hi << 32) + lo * segment_size) // segment_size
 
 
+class ScanStop(enum.Enum):
+    """Why ``scan`` stopped."""
+    END = "end"                # consumed the whole buffer
+    INCOMPLETE = "incomplete"  # the next record (or header) runs past the buffer
+    INVALID = "invalid"        # the next record fails length, LSN stamp or CRC
+
+
+def scan(buf, base_lsn: int) -> tuple[list[tuple[int, int, int]], int, ScanStop]:
+    """Verify consecutive records at the start of ``buf`` (which starts at
+    ``base_lsn``). Returns ([(offset, total_len, timeline)], stop_offset, why).
+    One pass, no copies: the hot loop of recovery and replay."""
+    out: list[tuple[int, int, int]] = []
+    mv = memoryview(buf)
+    n, off = len(buf), 0
+    unpack, crc = HEADER.unpack_from, crc32c.crc32c
+    while off < n:
+        if n - off < HEADER_SIZE:
+            return out, off, ScanStop.INCOMPLETE
+        c, total, lsn, tli = unpack(buf, off)
+        if total < HEADER_SIZE or total > MAX_RECORD or lsn != base_lsn + off:
+            return out, off, ScanStop.INVALID
+        if off + total > n:
+            return out, off, ScanStop.INCOMPLETE
+        if crc(mv[off + 4: off + total]) != c:
+            return out, off, ScanStop.INVALID
+        out.append((off, total, tli))
+        off += total
+    return out, off, ScanStop.END
+
+
 def split_records(data, start_lsn: int) -> list[tuple[int, int, int]]:
     """Verify ``data`` is whole records from ``start_lsn``; return
     [(record_start, total_len, timeline)]. Raises CorruptWal on the first bad
     or incomplete record (so a caller can reject the whole chunk)."""
-    out = []
-    off = 0
-    n = len(data)
-    while off < n:
-        ok = verify_record(data, off, start_lsn + off)
-        if ok is None:
-            raise CorruptWal(f"bad WAL record at {format_lsn(start_lsn + off)}")
-        out.append((start_lsn + off, ok[0], ok[1]))
-        off += ok[0]
-    return out
+    recs, off, why = scan(data, start_lsn)
+    if why is not ScanStop.END:
+        raise CorruptWal(f"bad WAL record at {format_lsn(start_lsn + off)} ({why.value})")
+    return [(start_lsn + o, total, tli) for o, total, tli in recs]

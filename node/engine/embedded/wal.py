@@ -62,12 +62,14 @@ from typing import Iterator
 from walrus.errors import CorruptWal, EngineError
 from walrus.lsn import format_lsn
 
-from .framing import (HEADER, HEADER_SIZE, MAX_RECORD, WalRecord, decode_header,  # noqa: F401 (re-exported)
-                      encode_record, parse_segment_name, segment_name, split_records, verify_record)
+from .framing import (HEADER, HEADER_SIZE, MAX_RECORD, ScanStop, WalRecord,  # noqa: F401 (re-exported)
+                      decode_header, encode_record, parse_segment_name, scan, segment_name,
+                      split_records, verify_record)
 
 _SPARE_PREFIX = "spare-"
 _MAX_SPARES = 2
 _ZERO_CHUNK = 1 << 20
+_SCAN_CHUNK = 1 << 20
 
 
 def _fsync_dir(path: str) -> None:
@@ -178,19 +180,27 @@ class Wal:
         """Walk valid records from ``start``; return (end of valid WAL, last tli)."""
         pos, tli = start, 0
         limit = (max(self._segments) + 1) * self.segment_size
-        while pos + HEADER_SIZE <= limit:
-            head = self._pread(pos, HEADER_SIZE)
-            if len(head) < HEADER_SIZE:
+        while pos < limit:
+            buf, recs, off, why = self._scan_chunk(pos, limit)
+            if recs:
+                tli = recs[-1][2]
+            pos += off
+            if why is ScanStop.INVALID or not recs:
                 break
-            _, total, lsn, rtli = HEADER.unpack(head)
-            if total < HEADER_SIZE or total > MAX_RECORD or lsn != pos or pos + total > limit:
-                break
-            rec = self._pread(pos, total)
-            if verify_record(rec, 0, pos) is None:
-                break
-            pos += total
-            tli = rtli
         return pos, tli
+
+    def _scan_chunk(self, pos: int, limit: int):
+        """Read from ``pos`` (at most to ``limit``) and verify whole records:
+        (buf, [(offset, total, tli)], stop_offset, why). A record larger than
+        one chunk is read whole. Lock held or during open."""
+        buf = self._pread(pos, min(_SCAN_CHUNK, limit - pos))
+        recs, off, why = scan(buf, pos)
+        if not recs and why is ScanStop.INCOMPLETE and len(buf) >= HEADER_SIZE:
+            total = HEADER.unpack_from(buf)[1]            # stamp and length already checked
+            if pos + total <= limit:
+                buf = self._pread(pos, total)
+                recs, off, why = scan(buf, pos)
+        return buf, recs, off, why
 
     def _cut_tail(self, end: int) -> None:
         """Zero ``end``..segment end, delete later segments; durable."""
@@ -410,20 +420,26 @@ class Wal:
             return buf[:cut]
 
     def iter_records(self, start_lsn: int, end_lsn: int | None = None) -> Iterator[WalRecord]:
-        """Yield verified records from ``start_lsn`` until ``end_lsn`` (default:
-        ``write_lsn`` at call time). Raises CorruptWal on a bad record."""
+        """Yield verified records from ``start_lsn`` (a record boundary) that
+        end by ``end_lsn`` (default: ``write_lsn`` at call time). Raises
+        CorruptWal on a bad record, EngineError if ``start_lsn`` was recycled."""
         with self._lock:
             end = self._write_lsn if end_lsn is None else min(end_lsn, self._write_lsn)
         pos = start_lsn
         while pos < end:
-            chunk = self.read_raw(pos, 1 << 20, end)
-            if not chunk:
-                break
-            for rec_start, total, tli in split_records(chunk, pos):
-                off = rec_start - pos
-                yield WalRecord(rec_start, rec_start + total, tli,
-                                bytes(chunk[off + HEADER_SIZE: off + total]))
-            pos += len(chunk)
+            with self._lock:
+                self._check_open()
+                if pos < self.oldest_lsn:
+                    raise EngineError(f"WAL at {format_lsn(pos)} was removed "
+                                      f"(oldest is {format_lsn(self.oldest_lsn)})")
+                buf, recs, off, why = self._scan_chunk(pos, end)
+            if why is ScanStop.INVALID:
+                raise CorruptWal(f"bad WAL record at {format_lsn(pos + off)}")
+            if not recs:
+                break                                     # the next record ends past end_lsn
+            for o, total, tli in recs:
+                yield WalRecord(pos + o, pos + o + total, tli, bytes(buf[o + HEADER_SIZE: o + total]))
+            pos += off
 
     # ------------------------------------------------------------- waiting
     def wait_for_write(self, lsn: int, timeout: float | None) -> bool:
