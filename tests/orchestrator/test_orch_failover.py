@@ -52,6 +52,10 @@ def test_kill_primary_promotes_standby_and_old_primary_rejoins(procs, etcd):
         primary.put(key, b"v", level=store_pb2.COMMIT_ON)
         acked.append(key)
 
+    # Asynchronous replication: wait until both standbys have the writes, so
+    # none can be lost (the synchronous-mode test below does not wait).
+    for s in standbys:
+        wait_for(lambda: s.get(acked[-1]).value == b"v", what=f"writes replicated to {s.name}")
     primary.kill()
     rest = [a.name for a in standbys]
     new = procs.primary(names=rest, timeout=30)
@@ -94,3 +98,35 @@ def _drain_until(q: queue.Queue, name: str):
             return None
         if msg.present and msg.name == name:
             return msg
+
+
+def test_synchronous_mode_kill_during_writes_loses_no_acknowledged_write(procs, etcd):
+    primary, standbys = procs.cluster3()
+    orch = procs.orchestrator("o1", synchronous_mode=True, synchronous_node_count=1)
+    wait_for(lambda: orch.cluster.ListMembers(cluster_pb2.ListMembersRequest(), timeout=5).sync_standbys,
+             what="a published sync set")
+    wait_for(lambda: primary.status().engine.sync_standbys, what="the primary applies the sync set")
+    acked: list[bytes] = []
+    stop = threading.Event()
+
+    def write():
+        i = 0
+        while not stop.is_set():
+            key = f"s{i:05d}".encode()
+            try:
+                primary.put(key, b"v", timeout=2.0, level=store_pb2.COMMIT_ON)
+            except grpc.RpcError:
+                return                      # the primary is gone
+            acked.append(key)
+            i += 1
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    wait_for(lambda: len(acked) >= 50, what="synchronous writes acknowledged")
+    primary.kill()
+    writer.join(10)
+    stop.set()
+    new = procs.primary(names=[s.name for s in standbys], timeout=30)
+    missing = [k for k in acked if new.get(k).value != b"v"]
+    assert not missing, f"{len(missing)} of {len(acked)} acknowledged writes lost, e.g. {missing[:3]}"
+    rec = wait_for(lambda: history(etcd.endpoint, procs.cluster), what="history record")[-1]
+    assert rec.new_leader == new.name and rec.bytes_possibly_lost == 0
