@@ -182,7 +182,7 @@ class Workload:
         self.failures = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._backends: dict[str, Backend] = {}
+        self._backends: dict[tuple[int, str], Backend] = {}
         self._threads = [threading.Thread(target=self._writer, args=(i,), name=f"writer-{i}", daemon=True)
                          for i in range(writers)]
 
@@ -202,11 +202,12 @@ class Workload:
         with self._lock:
             return list(self.acks)
 
-    def _backend(self, address: str) -> Backend:
+    def _backend(self, wid: int, address: str) -> Backend:
+        # One backend per writer and address: a PostgreSQL connection is not shared between threads.
         with self._lock:
-            b = self._backends.get(address)
+            b = self._backends.get((wid, address))
             if b is None:
-                b = self._backends[address] = self.factory(address)
+                b = self._backends[(wid, address)] = self.factory(address)
             return b
 
     def _writer(self, wid: int) -> None:
@@ -220,7 +221,7 @@ class Workload:
             seq += 1
             key = f"{self.prefix}-{wid}-{seq}"
             try:
-                term = self._backend(target.address).write(key, f"v{seq}")
+                term = self._backend(wid, target.address).write(key, f"v{seq}")
             except WriteFailed:
                 with self._lock:
                     self.failures += 1
