@@ -444,13 +444,18 @@ class EmbeddedEngine:
             return method
 
     def rejoin(self, upstream: Upstream, term: int, allow_reclone: bool = True) -> RejoinMethod:
-        try:
-            return self._follow(upstream, term, must_reach=True)
-        except NeedsReclone:
-            if not allow_reclone:
-                raise
         with self._role_lock:
+            known_gap = self._needs_reclone      # slot lost / WAL removed: WAL cannot help
+            if not (known_gap and allow_reclone):
+                try:
+                    return self._follow(upstream, term, must_reach=True)
+                except NeedsReclone:
+                    if not allow_reclone:
+                        raise
+            self._check_term(term)
             self._reclone(upstream)
+            if term > self.term:
+                self.storage.set_control(term=term)
             self._start_receiver(upstream)
         return RejoinMethod.RECLONED
 
@@ -458,9 +463,10 @@ class EmbeddedEngine:
         """Replace the data dir with a fresh base backup of ``upstream``."""
         self._stop_receiver()
         self._stop_replayer()
-        self._stop_senders()
         with self._gate:
             self._role = Role.STANDBY
+        self.syncrep.abort_waiters(f"{self.name} is being re-cloned")
+        self._stop_senders()
         old = self.data_dir.rstrip("/") + ".reclone-old"
         shutil.rmtree(old, ignore_errors=True)
         self.storage.close()

@@ -182,6 +182,7 @@ class WalReceiver:
     def _give_up(self, reason: str) -> None:
         self.error = reason
         self.streaming = False
+        self._stop.set()
         log_event(log, "walreceiver_stopped", logging.ERROR, upstream=self.upstream, reason=reason)
 
     def _session(self) -> None:

@@ -50,8 +50,7 @@ class LagTracker:
 
     def __init__(self, clock: Callable[[], float] = time.monotonic):
         self._clock = clock
-        self._samples: collections.deque[tuple[int, float]] = collections.deque(maxlen=_LAG_SAMPLES)
-        self._cursor = [0, 0, 0]   # index into samples per kind is implicit: we keep 3 deques
+        # one queue of (lsn, time sent) per kind: write, flush, replay
         self._queues = [collections.deque(maxlen=_LAG_SAMPLES) for _ in range(3)]
         self.lag = _Lag()
 
@@ -129,7 +128,7 @@ class WalSender:
     def messages(self) -> Iterator[walstream_pb2.WalMessage]:
         """Chunks as soon as WAL is flushed; keepalives when idle."""
         wal = self.engine.storage.wal
-        last_send = time.monotonic()
+        last_send = 0.0          # a keepalive at once tells the standby our term and position
         while not self._stop.is_set() and self.engine.is_serving_wal():
             try:
                 data = wal.read_raw(self.sent_lsn, MAX_CHUNK)

@@ -5,7 +5,7 @@ import threading
 import pytest
 
 from embedded_engine_procs import Cluster, wait_for
-from protos import store_pb2
+from protos import node_agent_pb2, store_pb2
 
 pytestmark = pytest.mark.integration
 ON = store_pb2.COMMIT_ON
@@ -87,6 +87,13 @@ def test_slot_holds_wal_then_is_lost_past_cap(cluster):
     st = wait_for(lambda: (lambda s: s if s.needs_reclone else None)(b.status()), what="b needs reclone")
     assert not st.streaming
     assert "re-clone" in st.detail or "reclone" in st.detail.lower()
+    rj = b.control().Rejoin(node_agent_pb2.RejoinRequest(term=0, leader_name="a", leader_data_address=a.address,
+                                                         allow_reclone=True), timeout=60)
+    assert rj.detail == "recloned"
+    wait_for(lambda: standby_has(b, b"lost-119", value), what="b streams again after re-clone")
+    st = wait_for(lambda: (lambda s: s if s.streaming else None)(b.status()), what="b streaming")
+    assert not st.needs_reclone
+    wait_for(lambda: not a.status().slots[0].lost, what="slot recreated by the base backup")
 
 
 def test_on_commits_survive_primary_sigkill(cluster):
