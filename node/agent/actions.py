@@ -134,12 +134,20 @@ def _take_leadership(agent: "NodeAgent", term: int, reason: str) -> None:
     lease = agent.keeper.lease_id
     if lease is None:
         raise DcsUnavailable("no etcd lease at the moment; retry")
-    agent.keeper.renew_now()
-    got = agent.dcs.acquire_leader(lease, agent.leader_record(term), expected_term=term - 1,
-                                   deadline_s=agent.config.retry_timeout)
-    agent.epoch += 1
-    if got is None:
-        raise Refused(f"cannot take the leader key at term {term}: it is held, or the term moved on")
+    was_standby = agent.engine.status().role is Role.STANDBY
+    agent.engine.fence(f"taking leadership at term {term}")   # no ack until the deadline is set
+    try:
+        agent.keeper.renew_now()
+        got = agent.dcs.acquire_leader(lease, agent.leader_record(term), expected_term=term - 1,
+                                       deadline_s=agent.config.retry_timeout)
+        if got is None:
+            raise Refused(f"cannot take the leader key at term {term}: it is held, or the term moved on")
+    except WalrusError:
+        if was_standby:
+            agent.engine.unfence()     # a standby refuses writes by its role anyway
+        raise
+    finally:
+        agent.epoch += 1
     agent.held_term = got
     agent.highest_term = max(agent.highest_term, got)
     agent.leader_term = got
