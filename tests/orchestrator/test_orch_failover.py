@@ -9,6 +9,7 @@ standby and never accepts writes on its own.
 from __future__ import annotations
 
 import queue
+import signal
 import threading
 
 import grpc
@@ -130,3 +131,18 @@ def test_synchronous_mode_kill_during_writes_loses_no_acknowledged_write(procs, 
     assert not missing, f"{len(missing)} of {len(acked)} acknowledged writes lost, e.g. {missing[:3]}"
     rec = wait_for(lambda: history(etcd.endpoint, procs.cluster), what="history record")[-1]
     assert rec.new_leader == new.name and rec.bytes_possibly_lost == 0
+
+
+def test_frozen_primary_is_replaced_after_its_lease_and_rejoins(procs, etcd):
+    primary, standbys = procs.cluster3()
+    orch = procs.orchestrator("o1")
+    wait_for(lambda: orch.leader().name == primary.name, what="orchestrator reports the leader")
+    primary.signal(signal.SIGSTOP)          # hung, not dead: its port still accepts connections
+    try:
+        new = procs.primary(names=[s.name for s in standbys], timeout=30)
+        assert orch.leader().name == new.name and orch.leader().term == 2
+    finally:
+        primary.signal(signal.SIGCONT)
+    procs.standby_of(primary.name, new.name, timeout=40)
+    st = primary.status()
+    assert st.engine.role == ROLE_STANDBY and not st.holds_leader
