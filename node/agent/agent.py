@@ -133,6 +133,7 @@ class NodeAgent:
         for t in self._threads:
             t.join(timeout=30)
         with self.lock:
+            self._fence("agent stopping")       # again: an RPC may have run meanwhile
             term, lease = self.held_term, self.keeper.lease_id
             self._drop_leader("agent stopping")
             if term and lease is not None:
