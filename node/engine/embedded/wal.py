@@ -65,33 +65,9 @@ from walrus.lsn import format_lsn
 from .framing import (HEADER, HEADER_SIZE, MAX_RECORD, ScanStop, WalRecord,  # noqa: F401 (re-exported)
                       decode_header, encode_record, parse_segment_name, scan, segment_name,
                       split_records, verify_record)
+from .segments import SegmentStore, fsync_dir
 
-_SPARE_PREFIX = "spare-"
-_MAX_SPARES = 2
-_ZERO_CHUNK = 1 << 20
 _SCAN_CHUNK = 1 << 20
-
-
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _zero_file(path: str, size: int) -> None:
-    """Write ``size`` zero bytes to a new file and fsync it (so later
-    fdatasyncs of overwrites need no metadata update)."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        zeros = bytes(min(_ZERO_CHUNK, size))
-        off = 0
-        while off < size:
-            off += os.pwrite(fd, zeros[: size - off], off)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class Wal:
@@ -103,18 +79,14 @@ class Wal:
         self._lock = threading.Lock()
         self._write_cond = threading.Condition(self._lock)
         self._flush_cond = threading.Condition(self._lock)
-        self._segments: dict[int, str] = {}      # segno -> file name
-        self._fds: dict[int, int] = {}           # segno -> open fd
-        self._dirty: set[int] = set()
+        self._seg = SegmentStore(directory, segment_size, self._lock)
+        self._segments = self._seg.names         # segno -> file name (shared dict)
         self._flushing = False
         self._write_lsn = 0
         self._flush_lsn = 0
         self._floor = 0
         self._timeline = timeline
         self._closed = False
-        self._spares: list[str] = []            # ready-made segment files (recycled or zero-filled)
-        self._spare_seq = 0
-        self._preparer: threading.Thread | None = None
 
     # ----------------------------------------------------------- open/recover
     @classmethod
@@ -130,22 +102,7 @@ class Wal:
         return wal
 
     def _load(self, start_lsn: int | None) -> None:
-        for name in os.listdir(self.directory):
-            if name.endswith(".tmp"):
-                os.unlink(os.path.join(self.directory, name))       # half-made file
-                continue
-            if name.startswith(_SPARE_PREFIX):
-                self._spares.append(name)
-                suffix = name[len(_SPARE_PREFIX):]
-                self._spare_seq = max(self._spare_seq, int(suffix) + 1 if suffix.isdigit() else 0)
-                continue
-            try:
-                tli, segno = parse_segment_name(name, self.segment_size)
-            except ValueError:
-                continue
-            old = self._segments.get(segno)
-            if old is None or int(old[:8], 16) < tli:
-                self._segments[segno] = name
+        self._seg.load()
         floor_path = os.path.join(self.directory, "FLOOR")
         if os.path.exists(floor_path):
             with open(floor_path, encoding="ascii") as f:
@@ -163,7 +120,7 @@ class Wal:
         end, tli = self._scan_end(start)
         if tli:
             self._timeline = tli
-        self._cut_tail(end)
+        self._seg.cut_tail(end)
         self._write_lsn = self._flush_lsn = end
 
     def _write_floor(self, lsn: int) -> None:
@@ -174,7 +131,7 @@ class Wal:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-        _fsync_dir(self.directory)
+        fsync_dir(self.directory)
 
     def _scan_end(self, start: int) -> tuple[int, int]:
         """Walk valid records from ``start``; return (end of valid WAL, last tli)."""
@@ -193,126 +150,14 @@ class Wal:
         """Read from ``pos`` (at most to ``limit``) and verify whole records:
         (buf, [(offset, total, tli)], stop_offset, why). A record larger than
         one chunk is read whole. Lock held or during open."""
-        buf = self._pread(pos, min(_SCAN_CHUNK, limit - pos))
+        buf = self._seg.pread(pos, min(_SCAN_CHUNK, limit - pos))
         recs, off, why = scan(buf, pos)
         if not recs and why is ScanStop.INCOMPLETE and len(buf) >= HEADER_SIZE:
             total = HEADER.unpack_from(buf)[1]            # stamp and length already checked
             if pos + total <= limit:
-                buf = self._pread(pos, total)
+                buf = self._seg.pread(pos, total)
                 recs, off, why = scan(buf, pos)
         return buf, recs, off, why
-
-    def _cut_tail(self, end: int) -> None:
-        """Zero ``end``..segment end, delete later segments; durable."""
-        segno = end // self.segment_size
-        for s in sorted(self._segments):
-            if s > segno:
-                self._close_fd(s)
-                os.unlink(os.path.join(self.directory, self._segments.pop(s)))
-        if segno in self._segments:
-            fd = self._fd(segno)
-            off = end % self.segment_size
-            while off < self.segment_size:
-                n = min(_ZERO_CHUNK, self.segment_size - off)
-                os.pwrite(fd, bytes(n), off)
-                off += n
-            os.fdatasync(fd)
-        _fsync_dir(self.directory)
-
-    # ------------------------------------------------------------- segments
-    def _fd(self, segno: int) -> int:
-        fd = self._fds.get(segno)
-        if fd is None:
-            name = self._segments.get(segno)
-            if name is None:
-                raise EngineError(f"WAL segment {segno} is missing in {self.directory}")
-            fd = os.open(os.path.join(self.directory, name), os.O_RDWR)
-            self._fds[segno] = fd
-        return fd
-
-    def _close_fd(self, segno: int) -> None:
-        fd = self._fds.pop(segno, None)
-        if fd is not None:
-            os.close(fd)
-
-    def _create_segment(self, segno: int, timeline: int) -> int:
-        """Create segment ``segno`` from a spare (a rename), or zero-fill one
-        now if the background preparer has not made one yet. Lock held."""
-        name = segment_name(timeline, segno, self.segment_size)
-        path = os.path.join(self.directory, name)
-        if self._spares:
-            os.rename(os.path.join(self.directory, self._spares.pop(0)), path)
-            _fsync_dir(self.directory)
-        else:
-            _zero_file(path + ".tmp", self.segment_size)
-            os.rename(path + ".tmp", path)
-            _fsync_dir(self.directory)
-        self._segments[segno] = name
-        return self._fd(segno)
-
-    def _maybe_prepare_spare(self) -> None:
-        """Lock held. Past a quarter of the current segment with no spare in
-        stock, zero-fill the next segment in the background so that crossing
-        into it is a rename, not a stall of every committer."""
-        if self._spares or self._preparer is not None or self._closed:
-            return
-        if self._write_lsn % self.segment_size < self.segment_size // 4:
-            return
-        name = f"{_SPARE_PREFIX}{self._spare_seq}"
-        self._spare_seq += 1
-        self._preparer = threading.Thread(target=self._prepare_spare, args=(name,),
-                                          name="wal-prealloc", daemon=True)
-        self._preparer.start()
-
-    def _prepare_spare(self, name: str) -> None:
-        path = os.path.join(self.directory, name)
-        try:
-            _zero_file(path + ".tmp", self.segment_size)
-            os.rename(path + ".tmp", path)
-            _fsync_dir(self.directory)
-        except OSError:
-            with self._lock:
-                self._preparer = None
-            return
-        with self._lock:
-            self._preparer = None
-            if self._closed:
-                os.unlink(path)
-            else:
-                self._spares.append(name)
-
-    def _pwrite(self, lsn: int, data, timeline: int) -> None:
-        """Write ``data`` at ``lsn``, creating segments as needed. Lock held.
-        Raises EngineError on an OS error (the WAL end does not move)."""
-        mv = memoryview(data)
-        try:
-            while mv:
-                segno, off = divmod(lsn, self.segment_size)
-                fd = self._fds.get(segno)
-                if fd is None:
-                    fd = self._fd(segno) if segno in self._segments else self._create_segment(segno, timeline)
-                n = os.pwrite(fd, mv[: self.segment_size - off], off)
-                self._dirty.add(segno)
-                mv = mv[n:]
-                lsn += n
-        except OSError as exc:
-            raise EngineError(f"WAL write at {format_lsn(lsn)} failed: {exc}") from exc
-
-    def _pread(self, lsn: int, size: int) -> bytes:
-        """Read up to ``size`` bytes at ``lsn`` (short at a missing segment)."""
-        parts = []
-        while size > 0:
-            segno, off = divmod(lsn, self.segment_size)
-            if segno not in self._segments:
-                break
-            n = min(size, self.segment_size - off)
-            chunk = os.pread(self._fd(segno), n, off)
-            parts.append(chunk)
-            if len(chunk) < n:
-                break
-            size -= n
-            lsn += n
-        return b"".join(parts)
 
     # ------------------------------------------------------------- writing
     def append(self, payload: bytes, timeline: int) -> tuple[int, int]:
@@ -322,10 +167,10 @@ class Wal:
             self._check_open()
             start = self._write_lsn
             rec = encode_record(start, timeline, payload)
-            self._pwrite(start, rec, timeline)
+            self._seg.pwrite(start, rec, timeline)
             self._write_lsn = end = start + len(rec)
             self._timeline = timeline
-            self._maybe_prepare_spare()
+            self._seg.maybe_prepare_spare(self._write_lsn)
             self._write_cond.notify_all()
             return start, end
 
@@ -344,10 +189,10 @@ class Wal:
                 raise CorruptWal(f"WAL chunk starts at {format_lsn(start_lsn)}, but local WAL "
                                  f"ends at {format_lsn(self._write_lsn)}")
             tli = records[-1][2]
-            self._pwrite(start_lsn, data, records[0][2])
+            self._seg.pwrite(start_lsn, data, records[0][2])
             self._write_lsn = end = start_lsn + len(data)
             self._timeline = tli
-            self._maybe_prepare_spare()
+            self._seg.maybe_prepare_spare(self._write_lsn)
             self._write_cond.notify_all()
             return end
 
@@ -366,30 +211,23 @@ class Wal:
                     continue
                 self._flushing = True
                 goal = self._write_lsn
-                fds = [self._fds[s] for s in self._dirty if s in self._fds]
-                done = set(self._dirty)
-                self._dirty.clear()
+                fds, done = self._seg.dirty_fds()
                 self._lock.release()
                 try:
                     for fd in fds:
                         os.fdatasync(fd)
                 except OSError as exc:
                     self._lock.acquire()
-                    self._dirty |= done
+                    self._seg.dirty |= done
                     self._flushing = False
                     self._flush_cond.notify_all()
                     raise EngineError(f"WAL fsync failed: {exc}") from exc
                 self._lock.acquire()
                 self._flushing = False
                 self._flush_lsn = max(self._flush_lsn, goal)
-                self._close_old_fds()
+                self._seg.close_old_fds(self._write_lsn // self.segment_size)
                 self._flush_cond.notify_all()
             return self._flush_lsn
-
-    def _close_old_fds(self) -> None:
-        current = self._write_lsn // self.segment_size
-        for s in [s for s in self._fds if s < current - 1 and s not in self._dirty]:
-            self._close_fd(s)
 
     # ------------------------------------------------------------- reading
     def read_raw(self, start_lsn: int, max_bytes: int, limit_lsn: int | None = None) -> bytes:
@@ -405,7 +243,7 @@ class Wal:
                                   f"(oldest is {format_lsn(self.oldest_lsn)})")
             if start_lsn >= limit:
                 return b""
-            buf = self._pread(start_lsn, min(limit - start_lsn, max(max_bytes, HEADER_SIZE)))
+            buf = self._seg.pread(start_lsn, min(limit - start_lsn, max(max_bytes, HEADER_SIZE)))
             cut = 0
             while cut + HEADER_SIZE <= len(buf):
                 _, total, lsn, _ = HEADER.unpack_from(buf, cut)
@@ -413,7 +251,7 @@ class Wal:
                     raise CorruptWal(f"no WAL record at {format_lsn(start_lsn + cut)}")
                 if cut + total > len(buf):
                     if cut == 0:    # one record larger than max_bytes: send it whole
-                        buf = self._pread(start_lsn, total)
+                        buf = self._seg.pread(start_lsn, total)
                         cut = total
                     break
                 cut += total
@@ -480,8 +318,7 @@ class Wal:
             if lsn < self.oldest_lsn:
                 raise EngineError(f"cannot truncate WAL to {format_lsn(lsn)}: below the oldest "
                                   f"retained WAL {format_lsn(self.oldest_lsn)}")
-            self._cut_tail(lsn)
-            self._dirty = {s for s in self._dirty if s in self._segments}
+            self._seg.cut_tail(lsn)
             self._write_lsn = lsn
             self._flush_lsn = min(self._flush_lsn, lsn)
             if not self._segments:
@@ -501,19 +338,7 @@ class Wal:
             keep = min(keep_from_lsn, self._flush_lsn)   # never drop WAL not yet durable
             gone = [s for s in sorted(self._segments)
                     if (s + 1) * self.segment_size <= keep and s < current]
-            for s in gone:
-                self._close_fd(s)
-                self._dirty.discard(s)
-                path = os.path.join(self.directory, self._segments.pop(s))
-                if len(self._spares) < _MAX_SPARES:
-                    name = f"{_SPARE_PREFIX}{self._spare_seq}"
-                    self._spare_seq += 1
-                    os.rename(path, os.path.join(self.directory, name))
-                    self._spares.append(name)
-                else:
-                    os.unlink(path)
-            if gone:
-                _fsync_dir(self.directory)
+            self._seg.retire(gone)
             return len(gone)
 
     # ----------------------------------------------------------- properties
@@ -555,10 +380,8 @@ class Wal:
             while self._flushing:
                 self._flush_cond.wait()
             self._closed = True
-            for s in list(self._fds):
-                self._close_fd(s)
+            preparer = self._seg.close()
             self._write_cond.notify_all()
             self._flush_cond.notify_all()
-            preparer = self._preparer
         if preparer is not None:
             preparer.join()
