@@ -144,12 +144,22 @@ class TransitionsMixin:
 
     def fence(self, reason: str) -> None:
         """Stop new writes now (see the engine module docstring for the methods).
-        Does not take the operation lock, so a long rejoin cannot delay it."""
+
+        On a primary: ``read_only`` (reload, then terminate client backends) or
+        ``stop`` (fast shutdown). On a standby (read-only by role) the fence is
+        only recorded and configured, so it stays read-only if promoted; its
+        readers are left alone. Does not take the operation lock, so a long
+        rejoin cannot delay it."""
         method = self.config.fence_method
         with self._conf_lock:
             self._save(fence_reason=f"{method}: {reason}")
         log_event(log, "fence", member=self.name, method=method, reason=reason, level=logging.WARNING)
         if not self._running():
+            return
+        if self.dir.is_standby():
+            # A standby refuses writes by its role: keep its server and readers;
+            # the read-only setting still applies if it is promoted while fenced.
+            self._apply_dynamic()
             return
         if method == "stop":
             self._stopped_by_fence = True

@@ -153,3 +153,18 @@ def test_missing_traverse_permission_is_a_clear_error(pg_factory, tmp_path):
     eng = PostgresEngine("x", str(private / "node"), "127.0.0.1:1")
     with pytest.raises(EngineError, match="cannot traverse"):
         eng.bootstrap()
+
+
+def test_fenced_standby_keeps_serving_reads_and_promotes_read_only(pg_factory):
+    a = pg_factory.primary("a", PostgresConfig(fence_method="stop"))
+    _table(a)
+    b = pg_factory.standby("b", a, PostgresConfig(fence_method="stop"))
+    pid = b.postmaster_pid
+    b.fence("taking leadership")
+    assert b.postmaster_pid == pid and b.status().role is Role.STANDBY and b.status().fenced
+    a.stop()
+    b.promote(1)
+    with pytest.raises(Exception, match="read-only"):
+        sql(b, "INSERT INTO kv VALUES ('x', '1')")
+    b.unfence()
+    sql(b, "INSERT INTO kv VALUES ('x', '1')")
