@@ -14,7 +14,8 @@ records may span segment boundaries. ``<dir>/FLOOR`` holds the LSN at which this
 log began (a record boundary). ``<dir>/spare-N`` are ready-made segment files
 renamed into new segments: recycled ones (their stale bytes carry wrong LSN
 stamps) or zero-filled ahead of need by a background thread, so crossing into
-a new segment never stalls committers on a 16 MiB write + fsync.
+a new segment never stalls committers on a 16 MiB write + fsync. File handling
+lives in ``segments.py``; this module gives the bytes their meaning.
 
 Record framing (``framing.py``; little-endian, ``HEADER_SIZE`` = 20 bytes)::
 
@@ -40,12 +41,15 @@ API (thread-safe; every method may be called from any thread)
     equal ``write_lsn`` (else ``CorruptWal``); every record is verified first
     and nothing is written if any fails (``CorruptWal``).
 ``iter_records(start_lsn, end_lsn=None)`` -> ``WalRecord(start, end, timeline,
-    payload)``, verified; ``end_lsn`` defaults to ``write_lsn``. Raises
-    ``CorruptWal`` on a bad record below ``end_lsn``.
+    payload)``, verified, for records that end by ``end_lsn`` (default
+    ``write_lsn``). Raises ``CorruptWal`` on a bad record, ``EngineError`` if
+    ``start_lsn`` was recycled.
 ``truncate(lsn)``: drop everything at/after ``lsn`` (durably; a record boundary).
 ``recycle(keep_from_lsn) -> int``: remove segments wholly below it (never the
-    current one); returns how many. The caller computes ``keep_from_lsn`` as
-    min(checkpoint redo LSN, slots' restart LSNs).
+    current one, never WAL not yet flushed); returns how many. The caller
+    computes ``keep_from_lsn`` as min(checkpoint redo LSN, slots' restart LSNs).
+``wake_all()``: wake every waiter (e.g. a sender checking its stop flag).
+``segment_files()``: retained segment file names, oldest first.
 ``wait_for_write(lsn, timeout) -> bool``: until ``write_lsn > lsn``.
 ``wait_for_flush(lsn, timeout) -> bool``: until ``flush_lsn > lsn``.
 Properties: ``write_lsn``, ``flush_lsn``, ``oldest_lsn``, ``last_timeline``
