@@ -45,6 +45,45 @@ threading.Event().wait()
 """ % SEG
 
 
+STANDBY_CHILD = r"""
+import os, sys, threading
+from node.config import EmbeddedConfig
+from node.engine.embedded.records import Put, encode
+from node.engine.embedded.storage import Storage
+from node.engine.embedded.wal import encode_record
+
+data_dir, ack_path, round_no = sys.argv[1], sys.argv[2], sys.argv[3]
+storage = Storage.open(data_dir, EmbeddedConfig(segment_size=%d))
+ack = os.open(ack_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+
+def replayer():
+    while True:
+        storage.wal.wait_for_flush(storage.replay_lsn, 0.5)
+        storage.replay_up_to(storage.wal.flush_lsn)
+
+def checkpointer():
+    while True:
+        storage.checkpoint()
+
+threading.Thread(target=replayer, daemon=True).start()
+threading.Thread(target=checkpointer, daemon=True).start()
+i = 0
+while True:                      # play a WAL stream: chunks of 1..20 records
+    pos = start = storage.wal.write_lsn
+    frames, keys = [], []
+    for _ in range(1 + i %% 20):
+        key = f"r{round_no}-{i}".encode()
+        frame = encode_record(pos, 1, encode(Put(key, key * 3)))
+        frames.append(frame)
+        keys.append(key)
+        pos += len(frame)
+        i += 1
+    end = storage.receive(start, b"".join(frames))
+    storage.flush(end)
+    os.write(ack, b"".join(k + b" %%d\n" %% end for k in keys))
+""" % SEG
+
+
 def _acked(path) -> dict[bytes, int]:
     if not os.path.exists(path):
         return {}
@@ -53,9 +92,9 @@ def _acked(path) -> dict[bytes, int]:
     return {k: int(v) for k, v in (line.split(b" ") for line in lines)}
 
 
-def _run_round(data_dir: str, ack_path: str, round_no: int, target: int) -> None:
+def _run_round(data_dir: str, ack_path: str, round_no: int, target: int, script: str = CHILD) -> None:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-    child = subprocess.Popen([sys.executable, "-c", CHILD, data_dir, ack_path, str(round_no), "8"],
+    child = subprocess.Popen([sys.executable, "-c", script, data_dir, ack_path, str(round_no), "8"],
                              env=env, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 60
@@ -98,3 +137,21 @@ def _assert_per_thread_prefix(storage: Storage, round_no: int) -> None:
             seen.setdefault(t, []).append(int(i))
     for t, idx in seen.items():
         assert sorted(idx) == list(range(len(idx))), f"thread {t} has a gap"
+
+
+def test_kill_9_while_receiving_keeps_every_flushed_chunk(tmp_path):
+    data_dir = str(tmp_path / "data")
+    rng = random.Random(os.getpid() + 1)
+    for round_no in range(4):
+        ack_path = str(tmp_path / f"acks-{round_no}")
+        _run_round(data_dir, ack_path, round_no, rng.randint(200, 3000), script=STANDBY_CHILD)
+        storage = Storage.open(data_dir, CFG)
+        try:
+            for r in range(round_no + 1):
+                acks = _acked(str(tmp_path / f"acks-{r}"))
+                assert all(lsn <= storage.wal.flush_lsn for lsn in acks.values())
+                missing = [k for k in acks if storage.get(k) != k * 3]
+                assert not missing, f"round {r}: {len(missing)} flushed records lost, e.g. {missing[:3]}"
+            assert storage.replay_lsn == storage.wal.write_lsn
+        finally:
+            storage.close()
