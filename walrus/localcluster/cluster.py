@@ -181,6 +181,14 @@ class LocalCluster:
             p.popen.poll()
         return bool(p.handle) and procs.is_ours(p.handle)
 
+    def exit_status(self, name: str) -> str:
+        """How a process we started ended, as far as we can know (for error messages)."""
+        p = self.processes[name]
+        code = p.popen.poll() if p.popen is not None else None
+        if code is None:
+            return "not running" if p.popen is None else "no longer the process we started"
+        return f"killed by signal {-code}" if code < 0 else f"exit code {code}"
+
     def signal(self, name: str, sig: int) -> bool:
         """Send ``sig`` to one process if it is still the one we started."""
         p = self.processes[name]
@@ -238,7 +246,8 @@ class LocalCluster:
         while time.monotonic() < deadline:
             for name, p in self.processes.items():
                 if p.plan.kind is ProcKind.ETCD and not self.running(name):
-                    raise LocalClusterError(f"etcd exited at start; see {p.plan.log}:\n{log_tail(p.plan.log)}")
+                    raise LocalClusterError(f"etcd exited at start ({self.exit_status(name)}); see {p.plan.log}:"
+                                            f"\n{log_tail(p.plan.log)}")
             try:
                 with socket.create_connection((host, int(port)), timeout=0.5):
                     return
@@ -290,7 +299,8 @@ class LocalCluster:
             return
         for name, p in self.processes.items():
             if p.handle and not self.running(name):
-                raise LocalClusterError(f"{name} exited; see {p.plan.log}:\n{log_tail(p.plan.log)}")
+                raise LocalClusterError(f"{name} exited ({self.exit_status(name)}); see {p.plan.log}:"
+                                        f"\n{log_tail(p.plan.log)}")
 
 
 def log_tail(path: str, lines: int = 4) -> str:
