@@ -67,3 +67,56 @@ def test_down_without_a_cluster_is_a_clear_error(tmp_path):
     result = walrus("cluster", "down", "--dir", str(tmp_path))
     assert result.returncode == 1
     assert "no cluster" in result.stderr
+
+
+@pytest.fixture
+def running_cluster(tmp_path):
+    """A 3-node embedded cluster started through the library; stopped by PID afterwards."""
+    from walrus.localcluster import ClusterSpec
+    cluster = LocalCluster.create(ClusterSpec(directory=str(tmp_path / "c"), nodes=3))
+    try:
+        cluster.start_all()
+        cluster.wait_healthy(90.0)
+        yield cluster
+    finally:
+        cluster.stop_all(timeout_s=5.0)
+
+
+def _poll(fn, timeout_s=30.0):
+    import time
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = fn()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.1)
+
+
+def test_ctl_operations(running_cluster):
+    d = running_cluster.directory
+    old = json.loads(walrus("ctl", "leader", "--json", "--dir", d).stdout)["name"]
+    watch = subprocess.Popen(WALRUS + ["ctl", "leader", "--watch", "--json", "--dir", d],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        first = json.loads(watch.stdout.readline())
+        assert first["name"] == old
+        explain = json.loads(walrus("ctl", "explain", "--json", "--dir", d).stdout)
+        target = explain["winner"]
+        assert target and target != old
+        sw = walrus("ctl", "switchover", "--to", target, "--dir", d)
+        assert sw.returncode == 0, sw.stderr + sw.stdout
+        # The watcher prints every change; the last one names the new leader.
+        seen = [first]
+        while not (seen[-1].get("present") and seen[-1]["name"] == target):
+            seen.append(json.loads(watch.stdout.readline()))
+    finally:
+        watch.terminate()
+        watch.wait(timeout=10)
+    history = json.loads(walrus("ctl", "history", "--json", "--dir", d).stdout)
+    assert any(r["kind"] == "switchover" and r["new_leader"] == target for r in history["records"])
+    bad = walrus("ctl", "switchover", "--to", "nobody", "--dir", d)
+    assert bad.returncode == 1 and "INVALID_ARGUMENT" in bad.stderr
+    assert walrus("ctl", "pause", "--dir", d).returncode == 0
+    assert _poll(lambda: json.loads(walrus("ctl", "list", "--json", "--dir", d).stdout)["paused"])
+    assert walrus("ctl", "resume", "--dir", d).returncode == 0
+    assert _poll(lambda: not json.loads(walrus("ctl", "list", "--json", "--dir", d).stdout)["paused"])
