@@ -91,6 +91,7 @@ class Wal:
         self._floor = 0
         self._timeline = timeline
         self._closed = False
+        self._broken = ""                       # set by a failed fsync: refuse all work
 
     # ----------------------------------------------------------- open/recover
     @classmethod
@@ -205,27 +206,33 @@ class Wal:
 
         Group commit: one caller (the leader) fdatasyncs everything written so
         far with the lock released; the others wait and share its result.
-        Returns the flush LSN (>= min(upto_lsn, write_lsn)).
+        Returns the flush LSN (>= min(upto_lsn, write_lsn)). Raises
+        EngineError if an fsync failed (now or before: after a failed fsync
+        the kernel may have dropped the dirty pages, so the WAL refuses all
+        further work until it is reopened and recovered, like PostgreSQL's
+        PANIC), or if the WAL was closed.
         """
         with self._lock:
-            target = self._write_lsn if upto_lsn is None else min(upto_lsn, self._write_lsn)
-            while self._flush_lsn < target:
+            target = self._write_lsn if upto_lsn is None else upto_lsn
+            # min() with write_lsn inside the loop: a truncate may lower it meanwhile
+            while self._flush_lsn < min(target, self._write_lsn):
+                self._check_open()
                 if self._flushing:
                     self._flush_cond.wait()
                     continue
                 self._flushing = True
                 goal = self._write_lsn
-                fds, done = self._seg.dirty_fds()
+                fds, _ = self._seg.dirty_fds()
                 self._lock.release()
                 try:
                     for fd in fds:
                         os.fdatasync(fd)
                 except OSError as exc:
                     self._lock.acquire()
-                    self._seg.dirty |= done
+                    self._broken = f"WAL fsync failed ({exc}); reopen the WAL to recover"
                     self._flushing = False
                     self._flush_cond.notify_all()
-                    raise EngineError(f"WAL fsync failed: {exc}") from exc
+                    raise EngineError(self._broken) from exc
                 self._lock.acquire()
                 self._flushing = False
                 self._flush_lsn = max(self._flush_lsn, goal)
@@ -377,6 +384,8 @@ class Wal:
     def _check_open(self) -> None:
         if self._closed:
             raise EngineError("WAL is closed")
+        if self._broken:
+            raise EngineError(self._broken)
 
     def close(self) -> None:
         """Flush nothing; close files. Waiters are woken and return False."""

@@ -284,6 +284,36 @@ def test_next_segment_is_prepared_in_the_background(tmp_path):
     wal.close()
 
 
+def test_a_failed_fsync_makes_the_wal_refuse_work_until_reopened(tmp_path, monkeypatch):
+    wal = _wal(tmp_path)
+    _, end = wal.append(b"a", 1)
+    wal.flush()
+
+    def boom(fd):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "fdatasync", boom)
+    wal.append(b"b", 1)
+    with pytest.raises(EngineError):
+        wal.flush()
+    monkeypatch.undo()
+    with pytest.raises(EngineError):       # even though fsync would work again
+        wal.flush()
+    with pytest.raises(EngineError):
+        wal.append(b"c", 1)
+    wal.close()
+    wal = _wal(tmp_path)
+    assert [r.payload for r in wal.iter_records(0)][0] == b"a"
+
+
+def test_truncate_releases_flush_waiters_with_a_lower_target(tmp_path):
+    wal = _wal(tmp_path)
+    recs = _fill(wal, 10)
+    _, end = wal.append(b"unflushed", 1)
+    wal.truncate(recs[5][0])
+    assert wal.flush(end) == recs[5][0]
+
+
 def test_wait_for_write_wakes_on_append(tmp_path):
     wal = _wal(tmp_path)
     woke = threading.Event()
