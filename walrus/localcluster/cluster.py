@@ -218,9 +218,16 @@ class LocalCluster:
         """Start every process: etcd first (and wait for it), then agents, then orchestrators."""
         for name, p in self.processes.items():
             if p.plan.kind is ProcKind.ETCD:
-                self.start(name)
-                progress(f"etcd started (pid {self.processes[name].handle.pid}), waiting for it to answer")
-                self.wait_etcd(15.0)
+                for attempt in (1, 2):    # one retry: a port race or a stray signal at start is transient
+                    self.start(name)
+                    progress(f"etcd started (pid {self.processes[name].handle.pid}), waiting for it to answer")
+                    try:
+                        self.wait_etcd(15.0)
+                        break
+                    except LocalClusterError as exc:
+                        if attempt == 2:
+                            raise
+                        progress(f"{exc}; starting it again")
         for kind in (ProcKind.NODE, ProcKind.ORCHESTRATOR):
             for name, p in self.processes.items():
                 if p.plan.kind is kind:
