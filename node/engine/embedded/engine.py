@@ -43,7 +43,7 @@ from walrus.lsn import format_lsn
 log = logging.getLogger(__name__)
 
 WALWRITER_DELAY_S = 0.01
-SERVER_WORKERS = 80
+SERVER_WORKERS = 64
 
 
 @dataclass(frozen=True)
@@ -313,7 +313,8 @@ class EmbeddedEngine:
         self.syncrep.disconnect(sender.name)
         if self.slots is not None:
             self.slots.set_active(sender.name, False)
-        log_event(log, "walsender_end", standby=sender.name, sent=format_lsn(sender.sent_lsn))
+        log_event(log, "walsender_end", standby=sender.name, sent=format_lsn(sender.sent_lsn),
+                  chunks=sender.chunks_sent, feedback=sender.feedback_received)
 
     def _stop_senders(self) -> None:
         with self._senders_lock:

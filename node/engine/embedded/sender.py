@@ -93,6 +93,9 @@ class WalSender:
         self.sent_lsn = start_lsn
         self.write_lsn = self.flush_lsn = self.apply_lsn = 0
         self.lag = LagTracker()
+        self.chunks_sent = 0
+        self.feedback_received = 0
+        self.last_feedback_at = time.monotonic()
         self._stop = threading.Event()
 
     def stop(self) -> None:
@@ -118,6 +121,8 @@ class WalSender:
             self.stop()
 
     def on_feedback(self, fb: walstream_pb2.Feedback) -> None:
+        self.feedback_received += 1
+        self.last_feedback_at = time.monotonic()
         self.write_lsn = max(self.write_lsn, fb.write_lsn)
         self.flush_lsn = max(self.flush_lsn, fb.flush_lsn)
         self.apply_lsn = max(self.apply_lsn, fb.apply_lsn)
@@ -141,12 +146,18 @@ class WalSender:
                 start = self.sent_lsn
                 self.sent_lsn = start + len(data)
                 self.lag.sent(self.sent_lsn)
+                self.chunks_sent += 1
                 last_send = time.monotonic()
                 yield walstream_pb2.WalMessage(chunk=walstream_pb2.WalChunk(
                     start_lsn=start, data=data, primary_flush_lsn=wal.flush_lsn,
                     timeline=self.engine.timeline, term=self.engine.term))
                 continue
-            idle = time.monotonic() - last_send
+            now = time.monotonic()
+            if now - self.last_feedback_at > self.engine.config.wal_sender_timeout_s:
+                log_event(log, "walsender_timeout", logging.WARNING, standby=self.name,
+                          silent_s=round(now - self.last_feedback_at, 2))
+                return          # like wal_sender_timeout: drop a standby that stopped answering
+            idle = now - last_send
             if idle >= KEEPALIVE_S:
                 last_send = time.monotonic()
                 yield walstream_pb2.WalMessage(keepalive=walstream_pb2.Keepalive(
