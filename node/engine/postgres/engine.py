@@ -32,9 +32,12 @@ from walrus.log import log_event
 
 log = logging.getLogger(__name__)
 
-# Server log lines that mean the WAL this standby needs is gone upstream.
+# Server log lines that mean this standby cannot catch up from the upstream's
+# WAL: the WAL is gone (slot lost), or this node's history diverged from the
+# upstream's timeline. Either way it must be rejoined (rewind or re-clone).
 _LOST_WAL_MARKERS = ("has already been removed", "exceeded the maximum reserved size",
-                     "can no longer get changes from replication slot", "cannot read from replication slot")
+                     "can no longer get changes from replication slot", "cannot read from replication slot",
+                     "forked off current database system timeline", "is not a child of this server's history")
 
 
 class PostgresEngine(TransitionsMixin):

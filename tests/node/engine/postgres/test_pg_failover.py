@@ -168,3 +168,17 @@ def test_fenced_standby_keeps_serving_reads_and_promotes_read_only(pg_factory):
         sql(b, "INSERT INTO kv VALUES ('x', '1')")
     b.unfence()
     sql(b, "INSERT INTO kv VALUES ('x', '1')")
+
+
+def test_diverged_standby_flags_needs_reclone_then_rejoins(pg_factory):
+    a = pg_factory.primary("a")
+    _table(a)
+    b = pg_factory.standby("b", a)
+    b.promote(1)
+    sql(a, "INSERT INTO kv SELECT 'lost' || g, 'x' FROM generate_series(1, 1000) g")   # a diverges
+    a.demote(1)
+    a.follow(upstream_of(b), 1)          # cannot work: a's history forked off b's timeline
+    wait_until(lambda: a.status().needs_reclone, what="divergence detected")
+    assert a.rejoin(upstream_of(b), 1) is RejoinMethod.REWOUND
+    wait_until(lambda: streaming(a, b), what="rewound node streams")
+    assert not a.status().needs_reclone
