@@ -63,10 +63,24 @@ def spawn(argv: tuple[str, ...] | list[str], log_path: str, env: dict | None = N
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True, env=env, cwd=cwd, close_fds=True)
-    # Popen returns after the exec succeeded, so /proc/<pid>/cmdline is argv;
-    # the start time is fixed at fork and tells a recycled PID apart.
+    # The start time is fixed at fork and tells a recycled PID apart.
     stat = _read_stat(proc.pid)
+    _await_cmdline(proc.pid, tuple(argv))
     return proc, ProcHandle(proc.pid, tuple(argv), stat[1] if stat else 0)
+
+
+def _await_cmdline(pid: int, argv: tuple[str, ...], timeout_s: float = 2.0) -> None:
+    """Wait until the kernel shows ``argv`` as the new program's command line.
+
+    Popen returns once exec closed the error pipe, which is a moment before
+    the kernel sets up the new argv: reading /proc/<pid>/cmdline in that
+    window gives "" and would make ``is_ours`` say no."""
+    deadline = time.monotonic() + timeout_s
+    while _read_cmdline(pid) != argv and time.monotonic() < deadline:
+        stat = _read_stat(pid)
+        if stat is None or stat[0] in ("Z", "X"):
+            return
+        time.sleep(0.002)
 
 
 def is_ours(handle: ProcHandle) -> bool:
