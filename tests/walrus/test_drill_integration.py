@@ -43,3 +43,19 @@ def test_kill_primary_drill_sync(cluster_dir, tmp_path):
     # The drill stops the cluster it started.
     info = json.loads((cluster_dir / "cluster.json").read_text())
     assert not any(procs.is_ours(procs.ProcHandle.from_json(p["handle"])) for p in info["processes"].values())
+
+
+def test_freeze_primary_drill_no_split_brain(cluster_dir, tmp_path):
+    """SIGSTOP the primary for longer than ttl: a new primary takes over, the
+    thawed old one acknowledges nothing alongside it, nothing acked is lost."""
+    out = tmp_path / "freeze.json"
+    result = subprocess.run([sys.executable, "-m", "walrus.cli", "drill", "freeze-primary", "--rounds", "1", "--sync",
+                             "--dir", str(cluster_dir), "--json", str(out)],
+                            capture_output=True, text=True, timeout=280)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    doc = json.loads(out.read_text())
+    (r,) = doc["rounds"]
+    assert r["error"] == "" and r["new_primary"] != r["old_primary"]
+    assert r["frozen_s"] > doc["config"]["ttl"]
+    assert doc["summary"]["dual_primary_acks_total"] == 0
+    assert doc["summary"]["lost_acked_writes_total"] == 0
