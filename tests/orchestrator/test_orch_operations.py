@@ -108,3 +108,19 @@ def test_pause_stops_automatic_failover_and_resume_restarts_it(procs, etcd):
     other = next(s for s in standbys if s is not new)
     procs.standby_of(other.name, new.name, timeout=30)
     assert orch.leader().name == new.name
+
+
+def test_manual_failover_to_a_named_standby(procs, etcd):
+    primary, standbys = procs.cluster3()
+    orch = procs.orchestrator("o1")
+    wait_for(lambda: orch.leader().name == primary.name, what="orchestrator reports the leader")
+    target = standbys[1]
+    assert orch.cluster.Failover(cluster_pb2.FailoverRequest(candidate=target.name), timeout=5).accepted
+    wait_for(lambda: orch.leader().name == target.name, timeout=40, what="failover to the named standby")
+    assert procs.primary(timeout=20) is target
+    for a in (primary, standbys[0]):
+        procs.standby_of(a.name, target.name, timeout=40)
+    rec = wait_for(lambda: history(etcd.endpoint, procs.cluster), what="history")[-1]
+    assert (rec.kind, rec.new_leader, rec.term) == ("failover", target.name, 2)
+    wait_for(lambda: orch.cluster.ListMembers(cluster_pb2.ListMembersRequest(), timeout=5).state == "healthy",
+             what="cluster healthy again")
