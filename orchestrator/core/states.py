@@ -6,9 +6,13 @@ same state is always legal and is not a transition. The controller logs each
 ``Transition`` as ``from -> to: reason``.
 
 ``STARTING`` is where every orchestrator begins (it has not decided yet, e.g.
-a successor that just won the election); it may go anywhere. ``PAUSED`` may be
+a successor that just won the election); it may go anywhere, and so may
+``BOOTSTRAPPING`` (the first leader may appear in any shape). ``PAUSED`` may be
 entered from and left to any state, because the operator's pause flag can
-flip at any moment.
+flip at any moment. Going back to ``BOOTSTRAPPING`` from a state that saw a
+leader is illegal: the ``term`` key went back to 0, i.e. etcd lost its data,
+and an orchestrator must not carry on as if nothing happened (the controller
+restarts from ``STARTING`` after logging it).
 """
 from __future__ import annotations
 
@@ -63,8 +67,7 @@ def _allow(frms: tuple[State, ...], tos: tuple[State, ...], meaning: str) -> Non
 _allow((S.STARTING,), _DECIDED, "first decision of this orchestrator")
 _allow(tuple(State), (S.PAUSED,), "operator paused automatic failover")
 _allow((S.PAUSED,), _DECIDED, "operator resumed automatic failover")
-_allow((S.BOOTSTRAPPING,), _LEADER_UP, "the first leader appeared")
-_allow((S.BOOTSTRAPPING,), (S.NO_CANDIDATE, S.FAILING_OVER), "initialized cluster lost its leader")
+_allow((S.BOOTSTRAPPING,), _DECIDED, "the first leader appeared (in whatever shape)")
 _allow(_LEADER_UP, _LEADER_UP, "member health changed under a healthy leader")
 _allow(_LEADER_UP, (S.PRIMARY_SUSPECT,), "the leader's agent stopped answering")
 _allow(_LEADER_UP, (S.FAILING_OVER, S.NO_CANDIDATE), "the leader key is gone")
@@ -83,6 +86,7 @@ _allow((S.PROMOTING,), (S.PRIMARY_SUSPECT,), "the new leader's agent stopped ans
 _allow((S.NO_CANDIDATE,), (S.FAILING_OVER, S.PROMOTING), "a candidate became eligible")
 _allow((S.NO_CANDIDATE,), _LEADER_UP, "a leader appeared")
 _allow((S.NO_CANDIDATE,), (S.PRIMARY_SUSPECT, S.BOOTSTRAPPING, S.SWITCHING_OVER), "the cluster changed under us")
+_allow((S.PROMOTING,), (S.SWITCHING_OVER,), "a switchover began right after the promote")
 _allow((S.SWITCHING_OVER,), _LEADER_UP, "switchover finished or cancelled")
 _allow((S.SWITCHING_OVER,), (S.PROMOTING, S.FAILING_OVER, S.NO_CANDIDATE, S.PRIMARY_SUSPECT),
        "switchover moved on to promoting the target")
