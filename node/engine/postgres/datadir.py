@@ -8,8 +8,9 @@ traversable by that user):
   Replaced wholesale by a re-clone.
 * ``run/``: the private unix-socket directory (0700, owned by ``postgres``).
 * ``postgres.log``: the postmaster's stderr.
-* ``walrus-state.json``: the highest term seen, the fence, the upstream and
-  the synchronous standby set. It lives outside ``pgdata`` so base backups
+* ``walrus-state.json``: the highest term seen, the fence, the upstream,
+  the synchronous standby set, and whether a rejoin is unfinished (then the
+  data directory must not be started: it may be half rewound or half copied). It lives outside ``pgdata`` so base backups
   and pg_rewind (which copy the source's files) never overwrite it.
 """
 from __future__ import annotations
@@ -35,6 +36,7 @@ class State:
     upstream_name: str = ""
     upstream_address: str = ""
     sync_standbys: str = ""
+    rejoin_pending: bool = False    # a rewind/re-clone began and did not finish
 
     def with_(self, **changes) -> "State":
         return replace(self, **changes)

@@ -27,7 +27,7 @@ from node.engine.postgres.datadir import NodeDir
 from node.engine.postgres.process import OsUser, Postmaster, run, wait_for
 from node.engine.postgres.transitions import TransitionsMixin
 from walrus.config import parse_address
-from walrus.errors import EngineError, StaleTerm
+from walrus.errors import EngineError, NeedsReclone, StaleTerm
 from walrus.log import log_event
 
 log = logging.getLogger(__name__)
@@ -202,7 +202,7 @@ class PostgresEngine(TransitionsMixin):
             replication.base_backup(self.binaries, self.user, str(self.dir.pgdata), upstream,
                                     self.config.replication_user, self.name, self.op_timeout_s)
             self.dir.set_standby_signal(True)
-            self._save(upstream_name=upstream.name, upstream_address=upstream.address)
+            self._save(upstream_name=upstream.name, upstream_address=upstream.address, rejoin_pending=False)
             self._write_confs()
             self._reset_reclone_scan()
 
@@ -213,6 +213,9 @@ class PostgresEngine(TransitionsMixin):
         with self._op:
             if self._running():
                 return
+            if self._state.rejoin_pending:
+                raise NeedsReclone(f"{self.name}: an unfinished rejoin left {self.dir.pgdata} unusable; "
+                                   "rejoin (re-clone) it")
             if not self.is_initialized():
                 raise EngineError(f"{self.dir.pgdata} holds no database; bootstrap or clone first")
             self.dir.prepare()
@@ -274,7 +277,8 @@ class PostgresEngine(TransitionsMixin):
         """Role, timeline, term and LSNs; one kept-open connection, 2 s statement timeout."""
         s = self._state
         common = dict(term=s.term, fenced=bool(s.fence_reason), fence_reason=s.fence_reason,
-                      engine=self.kind, sync_standbys=s.sync_standbys, needs_reclone=self._scan_log())
+                      engine=self.kind, sync_standbys=s.sync_standbys,
+                      needs_reclone=self._scan_log() or s.rejoin_pending)
         upstream = f"{s.upstream_name}@{s.upstream_address}" if s.upstream_address else ""
         if not self._running():
             return EngineStatus(Role.STOPPED, upstream=upstream, detail="postmaster not running", **common)

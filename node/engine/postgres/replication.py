@@ -82,12 +82,12 @@ def base_backup(bins: Binaries, user: OsUser, pgdata: str, upstream: Upstream, r
 
 
 def rewind(bins: Binaries, user: OsUser, pgdata: str, source_conninfo: str, timeout: float) -> bool:
-    """``CHECKPOINT`` on the source (so its control file shows the new timeline;
-    PostgreSQL 15 does not do this on promote), then ``pg_rewind``.
+    """``pg_rewind`` the stopped target from the source server (the caller ran
+    ``CHECKPOINT`` on the source first, so its control file shows the new
+    timeline; PostgreSQL 15 does not checkpoint on promote).
 
     Returns False when pg_rewind found nothing to rewind. Raises EngineError.
     """
-    sql.execute_once(source_conninfo, "CHECKPOINT")
     out = run([bins.path("pg_rewind"), "--target-pgdata", pgdata, "--source-server", source_conninfo],
               user, timeout=timeout, what="pg_rewind")
     rewound = "no rewind required" not in out

@@ -92,6 +92,9 @@ def test_reclone_when_rewind_impossible(pg_factory):
     with pytest.raises(NeedsReclone):
         a.rejoin(upstream_of(b), 1, allow_reclone=False)
     assert a.status().role is Role.STOPPED                # never started as a primary
+    assert a.status().needs_reclone
+    with pytest.raises(NeedsReclone):
+        a.start()                                         # half-rewound data stays down
     assert a.rejoin(upstream_of(b), 1) is RejoinMethod.RECLONED
     wait_until(lambda: streaming(a, b), what="re-cloned node streams")
     wait_until(lambda: _keys(a) == {"new"}, what="re-cloned data")
