@@ -53,6 +53,9 @@ class PostgresConfig:
     parameters: dict[str, str] = field(default_factory=dict)
     max_slot_wal_keep_size: str = "1GB"
     fence_method: str = constrained("read_only", choices=("read_only", "stop"))
+    # Extra pg_hba.conf rows after walrus's own (local socket and loopback trust),
+    # e.g. "host replication replicator 10.0.0.0/8 scram-sha-256" for other hosts.
+    hba: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,8 @@ Files walrus owns inside the data directory:
 * ``walrus.dynamic.conf``: what changes at run time with a reload, never a
   restart: ``primary_conninfo``, ``primary_slot_name``,
   ``synchronous_standby_names``, ``default_transaction_read_only`` (fence).
-* ``pg_hba.conf``: local and 127.0.0.1/::1 trust, including replication.
+* ``pg_hba.conf``: local and 127.0.0.1/::1 trust, including replication,
+  then the node config's ``postgres.hba`` rows.
 * ``standby.signal``: present on a standby.
 
 ``postgresql.auto.conf`` (ALTER SYSTEM) is emptied, so nothing overrides these.
@@ -138,8 +139,8 @@ def render_dynamic_conf(d: DynamicConf) -> str:
     ]) + "\n"
 
 
-def render_hba(replication_user: str) -> str:
-    """``pg_hba.conf``: trust on the local socket and loopback only."""
+def render_hba(replication_user: str, extra: tuple[str, ...] = ()) -> str:
+    """``pg_hba.conf``: trust on the local socket and loopback, then ``extra`` rows."""
     rows = [
         "local all all trust",
         "local replication all trust",
@@ -148,4 +149,5 @@ def render_hba(replication_user: str) -> str:
         f"host replication {replication_user} 127.0.0.1/32 trust",
         f"host replication {replication_user} ::1/128 trust",
     ]
+    rows += [r.strip() for r in extra if r.strip()]
     return "# Written by walrus.\n" + "\n".join(rows) + "\n"

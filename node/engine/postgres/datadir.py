@@ -101,10 +101,10 @@ class NodeDir:
         elif path.exists():
             path.unlink()
 
-    def write_static(self, static: conf.StaticConf, replication_user: str) -> None:
+    def write_static(self, static: conf.StaticConf, replication_user: str, hba: tuple[str, ...] = ()) -> None:
         """postgresql.conf, pg_hba.conf, and an empty postgresql.auto.conf."""
         self.write(self.pgdata / "postgresql.conf", conf.render_postgresql_conf(static))
-        self.write(self.pgdata / "pg_hba.conf", conf.render_hba(replication_user))
+        self.write(self.pgdata / "pg_hba.conf", conf.render_hba(replication_user, hba))
         self.write(self.pgdata / "postgresql.auto.conf", "# walrus keeps settings in postgresql.conf\n")
 
     def write_dynamic(self, dyn: conf.DynamicConf) -> None:

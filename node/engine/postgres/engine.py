@@ -122,7 +122,7 @@ class PostgresEngine(TransitionsMixin):
 
     def _write_confs(self) -> None:
         with self._conf_lock:
-            self.dir.write_static(self._static(), self.config.replication_user)
+            self.dir.write_static(self._static(), self.config.replication_user, tuple(self.config.hba))
             self.dir.write_dynamic(self._dynamic())
 
     def _apply_dynamic(self) -> None:

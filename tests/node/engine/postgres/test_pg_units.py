@@ -53,9 +53,18 @@ def test_dynamic_conf_and_conninfo_quoting():
     assert "default_transaction_read_only = on" in text
 
 
-def test_hba_is_loopback_only():
+def test_hba_is_loopback_only_plus_configured_rows():
     rows = [r for r in conf.render_hba("replicator").splitlines() if not r.startswith("#")]
     assert all(r.startswith("local") or "127.0.0.1/32" in r or "::1/128" in r for r in rows)
+    extra = "host replication replicator 10.0.0.0/8 scram-sha-256"
+    assert conf.render_hba("replicator", (extra, " ")).splitlines()[-1] == extra
+
+
+def test_node_config_hba_loads():
+    from node.config import NodeConfig, from_dict
+    nc = from_dict(NodeConfig, {"name": "n", "data_dir": "/d", "engine": "postgres",
+                                "postgres": {"hba": ["host all all 10.0.0.0/8 scram-sha-256"]}})
+    assert nc.postgres.hba == ("host all all 10.0.0.0/8 scram-sha-256",)
 
 
 def test_configured_bin_dir_missing_programs_is_named(tmp_path):
