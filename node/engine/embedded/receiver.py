@@ -11,7 +11,9 @@ check the timeline history (a diverged standby stops and asks for a rewind),
 chunk and report. A broken stream is retried with jittered exponential backoff
 (asking again from its own WAL end); a stream from an older term than the
 highest seen is refused; removed WAL / a lost slot sets ``needs_reclone``.
-``Replayer`` is a second thread that applies flushed WAL to the state in order.
+``Replayer`` is a second thread that applies flushed WAL to the state in order
+(catch-up and large chunks; small chunks on a caught-up standby are applied by
+the receiver right after their fsync, so one feedback reports all three).
 """
 from __future__ import annotations
 
@@ -40,6 +42,7 @@ log = logging.getLogger(__name__)
 NEEDS_RECLONE_MARK = "needs a re-clone"   # same sentence as walstream_service
 BACKOFF_MIN_S = 0.05
 BACKOFF_MAX_S = 1.0
+INLINE_APPLY_MAX = 64 * 1024   # chunks up to this size are applied by the receiver itself
 
 
 class Diverged(EngineError):
@@ -218,8 +221,13 @@ class WalReceiver:
             self.engine.observe_term(term)
 
     def _on_chunk(self, chunk: walstream_pb2.WalChunk) -> None:
+        """Write + fsync the chunk and report. A small chunk that continues
+        what is already applied is also applied here, so one feedback carries
+        write, flush and apply (fewer stream messages per commit); a large one
+        reports its write first and leaves replay to the ``Replayer``."""
         self._check_term(chunk.term)
-        wal = self.engine.storage.wal
+        engine = self.engine
+        wal = engine.storage.wal
         try:
             end = wal.append_raw(chunk.start_lsn, chunk.data)
         except CorruptWal as exc:
@@ -228,8 +236,12 @@ class WalReceiver:
         self.primary_flush_lsn = max(self.primary_flush_lsn, chunk.primary_flush_lsn, end)
         self.streaming = True
         self.error = ""
-        self.send_feedback(write=end, flush=wal.flush_lsn)
+        small = len(chunk.data) <= INLINE_APPLY_MAX
+        if not small:
+            self.send_feedback(write=end, flush=wal.flush_lsn)
         wal.flush(end)
+        if small and engine.replay_lsn >= chunk.start_lsn:
+            engine.replay_to(end)
         self.send_feedback()
 
     def _on_keepalive(self, ka: walstream_pb2.Keepalive) -> None:
