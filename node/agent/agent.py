@@ -111,7 +111,8 @@ class NodeAgent:
     def start(self) -> None:
         """Grant the lease, start the loop and the keeper. Returns at once; the
         engine is bootstrapped / cloned / started by the loop."""
-        self.engine.fence("agent starting: leadership not proven")
+        if self.engine.is_initialized():       # an empty data dir has nothing to fence yet
+            self._fence("agent starting: leadership not proven")
         self._ensure_lease()
         self.keeper.start()
         self._cancel_watch = self.dcs.watch_prefix(self._wake.set)
@@ -174,8 +175,8 @@ class NodeAgent:
     def _fence(self, reason: str) -> None:
         try:
             self.engine.fence(reason)
-        except WalrusError as exc:   # fencing must never kill the caller's thread
-            log_event(log, "fence.failed", logging.ERROR, reason=reason, error=exc)
+        except Exception as exc:     # fencing must never kill the caller's thread
+            log_event(log, "fence.failed", logging.ERROR, reason=reason, error=repr(exc))
 
     def _drop_leader(self, reason: str) -> None:
         """Forget the leader role (engine already fenced)."""

@@ -1,0 +1,59 @@
+"""The agent drives real PostgreSQL too: bootstrap + clone, hand-driven
+failover after SIGKILL, and the old primary coming back rewound as a standby."""
+from __future__ import annotations
+
+import os
+import pathlib
+import shutil
+import tempfile
+
+import pytest
+
+from agent_procs import Agents, ROLE_PRIMARY, ROLE_STANDBY, wait_for
+from protos import node_agent_pb2 as pb
+from walrus.dcs import Dcs
+
+pytestmark = [pytest.mark.integration, pytest.mark.postgres]
+
+PG_TIMING = {"engine": "postgres", "ttl": 10.0, "loop_wait": 1.0, "retry_timeout": 3.0, "safety_margin": 1.0}
+
+
+@pytest.fixture
+def pg_agents(etcd, cluster_name):
+    """Agents whose data dirs the ``postgres`` OS user can reach (tmp_path is 0700)."""
+    from node.engine.postgres.binaries import find_binaries
+    from walrus.errors import EngineError
+    try:
+        find_binaries("")
+    except EngineError as exc:
+        pytest.skip(str(exc))
+    base = tempfile.mkdtemp(prefix="walrus-agent-pg-", dir="/tmp")
+    os.chmod(base, 0o711)
+    group = Agents(pathlib.Path(base), etcd.endpoint, cluster_name)
+    try:
+        yield group
+    finally:
+        group.close()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_postgres_failover_and_rejoin(pg_agents, etcd):
+    agents = pg_agents
+    for n in ("a", "b"):
+        agents.add(n, **PG_TIMING)
+    old = agents.wait_primary(timeout=120)
+    new = agents["b" if old.name == "a" else "a"]
+    agents.wait_standby_of(new.name, old.name, timeout=120)
+    assert old.status().engine.role == ROLE_PRIMARY
+    old.kill()
+
+    def leader_gone():
+        with Dcs([etcd.endpoint], agents.cluster) as dcs:
+            return dcs.read_view().leader is None
+    wait_for(leader_gone, timeout=60, what="leader lease expiry")
+    reply = new.agent.Promote(pb.PromoteRequest(term=2, reason="test"), timeout=60)
+    assert reply.changed and reply.status.engine.role == ROLE_PRIMARY and not reply.status.engine.fenced
+    old.start()
+    agents.wait_standby_of(old.name, new.name, timeout=120)
+    st = old.status()
+    assert st.engine.role == ROLE_STANDBY and not st.holds_leader
