@@ -104,6 +104,7 @@ def _story(cluster: LocalCluster, args: argparse.Namespace, clock: _Clock) -> in
         else:
             clock.say(f"!! {old} did not rejoin within 60 s")
         work.stop()
+        _show_members(cluster, clock)
         return _check(cluster, work, clock) or (0 if rejoined else 1)
     finally:
         work.stop()
@@ -144,6 +145,18 @@ def _show_steady_state(cluster: LocalCluster, work: Workload, clock: _Clock, sec
             lags = f"(members unavailable: {exc})"
         clock.say(f"   {acks - last:5d} writes/s acknowledged | {lags}")
         last = acks
+
+
+def _show_members(cluster: LocalCluster, clock: _Clock) -> None:
+    from walrus.ctl import members_table
+    try:
+        reply = cluster.client().active_members() or cluster.client().list_members()
+    except Exception as exc:   # a display step must not end the demo
+        clock.say(f"   (members unavailable: {exc})")
+        return
+    clock.say("== the cluster now ('walrus ctl list'):")
+    for line in members_table(reply).splitlines():
+        print("           " + line)
 
 
 def _show_receipt(client, clock: _Clock) -> None:
