@@ -191,10 +191,10 @@ def _unfinished(snapshot: ClusterSnapshot, config: CoreConfig, now: float, leade
     """An in-flight record for a later term while ``leader`` still holds the
     key: keep demoting it (a switchover), or drop a stale/expired record."""
     demoting = fs.phase is Phase.DEMOTING and leader.name == fs.old_leader
-    if demoting and now - fs.phase_since <= config.switchover_timeout:
+    if demoting and now - fs.phase_since <= config.switchover_timeout and not (lm and lm.provably_dead):
         reason = f"{fs.kind.value}: waiting for {leader.name} to step down"
         return State.SWITCHING_OVER, [DemoteForSwitchover(leader.name, leader.term)], reason, None
-    reason = (f"{fs.kind.value} abandoned: {leader.name} did not step down in time" if demoting else
+    reason = (f"{fs.kind.value} abandoned: {leader.name} did not step down" if demoting else
               f"stale in-flight {fs.kind.value} record for term {fs.term}: {leader.name} leads term {leader.term}")
     clear: list[Action] = [ClearFailoverState()]
     if snapshot.switchover is not None:
@@ -247,19 +247,24 @@ def _pick(snapshot: ClusterSnapshot, config: CoreConfig, now: float, fs: Failove
           ranking: Ranking) -> tuple[str | None, str]:
     """The member to promote: a preferred one (switchover target, manual
     failover candidate, the winner already being promoted) if it ties the best
-    flush LSN, else the ranking winner; None while a switchover target may
-    still catch up."""
+    flush LSN, else the ranking winner. After a Demote, the target must also
+    reach the old primary's final flush LSN (even if the old primary no longer
+    answers); until then, or ``switchover_timeout``, it returns None."""
     best = ranking.get(ranking.winner)  # type: ignore[arg-type]
     preferred = fs.new_leader if fs is not None else ""
     if fs is None and snapshot.switchover is not None and snapshot.switchover.failover:
         preferred = snapshot.switchover.candidate
     c = ranking.get(preferred) if preferred else None
-    if c is not None and c.eligible and (c.timeline, c.flush_lsn) >= (best.timeline, best.flush_lsn):
+    after_demote = (fs is not None and fs.phase is Phase.DEMOTING
+                    and now - fs.started_at <= config.switchover_timeout)
+    old = snapshot.member(fs.old_leader) if fs is not None else None
+    final = old.flush_lsn if after_demote and old is not None else 0
+    if c is not None and c.eligible and (c.timeline, c.flush_lsn) >= (best.timeline, best.flush_lsn) \
+            and c.flush_lsn >= final:
         return c.name, f"promote {c.name}: as advanced as any eligible member ({c.flush_lsn})"
-    if fs is not None and fs.kind is OperationKind.SWITCHOVER and fs.phase is Phase.DEMOTING \
-            and now - fs.started_at <= config.switchover_timeout and c is not None and c.eligible:
-        return None, (f"switchover: waiting for {preferred} ({c.flush_lsn}) to catch up with "
-                      f"{best.name} ({best.flush_lsn})")
+    if after_demote and c is not None and c.eligible:
+        goal = max(final, best.flush_lsn)
+        return None, f"{fs.kind.value}: waiting for {preferred} ({c.flush_lsn}) to catch up to {goal}"  # type: ignore[union-attr]
     return best.name, f"promote {best.name}: {best.reason}"
 
 

@@ -40,7 +40,7 @@ Enums are stored/sent as their ``.value`` strings, which match
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Mapping
 
 from orchestrator.core.states import State, Transition

@@ -1,7 +1,7 @@
 """Table-driven tests of ``decide``: one row per scenario, readable ids."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import pytest
 
@@ -171,6 +171,14 @@ CASES = [
          leaderless(DEMOTED_A, standby("b", flush_lsn=900), failover=demoting("b", 2),
                     switchover=SwitchoverRequest("b")),
          State.SWITCHING_OVER, [], reason_has="catch up"),
+    Case("switchover-waits-for-old-primary-final-lsn-even-if-it-vanished",
+         leaderless(dead(standby("a", upstream="", streaming=False, flush_lsn=1200)), standby("b"),
+                    failover=demoting("b", 2), switchover=SwitchoverRequest("b")),
+         State.SWITCHING_OVER, [], reason_has="catch up to 1200"),
+    Case("switchover-leader-died-during-demote-abandoned",
+         healthy(dead(primary()), standby("b", streaming=False), failover=demoting("b", 2),
+                 switchover=SwitchoverRequest("b")),
+         State.PRIMARY_SUSPECT, ["clear switchover", "clear failover"], reason_has="did not step down"),
     Case("switchover-promotes-caught-up-target",
          leaderless(DEMOTED_A, standby("b"), standby("c"), failover=demoting("c", 2),
                     switchover=SwitchoverRequest("c")),
