@@ -9,8 +9,9 @@ traversable by that user):
 * ``run/``: the private unix-socket directory (0700, owned by ``postgres``).
 * ``postgres.log``: the postmaster's stderr.
 * ``walrus-state.json``: the highest term seen, the fence, the upstream,
-  the synchronous standby set, and whether a rejoin is unfinished (then the
-  data directory must not be started: it may be half rewound or half copied). It lives outside ``pgdata`` so base backups
+  the synchronous standby set, and whether a bootstrap, clone or rewind is
+  unfinished (then pgdata is not a usable database: it may be half written,
+  half copied or half rewound; it is never started and may be wiped). It lives outside ``pgdata`` so base backups
   and pg_rewind (which copy the source's files) never overwrite it.
 """
 from __future__ import annotations
@@ -36,7 +37,7 @@ class State:
     upstream_name: str = ""
     upstream_address: str = ""
     sync_standbys: str = ""
-    rejoin_pending: bool = False    # a rewind/re-clone began and did not finish
+    incomplete: bool = False    # a bootstrap/clone/rewind began and did not finish
 
     def with_(self, **changes) -> "State":
         return replace(self, **changes)
@@ -61,10 +62,14 @@ class NodeDir:
         prepare_dir(self.run_dir, self.user)
 
     def prepare_pgdata(self) -> None:
-        """An empty ``pgdata`` (0700, owned by the OS user); EngineError if not empty."""
+        """An empty ``pgdata`` (0700, owned by the OS user). Leftovers of an
+        unfinished bootstrap/clone/rewind are wiped; anything else is refused
+        with EngineError."""
         self.prepare()
         if self.pgdata.exists() and any(self.pgdata.iterdir()):
-            raise EngineError(f"{self.pgdata} is not empty; refusing to overwrite a database")
+            if not self.load_state().incomplete:
+                raise EngineError(f"{self.pgdata} is not empty; refusing to overwrite a database")
+            self.wipe_pgdata()
         prepare_dir(self.pgdata, self.user)
 
     def wipe_pgdata(self) -> None:
@@ -73,7 +78,9 @@ class NodeDir:
             shutil.rmtree(self.pgdata)
 
     def is_initialized(self) -> bool:
-        return (self.pgdata / "PG_VERSION").is_file() and (self.pgdata / "global" / "pg_control").is_file()
+        """A complete database: PostgreSQL's files, and no unfinished operation."""
+        return ((self.pgdata / "PG_VERSION").is_file() and (self.pgdata / "global" / "pg_control").is_file()
+                and not self.load_state().incomplete)
 
     def is_standby(self) -> bool:
         return (self.pgdata / "standby.signal").exists()

@@ -175,6 +175,7 @@ class PostgresEngine(TransitionsMixin):
         """initdb (as the OS user), walrus's config, and the replication role."""
         with self._op:
             self.dir.prepare_pgdata()
+            self._save(incomplete=True)
             bins = self.binaries
             run([bins.path("initdb"), "-D", str(self.dir.pgdata), "-U", self.config.superuser, "-A", "trust",
                  "-E", "UTF8", "--locale=C", "--no-instructions"],
@@ -188,6 +189,7 @@ class PostgresEngine(TransitionsMixin):
                 self._admin(f'CREATE ROLE "{role}" WITH REPLICATION LOGIN')
             finally:
                 self._stop_postmaster()
+            self._save(incomplete=False)
             log_event(log, "bootstrap.done", member=self.name, pgdata=self.dir.pgdata)
 
     def clone(self, upstream: Upstream) -> None:
@@ -195,6 +197,7 @@ class PostgresEngine(TransitionsMixin):
         standby of it, streaming through its own slot (created if absent)."""
         with self._op:
             self.dir.prepare_pgdata()
+            self._save(incomplete=True)
             try:
                 replication.ensure_slot(self._upstream_dsn(upstream), self.name, recreate_lost=True)
             except EngineError as exc:
@@ -202,7 +205,7 @@ class PostgresEngine(TransitionsMixin):
             replication.base_backup(self.binaries, self.user, str(self.dir.pgdata), upstream,
                                     self.config.replication_user, self.name, self.op_timeout_s)
             self.dir.set_standby_signal(True)
-            self._save(upstream_name=upstream.name, upstream_address=upstream.address, rejoin_pending=False)
+            self._save(upstream_name=upstream.name, upstream_address=upstream.address, incomplete=False)
             self._write_confs()
             self._reset_reclone_scan()
 
@@ -213,9 +216,9 @@ class PostgresEngine(TransitionsMixin):
         with self._op:
             if self._running():
                 return
-            if self._state.rejoin_pending:
-                raise NeedsReclone(f"{self.name}: an unfinished rejoin left {self.dir.pgdata} unusable; "
-                                   "rejoin (re-clone) it")
+            if self._state.incomplete:
+                raise NeedsReclone(f"{self.name}: an unfinished bootstrap, clone or rewind left "
+                                   f"{self.dir.pgdata} unusable; rejoin (re-clone) it")
             if not self.is_initialized():
                 raise EngineError(f"{self.dir.pgdata} holds no database; bootstrap or clone first")
             self.dir.prepare()
@@ -278,7 +281,7 @@ class PostgresEngine(TransitionsMixin):
         s = self._state
         common = dict(term=s.term, fenced=bool(s.fence_reason), fence_reason=s.fence_reason,
                       engine=self.kind, sync_standbys=s.sync_standbys,
-                      needs_reclone=self._scan_log() or s.rejoin_pending)
+                      needs_reclone=self._scan_log() or s.incomplete)
         upstream = f"{s.upstream_name}@{s.upstream_address}" if s.upstream_address else ""
         if not self._running():
             return EngineStatus(Role.STOPPED, upstream=upstream, detail="postmaster not running", **common)

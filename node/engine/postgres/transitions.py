@@ -113,7 +113,7 @@ class TransitionsMixin:
             # PostgreSQL 15 updates the control file's timeline only at the next
             # checkpoint; pg_rewind reads it. Unreachable upstream: raise, touch nothing.
             sql.execute_once(self._upstream_dsn(upstream), "CHECKPOINT")
-            self._save(rejoin_pending=True)     # until standby.signal is back, never start
+            self._save(incomplete=True)     # until standby.signal is back, never start
             self._stop_postmaster()
             try:
                 rewound = replication.rewind(self.binaries, self.user, str(self.dir.pgdata),
@@ -121,7 +121,7 @@ class TransitionsMixin:
             except EngineError as exc:
                 return self._reclone(upstream, allow_reclone, f"rewind failed: {exc}")
             self.dir.set_standby_signal(True)
-            self._save(upstream_name="", upstream_address="", rejoin_pending=False)
+            self._save(upstream_name="", upstream_address="", incomplete=False)
             try:
                 self._follow_locked(upstream)   # writes conf; slot; no reload (stopped)
             except NeedsReclone:
@@ -140,7 +140,7 @@ class TransitionsMixin:
         log_event(log, "rejoin.reclone", member=self.name, upstream=upstream, reason=why, level=logging.WARNING)
         # Only wipe once the upstream is known to answer (this also frees a lost slot).
         replication.ensure_slot(self._upstream_dsn(upstream), self.name, recreate_lost=True)
-        self._save(rejoin_pending=True)
+        self._save(incomplete=True)
         self._stop_postmaster()
         self.dir.wipe_pgdata()
         self.clone(upstream)

@@ -185,3 +185,16 @@ def test_diverged_standby_flags_needs_reclone_then_rejoins(pg_factory):
     assert a.rejoin(upstream_of(b), 1) is RejoinMethod.REWOUND
     wait_until(lambda: streaming(a, b), what="rewound node streams")
     assert not a.status().needs_reclone
+
+
+def test_interrupted_bootstrap_is_not_a_database_and_is_redone(pg_factory):
+    a = pg_factory("a")
+    a.bootstrap()
+    a.dir.save_state(a.dir.load_state().with_(incomplete=True))   # as if the agent died mid-way
+    again = pg_factory("a")                                        # a new agent process, same dir
+    assert not again.is_initialized()
+    with pytest.raises(NeedsReclone):
+        again.start()
+    again.bootstrap()
+    again.start()
+    assert again.status().role is Role.PRIMARY and not again.status().needs_reclone
