@@ -92,7 +92,6 @@ class Controller:
         self.last_decision: Decision | None = None
         self.changed = False          # did the last tick's actions change anything
         self._tracker = PrimaryLsnTracker()
-        self._known: dict[str, str] = {}
         self._last_logged: tuple | None = None
         self._cancel_watch: Callable[[], None] | None = None
         self._thread: threading.Thread | None = None
