@@ -49,7 +49,9 @@ def _step(snapshot: ClusterSnapshot, config: CoreConfig, now: float) -> _Step:
     leader = snapshot.leader
     if leader is None:
         if snapshot.term == 0 and snapshot.failover is None:
-            return State.BOOTSTRAPPING, [], "no leader has ever been elected: waiting for a node to bootstrap", None
+            who = "a node claimed initialize and is bootstrapping" if snapshot.initialized else \
+                "waiting for a node to claim initialize"
+            return State.BOOTSTRAPPING, [], f"no leader has ever been elected: {who}", None
         return _leaderless(snapshot, config, now)
     fs = snapshot.failover
     lm = snapshot.member(leader.name)
@@ -126,10 +128,12 @@ def _healthy(snapshot: ClusterSnapshot, config: CoreConfig, now: float, leader: 
         notes.insert(0, f"{fs.kind.value} to {leader.name} (term {leader.term}) done")
     missing = [m.name for m in snapshot.members if not m.reachable]
     moved = [a.member for a in actions if isinstance(a, (Follow, Rejoin))]
+    if lm.fenced:
+        notes.append(f"{leader.name} is fenced (cannot prove its lease)")
     if moved:
         state = State.REPOINTING
         notes.insert(0, "repointing " + ", ".join(moved))
-    elif missing or plan.short or (plan.publish is None and plan.reason):
+    elif missing or plan.short or lm.fenced or (plan.publish is None and plan.reason):
         state = State.DEGRADED
         if missing:
             notes.append("unreachable: " + ", ".join(missing))

@@ -59,6 +59,8 @@ CASES = [
          healthy(primary(timeline=2), standby("b", timeline=2), standby("c", timeline=1)), State.HEALTHY, []),
     Case("unreachable-standby-degraded",
          healthy(primary(), standby("b"), hung(standby("c"))), State.DEGRADED, [], reason_has="unreachable: c"),
+    Case("fenced-leader-degraded",
+         healthy(primary(fenced=True), standby("b"), standby("c")), State.DEGRADED, [], reason_has="fenced"),
     Case("stopped-engine-left-to-its-agent",
          healthy(primary(), standby("b"), standby("c", role=Role.STOPPED, streaming=False)), State.HEALTHY, []),
     # ---------------------------------------------------------------- suspect / fast path
