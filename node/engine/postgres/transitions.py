@@ -174,11 +174,16 @@ class TransitionsMixin:
             return
         self._apply_dynamic()
         # New sessions must see read-only before we kill the old ones.
-        wait_for(lambda: self._admin("SELECT current_setting('default_transaction_read_only')",
-                                     timeout_s=2)[0][0] == "on", 5.0, 0.01)
+        wait_for(self._new_sessions_read_only, 5.0, 0.01)
         self._session.query(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE backend_type = 'client backend'"
             " AND pid <> pg_backend_pid() AND application_name <> %s", (sql.APP_NAME,))
+
+    def _new_sessions_read_only(self) -> bool:
+        try:
+            return self._admin("SELECT current_setting('default_transaction_read_only')", timeout_s=2)[0][0] == "on"
+        except EngineError:
+            return False
 
     def unfence(self) -> None:
         """Accept writes again; restarts a server that ``fence_method: stop`` stopped."""
