@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
-from walrus.localcluster.cluster import LocalCluster, LocalClusterError
+from walrus.localcluster.cluster import STATE_FILE, LocalCluster, LocalClusterError
 from walrus.localcluster.render import ClusterSpec, EngineKind
 from walrus.lsn import format_lsn
 
@@ -50,10 +51,26 @@ def spec_from_args(args: argparse.Namespace) -> ClusterSpec:
         raise LocalClusterError(str(exc)) from None
 
 
+def _open_for_up(args: argparse.Namespace, say) -> LocalCluster:
+    """A new cluster, or the stopped one already in ``--dir`` (restarted as it was)."""
+    if not os.path.exists(os.path.join(args.dir, STATE_FILE)):
+        cluster = LocalCluster.create(spec_from_args(args))
+        say(f"starting a {args.nodes}-node {args.engine} cluster{' (sync)' if args.sync else ''} "
+            f"in {cluster.directory}")
+        return cluster
+    cluster = LocalCluster.load(args.dir)
+    running = [n for n in cluster.processes if cluster.running(n)]
+    if running:
+        raise LocalClusterError(f"the cluster in {cluster.directory} is running ({', '.join(running)}); "
+                                f"'walrus cluster down --dir {args.dir}' first")
+    say(f"restarting the stopped cluster in {cluster.directory} as it was configured "
+        f"({len(cluster.node_names())} {cluster.spec.engine.value} nodes{', sync' if cluster.spec.sync else ''})")
+    return cluster
+
+
 def _up(args: argparse.Namespace) -> int:
     say = _say(args.json)
-    cluster = LocalCluster.create(spec_from_args(args))
-    say(f"starting a {args.nodes}-node {args.engine} cluster{' (sync)' if args.sync else ''} in {cluster.directory}")
+    cluster = _open_for_up(args, say)
     try:
         cluster.start_all(say)
         verdict = cluster.wait_healthy(args.timeout, say)

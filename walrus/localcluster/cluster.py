@@ -68,7 +68,8 @@ class LocalCluster:
         d = os.path.abspath(spec.directory)
         if os.path.exists(os.path.join(d, STATE_FILE)):
             raise LocalClusterError(f"{d} already holds a cluster ({STATE_FILE}); "
-                                    f"run 'walrus cluster down --dir {spec.directory}' or pick another --dir")
+                                    f"'walrus cluster up --dir {spec.directory}' restarts it once it is down, "
+                                    f"or pick another --dir")
         spec = ClusterSpec(**{**spec.__dict__, "directory": d})
         plan = plan_cluster(spec, port_source)
         for sub in ("conf", "logs", "data"):
@@ -96,6 +97,13 @@ class LocalCluster:
                                     f"'walrus cluster up --dir {directory}'") from None
         except (OSError, ValueError) as exc:
             raise LocalClusterError(f"cannot read {path}: {exc}") from None
+        try:
+            return cls._from_json(d, data)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise LocalClusterError(f"cannot read {path}: malformed ({exc!r})") from None
+
+    @classmethod
+    def _from_json(cls, d: str, data: dict) -> "LocalCluster":
         s = data["spec"]
         spec = ClusterSpec(directory=d, nodes=s["nodes"], engine=EngineKind(s["engine"]), sync=s["sync"],
                            etcd_endpoints=tuple(s["etcd_endpoints"]), orchestrators=s["orchestrators"],
