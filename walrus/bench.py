@@ -18,6 +18,7 @@ import json
 import multiprocessing as mp
 import os
 import platform
+import shutil
 import signal
 import statistics
 import subprocess
@@ -45,14 +46,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 # ------------------------------------------------------------------ client side
 def _client_proc(address: str, level: int, threads: int, duration: float, value_size: int,
-                 tag: str, start_at: float, out: "mp.Queue") -> None:
-    """One client process: ``threads`` threads doing Puts until the end time."""
+                 tag: str, go, start_at, out: "mp.Queue") -> None:
+    """One client process: ``threads`` threads doing Puts from the shared
+    start time (set by the parent once every client process is up) for
+    ``duration`` seconds."""
     import grpc
     from protos import store_pb2, store_pb2_grpc
 
     value = b"v" * value_size
     lat: list[list[float]] = [[] for _ in range(threads)]
     errors = [0] * threads
+    out.put("ready")
+    go.wait()
+    start_at = start_at.value
     end_at = start_at + duration
 
     def worker(i: int) -> None:
@@ -138,12 +144,18 @@ def _one_round(primary: _Engine, level: str, clients: int, procs: int, args) -> 
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
     per = [clients // procs + (1 if i < clients % procs else 0) for i in range(procs)]
-    start_at = time.time() + 1.5       # after the spawned interpreters are up
+    go, start = ctx.Event(), ctx.Value("d", 0.0)
     ps = [ctx.Process(target=_client_proc, args=(primary.address, LEVELS[level], n, args.duration,
-                                                 args.value_size, f"p{i}", start_at, out))
+                                                 args.value_size, f"p{i}", go, start, out))
           for i, n in enumerate(per) if n]
     for p in ps:
         p.start()
+    for _ in ps:
+        if out.get(timeout=120) != "ready":
+            raise RuntimeError("a client process failed to start")
+    start_at = time.time() + 0.3       # let every client thread open its channel
+    start.value = start_at
+    go.set()
     lag: list[tuple[int, float]] = []
     stop = threading.Event()
     sampler = threading.Thread(target=_lag_sampler, args=(primary, stop, lag), daemon=True)
@@ -201,6 +213,7 @@ def run(args: argparse.Namespace) -> int:
     if args.rounds < 1 or args.duration <= 0:
         print("walrus bench: --rounds must be >= 1 and --duration > 0", file=sys.stderr)
         return 2
+    own_dir = not args.data_dir
     base = args.data_dir or tempfile.mkdtemp(prefix="walrus-bench-")
     os.makedirs(base, exist_ok=True)
     print(f"bench: data and logs in {base}", file=sys.stderr)
@@ -234,6 +247,8 @@ def run(args: argparse.Namespace) -> int:
             if e is not None:
                 e.stop()
     print(_table(results))
+    if own_dir:
+        shutil.rmtree(base, ignore_errors=True)   # kept only when the run failed
     if args.json:
         setup = {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
                  "duration_s": args.duration, "rounds": args.rounds, "value_size": args.value_size,
