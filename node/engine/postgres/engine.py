@@ -130,7 +130,7 @@ class PostgresEngine(TransitionsMixin):
         with self._conf_lock:
             self.dir.write_dynamic(self._dynamic())
         if self._running():
-            self._session.query("SELECT pg_reload_conf()")
+            self._pm.reload()   # SIGHUP, like pg_reload_conf(), but works before connections do
 
     def _check_term(self, term: int) -> None:
         if term < self._state.term:
@@ -297,5 +297,7 @@ class PostgresEngine(TransitionsMixin):
                                 replay_lsn=p.flush_lsn, standbys=self._session.standbys(),
                                 slots=self._session.slots(), **common)
         except EngineError as exc:
-            return EngineStatus(Role.STOPPED, upstream=upstream, detail=f"not accepting connections: {exc}",
-                                **common)
+            # A standby still recovering to consistency is a standby; a primary
+            # that does not answer is not one anybody can write to.
+            role = Role.STANDBY if self.dir.is_standby() else Role.STOPPED
+            return EngineStatus(role, upstream=upstream, detail=f"not accepting connections: {exc}", **common)

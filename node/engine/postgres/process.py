@@ -205,6 +205,14 @@ class Postmaster:
             log_file.close()
         log_event(log, "postmaster.start", pid=self._proc.pid, data_dir=self.data_dir)
 
+    def reload(self) -> None:
+        """SIGHUP: re-read the configuration files (what pg_reload_conf() does)."""
+        if self.running():
+            try:
+                self._proc.send_signal(signal.SIGHUP)
+            except ProcessLookupError:
+                pass
+
     def stop(self, timeout: float = 30.0) -> None:
         """Fast shutdown (SIGINT); immediate (SIGQUIT) after ``timeout``; then SIGKILL."""
         if self._proc is None:

@@ -84,7 +84,8 @@ def test_any_quorum_rendering_applied(pg_pair):
     a, _ = pg_pair
     a.set_sync_standbys(SyncSpec(SyncMethod.ANY, 1, ("b-1", 'odd"name')))
     try:
-        assert sql(a, "SHOW synchronous_standby_names") == [('ANY 1 ("b-1", "odd""name")',)]
+        wait_until(lambda: sql(a, "SHOW synchronous_standby_names") == [('ANY 1 ("b-1", "odd""name")',)],
+                   what="reloaded setting")   # a reload is asynchronous, as pg_reload_conf() is
         wait_until(lambda: _sync_state(a).get("b-1") == "quorum", what="quorum state")
     finally:
         a.set_sync_standbys(SyncSpec())
