@@ -153,7 +153,12 @@ class EmbeddedEngine:
         self._stop.clear()
         self._open_storage()
         control = self.storage.control
-        self._start_server()
+        try:
+            self._start_server()
+        except Exception:
+            self.storage.close()
+            self.storage = None
+            raise
         for target, tname in ((self._checkpointer, "checkpointer"), (self._walwriter, "walwriter")):
             t = threading.Thread(target=target, name=tname, daemon=True)
             t.start()
@@ -184,9 +189,13 @@ class EmbeddedEngine:
         for add in self.extra_servicers:
             add(server)
         host, _, port = self.listen.rpartition(":")
-        bound = server.add_insecure_port(self.listen)
+        try:
+            bound = server.add_insecure_port(self.listen)
+        except RuntimeError as exc:     # grpc raises on a port in use
+            bound = 0
+            log_event(log, "bind_failed", logging.ERROR, listen=self.listen, error=exc)
         if bound == 0:
-            raise EngineError(f"cannot listen on {self.listen}")
+            raise EngineError(f"cannot listen on {self.listen} (address in use or not local?)")
         server.start()
         self._server = server
         if int(port) == 0 or not self._advertise:
@@ -285,6 +294,9 @@ class EmbeddedEngine:
             raise SenderRefused(f"requested WAL at {format_lsn(start.start_lsn)} has been removed (oldest "
                                 f"is {format_lsn(wal.oldest_lsn)})", needs_reclone=True)
         history = storage.history()
+        if start.timeline > history.timeline:
+            raise SenderRefused(f"standby {name} is on timeline {start.timeline}, newer than this primary's "
+                                f"{history.timeline}: this primary is stale")
         if start.timeline != history.timeline:
             try:
                 fork = history.end_of(start.timeline)

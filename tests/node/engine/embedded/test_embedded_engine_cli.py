@@ -33,3 +33,13 @@ def test_bad_arguments_fail_with_a_sentence(tmp_path, args, needle):
 def test_missing_required_flag(tmp_path):
     res = run_engine(tmp_path, "--name", "a")
     assert res.returncode == 2 and "--data-dir" in res.stderr
+
+
+def test_port_in_use_is_a_clear_error(tmp_path):
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        res = run_engine(tmp_path, "--name", "a", "--data-dir", str(tmp_path / "d"), "--listen", f"127.0.0.1:{port}")
+    assert res.returncode == 1 and "cannot listen" in res.stderr and "Traceback" not in res.stderr
