@@ -4,8 +4,9 @@ The one rule: the winner has the highest flush LSN among the eligible members
 on the newest timeline; ties go to the higher ``priority`` tag, then to the
 name that sorts first. Every excluded member carries an ``Exclusion`` and a
 sentence. In synchronous mode only members of the published set (and the
-set's own leader, which holds every acknowledged write) may win, and only
-after ``n - k + 1`` members of the set are eligible (``SyncView.quorum``).
+set's own leader if the set is for the latest term: it holds every
+acknowledged write) may win, and only after ``n - k + 1`` members of the set
+are eligible (``SyncView.quorum``).
 """
 from __future__ import annotations
 
@@ -46,13 +47,20 @@ def _exclusion(m: MemberView, snapshot: ClusterSnapshot, config: CoreConfig,
         sync = snapshot.sync
         if sync is None or not sync.enabled:
             return Exclusion.NOT_IN_SYNC_SET, "synchronous mode and no synchronous set is published"
-        if m.name not in sync.names and m.name != sync.leader:
+        if m.name not in sync.names and not _is_set_leader(m.name, snapshot):
             return Exclusion.NOT_IN_SYNC_SET, f"not in the synchronous set {sync.render()}"
     lag = ref - m.flush_lsn
     if config.maximum_lag_on_failover >= 0 and lag > config.maximum_lag_on_failover:
         return Exclusion.LAG, (f"{lag} bytes behind the last known primary LSN, over "
                                f"maximum_lag_on_failover={config.maximum_lag_on_failover}")
     return None
+
+
+def _is_set_leader(name: str, snapshot: ClusterSnapshot) -> bool:
+    """``name`` is the leader the published set was made for, in the latest
+    term: it acknowledged every synchronous write itself."""
+    sync = snapshot.sync
+    return sync is not None and bool(sync.leader) and sync.leader == name and sync.term == snapshot.term
 
 
 def sort_key(c: Candidate) -> tuple[int, int, int, str]:
@@ -76,7 +84,7 @@ def _quorum_wait(snapshot: ClusterSnapshot, config: CoreConfig, eligible: list[C
     if not config.synchronous_mode or sync is None or not sync.enabled:
         return ""
     names = {c.name for c in eligible}
-    if sync.leader and sync.leader in names:
+    if any(_is_set_leader(n, snapshot) for n in names):
         return ""  # the set's own leader holds every acknowledged write
     heard = len(names & set(sync.names))
     if heard >= sync.quorum:
