@@ -62,6 +62,17 @@ def test_document_has_the_documented_keys():
     assert "RTO median 0.300" in report.summary_text(s)
 
 
+def test_losses_by_survivors_are_counted_apart():
+    r1 = report.RoundResult(round=1, scenario="kill-primary", old_primary="a", new_primary="b", rto_s=0.1,
+                            rejoin_s=1.0, acked_writes=10, lost_acked_writes=3, lost_by_node={"a": 2, "b": 1})
+    s = report.summarize([r1])
+    assert s["lost_acked_writes_total"] == 3 and s["lost_acked_by_survivors_total"] == 1
+
+
 def test_summary_of_no_measurements():
     s = report.summarize([])
     assert s["rto_median_s"] is None and s["rejoin_median_s"] is None and s["rounds"] == 0
+
+
+def test_lost_by_node():
+    assert checker.lost_by_node(ACKS, ["k2", "k4", "zz"]) == {"a": 1, "b": 1, "?": 1}

@@ -59,3 +59,14 @@ def acked_by(acks: Iterable[Ack]) -> dict[str, int]:
     for a in acks:
         counts[a.node] = counts.get(a.node, 0) + 1
     return counts
+
+
+def lost_by_node(acks: Iterable[Ack], lost: Iterable[str]) -> dict[str, int]:
+    """Lost keys counted by the node that acknowledged them. Async mode may
+    lose the old primary's last acks; a loss acked by any other node is a bug."""
+    node_of = {a.key: a.node for a in acks}
+    counts: dict[str, int] = {}
+    for key in lost:
+        node = node_of.get(key, "?")
+        counts[node] = counts.get(node, 0) + 1
+    return counts

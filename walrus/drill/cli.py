@@ -124,7 +124,8 @@ def _report(args: argparse.Namespace, cluster: LocalCluster, rounds: list[RoundR
             json.dump(doc, f, indent=2)
         print(f"report written to {args.json}")
     s = doc["summary"]
-    bad = s["failed_rounds"] or s["dual_primary_acks_total"] or (cluster.spec.sync and s["lost_acked_writes_total"])
+    bad = (s["failed_rounds"] or s["dual_primary_acks_total"] or s["lost_acked_by_survivors_total"]
+           or (cluster.spec.sync and s["lost_acked_writes_total"]))
     if bad:
         print("drill FAILED: " + ("failed rounds" if s["failed_rounds"] else "safety violation"), file=sys.stderr)
     return 1 if bad else 0

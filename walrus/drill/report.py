@@ -30,6 +30,7 @@ class RoundResult:
     dual_primary_acks: int = 0                          # freeze-primary: acks by two primaries at once
     frozen_s: float | None = None
     lost_keys_sample: tuple[str, ...] = ()
+    lost_by_node: dict = field(default_factory=dict)   # who had acknowledged the lost writes
     error: str = ""
 
     def to_json(self) -> dict:
@@ -70,6 +71,9 @@ def summarize(rounds: list[RoundResult]) -> dict:
         "acked_writes_total": sum(r.acked_writes for r in rounds),
         "lost_acked_writes_total": sum(r.lost_acked_writes for r in rounds),
         "dual_primary_acks_total": sum(r.dual_primary_acks for r in rounds),
+        # Losses even async replication must never have: writes acked by a node that survived.
+        "lost_acked_by_survivors_total": sum(n for r in rounds for node, n in r.lost_by_node.items()
+                                             if node != r.old_primary),
     }
 
 

@@ -78,7 +78,8 @@ def _history_receipt(ctx: DrillContext, term_after: int) -> dict:
     return {}
 
 
-def _read_back(ctx: DrillContext, acks: list[Ack]) -> tuple[int, list[str]]:
+def _read_back(ctx: DrillContext, acks: list[Ack]) -> tuple[int, list[str], dict]:
+    """(number lost, a sample of lost keys, lost counts by acknowledging node)."""
     leader = ctx.cluster.client().get_leader()
     backend = ctx.factory(leader.data_address)
     try:
@@ -86,7 +87,7 @@ def _read_back(ctx: DrillContext, acks: list[Ack]) -> tuple[int, list[str]]:
     finally:
         backend.close()
     lost = checker.lost_writes(acks, present)
-    return len(lost), lost[:10]
+    return len(lost), lost[:10], checker.lost_by_node(acks, lost)
 
 
 def _start_round(ctx: DrillContext, number: int, scenario: str) -> tuple[str, int, Workload]:
@@ -122,7 +123,7 @@ def kill_primary_round(ctx: DrillContext, number: int) -> RoundResult:
     rejoin_s = _wait_rejoined(ctx, old, new) - restart_at
     ctx.cluster.wait_healthy(ctx.healthy_timeout_s, ctx.progress)
     acks = work.snapshot()
-    lost, sample = _read_back(ctx, acks)
+    lost, sample, lost_by = _read_back(ctx, acks)
     term_after = ctx.cluster.client().get_leader().term
     ctx.progress(f"round {number}: {old} streams again after {rejoin_s:.3f} s; {len(acks)} acknowledged "
                  f"writes, {lost} missing on {new}")
@@ -130,7 +131,7 @@ def kill_primary_round(ctx: DrillContext, number: int) -> RoundResult:
                        rejoin_s=rejoin_s, acked_writes=len(acks), lost_acked_writes=lost,
                        failed_writes=work.failures, term_before=term_before, term_after=term_after,
                        acked_by=checker.acked_by(acks), rpo_receipt=_history_receipt(ctx, term_after),
-                       lost_keys_sample=tuple(sample))
+                       lost_keys_sample=tuple(sample), lost_by_node=lost_by)
 
 
 def freeze_primary_round(ctx: DrillContext, number: int) -> RoundResult:
@@ -162,7 +163,7 @@ def freeze_primary_round(ctx: DrillContext, number: int) -> RoundResult:
     acks = work.snapshot()
     all_acks = acks + [a for a in stale.acks if a.at < fault_at]
     dual = checker.dual_primary_acks(acks + stale.acks, old, new)
-    lost, sample = _read_back(ctx, all_acks)
+    lost, sample, lost_by = _read_back(ctx, all_acks)
     term_after = ctx.cluster.client().get_leader().term
     ctx.progress(f"round {number}: {old} streams again {rejoin_s:.3f} s after thawing; "
                  f"{len(dual)} writes acknowledged by two primaries; {lost} acknowledged writes missing")
@@ -170,7 +171,8 @@ def freeze_primary_round(ctx: DrillContext, number: int) -> RoundResult:
                        rejoin_s=rejoin_s, acked_writes=len(all_acks), lost_acked_writes=lost,
                        failed_writes=work.failures, term_before=term_before, term_after=term_after,
                        acked_by=checker.acked_by(all_acks), rpo_receipt=_history_receipt(ctx, term_after),
-                       dual_primary_acks=len(dual), frozen_s=thaw_at - fault_at, lost_keys_sample=tuple(sample))
+                       dual_primary_acks=len(dual), frozen_s=thaw_at - fault_at,
+                       lost_keys_sample=tuple(sample), lost_by_node=lost_by)
 
 
 def _stale_backend(ctx: DrillContext, name: str):
