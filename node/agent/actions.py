@@ -135,9 +135,11 @@ def _take_leadership(agent: "NodeAgent", term: int, reason: str) -> None:
     if lease is None:
         raise DcsUnavailable("no etcd lease at the moment; retry")
     was_standby = agent.engine.status().role is Role.STANDBY
+    t0 = agent.clock()
     agent.engine.fence(f"taking leadership at term {term}")   # no ack until the deadline is set
     try:
         agent.keeper.renew_now()
+        t1 = agent.clock()
         got = agent.dcs.acquire_leader(lease, agent.leader_record(term), expected_term=term - 1,
                                        deadline_s=agent.config.retry_timeout)
         if got is None:
@@ -151,10 +153,12 @@ def _take_leadership(agent: "NodeAgent", term: int, reason: str) -> None:
     agent.held_term = got
     agent.highest_term = max(agent.highest_term, got)
     agent.leader_term = got
+    t2 = agent.clock()
     try:
         s = agent.engine.status()
         if s.role is not Role.PRIMARY or s.term < got:
             agent.engine.promote(got)
+        t3 = agent.clock()
         agent.dcs.update_leader(lease, agent.leader_record(got), deadline_s=agent.config.retry_timeout)
         agent.keeper.set_holding(True)
         snap = agent.keeper.snapshot()
@@ -169,7 +173,9 @@ def _take_leadership(agent: "NodeAgent", term: int, reason: str) -> None:
     agent._applied_sync = None
     if agent.view is not None:
         agent.apply_sync(agent.view)
-    log_event(log, "leader.acquired", term=got, reason=reason)
+    log_event(log, "leader.acquired", term=got, reason=reason, renew_ms=round((t1 - t0) * 1000, 1),
+              acquire_ms=round((t2 - t1) * 1000, 1), promote_ms=round((t3 - t2) * 1000, 1),
+              total_ms=round((agent.clock() - t0) * 1000, 1))
     agent._set_state(AgentState.PRIMARY, f"{reason}: leader at term {got}")
 
 
