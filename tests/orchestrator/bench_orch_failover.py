@@ -7,13 +7,17 @@ node`` agents on the embedded engine, 1 ``walrus orchestrator``).
 
 Each run kills (or freezes) the current primary, writes to the other agents
 until one acknowledges, then brings the old primary back as a standby.
-Prints every run and the median. Everything runs on free loopback ports in a
+A WatchLeader subscriber also records how long after the new leader key was
+written (its ``since``) the orchestrator told it. Prints every run and the
+medians. Everything runs on free loopback ports in a
 temporary directory and is stopped by PID at the end.
 """
 from __future__ import annotations
 
 import argparse
+import queue
 import signal
+import threading
 import statistics
 import sys
 import tempfile
@@ -24,7 +28,7 @@ import grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from orch_procs import AGENT_TIMING, Procs, wait_for  # noqa: E402
-from protos import store_pb2  # noqa: E402
+from protos import cluster_pb2, store_pb2  # noqa: E402
 from walrus.etcd_server import EtcdServer  # noqa: E402
 
 
@@ -41,6 +45,30 @@ def first_ack(agents, deadline_s: float = 60.0) -> tuple[float, str]:
                 i += 1
         time.sleep(0.002)
     raise TimeoutError("no new primary acknowledged a write")
+
+
+def subscribe(orch) -> queue.Queue:
+    """(wall time received, Leader) for every WatchLeader message."""
+    out: queue.Queue = queue.Queue()
+
+    def run():
+        try:
+            for msg in orch.cluster.WatchLeader(cluster_pb2.WatchLeaderRequest()):
+                out.put((time.time(), msg))
+        except grpc.RpcError:
+            pass
+    threading.Thread(target=run, daemon=True).start()
+    return out
+
+
+def notify_delay(leaders: queue.Queue, name: str, timeout: float = 30.0) -> float:
+    """Seconds between the new leader key's creation and its WatchLeader message."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        received, msg = leaders.get(timeout=timeout)
+        if msg.present and msg.name == name:
+            return received - msg.since
+    raise TimeoutError("WatchLeader never reported the new leader")
 
 
 def one_run(procs: Procs, freeze: bool) -> tuple[float, str, str]:
@@ -75,16 +103,22 @@ def main() -> int:
             procs.cluster3()
             orch = procs.orchestrator("o1")
             wait_for(lambda: orch.leader().present, what="orchestrator up")
-            times = []
+            leaders = subscribe(orch)
+            times, delays = [], []
             for i in range(args.runs):
+                while not leaders.empty():
+                    leaders.get_nowait()
                 dt, old, new = one_run(procs, args.freeze)
                 times.append(dt)
-                print(f"run {i + 1}: {old} -> {new}: first write acknowledged after {dt * 1000:.0f} ms",
+                delays.append(notify_delay(leaders, new))
+                print(f"run {i + 1}: {old} -> {new}: first write acknowledged after {dt * 1000:.0f} ms; "
+                      f"WatchLeader told {delays[-1] * 1000:.0f} ms after the leader key was written",
                       flush=True)
             mode = "SIGSTOP (lease expiry)" if args.freeze else "kill -9 (fast path)"
             print(f"{mode}: median {statistics.median(times) * 1000:.0f} ms, min {min(times) * 1000:.0f} ms, "
                   f"max {max(times) * 1000:.0f} ms over {len(times)} runs "
-                  f"(agent ttl {AGENT_TIMING['ttl']:g} s)")
+                  f"(agent ttl {AGENT_TIMING['ttl']:g} s); WatchLeader delay median "
+                  f"{statistics.median(delays) * 1000:.0f} ms")
         finally:
             procs.close()
             etcd.stop()
