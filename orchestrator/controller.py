@@ -45,6 +45,13 @@ log = logging.getLogger(__name__)
 HANG_HOOK_ENV = "WALRUS_TEST_HANG_AFTER_FAILOVER_STATE"
 
 
+# Repointing one standby does not depend on repointing another, nor does the
+# history record: a standby that refuses Follow/Rejoin must not hold up the
+# rest. Every other failed action stops the sequence (e.g. no Promote after a
+# failed SaveFailoverState); the next loop decides again.
+INDEPENDENT = frozenset({ActionKind.FOLLOW, ActionKind.REJOIN})
+
+
 @dataclass(frozen=True)
 class Observation:
     """One loop's input: the etcd view, the probes and the snapshot built from them."""
@@ -141,7 +148,7 @@ class Controller:
             outcome = self.executor.execute(action, obs.view)
             self._log_outcome(outcome)
             self.changed = self.changed or outcome.changed
-            if not outcome.ok:
+            if not outcome.ok and action.kind not in INDEPENDENT:
                 break
             if action.kind is ActionKind.SAVE_FAILOVER_STATE:
                 self._test_hang_hook()

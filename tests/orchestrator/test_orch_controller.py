@@ -102,3 +102,12 @@ def test_stops_acting_when_no_longer_active():
     c.executor.execute = execute_then_lose
     c.tick()
     assert dcs.calls == ["clear_switchover"]
+
+
+def test_a_failed_repoint_does_not_hold_up_the_rest():
+    from orchestrator.core.model import Follow
+    dcs = FakeDcs()
+    c = make(dcs, [Follow(member="b", leader="a", term=2), ClearSwitchover(), ClearFailoverState()])
+    c.election.tick()
+    c.tick()                                   # b has no agent client: its Follow fails
+    assert dcs.calls == ["clear_switchover", "clear_failover_state"]
