@@ -119,6 +119,16 @@ def release_key(agent: "NodeAgent", d: Decision, view: ClusterView) -> None:
     agent.wake()
 
 
+def resign(agent: "NodeAgent", d: Decision, view: ClusterView) -> None:
+    """Holding the key with a stopped engine: fence, release the key, forget it."""
+    lease, term = agent.keeper.lease_id, agent.held_term
+    agent._fence(d.reason)
+    agent._drop_leader(d.reason)
+    if lease is not None and term:
+        agent.dcs.release_leader(lease, term, deadline_s=agent.config.retry_timeout)
+    agent.wake()
+
+
 def leadership_lost(agent: "NodeAgent", d: Decision, view: ClusterView) -> None:
     agent._fence(d.reason)
     agent._drop_leader(d.reason)

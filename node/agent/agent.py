@@ -272,6 +272,7 @@ class NodeAgent:
             Step.WAIT_FOR_LEADER: actions.wait, Step.WAIT_FOR_EXPIRY: actions.wait,
             Step.FOLLOW: actions.follow_leader, Step.REJOIN: actions.rejoin_leader,
             Step.LEADERSHIP_LOST: actions.leadership_lost, Step.RELEASE_KEY: actions.release_key,
+            Step.RESIGN: actions.resign,
         }[d.step]
         try:
             handler(self, d, view)

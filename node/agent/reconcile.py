@@ -22,6 +22,7 @@ class Step(enum.Enum):
     FOLLOW = "follow"                      # stream from the leader
     REJOIN = "rejoin"                      # diverged / primary data / needs reclone: rewind or re-clone
     LEADERSHIP_LOST = "leadership_lost"    # we held the leader key and it is gone or someone else's
+    RESIGN = "resign"                      # we hold the leader key but the engine is not running
     RELEASE_KEY = "release_key"            # the leader key is ours (our live lease) but we do not act as
                                            # leader: release it so the cluster can move on
 
@@ -96,6 +97,9 @@ def _while_holding(f: Facts) -> Decision:
         return Decision(Step.LEADERSHIP_LOST, "leader key is gone")
     if lead.name != f.me or lead.term != f.held_term:
         return Decision(Step.LEADERSHIP_LOST, f"leader key is {lead.name}'s at term {lead.term}")
+    if f.role is not Role.PRIMARY:
+        return Decision(Step.RESIGN, f"holding the leader key but the engine is {f.role.value}; "
+                                     "releasing it so another member can take over", term=f.held_term)
     return Decision(Step.KEEP, "holding the leader key")
 
 

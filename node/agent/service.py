@@ -88,6 +88,9 @@ class NodeAgentServicer(node_agent_pb2_grpc.NodeAgentServicer):
             code = _code_for(exc)
             log_event(log, "rpc.refused", logging.WARNING, rpc=what, code=code.name, error=exc)
             context.abort(code, f"{what}: {exc}")
+        except Exception as exc:       # a bug or an unmapped OS error: still one clear sentence
+            log.exception("%s failed unexpectedly", what)
+            context.abort(grpc.StatusCode.INTERNAL, f"{what}: unexpected {type(exc).__name__}: {exc}")
         log_event(log, "rpc.done", rpc=what, changed=changed, detail=detail)
         return convert.reply_to_pb(changed, detail, self.agent.status())
 

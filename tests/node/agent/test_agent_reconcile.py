@@ -31,6 +31,7 @@ def facts(**kw):
     pytest.param(facts(highest_term=6), Step.KEEP, id="stale-leader-term-ignored"),
     pytest.param(facts(held_term=5, role=Role.PRIMARY, leader=ME_LEADER), Step.KEEP, id="holding"),
     pytest.param(facts(held_term=5, role=Role.PRIMARY, leader=None), Step.LEADERSHIP_LOST, id="holding-key-gone"),
+    pytest.param(facts(held_term=5, role=Role.STOPPED, leader=ME_LEADER), Step.RESIGN, id="holding-engine-stopped"),
     pytest.param(facts(held_term=5, role=Role.PRIMARY, leader=LeaderFacts("b", 6, "x:1")),
                  Step.LEADERSHIP_LOST, id="holding-key-taken"),
     pytest.param(facts(held_term=4, role=Role.PRIMARY, leader=ME_LEADER), Step.LEADERSHIP_LOST,
