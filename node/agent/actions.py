@@ -139,17 +139,46 @@ def leadership_lost(agent: "NodeAgent", d: Decision, view: ClusterView) -> None:
 
 def _take_leadership(agent: "NodeAgent", term: int, reason: str) -> None:
     """acquire_leader(expected_term=term-1), promote the engine, set the
-    deadline, unfence. Raises Refused when etcd refuses."""
+    deadline, unfence. Raises Refused when etcd refuses; on any failure after
+    the key was taken, the key is released again and the engine stays fenced."""
     from node.agent.agent import AgentState
+    t0 = agent.clock()
+    lease, got = _acquire(agent, term)
+    t1 = agent.clock()
+    try:
+        s = agent.engine.status()
+        if s.role is not Role.PRIMARY or s.term < got:
+            agent.engine.promote(got)
+        t2 = agent.clock()
+        agent.dcs.update_leader(lease, agent.leader_record(got), deadline_s=agent.config.retry_timeout)
+        agent.keeper.set_holding(True)
+        snap = agent.keeper.snapshot()
+        if snap is None or snap.deadline <= agent.clock():
+            raise LeaseLost("lease deadline passed while promoting")
+        agent.engine.set_lease_deadline(snap.deadline)
+    except Exception:
+        _abandon(agent, got, "promotion failed")
+        raise
+    agent.fenced_by_deadline = False
+    agent.engine.unfence()
+    agent._applied_sync = None
+    if agent.view is not None:
+        agent.apply_sync(agent.view)
+    log_event(log, "leader.acquired", term=got, reason=reason, acquire_ms=round((t1 - t0) * 1000, 1),
+              promote_ms=round((t2 - t1) * 1000, 1), total_ms=round((agent.clock() - t0) * 1000, 1))
+    agent._set_state(AgentState.PRIMARY, f"{reason}: leader at term {got}")
+
+
+def _acquire(agent: "NodeAgent", term: int) -> tuple[int, int]:
+    """Fence, renew the lease (a fresh deadline), take the leader key at ``term``.
+    Returns (lease id, term); the engine stays fenced until the caller unfences."""
     lease = agent.keeper.lease_id
     if lease is None:
         raise DcsUnavailable("no etcd lease at the moment; retry")
     was_standby = agent.engine.status().role is Role.STANDBY
-    t0 = agent.clock()
     agent.engine.fence(f"taking leadership at term {term}")   # no ack until the deadline is set
     try:
         agent.keeper.renew_now()
-        t1 = agent.clock()
         got = agent.dcs.acquire_leader(lease, agent.leader_record(term), expected_term=term - 1,
                                        deadline_s=agent.config.retry_timeout)
         if got is None:
@@ -163,30 +192,7 @@ def _take_leadership(agent: "NodeAgent", term: int, reason: str) -> None:
     agent.held_term = got
     agent.highest_term = max(agent.highest_term, got)
     agent.leader_term = got
-    t2 = agent.clock()
-    try:
-        s = agent.engine.status()
-        if s.role is not Role.PRIMARY or s.term < got:
-            agent.engine.promote(got)
-        t3 = agent.clock()
-        agent.dcs.update_leader(lease, agent.leader_record(got), deadline_s=agent.config.retry_timeout)
-        agent.keeper.set_holding(True)
-        snap = agent.keeper.snapshot()
-        if snap is None or snap.deadline <= agent.clock():
-            raise LeaseLost("lease deadline passed while promoting")
-        agent.engine.set_lease_deadline(snap.deadline)
-    except WalrusError:
-        _abandon(agent, got, "promotion failed")
-        raise
-    agent.fenced_by_deadline = False
-    agent.engine.unfence()
-    agent._applied_sync = None
-    if agent.view is not None:
-        agent.apply_sync(agent.view)
-    log_event(log, "leader.acquired", term=got, reason=reason, renew_ms=round((t1 - t0) * 1000, 1),
-              acquire_ms=round((t2 - t1) * 1000, 1), promote_ms=round((t3 - t2) * 1000, 1),
-              total_ms=round((agent.clock() - t0) * 1000, 1))
-    agent._set_state(AgentState.PRIMARY, f"{reason}: leader at term {got}")
+    return lease, got
 
 
 def _abandon(agent: "NodeAgent", term: int, reason: str) -> None:
