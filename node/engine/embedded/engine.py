@@ -91,6 +91,7 @@ class EmbeddedEngine:
         self._needs_reclone = ""
         self._server: grpc.Server | None = None
         self._stop = threading.Event()
+        self._flush_wanted = threading.Event()
         self._threads: list[threading.Thread] = []
 
     @classmethod
@@ -216,6 +217,7 @@ class EmbeddedEngine:
                 self._server.stop(1.0).wait(5)
                 self._server = None
             self.storage.wal.wake_all()
+            self._flush_wanted.set()
             for t in self._threads:
                 t.join(5)
             self._threads.clear()
@@ -247,9 +249,17 @@ class EmbeddedEngine:
             else:
                 _, end = storage.apply_local(Batch(tuple(BatchOp(k, v) for k, v in ops)))
             timeline, term = storage.timeline, storage.control.term
-        if level is not CommitLevel.OFF:
+        if self.syncrep.needs_wait(level):
+            # Standbys only ever get flushed WAL, so their confirmation implies
+            # our own flush: wait once, and let the WAL writer fsync now.
+            if not self._flush_wanted.is_set():
+                self._flush_wanted.set()
+            self.syncrep.wait(end, level)
+            if storage.wal.flush_lsn < end:
+                storage.flush(end)
+        elif level is not CommitLevel.OFF:
             storage.flush(end)
-        self.syncrep.wait(end, level)
+        self.syncrep.check_ack()
         return WriteResult(end, timeline, term)
 
     def _not_primary_text(self) -> str:
@@ -575,18 +585,21 @@ class EmbeddedEngine:
                 log_event(log, "checkpoint_failed", logging.ERROR, error=exc)
 
     def _walwriter(self) -> None:
-        """Flush asynchronously committed WAL within ~WALWRITER_DELAY_S."""
+        """Flush at once when a synchronous commit asks (``_flush_wanted``),
+        else flush ``off`` commits within ~WALWRITER_DELAY_S (0.2 s when idle).
+        Concurrent flushes share one fsync (group commit in ``Wal.flush``)."""
         while not self._stop.is_set():
             storage = self.storage
             if storage is None:
                 return
             wal = storage.wal
-            if wal.flush_lsn >= wal.write_lsn:
-                wal.wait_for_write(wal.flush_lsn, 0.2)
+            pending = wal.flush_lsn < wal.write_lsn
+            if self._flush_wanted.wait(WALWRITER_DELAY_S if pending else 0.2):
+                self._flush_wanted.clear()
+            if self._stop.is_set() or wal.flush_lsn >= wal.write_lsn:
                 continue
-            if self._stop.wait(WALWRITER_DELAY_S):
-                return
             try:
                 storage.flush()
             except EngineError as exc:
                 log_event(log, "walwriter_flush_failed", logging.ERROR, error=exc)
+                self._stop.wait(0.1)

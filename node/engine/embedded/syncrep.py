@@ -97,13 +97,47 @@ def sync_states(spec: SyncSpec, connected: list[str] | tuple[str, ...]) -> dict[
     return out
 
 
+class _Signal:
+    """A resettable flag on one bare lock: cheaper than ``threading.Event``
+    (no Condition), which matters with one per waiting commit. ``set`` and
+    ``clear`` are called under ``SyncRep._lock``; only the owner calls
+    ``wait`` and ``clear``."""
+    __slots__ = ("_lock", "_set")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lock.acquire()
+        self._set = False
+
+    def set(self) -> None:
+        if not self._set:
+            self._set = True
+            self._lock.release()
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def clear(self) -> None:
+        if self._set:
+            self._set = False
+            self._lock.acquire()
+
+    def wait(self, timeout: float | None) -> bool:
+        if self._set:
+            return True
+        got = self._lock.acquire(timeout=-1 if timeout is None else timeout)
+        if got:
+            self._lock.release()    # stay "set" until clear()
+        return got
+
+
 class _Waiter:
     __slots__ = ("lsn", "level", "event", "error")
 
     def __init__(self, lsn: int, level: CommitLevel):
         self.lsn = lsn
         self.level = level
-        self.event = threading.Event()
+        self.event = _Signal()
         self.error: str | None = None
 
 
