@@ -114,3 +114,35 @@ def test_slot_store_persists(tmp_path):
     again = SlotStore(str(tmp_path))
     assert again.get("b") == Slot("b", 50)
     assert again.get("c").lost
+
+
+def test_lag_tracker_measures_time_to_confirmation():
+    from node.engine.embedded.sender import LagTracker
+    now = [10.0]
+    lag = LagTracker(clock=lambda: now[0])
+    lag.sent(100)
+    now[0] = 10.5
+    lag.sent(200)
+    now[0] = 11.0
+    lag.confirm(write=200, flush=100, replay=0)
+    assert lag.lag.write_s == pytest.approx(0.5)     # 200 sent at 10.5
+    assert lag.lag.flush_s == pytest.approx(1.0)     # 100 sent at 10.0
+    assert lag.lag.replay_s == 0.0                   # nothing confirmed yet
+    now[0] = 12.0
+    lag.confirm(write=200, flush=200, replay=200)
+    assert lag.lag.flush_s == pytest.approx(1.5) and lag.lag.replay_s == pytest.approx(1.5)
+
+
+def test_signal_waits_and_resets():
+    from node.engine.embedded.syncrep import _Signal
+    s = _Signal()
+    assert not s.wait(0.01)
+    s.set()
+    s.set()
+    assert s.is_set() and s.wait(None) and s.wait(0)
+    s.clear()
+    assert not s.is_set() and not s.wait(0.01)
+    t = threading.Timer(0.05, s.set)
+    t.start()
+    assert s.wait(10)
+    t.join()
