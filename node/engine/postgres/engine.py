@@ -67,6 +67,7 @@ class PostgresEngine(TransitionsMixin):
         self._stopped_by_fence = False
         self._needs_reclone = False
         self._log_offset = 0
+        self._standby_tli = 0
         host = "127.0.0.1" if self.listen_host in ("0.0.0.0", "*", "") else self.listen_host
         self._local_host = "127.0.0.1" if host == "::" else host
         self._session = sql.Session(self._dsn(statement_timeout_ms=2000, connect_timeout=2))
@@ -206,6 +207,7 @@ class PostgresEngine(TransitionsMixin):
                                     self.config.replication_user, self.name, self.op_timeout_s)
             self.dir.set_standby_signal(True)
             self._save(upstream_name=upstream.name, upstream_address=upstream.address, incomplete=False)
+            self._standby_tli = 0
             self._write_confs()
             self._reset_reclone_scan()
 
@@ -288,7 +290,10 @@ class PostgresEngine(TransitionsMixin):
         try:
             if self._session.in_recovery():
                 r = self._session.standby()
-                return EngineStatus(Role.STANDBY, timeline=r.timeline, write_lsn=r.receive_lsn,
+                # Control data lags the replayed timeline between restartpoints;
+                # never report a timeline lower than one this standby already showed.
+                self._standby_tli = max(self._standby_tli, r.timeline)
+                return EngineStatus(Role.STANDBY, timeline=self._standby_tli, write_lsn=r.receive_lsn,
                                     flush_lsn=max(r.receive_lsn, r.replay_lsn), replay_lsn=r.replay_lsn,
                                     receive_lsn=r.receive_lsn, upstream=upstream, streaming=r.streaming,
                                     slots=self._session.slots(), detail=r.wal_status, **common)

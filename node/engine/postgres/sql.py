@@ -129,7 +129,8 @@ class Session:
     def standby(self) -> StandbyRow:
         row = self.query(
             "SELECT pg_last_wal_receive_lsn()::text, pg_last_wal_replay_lsn()::text,"
-            " (SELECT timeline_id FROM pg_control_checkpoint()),"
+            " GREATEST((SELECT timeline_id FROM pg_control_checkpoint()),"
+            "          (SELECT min_recovery_end_timeline FROM pg_control_recovery())),"
             " r.status, r.received_tli, r.sender_host, r.sender_port"
             " FROM (SELECT 1) one LEFT JOIN pg_stat_wal_receiver r ON true")[0]
         streaming = row[3] == "streaming"
