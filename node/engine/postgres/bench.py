@@ -5,6 +5,9 @@ standby under ``/tmp/walrus-pg-bench-*`` and ping-pongs them ``rounds`` times:
 
 * **promote -> first write**: from calling ``promote(term)`` on the standby
   until an INSERT on a fresh connection to it commits;
+* **fence**: how long ``fence()`` (read_only: reload, wait until new sessions
+  are read-only, terminate client backends) takes on the new primary, which
+  is then unfenced;
 * **rejoin -> streaming**: the old primary (still running, and written to
   after the promotion, so it really diverged) is rejoined: from calling
   ``rejoin()`` (stop, CHECKPOINT on the new primary, pg_rewind, start as
@@ -15,6 +18,7 @@ Prints every round and the medians. Everything it starts is stopped at exit.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import shutil
 import socket
@@ -53,11 +57,11 @@ def _until(cond, timeout: float = 60.0) -> float:
     raise TimeoutError("condition not reached")
 
 
-def run(rounds: int) -> tuple[list[float], list[float], list[str]]:
+def run(rounds: int) -> tuple[list[float], list[float], list[float], list[str]]:
     base = tempfile.mkdtemp(prefix="walrus-pg-bench-", dir="/tmp")
     os.chmod(base, 0o711)
     engines = [PostgresEngine(n, os.path.join(base, n), f"127.0.0.1:{_port()}") for n in ("a", "b")]
-    promote_s, rejoin_s, methods = [], [], []
+    promote_s, rejoin_s, fence_s, methods = [], [], [], []
     try:
         primary, standby = engines
         primary.bootstrap()
@@ -73,6 +77,10 @@ def run(rounds: int) -> tuple[list[float], list[float], list[str]]:
             standby.promote(term)
             t1 = _until(lambda: _write(standby, f"p{term}") is None)
             promote_s.append(t1 - t0)
+            tf = time.perf_counter()
+            standby.fence("bench")
+            fence_s.append(time.perf_counter() - tf)
+            standby.unfence()
             _write(primary, f"diverged{term}")           # the old primary diverges
             new = Upstream(standby.name, standby.data_address)
             t2 = time.perf_counter()
@@ -80,21 +88,24 @@ def run(rounds: int) -> tuple[list[float], list[float], list[str]]:
             t3 = _until(lambda: primary.status().streaming)
             rejoin_s.append(t3 - t2)
             print(f"round {term}: promote->first write {promote_s[-1] * 1000:.0f} ms, "
+                  f"fence {fence_s[-1] * 1000:.0f} ms, "
                   f"rejoin({methods[-1]})->streaming {rejoin_s[-1] * 1000:.0f} ms", flush=True)
             primary, standby = standby, primary
     finally:
         for e in engines:
             e.stop()
         shutil.rmtree(base, ignore_errors=True)
-    return promote_s, rejoin_s, methods
+    return promote_s, rejoin_s, fence_s, methods
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rounds", type=int, default=5)
     args = p.parse_args(argv)
-    promote_s, rejoin_s, _ = run(args.rounds)
+    logging.basicConfig(level=logging.ERROR)     # engine warnings (fence ...) are expected here
+    promote_s, rejoin_s, fence_s, _ = run(args.rounds)
     print(f"median over {args.rounds}: promote->first write {statistics.median(promote_s) * 1000:.0f} ms; "
+          f"fence {statistics.median(fence_s) * 1000:.0f} ms; "
           f"rejoin->streaming {statistics.median(rejoin_s) * 1000:.0f} ms")
     return 0
 
