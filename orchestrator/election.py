@@ -6,10 +6,11 @@ campaigns (create-if-absent ``orchestrator`` bound to that lease); the winner
 is active, the others are hot spares that keep campaigning on every tick and
 take over as soon as the key is gone (lease expired, or revoked on shutdown).
 
-The active one renews its lease every ``ttl/3``; it counts itself active only
-until ``t_sent + ttl - margin`` of the last renewal that succeeded
-(monotonic clock, counted from the *sending* of the request), so a renewal
-that fails or hangs makes it stop acting before a spare can win.
+The active one renews its lease every ``ttl/3``; a renewal that fails makes
+it stop acting at once, and it counts itself active only until ``t_sent +
+ttl - margin`` of the last renewal that succeeded (monotonic clock, counted
+from the *sending* of the request), so even a renewal that hangs makes it
+stop before a spare can win.
 """
 from __future__ import annotations
 
@@ -89,8 +90,9 @@ class Election:
             self._lease = None
             self._set_active(False, f"lease lost: {exc}")
         except DcsUnavailable as exc:
-            if self._active and self._clock() >= self._valid_until:
-                self._set_active(False, f"etcd unreachable: {exc}")
+            # Stop acting at once; if the key is still ours, the next
+            # successful renewal + campaign makes us active again.
+            self._set_active(False, f"etcd unreachable: {exc}")
         if self._active and self._clock() >= self._valid_until:
             self._set_active(False, "lease renewal overdue")
         return self.is_active()

@@ -89,14 +89,19 @@ def test_stops_acting_before_the_lease_can_expire(error):
     assert e.tick()
     dcs.refresh_error = error
     clock.t += 5.0                      # renewal due (ttl/3), and it fails
-    active = e.tick()
-    if isinstance(error, LeaseLost):
-        assert not active               # lease lost: stop at once
-    else:
-        assert active                   # still within ttl - margin of the last renewal
-        clock.t += 4.0                  # 9 s after the last successful renewal was sent
-        assert not e.is_active()
-        assert not e.tick()
+    assert not e.tick()                 # a failed renewal: stop acting at once
+    dcs.refresh_error = None
+    assert e.tick()                     # key still ours / a new lease wins the free key
+
+
+def test_a_hanging_renewal_stops_acting_at_its_deadline():
+    clock, dcs = FakeClock(), FakeDcs()
+    e = Election(dcs, "o1", 10.0, clock=clock)
+    assert e.tick()
+    clock.t += 8.9                      # no tick ran (renewal stuck): still within ttl - margin
+    assert e.is_active()
+    clock.t += 0.2                      # 9.1 s after the last successful renewal was sent
+    assert not e.is_active()
 
 
 def test_resign_revokes_the_lease():
