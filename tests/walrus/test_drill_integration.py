@@ -2,8 +2,12 @@
 fresh 3-node embedded cluster; its JSON has the documented keys and no
 acknowledged write is lost."""
 import json
+import os
+import pathlib
+import shutil
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -59,3 +63,33 @@ def test_freeze_primary_drill_no_split_brain(cluster_dir, tmp_path):
     assert r["frozen_s"] > doc["config"]["ttl"]
     assert doc["summary"]["dual_primary_acks_total"] == 0
     assert doc["summary"]["lost_acked_writes_total"] == 0
+
+
+@pytest.mark.postgres
+def test_kill_primary_drill_postgres_sync(tmp_path):
+    """One round on real PostgreSQL 15 nodes (run as the postgres user)."""
+    from node.engine.postgres.binaries import find_binaries
+    from walrus.errors import EngineError
+    try:
+        find_binaries()
+    except EngineError as exc:
+        pytest.skip(str(exc))
+    # Not under tmp_path: pytest keeps /tmp/pytest-of-root at 0700 (and concurrent sessions
+    # reset it), so the postgres user could not reach the data dirs.
+    base = tempfile.mkdtemp(prefix="walrus-pgdrill-", dir="/tmp")
+    os.chmod(base, 0o711)
+    d = pathlib.Path(base) / "pgdrill"
+    out = tmp_path / "pg.json"
+    try:
+        result = subprocess.run([sys.executable, "-m", "walrus.cli", "drill", "kill-primary", "--rounds", "1",
+                                 "--sync", "--engine", "postgres", "--dir", str(d), "--json", str(out)],
+                                capture_output=True, text=True, timeout=280)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        doc = json.loads(out.read_text())
+        assert doc["config"]["engine"] == "postgres"
+        assert doc["rounds"][0]["error"] == "" and doc["rounds"][0]["acked_writes"] > 0
+        assert doc["summary"]["lost_acked_writes_total"] == 0
+    finally:
+        if (d / "cluster.json").exists():
+            LocalCluster.load(str(d)).stop_all(timeout_s=5.0)
+        shutil.rmtree(base, ignore_errors=True)
