@@ -225,6 +225,9 @@ class ClusterService(cluster_pb2_grpc.ClusterServicer):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{candidate!r} is already the leader")
 
     def _request(self, context, view, candidate: str, expected: str, failover: bool):
+        if view.paused:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                          "the cluster is paused: no switchover or failover happens until Resume")
         value = {"candidate": candidate, "expected_leader": expected, "leader": expected,
                  "failover": failover, "requested_at": time.time()}
         what = "failover" if failover else "switchover"

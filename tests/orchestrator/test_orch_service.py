@@ -109,9 +109,13 @@ def test_leader_watch_members_and_requests(served):
     assert stub.Failover(cluster_pb2.FailoverRequest(candidate="c"), timeout=5).accepted
     assert dcs.read_view().switchover["failover"] is True
 
+    dcs.clear_switchover()
     assert stub.Pause(cluster_pb2.PauseRequest(), timeout=5).accepted
     assert dcs.read_view().paused
     assert stub.ListMembers(cluster_pb2.ListMembersRequest(), timeout=5).paused
+    with pytest.raises(grpc.RpcError) as err:                      # nothing would act on it
+        stub.Switchover(cluster_pb2.SwitchoverRequest(candidate="b"), timeout=5)
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION and "paused" in err.value.details()
     assert stub.Resume(cluster_pb2.ResumeRequest(), timeout=5).accepted
     assert not dcs.read_view().paused
 
