@@ -166,11 +166,18 @@ class NodeAgent:
         self._wake.set()
 
     def _on_lost(self, reason: str) -> None:
-        self._fence(f"lease lost: {reason}")
+        if self.held_term or self._engine_role() is Role.PRIMARY:
+            self._fence(f"lease lost: {reason}")      # first, before waiting for the lock
         with self.lock:
             if self.held_term:
                 self._drop_leader(f"lease lost: {reason}")
         self._wake.set()
+
+    def _engine_role(self) -> Role:
+        try:
+            return self.engine.status().role
+        except Exception:            # unknown: assume the worst
+            return Role.PRIMARY
 
     def _fence(self, reason: str) -> None:
         try:
