@@ -65,3 +65,19 @@ def test_sigterm_hands_over_to_the_spare_which_then_fails_over(procs, etcd):
     other = next(s for s in standbys if s is not new)
     procs.standby_of(other.name, new.name, timeout=30)
     assert o2.leader().name == new.name
+
+
+def test_orchestrators_survive_an_etcd_restart(procs, etcd):
+    primary, standbys = procs.cluster3()
+    o1, o2 = procs.orchestrator("o1"), procs.orchestrator("o2")
+    wait_for(lambda: o1.leader().present and o2.leader().present, what="both orchestrators serving")
+    etcd.stop()
+    etcd.start()
+    wait_for(lambda: o1.leader().present and o2.leader().present, timeout=20, what="leader visible again")
+    wait_for(lambda: active(etcd, procs.cluster) in ("o1", "o2"), timeout=20, what="an active orchestrator")
+    current = procs.primary(timeout=30)
+    current.kill()
+    rest = [a for a in procs.agents.values() if a is not current]
+    new = procs.primary(names=[a.name for a in rest], timeout=30)
+    other = next(a for a in rest if a is not new)
+    procs.standby_of(other.name, new.name, timeout=30)
