@@ -92,6 +92,7 @@ class EmbeddedEngine:
         self._server: grpc.Server | None = None
         self._stop = threading.Event()
         self._flush_wanted = threading.Event()
+        self._sync_inflight = 0                # synchronous commits waiting (under _gate)
         self._threads: list[threading.Thread] = []
 
     @classmethod
@@ -249,17 +250,30 @@ class EmbeddedEngine:
             else:
                 _, end = storage.apply_local(Batch(tuple(BatchOp(k, v) for k, v in ops)))
             timeline, term = storage.timeline, storage.control.term
-        if self.syncrep.needs_wait(level):
+            sync = self.syncrep.needs_wait(level)
+            if sync:
+                self._sync_inflight += 1
+                alone = self._sync_inflight == 1
+        if not sync:
+            if level is not CommitLevel.OFF:
+                storage.flush(end)
+            self.syncrep.check_ack()
+            return WriteResult(end, timeline, term)
+        try:
             # Standbys only ever get flushed WAL, so their confirmation implies
-            # our own flush: wait once, and let the WAL writer fsync now.
-            if not self._flush_wanted.is_set():
+            # our flush. Alone: fsync here (no thread hand-off); with company:
+            # let the WAL writer fsync for everyone and wait only once.
+            if alone:
+                storage.flush(end)
+            elif not self._flush_wanted.is_set():
                 self._flush_wanted.set()
             self.syncrep.wait(end, level)
             if storage.wal.flush_lsn < end:
                 storage.flush(end)
-        elif level is not CommitLevel.OFF:
-            storage.flush(end)
-        self.syncrep.check_ack()
+            self.syncrep.check_ack()
+        finally:
+            with self._gate:
+                self._sync_inflight -= 1
         return WriteResult(end, timeline, term)
 
     def _not_primary_text(self) -> str:
