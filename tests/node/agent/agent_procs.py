@@ -21,7 +21,9 @@ import yaml
 from protos import node_agent_pb2, node_agent_pb2_grpc, store_pb2, store_pb2_grpc
 from walrus.etcd_server import free_port
 
-TIMING = {"ttl": 3.0, "loop_wait": 0.3, "retry_timeout": 1.0, "safety_margin": 0.5}
+# ttl 4 s: short enough for quick expiry waits, long enough that a loaded 2-core box
+# does not make a healthy primary miss its own deadline.
+TIMING = {"ttl": 4.0, "loop_wait": 0.3, "retry_timeout": 1.0, "safety_margin": 0.5}
 ROLE_PRIMARY, ROLE_STANDBY = 1, 2
 
 

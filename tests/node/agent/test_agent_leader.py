@@ -151,3 +151,43 @@ def test_renew_now_returns_deadline():
     k.reset(None)
     with pytest.raises(LeaseLost):
         k.renew_now()
+
+
+# -- property: the deadline never outlives what etcd granted ------------------------------
+
+from hypothesis import given, settings, strategies as st_  # noqa: E402
+
+events = st_.lists(st_.tuples(st_.floats(0, 5), st_.booleans(), st_.floats(0, 3)), max_size=40)
+
+
+@settings(max_examples=300, deadline=None)
+@given(events)
+def test_deadline_is_bounded_by_last_confirmed_send(evs):
+    """Drive plan/renewed/attempted with random delays, outcomes and latencies.
+
+    Invariants: (1) the deadline is at most (send time of the newest renewal
+    etcd confirmed) + ttl - margin, so it never outlives the lease; (2) while
+    holding, ``plan`` never answers WAIT or RENEW past the deadline unless
+    the miss was already fenced.
+    """
+    now = 0.0
+    s = L.holding(L.new_state(TTL, MARGIN, 0.0), True)
+    newest_ok_send = 0.0
+    for delay, ok, latency in evs:
+        now += delay
+        p = L.plan(s, now)
+        if s.holding and not s.fenced and now >= s.deadline:
+            assert p.action is L.LeaseAction.FENCE
+            s = L.fenced(s)
+            continue
+        if p.action is L.LeaseAction.RENEW:
+            sent = now
+            now += latency
+            if ok:
+                s = L.renewed(s, sent)
+                newest_ok_send = max(newest_ok_send, sent)
+            else:
+                s = L.attempted(s, sent)
+        assert s.deadline <= newest_ok_send + TTL - MARGIN + 1e-9
+        if p.action is L.LeaseAction.WAIT and s.holding and not s.fenced:
+            assert p.wake_at <= s.deadline + 1e-9
