@@ -2,6 +2,8 @@
 
 ``agent.NodeAgent`` owns the engine's life cycle, keeps the member key alive in
 etcd, holds the leader key while primary and fences itself (``leader``) the
-moment it can no longer prove it holds it; ``service`` serves the NodeAgent
-gRPC API; ``convert`` is the one adapter between protos and dataclasses.
+moment it can no longer prove it holds it. ``reconcile`` is the loop's pure
+decision, ``actions`` carries the steps and the RPC actions out, ``service``
+serves the NodeAgent + Health gRPC API, ``convert`` is the one adapter between
+protos and dataclasses, ``cli`` is ``walrus node``.
 """

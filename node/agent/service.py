@@ -102,7 +102,7 @@ class ListenError(WalrusError):
 class AgentServer:
     """The agent's gRPC server: NodeAgent + Health on ``listen``."""
 
-    def __init__(self, agent: NodeAgent, listen: str, max_workers: int = 16):
+    def __init__(self, agent: NodeAgent, listen: str, max_workers: int = 32):
         self.health = health.HealthServicer()
         self.server = grpcutil.server(max_workers=max_workers)
         node_agent_pb2_grpc.add_NodeAgentServicer_to_server(NodeAgentServicer(agent), self.server)
