@@ -30,8 +30,8 @@ from node.engine.base import CommitLevel, EngineStatus, RejoinMethod, Role, Sync
 from node.engine.embedded import storage as storage_mod
 from node.engine.embedded.receiver import Replayer, WalReceiver, check_divergence, fetch_base_backup
 from node.engine.embedded.records import Batch, BatchOp, Delete
-from node.engine.embedded.sender import SenderRefused, WalSender
-from node.engine.embedded.slots import SlotStore, plan_retention
+from node.engine.embedded.sender import SenderRefused, StartRequest, WalSender, check_start
+from node.engine.embedded.slots import SlotStore
 from node.engine.embedded.syncrep import SyncRep, sync_states
 from node.engine.embedded.timeline import latest_timeline
 from protos import store_pb2_grpc, walstream_pb2_grpc
@@ -302,34 +302,10 @@ class EmbeddedEngine:
         storage = self.storage
         if self._role is not Role.PRIMARY or storage is None:
             raise SenderRefused(f"{self.name} is not a primary and serves no WAL")
-        if start.term > self.term:
-            raise SenderRefused(f"stale term: this primary has term {self.term}, the standby "
-                                f"{start.standby_name} has seen term {start.term}")
-        wal = storage.wal
         name = start.standby_name
-        slot = self.slots.get(name)
-        if slot is not None and slot.lost:
-            raise SenderRefused(f"replication slot {name!r} is lost (it exceeded max_slot_wal_keep_size)",
-                                needs_reclone=True)
-        if start.start_lsn > wal.write_lsn:
-            raise SenderRefused(f"standby {name} asks for {format_lsn(start.start_lsn)}, past this primary's "
-                                f"WAL end {format_lsn(wal.write_lsn)}", needs_reclone=True)
-        if start.start_lsn < wal.oldest_lsn:
-            raise SenderRefused(f"requested WAL at {format_lsn(start.start_lsn)} has been removed (oldest "
-                                f"is {format_lsn(wal.oldest_lsn)})", needs_reclone=True)
-        history = storage.history()
-        if start.timeline > history.timeline:
-            raise SenderRefused(f"standby {name} is on timeline {start.timeline}, newer than this primary's "
-                                f"{history.timeline}: this primary is stale")
-        if start.timeline != history.timeline:
-            try:
-                fork = history.end_of(start.timeline)
-            except KeyError:
-                raise SenderRefused(f"standby timeline {start.timeline} is not in this primary's history "
-                                    f"(timeline {history.timeline})", needs_reclone=True) from None
-            if start.start_lsn > fork:
-                raise SenderRefused(f"standby {name} diverged: its WAL ends at {format_lsn(start.start_lsn)}, "
-                                    f"past the fork of timeline {start.timeline} at {format_lsn(fork)}; rewind it")
+        wal = storage.wal
+        check_start(StartRequest(name, start.start_lsn, start.timeline, start.term), self.term,
+                    wal.write_lsn, wal.oldest_lsn, self.slots.get(name), storage.history())
         self.slots.ensure(name, start.start_lsn)
         self.slots.set_active(name, True)
         sender = WalSender(self, name, start.start_lsn)
@@ -573,20 +549,14 @@ class EmbeddedEngine:
         storage = self.storage
         slot_min = None
         if self._role is Role.PRIMARY and self.slots is not None:
-            slots = self.slots.all()
-            plan = plan_retention(slots, storage.wal.write_lsn, storage.wal.write_lsn,
-                                  self.config.max_slot_wal_keep_size)
-            if plan.newly_lost:
-                self.slots.mark_lost(plan.newly_lost)
-                log_event(log, "slot_lost", logging.WARNING, slots=",".join(plan.newly_lost),
-                          cap=self.config.max_slot_wal_keep_size)
+            cap = self.config.max_slot_wal_keep_size
+            slot_min, lost = self.slots.enforce_cap(storage.wal.write_lsn, cap)
+            if lost:
+                log_event(log, "slot_lost", logging.WARNING, slots=",".join(lost), cap=cap)
                 with self._senders_lock:
-                    lost = [self._senders[n] for n in plan.newly_lost if n in self._senders]
-                for s in lost:
+                    senders = [self._senders[n] for n in lost if n in self._senders]
+                for s in senders:
                     s.stop()
-            if any(not s.lost for s in slots):
-                slot_min = plan.keep_from_lsn
-            self.slots.save()
         storage.checkpoint(slot_min_lsn=slot_min)
 
     def _checkpointer(self) -> None:

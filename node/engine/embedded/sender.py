@@ -28,6 +28,8 @@ from walrus.lsn import format_lsn
 
 if TYPE_CHECKING:
     from node.engine.embedded.engine import EmbeddedEngine
+    from node.engine.embedded.slots import Slot
+    from node.engine.embedded.timeline import TimelineHistory
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +84,45 @@ class SenderRefused(Exception):
     def __init__(self, message: str, needs_reclone: bool = False):
         super().__init__(message)
         self.needs_reclone = needs_reclone
+
+
+@dataclass(frozen=True)
+class StartRequest:
+    """A standby's ``StartReplication``."""
+    name: str
+    start_lsn: int
+    timeline: int
+    term: int
+
+
+def check_start(req: StartRequest, term: int, write_lsn: int, oldest_lsn: int,
+                slot: "Slot | None", history: "TimelineHistory") -> None:
+    """May this standby stream from ``req.start_lsn``? Pure; raises
+    ``SenderRefused`` (``needs_reclone`` when WAL cannot help it) if not."""
+    name = req.name
+    if req.term > term:
+        raise SenderRefused(f"stale term: this primary has term {term}, the standby {name} has seen term {req.term}")
+    if slot is not None and slot.lost:
+        raise SenderRefused(f"replication slot {name!r} is lost (it exceeded max_slot_wal_keep_size)",
+                            needs_reclone=True)
+    if req.start_lsn > write_lsn:
+        raise SenderRefused(f"standby {name} asks for {format_lsn(req.start_lsn)}, past this primary's "
+                            f"WAL end {format_lsn(write_lsn)}", needs_reclone=True)
+    if req.start_lsn < oldest_lsn:
+        raise SenderRefused(f"requested WAL at {format_lsn(req.start_lsn)} has been removed (oldest "
+                            f"is {format_lsn(oldest_lsn)})", needs_reclone=True)
+    if req.timeline > history.timeline:
+        raise SenderRefused(f"standby {name} is on timeline {req.timeline}, newer than this primary's "
+                            f"{history.timeline}: this primary is stale")
+    if req.timeline != history.timeline:
+        try:
+            fork = history.end_of(req.timeline)
+        except KeyError:
+            raise SenderRefused(f"standby timeline {req.timeline} is not in this primary's history "
+                                f"(timeline {history.timeline})", needs_reclone=True) from None
+        if req.start_lsn > fork:
+            raise SenderRefused(f"standby {name} diverged: its WAL ends at {format_lsn(req.start_lsn)}, "
+                                f"past the fork of timeline {req.timeline} at {format_lsn(fork)}; rewind it")
 
 
 class WalSender:

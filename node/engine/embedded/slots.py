@@ -151,6 +151,16 @@ class SlotStore:
                 self._dirty = True
         self.save()
 
+    def enforce_cap(self, write_lsn: int, max_keep: int) -> tuple[int | None, tuple[str, ...]]:
+        """Mark slots past ``max_keep`` lost and persist. Returns (the LSN the
+        remaining slots need WAL from, or None without slots; newly lost names)."""
+        slots = self.all()
+        plan = plan_retention(slots, write_lsn, write_lsn, max_keep)
+        if plan.newly_lost:
+            self.mark_lost(plan.newly_lost)
+        self.save()
+        return (plan.keep_from_lsn if slots else None), plan.newly_lost
+
     def set_active(self, name: str, active: bool) -> None:
         with self._lock:
             (self._active.add if active else self._active.discard)(name)

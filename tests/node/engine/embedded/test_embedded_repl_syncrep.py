@@ -146,3 +146,31 @@ def test_signal_waits_and_resets():
     t.start()
     assert s.wait(10)
     t.join()
+
+
+def _hist(tli, *entries):
+    from node.engine.embedded.timeline import HistoryEntry, TimelineHistory
+    return TimelineHistory(tli, tuple(HistoryEntry(t, lsn) for t, lsn in entries))
+
+
+@pytest.mark.parametrize("req,slot,history,needle,reclone", [
+    ((100, 1, 9), None, _hist(1), "stale term", False),
+    ((100, 1, 0), Slot("b", 50, lost=True), _hist(1), "is lost", True),
+    ((5000, 1, 0), None, _hist(1), "past this primary's WAL end", True),
+    ((10, 1, 0), None, _hist(1), "has been removed", True),
+    ((100, 3, 0), None, _hist(2, (1, 80)), "this primary is stale", False),
+    ((100, 1, 0), None, _hist(2, (1, 80)), "diverged", False),
+    ((100, 7, 0), None, _hist(9, (1, 80), (8, 90)), "not in this primary's history", True),
+    ((80, 1, 0), None, _hist(2, (1, 80)), None, False),
+    ((100, 2, 0), Slot("b", 100), _hist(2, (1, 80)), None, False),
+], ids=["stale-term", "lost-slot", "ahead", "removed", "newer-timeline", "diverged", "foreign-timeline",
+        "at-fork-ok", "same-timeline-ok"])
+def test_check_start(req, slot, history, needle, reclone):
+    from node.engine.embedded.sender import SenderRefused, StartRequest, check_start
+    args = (StartRequest("b", *req), 5, 1000, 20, slot, history)
+    if needle is None:
+        check_start(*args)
+        return
+    with pytest.raises(SenderRefused) as err:
+        check_start(*args)
+    assert needle in str(err.value) and err.value.needs_reclone is reclone
