@@ -73,7 +73,7 @@ def test_switchover_to_named_standby_loses_no_acknowledged_write(procs, etcd):
             candidate=target.name, expected_leader=primary.name), timeout=5)
         assert reply.accepted
         try:
-            wait_for(lambda: orch.leader().name == target.name, timeout=40, what="switchover done")
+            wait_for(lambda: orch.leader().name == target.name, timeout=20, what="switchover done")
         except AssertionError as exc:
             raise SwitchoverStalled(str(exc)) from None
         count = len(writer.acked)
