@@ -9,6 +9,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -58,9 +59,15 @@ def _open_cluster(args: argparse.Namespace) -> tuple[LocalCluster, bool]:
     return cluster, True
 
 
+def _raise_interrupt(_signum, _frame) -> None:
+    raise KeyboardInterrupt
+
+
 def run(args: argparse.Namespace) -> int:
     if args.rounds < 1:
         raise WalrusError("--rounds must be at least 1")
+    # SIGTERM cleans up like Ctrl-C: the cluster's processes live in their own sessions.
+    signal.signal(signal.SIGTERM, _raise_interrupt)
     cluster, owned = _open_cluster(args)
     tracker = LeaderTracker(cluster.client())
     rounds: list[RoundResult] = []
@@ -95,7 +102,6 @@ def _one_round(ctx: DrillContext, scenario: str, n: int) -> RoundResult:
 
 def _recover(ctx: DrillContext) -> bool:
     """After a failed round: thaw/restart whatever is down and wait for health."""
-    import signal
     for name in ctx.cluster.node_names():
         ctx.cluster.signal(name, signal.SIGCONT)
         if not ctx.cluster.running(name):
