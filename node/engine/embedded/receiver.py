@@ -6,7 +6,8 @@ after the state reflects it. A synchronous commit on the primary is released
 by this feedback, so it is sent the moment each step finishes.
 
 ``WalReceiver`` runs one thread: connect to the upstream's ``WalStream``,
-check the timeline history (a diverged standby stops and asks for a rewind),
+check the timeline history (a standby whose WAL went past the fork point
+rewinds itself, or reports ``needs_reclone`` when it cannot),
 ``StartReplication`` from its own WAL end, then verify + write + fsync every
 chunk and report. A broken stream is retried with jittered exponential backoff
 (asking again from its own WAL end); a stream from an older term than the
@@ -27,9 +28,10 @@ from typing import TYPE_CHECKING, Iterator
 import grpc
 
 from node.engine.base import Upstream
+from node.engine.embedded.sender import NEEDS_RECLONE_MARK
+from node.engine.embedded.timeline import HistoryEntry, TimelineHistory, find_divergence
 from protos import walstream_pb2, walstream_pb2_grpc
 from walrus import grpcutil
-from node.engine.embedded.timeline import HistoryEntry, TimelineHistory, find_divergence
 from walrus.errors import CorruptWal, EngineError, NeedsReclone, StaleTerm
 from walrus.log import log_event
 from walrus.lsn import format_lsn
@@ -39,7 +41,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-NEEDS_RECLONE_MARK = "needs a re-clone"   # same sentence as walstream_service
 BACKOFF_MIN_S = 0.05
 BACKOFF_MAX_S = 1.0
 INLINE_APPLY_MAX = 64 * 1024   # chunks up to this size are applied by the receiver itself

@@ -34,6 +34,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_CHUNK = 512 * 1024
+# The sentence a refusal carries when WAL cannot help the standby; the
+# receiver looks for it to set ``needs_reclone``.
+NEEDS_RECLONE_MARK = "needs a re-clone"
 KEEPALIVE_S = 1.0
 _LAG_SAMPLES = 4096
 

@@ -15,13 +15,12 @@ from typing import TYPE_CHECKING
 
 import grpc
 
-from node.engine.embedded.sender import SenderRefused
+from node.engine.embedded.sender import NEEDS_RECLONE_MARK, SenderRefused
 from protos import walstream_pb2, walstream_pb2_grpc
 
 if TYPE_CHECKING:
     from node.engine.embedded.engine import EmbeddedEngine
 
-NEEDS_RECLONE_MARK = "needs a re-clone"
 BACKUP_CHUNK = 1 << 20
 
 
