@@ -21,8 +21,7 @@ from walrus.errors import WalrusError
 from walrus.localcluster import procs
 from walrus.localcluster.client import AgentClient, ClusterClient
 from walrus.localcluster.health import MemberHealth, Verdict, judge, member_health
-from walrus.localcluster.render import (ClusterPlan, ClusterSpec, EngineKind, ProcKind, ProcPlan,
-                                        Timings, plan_cluster)
+from walrus.localcluster.render import ClusterSpec, EngineKind, ProcKind, ProcPlan, Timings, plan_cluster
 
 STATE_FILE = "cluster.json"
 Progress = Callable[[str], None]
@@ -348,7 +347,3 @@ def _make_traversable(directory: str) -> None:
             break
         path = os.path.dirname(path)
 
-
-def build_cluster(spec: ClusterSpec) -> ClusterPlan:
-    """Plan only (no files, no processes); for ``--dry-run`` and tests."""
-    return plan_cluster(spec, free_port)
