@@ -120,8 +120,9 @@ def test_ctl_operations(running_cluster):
     finally:
         watch.terminate()
         watch.wait(timeout=10)
-    history = json.loads(walrus("ctl", "history", "--json", "--dir", d).stdout)
-    assert any(r["kind"] == "switchover" and r["new_leader"] == target for r in history["records"])
+    # The history record is written when the orchestrator finishes, a moment after the leader changed.
+    assert _poll(lambda: any(r["kind"] == "switchover" and r["new_leader"] == target
+                             for r in json.loads(walrus("ctl", "history", "--json", "--dir", d).stdout)["records"]))
     bad = walrus("ctl", "switchover", "--to", "nobody", "--dir", d)
     assert bad.returncode == 1 and "INVALID_ARGUMENT" in bad.stderr
     assert walrus("ctl", "pause", "--dir", d).returncode == 0
