@@ -78,7 +78,7 @@ def _story(cluster: LocalCluster, args: argparse.Namespace, clock: _Clock) -> in
                     writers=2).start()
     try:
         _show_steady_state(cluster, work, clock, args.watch_seconds)
-        current = tracker.current() or Target(verdict_leader(cluster), "", 0)
+        current = tracker.current() or Target(verdict_leader(cluster), "", cluster.client().get_leader().term)
         old = current.name
         fault_at = time.monotonic()
         tracker.listeners.append(lambda at, t: clock.say(
@@ -93,8 +93,7 @@ def _story(cluster: LocalCluster, args: argparse.Namespace, clock: _Clock) -> in
             return 1
         rto_s, new = found
         clock.say(f"== {new} acknowledged the first write {rto_s * 1000:.0f} ms after the kill (RTO)")
-        time.sleep(0.5)
-        _show_receipt(client, clock)
+        _show_receipt(client, clock, after_term=current.term)
         clock.say(f"== restarting {old}: it must come back as a standby of {new}, never as a primary")
         restart_at = time.monotonic()
         cluster.start(old)
@@ -159,16 +158,22 @@ def _show_members(cluster: LocalCluster, clock: _Clock) -> None:
         print("           " + line)
 
 
-def _show_receipt(client, clock: _Clock) -> None:
+def _failover_record(client, after_term: int):
+    """The newest failover record with a term above ``after_term``, or None."""
     try:
-        records = client.history(3).records
-    except Exception as exc:
-        clock.say(f"   (history unavailable: {exc})")
+        records = client.history(5).records
+    except Exception:   # the orchestrator may be busy finishing the failover; poll again
+        return None
+    fresh = [r for r in records if r.kind == "failover" and r.term > after_term]
+    return max(fresh, key=lambda r: r.term) if fresh else None
+
+
+def _show_receipt(client, clock: _Clock, after_term: int) -> None:
+    # The record is written when the orchestrator finishes, a moment after the promotion.
+    r = _wait(lambda: _failover_record(client, after_term), 10.0, poll=0.1)
+    if r is None:
+        clock.say("   (no failover record in History after 10 s)")
         return
-    if not records:
-        clock.say("   (no history record yet)")
-        return
-    r = max(records, key=lambda r: r.term)
     clock.say(f"== RPO receipt (History, term {r.term}, {r.kind}): {r.old_leader or '?'} -> {r.new_leader}; "
               f"last primary LSN {format_lsn(r.last_primary_lsn)}, promoted at {format_lsn(r.promoted_lsn)}, "
               f"bytes possibly lost {r.bytes_possibly_lost}")
