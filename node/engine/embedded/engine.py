@@ -11,7 +11,7 @@ to replication: one ``WalSender`` per connected standby (``sender.py``), a
 commit (``syncrep.py``), slots (``slots.py``), and serves ``Store`` and
 ``WalStream`` on ``listen`` from an in-process gRPC server. Background
 threads: a checkpointer (also recycles WAL and enforces the slot cap) and a
-WAL writer that fsyncs at once for waiting synchronous commits (after a 1 ms
+WAL writer that fsyncs at once for waiting commits (after a 1 ms
 ``commit_delay`` when 4+ are in flight, so they share the fsync) and flushes
 ``synchronous_commit=off`` writes within ~10 ms.
 """
@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 
 WALWRITER_DELAY_S = 0.01
 COMMIT_DELAY_S = 0.001      # PostgreSQL's commit_delay ...
-COMMIT_SIBLINGS = 4         # ... applied only with this many synchronous commits waiting
+COMMIT_SIBLINGS = 4         # ... applied only with this many commits waiting
 SERVER_WORKERS = 64
 
 
@@ -96,7 +96,7 @@ class EmbeddedEngine:
         self._server: grpc.Server | None = None
         self._stop = threading.Event()
         self._flush_wanted = threading.Event()
-        self._sync_inflight = 0                # synchronous commits waiting (under _gate)
+        self._inflight = 0                     # commits waiting for durability (under _gate)
         self._threads: list[threading.Thread] = []
 
     @classmethod
@@ -254,31 +254,38 @@ class EmbeddedEngine:
             else:
                 _, end = storage.apply_local(Batch(tuple(BatchOp(k, v) for k, v in ops)))
             timeline, term = storage.timeline, storage.control.term
-            sync = self.syncrep.needs_wait(level)
-            if sync:
-                self._sync_inflight += 1
-                alone = self._sync_inflight == 1
-        if not sync:
-            if level is not CommitLevel.OFF:
-                storage.flush(end)
+            durable = level is not CommitLevel.OFF
+            if durable:
+                self._inflight += 1
+                alone = self._inflight == 1
+        if not durable:
             self.syncrep.check_ack()
             return WriteResult(end, timeline, term)
         try:
-            # Standbys only ever get flushed WAL, so their confirmation implies
-            # our flush. Alone: fsync here (no thread hand-off); with company:
-            # let the WAL writer fsync for everyone and wait only once.
-            if alone:
-                storage.flush(end)
-            elif not self._flush_wanted.is_set():
-                self._flush_wanted.set()
-            self.syncrep.wait(end, level)
-            if storage.wal.flush_lsn < end:
-                storage.flush(end)
+            self._make_durable(storage, end, level, alone)
             self.syncrep.check_ack()
         finally:
             with self._gate:
-                self._sync_inflight -= 1
+                self._inflight -= 1
         return WriteResult(end, timeline, term)
+
+    def _make_durable(self, storage, end: int, level: CommitLevel, alone: bool) -> None:
+        """Wait until ``end`` is flushed locally and, for remote levels, confirmed.
+
+        Alone, a commit fsyncs itself (no thread hand-off). With company it asks
+        the WAL writer, which fsyncs for everyone (after ``COMMIT_DELAY_S``), so
+        each commit waits once. Standbys only ever get flushed WAL, so their
+        confirmation implies our flush.
+        """
+        if alone:
+            storage.flush(end)
+        elif not self._flush_wanted.is_set():
+            self._flush_wanted.set()
+        if self.syncrep.needs_wait(level):
+            self.syncrep.wait(end, level)
+        wal = storage.wal
+        if wal.flush_lsn < end and (alone or not wal.wait_for_flush(end - 1, 1.0)):
+            storage.flush(end)
 
     def _not_primary_text(self) -> str:
         if self._role is Role.STANDBY:
@@ -584,7 +591,7 @@ class EmbeddedEngine:
             pending = wal.flush_lsn < wal.write_lsn
             if self._flush_wanted.wait(WALWRITER_DELAY_S if pending else 0.2):
                 self._flush_wanted.clear()
-                if self._sync_inflight >= COMMIT_SIBLINGS:
+                if self._inflight >= COMMIT_SIBLINGS:
                     # like PostgreSQL's commit_delay: with many commits in flight,
                     # let a few more join this fsync (fewer fsyncs, chunks and
                     # feedback messages per commit: ~30% more commits/s here)
