@@ -5,9 +5,15 @@ whatever happens to the agent, no primary outlives it; and a node that may
 have diverged only ever comes back as a standby (rewind or re-clone, never a
 start as primary).
 
-Fencing: PostgreSQL cannot check a lease deadline before each commit, so
-``set_lease_deadline`` arms a watchdog thread that calls ``fence`` when the
-deadline passes unextended. ``fence`` with ``fence_method: read_only`` sets
+Fencing: PostgreSQL cannot check a lease deadline before each commit, and
+a thread of the agent is frozen with the agent, so ``set_lease_deadline``
+feeds the deadline to a separate fencer *process* (``fencer.py``, one per
+postmaster, started with it), which SIGQUITs (immediate shutdown) the
+postmaster when the deadline passes unextended on an unfenced primary. The
+engine then records ``fence_reason = fencer.REASON`` and restarts the server
+fenced (read-only, after crash recovery), so the agent sees a fenced primary
+as after any fence, and ``unfence`` (after a new deadline) just lifts it.
+``fence`` with ``fence_method: read_only`` sets
 ``default_transaction_read_only = on`` (reload), waits until new sessions see
 it, and terminates every client backend; a client that explicitly asks for
 ``SET default_transaction_read_only = off`` / ``BEGIN READ WRITE`` afterwards
@@ -18,12 +24,15 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from node.config import NodeConfig, PostgresConfig
 from node.engine.base import EngineStatus, Role, Upstream
 from node.engine.postgres import conf, replication, sql
+from node.engine.postgres import fencer as fencer_mod
 from node.engine.postgres.binaries import Binaries, find_binaries
 from node.engine.postgres.datadir import NodeDir
+from node.engine.postgres.fencing import FencerProcess, take_record
 from node.engine.postgres.process import OsUser, Postmaster, run, wait_for
 from node.engine.postgres.transitions import TransitionsMixin
 from walrus.config import parse_address
@@ -63,7 +72,9 @@ class PostgresEngine(TransitionsMixin):
         self._state = self.dir.load_state()
         self._op = threading.RLock()
         self._conf_lock = threading.RLock()
-        self._watchdog: LeaseWatchdog | None = None
+        self._fencer: FencerProcess | None = None
+        self._lease_deadline: float | None = None
+        self._fencer_lock = threading.Lock()
         self._stopped_by_fence = False
         self._needs_reclone = False
         self._log_offset = 0
@@ -71,6 +82,7 @@ class PostgresEngine(TransitionsMixin):
         host = "127.0.0.1" if self.listen_host in ("0.0.0.0", "*", "") else self.listen_host
         self._local_host = "127.0.0.1" if host == "::" else host
         self._session = sql.Session(self._dsn(statement_timeout_ms=2000, connect_timeout=2))
+        self._adopt_fencer_record()
 
     @classmethod
     def from_node_config(cls, node_config: NodeConfig) -> "PostgresEngine":
@@ -236,6 +248,11 @@ class PostgresEngine(TransitionsMixin):
         pm.start()
         self._pm = pm
         self._stopped_by_fence = False
+        try:
+            self._start_fencer(pm)
+        except EngineError:
+            self._stop_postmaster()     # fail closed: no postmaster without its fencer
+            raise
 
         def accepting() -> bool:
             if not pm.running():
@@ -259,17 +276,73 @@ class PostgresEngine(TransitionsMixin):
 
     def _stop_postmaster(self) -> None:
         self._session.close()
+        self._retire_fencer()
         pm, self._pm = self._pm, None
         if pm is not None:
             pm.stop()
 
     def stop(self) -> None:
-        """Fast shutdown; idempotent. Disarms the lease watchdog."""
+        """Fast shutdown (and the fencer with it); idempotent."""
         with self._op:
-            if self._watchdog is not None:
-                self._watchdog.close()
-                self._watchdog = None
             self._stop_postmaster()
+
+    # -- the lease fencer (see fencer.py) --------------------------------------
+
+    @property
+    def _fencer_record(self):
+        return self.dir.root / "walrus-fencer.json"
+
+    def _start_fencer(self, pm: Postmaster) -> None:
+        """A fencer for ``pm``, armed with the current deadline if still ahead
+        (a passed deadline was already acted on by the previous fencer)."""
+        with self._fencer_lock:
+            d = self._lease_deadline
+            if d is not None and d <= time.monotonic():
+                d = None
+            f = FencerProcess(pm, self.dir.pgdata, self._fencer_record, d, bool(self._state.fence_reason))
+            self._fencer = f
+        threading.Thread(target=self._watch_fencer, args=(f,), name="walrus-pg-fencer-watch", daemon=True).start()
+
+    def _tell_fencer_fenced(self, fenced: bool) -> None:
+        with self._fencer_lock:
+            if self._fencer is not None:
+                self._fencer.set_fenced(fenced)
+
+    def _retire_fencer(self) -> None:
+        with self._fencer_lock:
+            f, self._fencer = self._fencer, None
+        if f is not None and f.close():
+            self._absorb_fire(f.take_record())
+
+    def _absorb_fire(self, rec: dict) -> None:
+        self._save(fence_reason=fencer_mod.REASON)
+        self._stopped_by_fence = True
+        log_event(log, "fence", member=self.name, method="stop", reason="lease deadline passed (fencer)",
+                  late_ms=rec.get("late_ms", "?"), level=logging.WARNING)
+
+    def _adopt_fencer_record(self) -> None:
+        """A record left by a fencer whose agent died before reading it."""
+        rec = take_record(self._fencer_record)
+        if rec:
+            self._state = self._state.with_(fence_reason=fencer_mod.REASON)
+            self.dir.save_state(self._state)
+
+    def _watch_fencer(self, f: FencerProcess) -> None:
+        """When ``f`` fires: record the fence and restart the server fenced
+        (read-only), so the agent sees a fenced primary it can reconfirm."""
+        f.wait()
+        if not f.fired():
+            return
+        log_event(log, "fencer.fired", member=self.name, pid=f.pid, level=logging.WARNING)
+        with self._op:
+            if self._fencer is not f:       # an operation already retired it
+                return
+            self._stop_postmaster()
+            if self.is_initialized() and not self._state.incomplete:
+                try:
+                    self.start()
+                except EngineError as exc:
+                    log_event(log, "fencer.restart_failed", member=self.name, error=exc, level=logging.ERROR)
 
     @property
     def postmaster_pid(self) -> int | None:
@@ -285,6 +358,11 @@ class PostgresEngine(TransitionsMixin):
                       engine=self.kind, sync_standbys=s.sync_standbys,
                       needs_reclone=self._scan_log() or s.incomplete)
         upstream = f"{s.upstream_name}@{s.upstream_address}" if s.upstream_address else ""
+        f = self._fencer
+        if f is not None and f.fired():     # until _watch_fencer restarts it fenced
+            common.update(fenced=True, fence_reason=fencer_mod.REASON)
+            return EngineStatus(Role.PRIMARY, upstream=upstream, **common,
+                                detail="the lease fencer stopped PostgreSQL; restarting it fenced")
         if not self._running():
             return EngineStatus(Role.STOPPED, upstream=upstream, detail="postmaster not running", **common)
         try:

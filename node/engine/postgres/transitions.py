@@ -11,7 +11,6 @@ import logging
 from node.engine.base import EngineStatus, RejoinMethod, SlotInfo, SyncSpec, Upstream
 from node.engine.postgres import conf, replication, sql
 from node.engine.postgres.process import wait_for
-from node.engine.postgres.watchdog import LeaseWatchdog
 from walrus.errors import EngineError, NeedsReclone, WrongRole
 from walrus.log import log_event
 
@@ -178,6 +177,7 @@ class TransitionsMixin:
         self._session.query(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE backend_type = 'client backend'"
             " AND pid <> pg_backend_pid() AND application_name <> %s", (sql.APP_NAME,))
+        self._tell_fencer_fenced(True)      # in effect: a passing deadline needs no stop now
 
     def _new_sessions_read_only(self) -> bool:
         try:
@@ -186,24 +186,27 @@ class TransitionsMixin:
             return False
 
     def unfence(self) -> None:
-        """Accept writes again; restarts a server that ``fence_method: stop`` stopped."""
+        """Accept writes again; restarts a server that ``fence_method: stop`` or
+        the lease fencer stopped (the fencer is told first, then the reload)."""
         with self._op:
+            f = self._fencer
+            if f is not None and f.fired():
+                self._stop_postmaster()     # records the fencer's stop (unfence then restarts)
             self._save(fence_reason="")
             if self._running():
+                self._tell_fencer_fenced(False)
                 self._apply_dynamic()
             elif self._stopped_by_fence and self.is_initialized():
                 self.start()
             log_event(log, "unfence", member=self.name)
 
     def set_lease_deadline(self, deadline: float | None) -> None:
-        """Arm/extend (``None``: disarm) the watchdog that fences at ``deadline``."""
-        if self._watchdog is None:
-            self._watchdog = LeaseWatchdog(self._on_lease_expired)
-        self._watchdog.set(deadline)
-
-    def _on_lease_expired(self) -> None:
-        if not self.dir.is_standby() and not self._state.fence_reason:
-            self.fence("lease deadline passed")
+        """Arm/extend (``None``: no limit) the fencer process, which stops an
+        unfenced primary's postmaster when ``deadline`` (monotonic) passes."""
+        with self._fencer_lock:
+            self._lease_deadline = deadline
+            if self._fencer is not None:
+                self._fencer.arm(deadline)
 
     def set_sync_standbys(self, spec: SyncSpec) -> None:
         """``synchronous_standby_names`` = ``FIRST n ("a", "b")`` / ``ANY n (...)``; reload."""

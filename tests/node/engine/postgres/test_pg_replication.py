@@ -1,5 +1,5 @@
 """PostgreSQL engine on one shared primary + standby: bootstrap, clone,
-streaming, status, synchronous replication, slots, fencing, lease watchdog."""
+streaming, status, synchronous replication, slots, fencing, the lease fencer."""
 from __future__ import annotations
 
 import os
@@ -11,6 +11,7 @@ import psycopg
 import pytest
 
 from node.engine.base import Role, SyncMethod, SyncSpec
+from node.engine.postgres import fencer
 from pgtest_util import sql, streaming, upstream_of, wait_until
 
 pytestmark = [pytest.mark.postgres, pytest.mark.integration]
@@ -120,19 +121,50 @@ def test_fence_read_only_refuses_writes_and_kills_sessions(pg_pair):
 
 
 def test_lease_deadline_passing_fences(pg_pair):
-    a, _ = pg_pair
+    """The fencer process stops the unfenced primary at the deadline; the engine
+    restarts it fenced (read-only); a new deadline + unfence makes it writable."""
+    a, b = pg_pair
+    pid = a.postmaster_pid
     try:
         a.set_lease_deadline(time.monotonic() + 3600)   # far away: stays writable
         sql(a, "INSERT INTO kv VALUES ('lease-ok', '1') ON CONFLICT DO NOTHING")
         a.set_lease_deadline(time.monotonic() + 0.2)
-        wait_until(lambda: a.status().fenced, what="watchdog fence")
-        assert a.status().fence_reason == "read_only: lease deadline passed"
+        wait_until(lambda: a.status().fenced, what="fencer fence")
+        assert a.status().fence_reason == fencer.REASON
+        wait_until(lambda: a.postmaster_pid not in (None, pid) and a.status().role is Role.PRIMARY,
+                   what="restart fenced")
         with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
             sql(a, "INSERT INTO kv VALUES ('lease-late', '1')")
+        a.set_lease_deadline(time.monotonic() + 3600)
     finally:
-        a.set_lease_deadline(None)
         a.unfence()
+        a.set_lease_deadline(None)
     assert not a.status().fenced
+    sql(a, "INSERT INTO kv VALUES ('lease-again', '1') ON CONFLICT DO NOTHING")
+    wait_until(lambda: streaming(b, a), what="standby streaming again")
+
+
+def test_passing_deadline_spares_fenced_primary_and_standby(pg_pair):
+    """Already read-only (the agent fenced first) or a standby: nothing to stop."""
+    a, b = pg_pair
+    pids = (a.postmaster_pid, b.postmaster_pid)
+    try:
+        a.fence("agent fenced first")
+        for eng in (a, b):
+            eng.set_lease_deadline(time.monotonic() - 1)
+        eng_fencers = [eng._fencer for eng in (a, b)]
+        # The fencers act on the passed deadline at once; give them a moment, then check.
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            assert not any(f.fired() for f in eng_fencers)
+            time.sleep(0.05)
+        assert (a.postmaster_pid, b.postmaster_pid) == pids
+        assert a.status().fence_reason == "read_only: agent fenced first"
+    finally:
+        for eng in (a, b):
+            eng.set_lease_deadline(None)
+        a.unfence()
+    sql(a, "INSERT INTO kv VALUES ('spared', '1') ON CONFLICT DO NOTHING")
 
 
 def test_follow_is_idempotent_reload(pg_pair):

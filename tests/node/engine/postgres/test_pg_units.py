@@ -1,10 +1,9 @@
 """Pure pieces of the PostgreSQL engine: config rendering, binary discovery,
-permission checks and the lease watchdog (no server started)."""
+permission checks (no server started; the lease fencer: test_pg_fencer.py)."""
 from __future__ import annotations
 
 import os
 import pathlib
-import threading
 
 import pytest
 
@@ -12,7 +11,6 @@ from node.engine.base import SyncMethod, SyncSpec
 from node.engine.postgres import conf
 from node.engine.postgres.binaries import REQUIRED, find_binaries, system_candidates
 from node.engine.postgres.process import OsUser, check_traversable
-from node.engine.postgres.watchdog import LeaseWatchdog
 from walrus.errors import EngineError
 
 
@@ -99,31 +97,3 @@ def test_untraversable_parent_is_a_clear_error(tmp_path):
     os.chmod(d.parent, 0o700)
     with pytest.raises(EngineError, match=r"cannot traverse .*closed"):
         check_traversable(d, nobody)
-
-
-class FakeClock:
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self):
-        return self.now
-
-
-def test_watchdog_fires_once_at_deadline_and_not_when_disarmed():
-    fired = threading.Event()
-    calls = []
-    clock = FakeClock()
-    wd = LeaseWatchdog(lambda: (calls.append(clock.now), fired.set()), clock)
-    try:
-        wd.set(10.0)
-        clock.now = 5.0
-        wd.set(20.0)              # extended
-        wd.set(None)              # disarmed
-        clock.now = 100.0
-        wd.set(None)
-        assert not fired.wait(0.2)
-        wd.set(50.0)              # already passed on the fake clock
-        assert fired.wait(10)
-        assert calls == [100.0] and wd.deadline is None
-    finally:
-        wd.close()

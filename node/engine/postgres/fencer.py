@@ -1,0 +1,202 @@
+"""Lease fencer: a separate process that stops the postmaster at the lease deadline.
+
+Why a process: PostgreSQL cannot check the lease deadline before each commit
+acknowledgement, and the postmaster is its own process. A watchdog *thread*
+in the agent is frozen with the agent (SIGSTOP, a long GC or swap stall, a
+debugger), while the postmaster keeps acknowledging writes past the
+deadline. So each postmaster gets a sibling fencer process (a child of the
+agent, started right after the postmaster) that enforces the deadline on its
+own: when the deadline the agent fed it passes without being extended, it
+sends the postmaster SIGQUIT (immediate shutdown).
+
+Why SIGQUIT, not SIGINT (fast shutdown): the postmaster forwards SIGQUIT to
+every backend, whose handler exits at once (``_exit``) instead of waiting for
+its next interrupt check, and nothing waits on a shutdown checkpoint; so no
+commit is acknowledged after the signal lands. The price is crash recovery
+on the next start, which is fine: the engine restarts the node fenced
+(read-only) and it rejoins or is reconfirmed; pg_rewind (PostgreSQL 13+)
+runs crash recovery itself on an uncleanly stopped target. If the postmaster
+has not exited 10 s after SIGQUIT, the fencer SIGKILLs it.
+
+Not stopped with the agent: drills and operators freeze the agent's PID
+(``walrus drill freeze-primary`` SIGSTOPs exactly that PID, see
+``walrus.drill.scenarios`` and ``walrus.localcluster``), not its process
+group or children, so a separate process keeps running. (A freeze of the
+whole host freezes PostgreSQL too, which then acknowledges nothing.) The
+fencer is in its own process group, so terminal signals to the agent do not
+reach it. It dies with the agent (parent-death signal SIGKILL); the
+postmaster does too (its own parent-death signal), so no writable primary
+outlives the agent either way.
+
+Protocol (one line each on stdin, from the engine): ``arm <deadline>``
+(``time.monotonic()`` seconds; CLOCK_MONOTONIC is system-wide, so the
+agent's deadlines are comparable here), ``disarm`` (no limit), ``fenced``
+(the engine's own read-only fence is in effect: the deadline passing needs
+no stop), ``unfenced``, ``quit``. A deadline is acted on once: when it
+passes, the fencer stops the postmaster unless the engine is fenced or the
+server is a standby (``pgdata/standby.signal`` exists: PostgreSQL removes
+it at promotion before accepting writes), then forgets the deadline.
+
+On firing it writes ``--record`` (JSON, atomically) and exits with
+``EXIT_FIRED``; it exits 0 when the postmaster exits, on ``quit`` or when
+stdin closes. Run it by path (``python -I -S fencer.py``): it imports only
+the standard library so it starts in milliseconds.
+"""
+from __future__ import annotations
+
+import argparse
+import enum
+import json
+import os
+import select
+import signal
+import sys
+import time
+from dataclasses import dataclass, replace
+
+EXIT_FIRED = 3
+REASON = "stop: lease deadline passed (fencer: immediate shutdown)"
+KILL_AFTER_S = 10.0
+
+
+@dataclass(frozen=True)
+class FencerState:
+    """What the fencer knows: the armed deadline and whether the engine is fenced."""
+    deadline: float | None = None
+    fenced: bool = False
+
+
+class Act(enum.Enum):
+    WAIT = "wait"        # nothing due (wait for input until the deadline, or forever)
+    FIRE = "fire"        # deadline passed on an unfenced primary: stop the postmaster
+    DISARM = "disarm"    # deadline passed but no writes can be acknowledged anyway
+
+
+def apply(state: FencerState, line: str) -> FencerState:
+    """The state after one protocol line (``quit`` is handled by the loop).
+    Raises ValueError on anything else."""
+    word, _, arg = line.strip().partition(" ")
+    if word == "arm":
+        return replace(state, deadline=float(arg))
+    if word == "disarm":
+        return replace(state, deadline=None)
+    if word in ("fenced", "unfenced"):
+        return replace(state, fenced=word == "fenced")
+    raise ValueError(f"unknown fencer command {line!r}")
+
+
+def decide(state: FencerState, now: float, standby: bool) -> tuple[Act, float | None]:
+    """The next action and, for WAIT, how long until the deadline (None: no limit)."""
+    if state.deadline is None:
+        return Act.WAIT, None
+    if now < state.deadline:
+        return Act.WAIT, state.deadline - now
+    if state.fenced or standby:
+        return Act.DISARM, None
+    return Act.FIRE, None
+
+
+class Fencer:
+    """The fencer loop over real file descriptors (see the module docstring)."""
+
+    def __init__(self, inp: int, pidfd: int, pid: int, pgdata: str, record: str, state: FencerState,
+                 clock=time.monotonic):
+        self.inp, self.pidfd, self.pid = inp, pidfd, pid
+        self.pgdata, self.record = pgdata, record
+        self.state = state
+        self.clock = clock
+        self._buf = b""
+        self._quit = False
+
+    def is_standby(self) -> bool:
+        return os.path.exists(os.path.join(self.pgdata, "standby.signal"))
+
+    def run(self) -> int:
+        """Loop until the postmaster exits, stdin closes, ``quit``, or firing."""
+        while not self._quit:
+            now = self.clock()
+            due = self.state.deadline is not None and now >= self.state.deadline
+            act, wait = decide(self.state, now, due and self.is_standby())
+            if act is Act.WAIT:
+                self._read(wait)
+                continue
+            if self._read(0.0):       # input queued before the deadline (an extension?) comes first
+                continue
+            if act is Act.FIRE:
+                return self.fire()
+            _log(f"deadline {self.state.deadline:.3f} passed; "
+                 f"{'engine fenced' if self.state.fenced else 'standby'}: nothing to stop")
+            self.state = replace(self.state, deadline=None)
+        return 0
+
+    def _read(self, timeout: float | None) -> bool:
+        """Wait up to ``timeout`` for input or the postmaster's exit; True if
+        anything arrived (then the state, or ``_quit``, changed)."""
+        ready, _, _ = select.select([self.inp, self.pidfd], [], [], timeout)
+        if self.pidfd in ready:
+            self._quit = True
+            return True
+        if self.inp not in ready:
+            return False
+        data = os.read(self.inp, 4096)
+        if not data:
+            self._quit = True
+            return True
+        self._buf += data
+        *lines, self._buf = self._buf.split(b"\n")
+        for raw in lines:
+            line = raw.decode(errors="replace").strip()
+            if line == "quit":
+                self._quit = True
+            elif line:
+                try:
+                    self.state = apply(self.state, line)
+                except ValueError as exc:
+                    _log(str(exc))
+        return True
+
+    def fire(self) -> int:
+        """SIGQUIT the postmaster, record it, SIGKILL it if it lingers."""
+        deadline, now = self.state.deadline, self.clock()
+        try:
+            signal.pidfd_send_signal(self.pidfd, signal.SIGQUIT)
+        except ProcessLookupError:
+            pass
+        late_ms = round((now - deadline) * 1000, 1)
+        _log(f"lease deadline {deadline:.3f} passed {late_ms} ms ago: SIGQUIT postmaster {self.pid}")
+        rec = {"reason": REASON, "deadline": deadline, "fired_at": now, "late_ms": late_ms,
+               "postmaster_pid": self.pid, "wall_time": time.time()}
+        tmp = self.record + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(rec, f)
+        os.replace(tmp, self.record)
+        ready, _, _ = select.select([self.pidfd], [], [], KILL_AFTER_S)
+        if not ready:
+            _log(f"postmaster {self.pid} still running {KILL_AFTER_S:g}s after SIGQUIT: SIGKILL")
+            try:
+                signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        return EXIT_FIRED
+
+
+def _log(msg: str) -> None:
+    sys.stderr.write(f"walrus-pg-fencer[{os.getpid()}]: {msg}\n")
+    sys.stderr.flush()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="Stop a postmaster when the lease deadline passes unextended.")
+    p.add_argument("--pidfd", type=int, required=True, help="pidfd of the postmaster (inherited)")
+    p.add_argument("--pid", type=int, required=True, help="PID of the postmaster (for messages)")
+    p.add_argument("--pgdata", required=True)
+    p.add_argument("--record", required=True, help="file written when the fencer fires")
+    p.add_argument("--deadline", type=float, default=None)
+    p.add_argument("--fenced", action="store_true")
+    a = p.parse_args(argv)
+    state = FencerState(deadline=a.deadline, fenced=a.fenced)
+    return Fencer(sys.stdin.fileno(), a.pidfd, a.pid, a.pgdata, a.record, state).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
