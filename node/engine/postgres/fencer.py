@@ -38,8 +38,8 @@ server is a standby (``pgdata/standby.signal`` exists: PostgreSQL removes
 it at promotion before accepting writes), then forgets the deadline.
 
 On firing it writes ``--record`` (JSON, atomically) and exits with
-``EXIT_FIRED``; it exits 0 when the postmaster exits, on ``quit`` or when
-stdin closes. Run it by path (``python -I -S fencer.py``): it imports only
+``EXIT_FIRED``; it exits 0 when the postmaster exits or on ``quit`` (if
+stdin closes without ``quit``, it keeps enforcing the last deadline). Run it by path (``python -I -S fencer.py``): it imports only
 the standard library so it starts in milliseconds.
 """
 from __future__ import annotations
@@ -107,12 +107,13 @@ class Fencer:
         self.clock = clock
         self._buf = b""
         self._quit = False
+        self._eof = False
 
     def is_standby(self) -> bool:
         return os.path.exists(os.path.join(self.pgdata, "standby.signal"))
 
     def run(self) -> int:
-        """Loop until the postmaster exits, stdin closes, ``quit``, or firing."""
+        """Loop until the postmaster exits, ``quit``, or firing."""
         while not self._quit:
             now = self.clock()
             due = self.state.deadline is not None and now >= self.state.deadline
@@ -132,15 +133,16 @@ class Fencer:
     def _read(self, timeout: float | None) -> bool:
         """Wait up to ``timeout`` for input or the postmaster's exit; True if
         anything arrived (then the state, or ``_quit``, changed)."""
-        ready, _, _ = select.select([self.inp, self.pidfd], [], [], timeout)
+        watch = [self.pidfd] if self._eof else [self.inp, self.pidfd]
+        ready, _, _ = select.select(watch, [], [], timeout)
         if self.pidfd in ready:
             self._quit = True
             return True
         if self.inp not in ready:
             return False
         data = os.read(self.inp, 4096)
-        if not data:
-            self._quit = True
+        if not data:        # the engine vanished without "quit": keep enforcing the last deadline
+            self._eof = True
             return True
         self._buf += data
         *lines, self._buf = self._buf.split(b"\n")
