@@ -47,7 +47,9 @@ def _exclusion(m: MemberView, snapshot: ClusterSnapshot, config: CoreConfig,
         sync = snapshot.sync
         if sync is None or not sync.enabled:
             return Exclusion.NOT_IN_SYNC_SET, "synchronous mode and no synchronous set is published"
-        if m.name not in sync.names and not _is_set_leader(m.name, snapshot):
+        bound = promoted_bound(snapshot)
+        covered = bound is not None and m.flush_lsn >= bound
+        if m.name not in sync.names and not _is_set_leader(m.name, snapshot) and not covered:
             return Exclusion.NOT_IN_SYNC_SET, f"not in the synchronous set {sync.render()}"
     lag = ref - m.flush_lsn
     if config.maximum_lag_on_failover >= 0 and lag > config.maximum_lag_on_failover:
@@ -61,6 +63,33 @@ def _is_set_leader(name: str, snapshot: ClusterSnapshot) -> bool:
     term: it acknowledged every synchronous write itself."""
     sync = snapshot.sync
     return sync is not None and bool(sync.leader) and sync.leader == name and sync.term == snapshot.term
+
+
+def promoted_bound(snapshot: ClusterSnapshot) -> int | None:
+    """The flush LSN that holds every acknowledged write when the leader of
+    the current term died before a synchronous set was published for it, or
+    None when that case does not apply.
+
+    Why it is safe (DESIGN.md safety argument 4): the published set is for
+    an older term ``T_s`` than ``snapshot.term``, so every leader of a later
+    term never had a set of its own. An agent promoted while an enabled set
+    of another leader/term is published acknowledges nothing until its own
+    set appears (``NodeAgent.apply_sync`` applies a set no standby can
+    satisfy), so those leaders acknowledged nothing, and every acknowledged
+    write is one of term ``<= T_s``. The in-flight record for the current
+    term names the winner the core picked for it and that winner's flush
+    LSN, read after the old leader was gone (dead or fenced) and, by this
+    same ranking, at least every acknowledged write. So any member that
+    flushed at least that LSN holds every acknowledged write, whether or not
+    it is in the old set (e.g. the old set named only the dead new leader).
+    """
+    sync, fs = snapshot.sync, snapshot.failover
+    if sync is None or not sync.enabled or sync.term >= snapshot.term:
+        return None
+    if fs is None or fs.term != snapshot.term or not fs.new_leader:
+        return None
+    winner = next((c for c in fs.candidates if c.name == fs.new_leader), None)
+    return winner.flush_lsn if winner is not None else None
 
 
 def sort_key(c: Candidate) -> tuple[int, int, int, str]:
@@ -89,6 +118,9 @@ def _quorum_wait(snapshot: ClusterSnapshot, config: CoreConfig, eligible: list[C
     heard = len(names & set(sync.names))
     if heard >= sync.quorum:
         return ""
+    bound = promoted_bound(snapshot)
+    if bound is not None and any(c.flush_lsn >= bound for c in eligible):
+        return ""  # see promoted_bound: that member holds every acknowledged write
     return (f"synchronous set {sync.render()}: need {sync.quorum} eligible members of the set "
             f"to be sure of every acknowledged write, have {heard}")
 
