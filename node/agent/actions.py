@@ -160,10 +160,10 @@ def _take_leadership(agent: "NodeAgent", term: int, reason: str) -> None:
         _abandon(agent, got, "promotion failed")
         raise
     agent.fenced_by_deadline = False
-    agent.engine.unfence()
     agent._applied_sync = None
     if agent.view is not None:
-        agent.apply_sync(agent.view)
+        agent.apply_sync(agent.view)    # before unfencing: no ack under a stale set
+    agent.engine.unfence()
     log_event(log, "leader.acquired", term=got, reason=reason, acquire_ms=round((t1 - t0) * 1000, 1),
               promote_ms=round((t2 - t1) * 1000, 1), total_ms=round((agent.clock() - t0) * 1000, 1))
     agent._set_state(AgentState.PRIMARY, f"{reason}: leader at term {got}")

@@ -35,6 +35,8 @@ from walrus.records import ClusterView, LeaderRecord, MemberRecord
 log = logging.getLogger(__name__)
 
 STATUS_POLL_S = 0.05
+# A synchronous set no standby can satisfy: a new leader waits under it for its own set.
+PENDING_SYNC_SPEC = SyncSpec(SyncMethod.FIRST, 1, ("walrus_pending_sync_set",))
 
 
 class AgentState(enum.Enum):
@@ -293,6 +295,11 @@ class NodeAgent:
         rec = view.sync
         if rec is not None and rec.leader == self.config.name and rec.term == self.held_term:
             spec = SyncSpec(SyncMethod(rec.method), rec.num, tuple(rec.names))
+        elif self.held_term and rec is not None and rec.num > 0 and rec.names:
+            # Synchronous mode, but our own set is not published yet: acknowledge
+            # nothing until it is. The orchestrator relies on it (a leader that dies
+            # before its set appears acknowledged no write; see ranking.promoted_bound).
+            spec = PENDING_SYNC_SPEC
         elif self._applied_sync is not None:
             spec = SyncSpec.parse(self.config.embedded.synchronous_standby_names)
         else:
