@@ -37,7 +37,7 @@ passes, the fencer stops the postmaster unless the engine is fenced or the
 server is a standby (``pgdata/standby.signal`` exists: PostgreSQL removes
 it at promotion before accepting writes), then forgets the deadline.
 
-On firing it writes ``--record`` (JSON, atomically) and exits with
+On firing it writes ``--record`` (JSON, atomically), then signals, and exits with
 ``EXIT_FIRED``; it exits 0 when the postmaster exits or on ``quit`` (if
 stdin closes without ``quit``, it keeps enforcing the last deadline). Run it by path (``python -I -S fencer.py``): it imports only
 the standard library so it starts in milliseconds.
@@ -158,20 +158,22 @@ class Fencer:
         return True
 
     def fire(self) -> int:
-        """SIGQUIT the postmaster, record it, SIGKILL it if it lingers."""
+        """Record it, SIGQUIT the postmaster, SIGKILL it if it lingers. The
+        record comes first (a small write, no fsync) so that the engine never
+        sees a dead postmaster without knowing the fencer stopped it."""
         deadline, now = self.state.deadline, self.clock()
-        try:
-            signal.pidfd_send_signal(self.pidfd, signal.SIGQUIT)
-        except ProcessLookupError:
-            pass
         late_ms = round((now - deadline) * 1000, 1)
-        _log(f"lease deadline {deadline:.3f} passed {late_ms} ms ago: SIGQUIT postmaster {self.pid}")
         rec = {"reason": REASON, "deadline": deadline, "fired_at": now, "late_ms": late_ms,
                "postmaster_pid": self.pid, "wall_time": time.time()}
         tmp = self.record + ".tmp"
         with open(tmp, "w") as f:
             json.dump(rec, f)
         os.replace(tmp, self.record)
+        try:
+            signal.pidfd_send_signal(self.pidfd, signal.SIGQUIT)
+        except ProcessLookupError:
+            pass
+        _log(f"lease deadline {deadline:.3f} passed {late_ms} ms before: SIGQUIT postmaster {self.pid}")
         ready, _, _ = select.select([self.pidfd], [], [], KILL_AFTER_S)
         if not ready:
             _log(f"postmaster {self.pid} still running {KILL_AFTER_S:g}s after SIGQUIT: SIGKILL")

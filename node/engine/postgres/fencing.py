@@ -86,26 +86,29 @@ class FencerProcess:
         return self._proc.poll() is None
 
     def fired(self) -> bool:
-        """True once the fencer has stopped the postmaster."""
-        return self._proc.poll() == EXIT_FIRED
+        """True once the fencer has decided to stop the postmaster (its record
+        is written just before the signal), or has stopped it."""
+        return self._proc.poll() == EXIT_FIRED or self.record.exists()
 
     def wait(self) -> int:
         return self._proc.wait()
 
     def close(self, timeout: float = 5.0) -> bool:
-        """Ask it to quit (SIGKILL after ``timeout``); returns whether it had fired."""
-        self._send("quit")
+        """Ask it to quit (SIGKILL after ``timeout``, or after its own SIGKILL
+        escalation once it fired); returns whether it had fired."""
+        if self._proc.poll() is None and not self.record.exists():
+            self._send("quit")
         with self._lock:
             try:
                 self._proc.stdin.close()
             except OSError:
                 pass
         try:
-            self._proc.wait(timeout)
+            self._proc.wait(fencer.KILL_AFTER_S + 2 if self.record.exists() else timeout)
         except subprocess.TimeoutExpired:
             self._proc.kill()
             self._proc.wait()
-        return self._proc.returncode == EXIT_FIRED
+        return self.fired()
 
     def take_record(self) -> dict:
         """The fencer's record (empty if none), removed once read."""
