@@ -63,6 +63,7 @@ class _Agent:
         self._call = None
         self.stream_broken = False
         self._last_key: tuple | None = None
+        self.primary_flush: tuple[int, int] | None = None   # (term, highest flush LSN) pushed as primary
         if watch:
             threading.Thread(target=self._watch, name=f"watch-{name}", daemon=True).start()
 
@@ -73,7 +74,9 @@ class _Agent:
                 for msg in self._call:
                     if self.stream_broken:
                         self.stream_broken = False
-                    key = _significant(agent_status_from_pb(msg))
+                    status = agent_status_from_pb(msg)
+                    self._note_primary(status)
+                    key = _significant(status)
                     if key != self._last_key:
                         self._last_key = key
                         self._on_event()
@@ -88,6 +91,19 @@ class _Agent:
                 self._last_key = None
                 self._on_event()
             self._stop.wait(0.1)
+
+    def _note_primary(self, status: AgentStatus) -> None:
+        """Remember the highest flush LSN this agent pushed while primary (per
+        term): the freshest the orchestrator can know of a primary that dies
+        between two loops (its last push is at most ~50 ms old)."""
+        e = status.engine
+        if e.role.value != "primary":
+            return
+        seen = self.primary_flush
+        if seen is None or e.term > seen[0]:
+            self.primary_flush = (e.term, e.flush_lsn)
+        elif e.term == seen[0] and e.flush_lsn > seen[1]:
+            self.primary_flush = (e.term, e.flush_lsn)
 
     def close(self) -> None:
         self._stop.set()
@@ -111,6 +127,7 @@ class AgentPool:
         self.rpc_timeout = rpc_timeout
         self._on_event = on_event
         self._agents: dict[str, _Agent] = {}
+        self._retired: dict[str, tuple[int, int]] = {}   # primary_flush of closed clients
         self._lock = threading.Lock()
 
     def set_members(self, members: dict[str, str], watch: bool = False) -> None:
@@ -120,11 +137,22 @@ class AgentPool:
             for name in list(self._agents):
                 agent = self._agents[name]
                 if members.get(name) != agent.address or agent.watch != watch:
+                    if agent.primary_flush is not None:
+                        self._retired[name] = agent.primary_flush
                     agent.close()
                     del self._agents[name]
             for name, address in members.items():
                 if address and name not in self._agents:
                     self._agents[name] = _Agent(name, address, self._on_event, watch)
+
+    def primary_flush(self, name: str) -> tuple[int, int] | None:
+        """``(term, flush LSN)``: the highest flush LSN ``name``'s status
+        stream reported while it was primary, or None."""
+        with self._lock:
+            agent = self._agents.get(name)
+            retired = self._retired.get(name)
+        seen = [v for v in (agent.primary_flush if agent is not None else None, retired) if v is not None]
+        return max(seen) if seen else None
 
     def stub(self, name: str) -> node_agent_pb2_grpc.NodeAgentStub | None:
         with self._lock:

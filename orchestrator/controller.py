@@ -115,10 +115,21 @@ class Controller:
         pool.set_members(addresses, watch=watch)
         probes = pool.probe_all(first=view.leader.name if view.leader else None)
         snapshot = build_snapshot(view, probes, self._tracker.lsn, self._tracker.leader)
-        lsn = self._tracker.update(snapshot)
+        self._tracker.update(snapshot)
+        lsn = self._fresher_primary_lsn(view, pool)
         if lsn != snapshot.last_known_primary_lsn:
             snapshot = dataclasses.replace(snapshot, last_known_primary_lsn=lsn)
         return Observation(view, probes, snapshot, core_config(self.config, view.config))
+
+    def _fresher_primary_lsn(self, view: ClusterView, pool: AgentPool) -> int:
+        """The last leader's flush LSN, the freshest we know: the probe (via the
+        tracker), its member record, and its status stream's last push (a dead
+        primary's stream reported up to ~50 ms before it died)."""
+        name = self._tracker.leader
+        rec = view.member(name) if name else None
+        if rec is not None and rec.role == "primary":
+            self._tracker.merge((rec.term, rec.flush_lsn))
+        return self._tracker.merge(pool.primary_flush(name) if name else None)
 
     def explain(self, obs: Observation):
         """The core's ranking for ``obs`` (who would win now and why)."""

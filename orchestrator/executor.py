@@ -19,7 +19,7 @@ from typing import Any, Callable, Protocol
 
 import grpc
 
-from orchestrator.core.model import (Action, ActionKind, DemoteForSwitchover, Follow, HistoryEntry,
+from orchestrator.core.model import (Action, ActionKind, DemoteForSwitchover, Follow, HistoryEntry, OperationKind,
                                      Promote, PublishSync, RecordHistory, Rejoin, RevokeLeaderLease,
                                      SaveFailoverState)
 from protos import node_agent_pb2, node_agent_pb2_grpc
@@ -43,14 +43,25 @@ class Stubs(Protocol):
     def stub(self, name: str) -> node_agent_pb2_grpc.NodeAgentStub | None: ...
 
 
+LOWER_BOUND_NOTE = ("RPO: at least {n} bytes possibly lost (a lower bound: last_primary_lsn is the "
+                    "dead primary's last reported flush LSN; it may have flushed more before it died)")
+
+
 def history_record(entry: HistoryEntry, orchestrator: str) -> HistoryRecord:
-    """The core's ``HistoryEntry`` as the stored ``HistoryRecord``."""
+    """The core's ``HistoryEntry`` as the stored ``HistoryRecord``.
+
+    After a failover the dead primary's final LSN is unknown: the receipt's
+    ``bytes_possibly_lost`` is a lower bound, and the reason says so. (A
+    switchover's old primary reported its final flush LSN when demoted.)"""
+    reason = entry.reason
+    if entry.kind is OperationKind.FAILOVER:
+        reason = f"{reason}; {LOWER_BOUND_NOTE.format(n=entry.bytes_possibly_lost)}"
     return HistoryRecord(
         term=entry.term, kind=entry.kind.value, old_leader=entry.old_leader,
         new_leader=entry.new_leader, last_primary_lsn=entry.last_primary_lsn,
         promoted_lsn=entry.promoted_lsn, bytes_possibly_lost=entry.bytes_possibly_lost,
         started_at=entry.started_at, finished_at=entry.finished_at,
-        candidates=tuple(c.to_dict() for c in entry.candidates), reason=entry.reason,
+        candidates=tuple(c.to_dict() for c in entry.candidates), reason=reason,
         orchestrator=orchestrator, timeline=entry.timeline)
 
 

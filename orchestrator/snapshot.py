@@ -136,6 +136,15 @@ class PrimaryLsnTracker:
                 self.lsn = max(self.lsn, lsn)
         return self.lsn
 
+    def merge(self, seen: tuple[int, int] | None) -> int:
+        """Fold in another report ``(term, flush LSN)`` of the last leader (its
+        status stream's last push, its member record): only one for the term
+        counted now raises the value. Still a lower bound: a primary that dies
+        may have flushed more after its last report."""
+        if seen is not None and seen[0] == self.term:
+            self.lsn = max(self.lsn, seen[1])
+        return self.lsn
+
 
 def core_config(settings: Any, dynamic: Mapping[str, Any] | None = None) -> CoreConfig:
     """``CoreConfig`` from the orchestrator config, overridden by the
