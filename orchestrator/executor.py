@@ -117,7 +117,17 @@ class Executor:
         fn = getattr(stub, method)
         total = 2 * self.action_timeout
         attempt = total if slow else self.action_timeout
-        return grpcutil.call_with_retry(lambda: fn(request, timeout=attempt), total)
+
+        def once() -> node_agent_pb2.ActionReply:
+            try:
+                return fn(request, timeout=attempt)
+            except grpc.RpcError as exc:
+                # A refused port is a dead agent: retrying only delays the next
+                # decision (e.g. a cascade: the new primary died mid-promote).
+                if grpcutil.is_connection_refused(exc):
+                    raise _Refused(f"{member}'s agent refused the connection") from None
+                raise
+        return grpcutil.call_with_retry(once, total)
 
     def _promote(self, a: Promote, view: ClusterView) -> tuple[bool, str]:
         reply = self._call(a.member, "Promote", node_agent_pb2.PromoteRequest(
