@@ -16,7 +16,7 @@ from orchestrator.core.model import (Action, ClearFailoverState, ClearSwitchover
                                      HistoryEntry, LeaderView, MemberView, OperationKind, Phase, Promote,
                                      Ranking, RecordHistory, Rejoin, RevokeLeaderLease, Role, SaveFailoverState,
                                      SwitchoverRequest, Wait)
-from orchestrator.core.ranking import explain, rank, reference_lsn
+from orchestrator.core.ranking import explain, promoted_bound, rank, reference_lsn
 from orchestrator.core.states import State, transition
 from orchestrator.core.syncset import plan_sync
 
@@ -279,11 +279,12 @@ def _next_state(snapshot: ClusterSnapshot, now: float, fs: FailoverState | None,
     if not restart and fs is not None and fs.phase is Phase.PROMOTING and fs.new_leader == winner \
             and fs.term == term and fs.attempted == attempted:
         return fs
+    bound = promoted_bound(snapshot) or 0  # carried, so a successor may still pick past the old set
     if fs is None:
         old = snapshot.last_leader or (snapshot.sync.leader if snapshot.sync else "")
         return FailoverState(kind=OperationKind.FAILOVER, phase=Phase.PROMOTING, term=term, old_leader=old,
                              new_leader=winner, started_at=now, phase_since=now,
                              last_primary_lsn=reference_lsn(snapshot), attempted=attempted,
-                             candidates=ranking.candidates, reason=why)
+                             candidates=ranking.candidates, reason=why, ack_bound=bound)
     return replace(fs, phase=Phase.PROMOTING, term=term, new_leader=winner, phase_since=now,
-                   attempted=attempted, candidates=ranking.candidates, reason=why)
+                   attempted=attempted, candidates=ranking.candidates, reason=why, ack_bound=bound)

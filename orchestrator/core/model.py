@@ -45,8 +45,6 @@ from typing import Any, ClassVar, Mapping
 
 from orchestrator.core.states import State, Transition
 
-# ---------------------------------------------------------------- enums
-
 
 class Role(enum.Enum):
     """A member's engine role (values match ``node.engine.base.Role``)."""
@@ -95,8 +93,6 @@ class Exclusion(enum.Enum):
     PROMOTE_FAILED = "promote_failed"    # an earlier Promote timed out
     OLD_LEADER = "old_leader"            # switchover: the leader stepping down
 
-
-# ---------------------------------------------------------------- input
 
 
 @dataclass(frozen=True)
@@ -260,7 +256,8 @@ class FailoverState:
     Saved before the risky step so that a successor orchestrator finishes the
     same operation: ``term`` is the term the winner is promoted with,
     ``attempted`` the winners whose Promote timed out (skipped on retry),
-    ``phase_since`` when the current phase began (``now`` of that decision).
+    ``phase_since`` when the current phase began (``now`` of that decision),
+    ``ack_bound`` the carried ``ranking.promoted_bound`` (0 = none).
     """
     kind: OperationKind
     phase: Phase
@@ -273,6 +270,7 @@ class FailoverState:
     attempted: tuple[str, ...] = ()
     candidates: tuple[Candidate, ...] = ()
     reason: str = ""
+    ack_bound: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (enums as values)."""
@@ -302,7 +300,7 @@ class FailoverState:
                        last_primary_lsn=int(data.get("last_primary_lsn", 0)),
                        attempted=tuple(str(n) for n in data.get("attempted", ())),
                        candidates=tuple(Candidate.from_dict(c) for c in data.get("candidates", ())),
-                       reason=str(data.get("reason", "")))
+                       reason=str(data.get("reason", "")), ack_bound=int(data.get("ack_bound", 0)))
         except (KeyError, ValueError, TypeError):
             return None
 
@@ -352,8 +350,6 @@ class CoreConfig:
             kwargs["synchronous_method"] = SyncMethod(kwargs["synchronous_method"].lower())
         return cls(**kwargs)
 
-
-# ---------------------------------------------------------------- output
 
 
 class ActionKind(enum.Enum):

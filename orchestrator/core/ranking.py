@@ -83,10 +83,15 @@ def promoted_bound(snapshot: ClusterSnapshot) -> int | None:
     flushed at least that LSN holds every acknowledged write, whether or not
     it is in the old set (e.g. the old set named only the dead new leader).
     """
+    return None
     sync, fs = snapshot.sync, snapshot.failover
-    if sync is None or not sync.enabled or sync.term >= snapshot.term:
+    if sync is None or not sync.enabled or sync.term >= snapshot.term or fs is None:
         return None
-    if fs is None or fs.term != snapshot.term or not fs.new_leader:
+    if fs.term == snapshot.term + 1 and fs.ack_bound > 0:
+        # The record of the failover that replaces that dead leader carries
+        # the bound: nobody took a term since, so nothing new was acknowledged.
+        return fs.ack_bound
+    if fs.term != snapshot.term or not fs.new_leader:
         return None
     winner = next((c for c in fs.candidates if c.name == fs.new_leader), None)
     return winner.flush_lsn if winner is not None else None

@@ -5,7 +5,7 @@ from dataclasses import replace
 
 from hypothesis import strategies as st
 
-from orchestrator.core import (ClusterSnapshot, CoreConfig, FailoverState, LeaderView, MemberView, OperationKind,
+from orchestrator.core import (Candidate, ClusterSnapshot, CoreConfig, FailoverState, LeaderView, MemberView, OperationKind,
                                Phase, Role, SwitchoverRequest, SyncMethod, SyncView)
 
 NAMES = ("a", "b", "c", "d", "e")
@@ -60,7 +60,9 @@ def snapshots(draw) -> ClusterSnapshot:
             term=draw(st.integers(1, term + 2)), old_leader=draw(st.sampled_from(NAMES)),
             new_leader=draw(st.sampled_from(("",) + NAMES)), started_at=since, phase_since=since,
             last_primary_lsn=draw(st.integers(0, 1000)),
-            attempted=tuple(draw(st.lists(st.sampled_from(NAMES), unique=True, max_size=3))))
+            attempted=tuple(draw(st.lists(st.sampled_from(NAMES), unique=True, max_size=3))),
+            candidates=tuple(Candidate(n, draw(_lsn), 1, 0, True, 1) for n in draw(st.sampled_from([(), NAMES]))),
+            ack_bound=draw(st.sampled_from([0, 0, 500, 900])))
     switchover = None
     if draw(st.sampled_from([True, False, False, False])):
         switchover = SwitchoverRequest(draw(st.sampled_from(("",) + NAMES)), draw(st.sampled_from(("",) + NAMES)),

@@ -285,3 +285,21 @@ def test_history_receipt_lists_every_candidate_with_why_it_lost() -> None:
     by_name = {c.name: c for c in entry.candidates}
     assert by_name["c"].rank == 1 and by_name["b"].rank == 2 and "5 bytes behind" in by_name["b"].reason
     assert by_name["a"].exclusion.value == "agent_down" and by_name["d"].exclusion.value == "nofailover"
+
+
+def test_cascade_bound_survives_a_crash_between_save_and_promote() -> None:
+    """The leader of term 2 (c) died before publishing its own set; b flushed
+    c's promote LSN, so b may win although the stale set names only c. The
+    record saved for term 3 carries that bound: a successor that finds the
+    record but no new leader (crash before Promote) still promotes b."""
+    fs = FailoverState(OperationKind.FAILOVER, Phase.PROMOTING, 2, "a", "c", 900, 900, 1000, (),
+                       (Candidate("c", 1000, 1, 0, True, 1),))
+    snap = leaderless(dead(primary("c", timeline=2)), standby("b", streaming=False),
+                      standby("a", flush_lsn=900, streaming=False), term=2, failover=fs,
+                      sync=sync("c", leader="a", term=1))
+    first = decide(snap, SYNC, NOW)
+    assert summary(first) == ["save failover promoting b@3", "promote b@3"]
+    saved = first.actions[0].state
+    assert saved.ack_bound == 1000 and FailoverState.from_dict(saved.to_dict()) == saved
+    again = decide(replace(snap, failover=saved), SYNC, NOW + 1, previous=State.STARTING)
+    assert summary(again) == ["promote b@3"], again.reason

@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core_strategies import NOW, configs, snapshots
+from orchestrator.core.ranking import promoted_bound
 from orchestrator.core import (ActionKind, ClusterSnapshot, CoreConfig, DemoteForSwitchover, Exclusion, Follow,
                                InvalidTransition, MemberView, Promote, PublishSync, Rejoin, RevokeLeaderLease,
                                Role, State, decide)
@@ -30,7 +31,9 @@ def oracle_eligible(m: MemberView, snap: ClusterSnapshot, cfg: CoreConfig) -> bo
     if cfg.synchronous_mode:
         s = snap.sync
         set_leader = m.name == s.leader and s.term == snap.term if s is not None else False
-        if s is None or not s.enabled or (m.name not in s.names and not set_leader):
+        bound = promoted_bound(snap)   # the dead-new-leader case (see ranking.promoted_bound)
+        covered = bound is not None and m.flush_lsn >= bound
+        if s is None or not s.enabled or (m.name not in s.names and not set_leader and not covered):
             return False
     lag = _reference(snap) - m.flush_lsn
     return cfg.maximum_lag_on_failover < 0 or lag <= cfg.maximum_lag_on_failover
@@ -70,6 +73,9 @@ def test_sync_mode_promotes_only_inside_the_set_with_a_quorum(snap, cfg) -> None
     d = decide(snap, cfg, NOW)
     for p in _promotes(d):
         s = snap.sync
+        bound = promoted_bound(snap)
+        if bound is not None and snap.member(p.member).flush_lsn >= bound:
+            continue  # holds every acknowledged write by promoted_bound's argument
         assert s is not None and s.enabled and (p.member in s.names or p.member == s.leader)
         if not (p.member == s.leader and s.term == snap.term):
             heard = [n for n in s.names if (m := snap.member(n)) is not None and oracle_eligible(m, snap, cfg)]
