@@ -13,6 +13,9 @@ traversable by that user):
   unfinished (then pgdata is not a usable database: it may be half written,
   half copied or half rewound; it is never started and may be wiped). It lives outside ``pgdata`` so base backups
   and pg_rewind (which copy the source's files) never overwrite it.
+* ``walrus-fencer.json``: written by the lease fencer process when it stops
+  the postmaster at a passed deadline (see ``fencer.py``); the engine turns it
+  into the fence reason and removes it.
 """
 from __future__ import annotations
 

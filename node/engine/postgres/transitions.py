@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 
 from node.engine.base import EngineStatus, RejoinMethod, SlotInfo, SyncSpec, Upstream
-from node.engine.postgres import conf, replication, sql
+from node.engine.postgres import conf, fencer, replication, sql
 from node.engine.postgres.process import wait_for
 from walrus.errors import EngineError, NeedsReclone, WrongRole
 from walrus.log import log_event
@@ -155,10 +155,12 @@ class TransitionsMixin:
         ``stop`` (fast shutdown). On a standby (read-only by role) the fence is
         only recorded and configured, so it stays read-only if promoted; its
         readers are left alone. Does not take the operation lock, so a long
-        rejoin cannot delay it."""
+        rejoin cannot delay it. A fence by the lease fencer keeps its reason
+        (``fencer.REASON``) until ``unfence``, so status tells it happened."""
         method = self.config.fence_method
         with self._conf_lock:
-            self._save(fence_reason=f"{method}: {reason}")
+            if self._state.fence_reason != fencer.REASON:
+                self._save(fence_reason=f"{method}: {reason}")
         log_event(log, "fence", member=self.name, method=method, reason=reason, level=logging.WARNING)
         if not self._running():
             return
