@@ -21,6 +21,7 @@ import crc32c
 
 from walrus.errors import CorruptWal
 
+from .segments import fsync_dir
 from .state import KvState, snapshot_header
 
 _HEAD = struct.Struct("<4sIQ")
@@ -33,14 +34,6 @@ class CheckpointInfo:
     """A checkpoint on disk: the state reflects every record before ``redo_lsn``."""
     redo_lsn: int
     path: str
-
-
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def list_checkpoints(directory: str) -> list[CheckpointInfo]:
@@ -72,7 +65,7 @@ def write_snapshot(directory: str, blob: bytes) -> CheckpointInfo:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
-    _fsync_dir(directory)
+    fsync_dir(directory)
     return CheckpointInfo(redo, path)
 
 
@@ -122,7 +115,7 @@ def prune(directory: str, keep: int) -> list[CheckpointInfo]:
     for info in infos[keep:]:
         os.unlink(info.path)
     if infos[keep:]:
-        _fsync_dir(directory)
+        fsync_dir(directory)
     return infos[:keep]
 
 
@@ -132,4 +125,4 @@ def remove_after(directory: str, lsn: int) -> None:
     for info in gone:
         os.unlink(info.path)
     if gone:
-        _fsync_dir(directory)
+        fsync_dir(directory)

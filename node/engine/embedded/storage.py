@@ -48,6 +48,7 @@ from walrus.lsn import format_lsn
 
 from . import checkpoint as ckpt
 from .records import Put, Record, TimelineSwitch, decode, encode, encode_put
+from .segments import fsync_dir
 from .state import KvState, snapshot_header
 from .timeline import TimelineHistory, read_history, remove_histories_after, write_history
 from .wal import Wal
@@ -75,14 +76,6 @@ class BaseBackup:
     history: TimelineHistory
 
 
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write_control(data_dir: str, control: ControlData) -> None:
     """Atomically and durably replace the control file."""
     body = json.dumps({"role": control.role.value, "timeline": control.timeline,
@@ -94,7 +87,7 @@ def write_control(data_dir: str, control: ControlData) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
-    _fsync_dir(data_dir)
+    fsync_dir(data_dir)
 
 
 def read_control(data_dir: str) -> ControlData | None:
