@@ -38,7 +38,11 @@ class FencerProcess:
         self.pm = pm
         self.record = record
         self._lock = threading.Lock()
-        pidfd = os.pidfd_open(pm.pid)
+        try:
+            pidfd = os.pidfd_open(pm.pid)
+        except OSError as exc:
+            raise EngineError(f"cannot watch postmaster {pm.pid} for the lease fencer "
+                              f"(pidfd_open needs Linux 5.3+): {exc}") from None
         try:
             if not pm.running():      # exited (and perhaps reaped) meanwhile: the pidfd may be another's
                 raise EngineError(f"postmaster {pm.pid} exited before its fencer started: {pm.log_tail()}")
