@@ -83,7 +83,6 @@ def promoted_bound(snapshot: ClusterSnapshot) -> int | None:
     flushed at least that LSN holds every acknowledged write, whether or not
     it is in the old set (e.g. the old set named only the dead new leader).
     """
-    return None
     sync, fs = snapshot.sync, snapshot.failover
     if sync is None or not sync.enabled or sync.term >= snapshot.term or fs is None:
         return None
