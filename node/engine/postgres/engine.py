@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 # Server log lines that mean this standby cannot catch up from the upstream's
 # WAL: the WAL is gone (slot lost), or this node's history diverged from the
 # upstream's timeline. Either way it must be rejoined (rewind or re-clone).
+FENCER_MAX_RESPAWNS = 5   # consecutive fencer deaths for one postmaster before fencing instead
+
 _LOST_WAL_MARKERS = ("has already been removed", "exceeded the maximum reserved size",
                      "can no longer get changes from replication slot", "cannot read from replication slot",
                      "forked off current database system timeline", "is not a child of this server's history")
@@ -292,14 +294,20 @@ class PostgresEngine(TransitionsMixin):
     def _fencer_record(self):
         return self.dir.root / "walrus-fencer.json"
 
-    def _start_fencer(self, pm: Postmaster) -> None:
+    def _start_fencer(self, pm: Postmaster, dead: FencerProcess | None = None) -> None:
         """A fencer for ``pm``, armed with the current deadline if still ahead
-        (a passed deadline was already acted on by the previous fencer)."""
+        (a passed deadline was already acted on by the previous fencer). With
+        ``dead``: replace that fencer, which died without firing, if it is still
+        the current one; told "not fenced" (the safe side) whatever the state."""
         with self._fencer_lock:
+            if dead is not None and (self._fencer is not dead or self._pm is not pm or not pm.running()):
+                return
             d = self._lease_deadline
-            if d is not None and d <= time.monotonic():
+            if d is not None and d <= time.monotonic() and dead is None:
                 d = None
-            f = FencerProcess(pm, self.dir.pgdata, self._fencer_record, d, bool(self._state.fence_reason))
+            fenced = bool(self._state.fence_reason) and dead is None
+            f = FencerProcess(pm, self.dir.pgdata, self._fencer_record, d, fenced,
+                              respawns=0 if dead is None else dead.respawns + 1)
             self._fencer = f
         threading.Thread(target=self._watch_fencer, args=(f,), name="walrus-pg-fencer-watch", daemon=True).start()
 
@@ -330,8 +338,10 @@ class PostgresEngine(TransitionsMixin):
     def _watch_fencer(self, f: FencerProcess) -> None:
         """When ``f`` fires: record the fence and restart the server fenced
         (read-only), so the agent sees a fenced primary it can reconfirm."""
-        f.wait()
+        code = f.wait()
         if not f.fired():
+            if code != 0:
+                self._respawn_fencer(f, code)
             return
         log_event(log, "fencer.fired", member=self.name, pid=f.pid, level=logging.WARNING)
         with self._op:
@@ -343,6 +353,20 @@ class PostgresEngine(TransitionsMixin):
                     self.start()
                 except EngineError as exc:
                     log_event(log, "fencer.restart_failed", member=self.name, error=exc, level=logging.ERROR)
+
+    def _respawn_fencer(self, f: FencerProcess, code: int) -> None:
+        """A fencer died without firing (crash, kill): start another at once;
+        after repeated failures fence (read-only) rather than run unguarded."""
+        log_event(log, "fencer.died", member=self.name, pid=f.pid, code=code, respawns=f.respawns,
+                  level=logging.ERROR)
+        try:
+            if f.respawns >= FENCER_MAX_RESPAWNS:
+                raise EngineError(f"the lease fencer died {f.respawns + 1} times in a row")
+            self._start_fencer(f.pm, dead=f)
+        except EngineError as exc:
+            log_event(log, "fencer.unavailable", member=self.name, error=exc, level=logging.ERROR)
+            if self._fencer is f:
+                self.fence(f"no lease fencer: {exc}")
 
     @property
     def postmaster_pid(self) -> int | None:

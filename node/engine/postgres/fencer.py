@@ -24,7 +24,8 @@ Not stopped with the agent: drills and operators freeze the agent's PID
 group or children, so a separate process keeps running. (A freeze of the
 whole host freezes PostgreSQL too, which then acknowledges nothing.) The
 fencer is in its own process group, so terminal signals to the agent do not
-reach it. It dies with the agent (parent-death signal SIGKILL); the
+reach it. It dies with the agent (parent-death signal SIGKILL, which it sets
+itself: ``--parent``); the
 postmaster does too (its own parent-death signal), so no writable primary
 outlives the agent either way.
 
@@ -184,6 +185,16 @@ class Fencer:
         return EXIT_FIRED
 
 
+def die_with_parent(parent: int) -> None:
+    """PR_SET_PDEATHSIG(SIGKILL), set here rather than in a ``preexec_fn``:
+    forking a multi-threaded agent (gRPC) and running Python before exec can
+    abort the child. Exits if the parent is already gone."""
+    import ctypes
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)   # PR_SET_PDEATHSIG
+    if os.getppid() != parent:
+        sys.exit(0)
+
+
 def _log(msg: str) -> None:
     sys.stderr.write(f"walrus-pg-fencer[{os.getpid()}]: {msg}\n")
     sys.stderr.flush()
@@ -197,7 +208,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--record", required=True, help="file written when the fencer fires")
     p.add_argument("--deadline", type=float, default=None)
     p.add_argument("--fenced", action="store_true")
+    p.add_argument("--parent", type=int, default=0, help="the agent's PID: die with it")
     a = p.parse_args(argv)
+    if a.parent:
+        die_with_parent(a.parent)
     state = FencerState(deadline=a.deadline, fenced=a.fenced)
     return Fencer(sys.stdin.fileno(), a.pidfd, a.pid, a.pgdata, a.record, state).run()
 

@@ -2,9 +2,10 @@
 
 One ``FencerProcess`` per running postmaster. It is forked by the same
 long-lived spawner thread as the postmaster (so its parent-death signal,
-SIGKILL, fires only when the agent process dies), gets a pidfd of the
-postmaster (race-free: the postmaster is our unreaped child when it is
-opened), and is fed over a pipe. Writes to the pipe never block for long
+SIGKILL, fires only when the agent process dies); if it dies on its own, the
+engine starts another at once (``PostgresEngine._respawn_fencer``). It
+gets a pidfd of the postmaster (race-free: the postmaster is our unreaped
+child when it is opened), and is fed over a pipe. Writes to the pipe never block for long
 (a few bytes; the fencer drains it continuously).
 """
 from __future__ import annotations
@@ -13,13 +14,12 @@ import json
 import logging
 import os
 import pathlib
-import signal
 import subprocess
 import sys
 import threading
 
 from node.engine.postgres import fencer
-from node.engine.postgres.process import Postmaster, _child_setup, _get_spawner
+from node.engine.postgres.process import Postmaster, _get_spawner
 from walrus.errors import EngineError
 from walrus.log import log_event
 
@@ -34,8 +34,9 @@ class FencerProcess:
     """The fencer guarding one postmaster (see ``fencer`` for the protocol)."""
 
     def __init__(self, pm: Postmaster, pgdata: pathlib.Path, record: pathlib.Path,
-                 deadline: float | None, fenced: bool):
+                 deadline: float | None, fenced: bool, respawns: int = 0):
         self.pm = pm
+        self.respawns = respawns      # how many fencers of this postmaster died before this one
         self.record = record
         self._lock = threading.Lock()
         try:
@@ -47,15 +48,16 @@ class FencerProcess:
             if not pm.running():      # exited (and perhaps reaped) meanwhile: the pidfd may be another's
                 raise EngineError(f"postmaster {pm.pid} exited before its fencer started: {pm.log_tail()}")
             argv = [sys.executable, "-I", "-S", FENCER_SCRIPT, "--pidfd", str(pidfd), "--pid", str(pm.pid),
-                    "--pgdata", str(pgdata), "--record", str(record)]
+                    "--pgdata", str(pgdata), "--record", str(record), "--parent", str(os.getpid())]
             if deadline is not None:
                 argv += ["--deadline", repr(deadline)]
             if fenced:
                 argv.append("--fenced")
-            setup = _child_setup(os.getpid(), signal.SIGKILL)
+            # No preexec_fn (see fencer.die_with_parent); forked by the spawner
+            # thread so the parent-death signal follows the process, not a thread.
             self._proc: subprocess.Popen = _get_spawner().call(lambda: subprocess.Popen(
                 argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, pass_fds=(pidfd,),
-                preexec_fn=setup, cwd="/"))
+                process_group=0, cwd="/"))
         except OSError as exc:
             raise EngineError(f"cannot start the lease fencer: {exc}") from None
         finally:

@@ -250,3 +250,28 @@ def _children(pid: int) -> list[int]:
             if int(fields[1]) == pid and fields[0] != "Z":
                 kids.append(int(entry))
     return kids
+
+
+@pytest.mark.postgres
+@pytest.mark.integration
+def test_a_dead_fencer_is_replaced_and_still_enforces(pg_factory):
+    a = pg_factory.primary("a")
+    a.set_lease_deadline(time.monotonic() + 3600)
+    first = a._fencer
+    os.kill(first.pid, signal.SIGKILL)
+    wait_until(lambda: a._fencer is not first and a._fencer.alive(), what="a new fencer")
+    pid = a.postmaster_pid
+    a.set_lease_deadline(time.monotonic() + 0.2)
+    wait_until(lambda: a.status().fence_reason == fencer.REASON, what="the new fencer to fire")
+    wait_until(lambda: a.postmaster_pid not in (None, pid), what="restart fenced")
+    wait_until(lambda: _read_only(a), what="the restarted server to refuse writes as read-only")
+
+
+def _read_only(eng) -> bool:
+    host, port = eng.data_address.split(":")
+    with psycopg.connect(host=host, port=int(port), user="postgres", dbname="postgres", autocommit=True) as c:
+        try:
+            c.execute("CREATE TABLE late (x int)")
+        except psycopg.errors.ReadOnlySqlTransaction:
+            return True
+    raise AssertionError("a write was acknowledged after the deadline")
