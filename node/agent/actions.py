@@ -112,7 +112,9 @@ def rejoin_leader(agent: "NodeAgent", d: Decision, view: ClusterView) -> None:
 
 
 def release_key(agent: "NodeAgent", d: Decision, view: ClusterView) -> None:
-    lease = agent.keeper.lease_id
+    # The lease the key is bound to (ours, or one we lost track of): the delete
+    # compares it and the term, so a key someone took since is never touched.
+    lease = view.leader_lease if view.leader is not None and view.leader_lease else agent.keeper.lease_id
     agent._fence(d.reason)
     if lease is not None:
         agent.dcs.release_leader(lease, d.term, deadline_s=agent.config.retry_timeout)

@@ -105,6 +105,8 @@ class NodeAgent:
         self._published_at = 0.0
         self._applied_sync: SyncSpec | None = None
         self._last_decision: tuple | None = None
+        self._foreign_key: tuple[int, int, float] | None = None   # (term, lease, first seen) of a key
+                                                                   # naming us under a lease not ours
         self._cancel_watch: Callable[[], None] | None = None
         self._threads: list[threading.Thread] = []
         self._started = False
@@ -269,7 +271,21 @@ class NodeAgent:
             held_term=self.held_term,
             leader=LeaderFacts(lead.name, lead.term, lead.data_address, lead.timeline) if lead else None,
             highest_term=self.highest_term, initialize_claimed_by=view.initialize,
-            leader_lease_is_ours=bool(lead) and view.leader_lease == self.keeper.lease_id)
+            leader_lease_is_ours=bool(lead) and view.leader_lease == self.keeper.lease_id,
+            foreign_lease_overdue=self._foreign_lease_overdue(view))
+
+    def _foreign_lease_overdue(self, view: ClusterView) -> bool:
+        """The leader key names us under a lease that is not ours, and has done
+        so (same term, same lease) for longer than two ttls: nobody should be
+        renewing that lease, yet it lives, so waiting for it cannot end."""
+        lead = view.leader
+        if lead is None or lead.name != self.config.name or view.leader_lease == self.keeper.lease_id:
+            self._foreign_key = None
+            return False
+        now = self.clock()
+        if self._foreign_key is None or self._foreign_key[:2] != (lead.term, view.leader_lease):
+            self._foreign_key = (lead.term, view.leader_lease, now)
+        return now - self._foreign_key[2] > 2 * self.config.ttl
 
     def _act(self, d: Decision, view: ClusterView) -> None:
         if d.step is not Step.KEEP and (d.step, d.reason) != self._last_decision:

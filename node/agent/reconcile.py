@@ -49,6 +49,7 @@ class Facts:
     highest_term: int             # highest term seen anywhere
     initialize_claimed_by: str | None = None
     leader_lease_is_ours: bool = False     # the leader key is bound to our current lease
+    foreign_lease_overdue: bool = False    # the key naming us (not our lease) outlived its ttl
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,13 @@ def decide(f: Facts) -> Decision:
     if lead.name == f.me and f.leader_lease_is_ours:
         return Decision(Step.RELEASE_KEY, f"leader key (term {lead.term}) is bound to our lease but this "
                                           "node is not acting as leader", term=lead.term)
+    if lead.name == f.me and f.foreign_lease_overdue:
+        # Only this node creates a key naming it, and it is not acting as leader
+        # (fenced, no held term): whoever keeps that lease alive, releasing the
+        # key (compare-and-delete on that lease and term) is safe, and waiting
+        # longer would stall the cluster forever.
+        return Decision(Step.RELEASE_KEY, f"leader key (term {lead.term}) names this node under a lease "
+                                          "it does not hold that outlived its ttl; releasing it", term=lead.term)
     if lead.name == f.me:
         return Decision(Step.WAIT_FOR_EXPIRY, f"leader key (term {lead.term}) names this node under "
                                               "a lease it does not hold; staying fenced until it expires")
