@@ -54,3 +54,19 @@ def test_key_naming_us_under_a_foreign_live_lease_is_released(agents, etcd, clus
             stop.set()
             keeper.join(timeout=5)
             dcs.revoke_lease(lease)
+
+
+def _facts(**kw):
+    from node.agent.reconcile import Facts, LeaderFacts
+    from node.engine.base import Role
+    base = dict(me="a", initialized=True, role=Role.PRIMARY, upstream="", engine_term=2, needs_reclone=False,
+                held_term=0, leader=LeaderFacts("a", 3, "127.0.0.1:1", 2), highest_term=3)
+    return Facts(**{**base, **kw})
+
+
+def test_reconcile_waits_for_expiry_first_then_releases():
+    from node.agent.reconcile import Step, decide
+    assert decide(_facts()).step is Step.WAIT_FOR_EXPIRY
+    d = decide(_facts(foreign_lease_overdue=True))
+    assert d.step is Step.RELEASE_KEY and d.term == 3
+    assert decide(_facts(leader_lease_is_ours=True)).step is Step.RELEASE_KEY
