@@ -124,7 +124,7 @@ class EngineControlServicer(node_agent_pb2_grpc.NodeAgentServicer):
         return self._act(context, lambda: self._engine.promote(request.term) and "promoted")
 
     def Demote(self, request, context):
-        return self._act(context, lambda: self._engine.demote(request.term))
+        return self._act(context, lambda: f"demoted; final flush LSN {format_lsn(self._engine.demote(request.term))}")
 
     def Follow(self, request, context):
         up = Upstream(request.leader_name, request.leader_data_address, request.leader_timeline)

@@ -48,6 +48,7 @@ WALWRITER_DELAY_S = 0.01
 COMMIT_DELAY_S = 0.001      # PostgreSQL's commit_delay ...
 COMMIT_SIBLINGS = 4         # ... applied only with this many commits waiting
 SERVER_WORKERS = 64
+DEMOTE_DRAIN_S = 2.0        # how long a demotion waits for standbys to confirm the final WAL
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,7 @@ class EmbeddedEngine:
         self._gate = threading.Lock()          # role check + append vs. role changes
         self._role_lock = threading.RLock()    # serializes role changes
         self._role = Role.STOPPED
+        self._draining = False                 # demoting: writes refused, senders still ship the tail
         self._needs_reclone = ""
         self._server: grpc.Server | None = None
         self._stop = threading.Event()
@@ -122,8 +124,14 @@ class EmbeddedEngine:
     def role(self) -> Role:
         return self._role
 
+    @property
+    def is_draining(self) -> bool:
+        """A demotion is shipping the last WAL to the standbys."""
+        return self._draining
+
     def is_serving_wal(self) -> bool:
-        return self._role is Role.PRIMARY and not self._stop.is_set()
+        """Senders keep streaming while primary, and while a demotion drains the WAL tail."""
+        return (self._role is Role.PRIMARY or self._draining) and not self._stop.is_set()
 
     # ------------------------------------------------------------ life cycle
     def is_initialized(self) -> bool:
@@ -415,24 +423,50 @@ class EmbeddedEngine:
                       timeline=new_tli, switch=format_lsn(switch))
             return self.status()
 
-    def demote(self, term: int) -> None:
+    def demote(self, term: int) -> int:
+        """Primary -> standby with no upstream; returns the final flush LSN.
+
+        New writes are refused at once; the WAL written so far is flushed and
+        the connected standbys get up to ``DEMOTE_DRAIN_S`` to confirm it, so a
+        switchover target can reach the old primary's last LSN."""
         with self._role_lock:
             self._require_running()
             if term > self.term:
                 self.storage.set_control(term=term)
-            if self._role is Role.STANDBY:
-                return
-            self._to_standby("demoted")
-            self.storage.set_control(role=Role.STANDBY, upstream="")
+            if self._role is not Role.STANDBY:
+                self._to_standby("demoted")
+                self.storage.set_control(role=Role.STANDBY, upstream="")
+            return self.storage.wal.flush_lsn
 
     def _to_standby(self, reason: str) -> None:
-        with self._gate:
+        with self._gate:        # no write appends after this (the role check is under the gate)
+            self._draining = True
             self._role = Role.STANDBY
+        try:
+            final = self.storage.flush()
+            confirmed = self._drain_senders(final, DEMOTE_DRAIN_S)
+        finally:
+            self._draining = False
         self.syncrep.abort_waiters(f"{self.name} is no longer primary ({reason})")
         self._stop_senders()
-        self.storage.flush()
         self._start_replayer()
-        log_event(log, "transition", frm="primary", to="standby", reason=reason)
+        log_event(log, "transition", frm="primary", to="standby", reason=reason,
+                  final_flush=format_lsn(final), confirmed_by=",".join(confirmed) or "-")
+
+    def _drain_senders(self, lsn: int, timeout_s: float) -> list[str]:
+        """Wait (at most ``timeout_s``) until every connected standby confirmed
+        flushing ``lsn``; returns the names that did."""
+        deadline = time.monotonic() + timeout_s
+        with self._senders_lock:
+            senders = list(self._senders.values())
+        done = []
+        for s in senders:
+            if s.wait_flushed(lsn, deadline):
+                done.append(s.name)
+            else:
+                log_event(log, "demote_drain_incomplete", logging.WARNING, standby=s.name,
+                          flushed=format_lsn(s.flush_lsn), final=format_lsn(lsn), stopped=s.stopped)
+        return done
 
     def follow(self, upstream: Upstream, term: int) -> None:
         self._follow(upstream, term, must_reach=False)

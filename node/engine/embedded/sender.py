@@ -141,11 +141,27 @@ class WalSender:
         self.feedback_received = 0
         self.last_feedback_at = time.monotonic()
         self._stop = threading.Event()
+        self._confirmed = threading.Condition()
 
     def stop(self) -> None:
         """Ask the stream to end (it wakes from its WAL wait at once)."""
         self._stop.set()
-        self.engine.storage.wal.wake_all()
+        storage = self.engine.storage
+        if storage is not None:
+            storage.wal.wake_all()
+        with self._confirmed:
+            self._confirmed.notify_all()
+
+    def wait_flushed(self, lsn: int, deadline: float) -> bool:
+        """Block until the standby confirmed flushing ``lsn`` (True), or the
+        stream ended / monotonic ``deadline`` passed (False)."""
+        with self._confirmed:
+            while self.flush_lsn < lsn and not self._stop.is_set():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._confirmed.wait(left)
+            return self.flush_lsn >= lsn
 
     @property
     def stopped(self) -> bool:
@@ -173,6 +189,9 @@ class WalSender:
         self.engine.syncrep.update(StandbyPosition(self.name, self.write_lsn, self.flush_lsn, self.apply_lsn))
         self.engine.slots.advance(self.name, self.flush_lsn)
         self.lag.confirm(self.write_lsn, self.flush_lsn, self.apply_lsn)
+        if self.engine.is_draining:
+            with self._confirmed:
+                self._confirmed.notify_all()
 
     def messages(self) -> Iterator[walstream_pb2.WalMessage]:
         """Chunks as soon as WAL is flushed; keepalives when idle."""

@@ -122,3 +122,44 @@ def test_stale_terms_are_refused(cluster):
                   what="b refuses the stale primary")
     assert st.term == 9
     assert has(b, b"from-stale") is None
+
+
+def test_demote_ships_the_wal_tail_written_just_before_it(cluster):
+    """Writes in flight at Demote (``off`` level: not flushed yet) still reach
+    the standby: demote refuses new writes, flushes, and lets the senders ship
+    everything up to the final flush LSN it reports."""
+    import threading
+
+    a = cluster.engine("a", "--checkpoint-interval", "3600")
+    b = cluster.engine("b", "--upstream", a.upstream_arg)
+    a.put(b"first", b"1")
+    wait_for(lambda: has(b, b"first") == b"1", what="b streaming")
+    stop = threading.Event()
+    acked: list[bytes] = []
+
+    def writer(n):
+        i = 0
+        while not stop.is_set():
+            key = b"w%d-%d" % (n, i)
+            try:
+                a.put(key, b"x" * 200, level=store_pb2.COMMIT_OFF, timeout=5)
+            except grpc.RpcError:
+                return
+            acked.append(key)
+            i += 1
+
+    threads = [threading.Thread(target=writer, args=(n,), daemon=True) for n in range(4)]
+    for t in threads:
+        t.start()
+    wait_for(lambda: len(acked) >= 200, what="writes under way")
+    reply = a.control().Demote(node_agent_pb2.DemoteRequest(term=1), timeout=30)
+    stop.set()
+    for t in threads:
+        t.join(10)
+    final = reply.status.engine.flush_lsn
+    assert reply.detail.startswith("demoted; final flush LSN ")
+    assert reply.status.engine.role == common_pb2.ROLE_STANDBY
+    assert final == a.status().flush_lsn == a.status().write_lsn
+    wait_for(lambda: b.status().replay_lsn >= final, what="b replayed the tail")
+    missing = [k for k in acked if has(b, k) is None]
+    assert not missing, f"{len(missing)} writes acknowledged before the demote missing on b"
