@@ -2,7 +2,8 @@
 
 Storage (``wal``, ``records``, ``state``, ``checkpoint``, ``timeline``,
 ``storage``) and replication (``sender``, ``receiver``, ``syncrep``,
-``slots``, the gRPC servicers) are wired together by ``EmbeddedEngine``.
+``slots``, the gRPC servicers) are wired together by ``EmbeddedEngine``
+(``engine``; its role changes in ``transitions``).
 """
 from __future__ import annotations
 
