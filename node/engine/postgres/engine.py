@@ -78,6 +78,7 @@ class PostgresEngine(TransitionsMixin):
         self._lease_deadline: float | None = None
         self._fencer_lock = threading.Lock()
         self._stopped_by_fence = False
+        self._started_read_only = False    # the running server started fenced, not unfenced since
         self._needs_reclone = False
         self._log_offset = 0
         self._standby_tli = 0
@@ -247,6 +248,7 @@ class PostgresEngine(TransitionsMixin):
 
     def _start_postmaster(self, primary: bool) -> None:
         pm = Postmaster(self.binaries.path("postgres"), self.dir.pgdata, self.user, self.dir.log_path)
+        self._started_read_only = bool(self._state.fence_reason)   # confs were written with it
         pm.start()
         self._pm = pm
         self._stopped_by_fence = False

@@ -205,13 +205,28 @@ class Postmaster:
             log_file.close()
         log_event(log, "postmaster.start", pid=self._proc.pid, data_dir=self.data_dir)
 
-    def reload(self) -> None:
-        """SIGHUP: re-read the configuration files (what pg_reload_conf() does)."""
-        if self.running():
+    def reload(self, timeout: float = 10.0) -> None:
+        """SIGHUP: re-read the configuration files (what pg_reload_conf() does).
+
+        A postmaster that was just forked has no SIGHUP handler yet and would
+        die of it; it installs one before it writes ``postmaster.pid``, and it
+        may already have read the old files, so wait (up to ``timeout``) for
+        that file to name it, then signal."""
+        if not self.running():
+            return
+        wait_for(lambda: not self.running() or self._pid_file_written(), timeout, 0.005)
+        if self.running() and self._pid_file_written():
             try:
                 self._proc.send_signal(signal.SIGHUP)
             except ProcessLookupError:
                 pass
+
+    def _pid_file_written(self) -> bool:
+        try:
+            with open(self.data_dir / "postmaster.pid") as f:
+                return f.readline().strip() == str(self._proc.pid)
+        except (OSError, AttributeError):
+            return False
 
     def stop(self, timeout: float = 30.0) -> None:
         """Fast shutdown (SIGINT); immediate (SIGQUIT) after ``timeout``; then SIGKILL."""

@@ -173,6 +173,10 @@ class TransitionsMixin:
             self._stopped_by_fence = True
             self._stop_postmaster()
             return
+        if self._started_read_only:
+            # Started fenced and not unfenced since: every session is read-only
+            # already (and the server may still be in crash recovery).
+            return
         self._apply_dynamic()
         # New sessions must see read-only before we kill the old ones.
         wait_for(self._new_sessions_read_only, 5.0, 0.01)
@@ -195,6 +199,7 @@ class TransitionsMixin:
             if f is not None and f.fired():
                 self._stop_postmaster()     # records the fencer's stop (unfence then restarts)
             self._save(fence_reason="")
+            self._started_read_only = False
             if self._running():
                 self._tell_fencer_fenced(False)
                 self._apply_dynamic()
