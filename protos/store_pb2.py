@@ -24,15 +24,15 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12protos/store.proto\x12\twalrus.v1\"O\n\nPutRequest\x12\x0b\n\x03key\x18\x01 \x01(\x0c\x12\r\n\x05value\x18\x02 \x01(\x0c\x12%\n\x05level\x18\x03 \x01(\x0e\x32\x16.walrus.v1.CommitLevel\"C\n\rDeleteRequest\x12\x0b\n\x03key\x18\x01 \x01(\x0c\x12%\n\x05level\x18\x02 \x01(\x0e\x32\x16.walrus.v1.CommitLevel\"5\n\x07WriteOp\x12\x0b\n\x03key\x18\x01 \x01(\x0c\x12\r\n\x05value\x18\x02 \x01(\x0c\x12\x0e\n\x06\x64\x65lete\x18\x03 \x01(\x08\"V\n\x0c\x42\x61tchRequest\x12\x1f\n\x03ops\x18\x01 \x03(\x0b\x32\x12.walrus.v1.WriteOp\x12%\n\x05level\x18\x02 \x01(\x0e\x32\x16.walrus.v1.CommitLevel\"9\n\nWriteReply\x12\x0b\n\x03lsn\x18\x01 \x01(\x04\x12\x10\n\x08timeline\x18\x02 \x01(\r\x12\x0c\n\x04term\x18\x03 \x01(\x04\"\x19\n\nGetRequest\x12\x0b\n\x03key\x18\x01 \x01(\x0c\"l\n\x08GetReply\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x12\r\n\x05value\x18\x02 \x01(\x0c\x12\x12\n\nreplay_lsn\x18\x03 \x01(\x04\x12\x11\n\tlag_bytes\x18\x04 \x01(\x04\x12\r\n\x05lag_s\x18\x05 \x01(\x01\x12\x0c\n\x04role\x18\x06 \x01(\t*\x84\x01\n\x0b\x43ommitLevel\x12\x12\n\x0e\x43OMMIT_DEFAULT\x10\x00\x12\x0e\n\nCOMMIT_OFF\x10\x01\x12\x10\n\x0c\x43OMMIT_LOCAL\x10\x02\x12\x17\n\x13\x43OMMIT_REMOTE_WRITE\x10\x03\x12\r\n\tCOMMIT_ON\x10\x04\x12\x17\n\x13\x43OMMIT_REMOTE_APPLY\x10\x05\x32\xe3\x01\n\x05Store\x12\x33\n\x03Put\x12\x15.walrus.v1.PutRequest\x1a\x15.walrus.v1.WriteReply\x12\x39\n\x06\x44\x65lete\x12\x18.walrus.v1.DeleteRequest\x1a\x15.walrus.v1.WriteReply\x12\x37\n\x05\x42\x61tch\x12\x17.walrus.v1.BatchRequest\x1a\x15.walrus.v1.WriteReply\x12\x31\n\x03Get\x12\x15.walrus.v1.GetRequest\x1a\x13.walrus.v1.GetReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12protos/store.proto\x12\twalrus.v1\"O\n\nPutRequest\x12\x0b\n\x03key\x18\x01 \x01(\x0c\x12\r\n\x05value\x18\x02 \x01(\x0c\x12%\n\x05level\x18\x03 \x01(\x0e\x32\x16.walrus.v1.CommitLevel\"C\n\rDeleteRequest\x12\x0b\n\x03key\x18\x01 \x01(\x0c\x12%\n\x05level\x18\x02 \x01(\x0e\x32\x16.walrus.v1.CommitLevel\"5\n\x07WriteOp\x12\x0b\n\x03key\x18\x01 \x01(\x0c\x12\r\n\x05value\x18\x02 \x01(\x0c\x12\x0e\n\x06\x64\x65lete\x18\x03 \x01(\x08\"V\n\x0c\x42\x61tchRequest\x12\x1f\n\x03ops\x18\x01 \x03(\x0b\x32\x12.walrus.v1.WriteOp\x12%\n\x05level\x18\x02 \x01(\x0e\x32\x16.walrus.v1.CommitLevel\"9\n\nWriteReply\x12\x0b\n\x03lsn\x18\x01 \x01(\x04\x12\x10\n\x08timeline\x18\x02 \x01(\r\x12\x0c\n\x04term\x18\x03 \x01(\x04\"\x9c\x01\n\x0cWriteRequest\x12\n\n\x02id\x18\x01 \x01(\x04\x12$\n\x03put\x18\x02 \x01(\x0b\x32\x15.walrus.v1.PutRequestH\x00\x12*\n\x06\x64\x65lete\x18\x03 \x01(\x0b\x32\x18.walrus.v1.DeleteRequestH\x00\x12(\n\x05\x62\x61tch\x18\x04 \x01(\x0b\x32\x17.walrus.v1.BatchRequestH\x00\x42\x04\n\x02op\"D\n\x10WriteStreamReply\x12\n\n\x02id\x18\x01 \x01(\x04\x12$\n\x05reply\x18\x02 \x01(\x0b\x32\x15.walrus.v1.WriteReply\"\x19\n\nGetRequest\x12\x0b\n\x03key\x18\x01 \x01(\x0c\"l\n\x08GetReply\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x12\r\n\x05value\x18\x02 \x01(\x0c\x12\x12\n\nreplay_lsn\x18\x03 \x01(\x04\x12\x11\n\tlag_bytes\x18\x04 \x01(\x04\x12\r\n\x05lag_s\x18\x05 \x01(\x01\x12\x0c\n\x04role\x18\x06 \x01(\t*\x84\x01\n\x0b\x43ommitLevel\x12\x12\n\x0e\x43OMMIT_DEFAULT\x10\x00\x12\x0e\n\nCOMMIT_OFF\x10\x01\x12\x10\n\x0c\x43OMMIT_LOCAL\x10\x02\x12\x17\n\x13\x43OMMIT_REMOTE_WRITE\x10\x03\x12\r\n\tCOMMIT_ON\x10\x04\x12\x17\n\x13\x43OMMIT_REMOTE_APPLY\x10\x05\x32\xac\x02\n\x05Store\x12\x33\n\x03Put\x12\x15.walrus.v1.PutRequest\x1a\x15.walrus.v1.WriteReply\x12\x39\n\x06\x44\x65lete\x12\x18.walrus.v1.DeleteRequest\x1a\x15.walrus.v1.WriteReply\x12\x37\n\x05\x42\x61tch\x12\x17.walrus.v1.BatchRequest\x1a\x15.walrus.v1.WriteReply\x12\x31\n\x03Get\x12\x15.walrus.v1.GetRequest\x1a\x13.walrus.v1.GetReply\x12G\n\x0bWriteStream\x12\x17.walrus.v1.WriteRequest\x1a\x1b.walrus.v1.WriteStreamReply(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'protos.store_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_COMMITLEVEL']._serialized_start=523
-  _globals['_COMMITLEVEL']._serialized_end=655
+  _globals['_COMMITLEVEL']._serialized_start=752
+  _globals['_COMMITLEVEL']._serialized_end=884
   _globals['_PUTREQUEST']._serialized_start=33
   _globals['_PUTREQUEST']._serialized_end=112
   _globals['_DELETEREQUEST']._serialized_start=114
@@ -43,10 +43,14 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_BATCHREQUEST']._serialized_end=324
   _globals['_WRITEREPLY']._serialized_start=326
   _globals['_WRITEREPLY']._serialized_end=383
-  _globals['_GETREQUEST']._serialized_start=385
-  _globals['_GETREQUEST']._serialized_end=410
-  _globals['_GETREPLY']._serialized_start=412
-  _globals['_GETREPLY']._serialized_end=520
-  _globals['_STORE']._serialized_start=658
-  _globals['_STORE']._serialized_end=885
+  _globals['_WRITEREQUEST']._serialized_start=386
+  _globals['_WRITEREQUEST']._serialized_end=542
+  _globals['_WRITESTREAMREPLY']._serialized_start=544
+  _globals['_WRITESTREAMREPLY']._serialized_end=612
+  _globals['_GETREQUEST']._serialized_start=614
+  _globals['_GETREQUEST']._serialized_end=639
+  _globals['_GETREPLY']._serialized_start=641
+  _globals['_GETREPLY']._serialized_end=749
+  _globals['_STORE']._serialized_start=887
+  _globals['_STORE']._serialized_end=1187
 # @@protoc_insertion_point(module_scope)

@@ -68,6 +68,26 @@ class WriteReply(_message.Message):
     term: int
     def __init__(self, lsn: _Optional[int] = ..., timeline: _Optional[int] = ..., term: _Optional[int] = ...) -> None: ...
 
+class WriteRequest(_message.Message):
+    __slots__ = ("id", "put", "delete", "batch")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    PUT_FIELD_NUMBER: _ClassVar[int]
+    DELETE_FIELD_NUMBER: _ClassVar[int]
+    BATCH_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    put: PutRequest
+    delete: DeleteRequest
+    batch: BatchRequest
+    def __init__(self, id: _Optional[int] = ..., put: _Optional[_Union[PutRequest, _Mapping]] = ..., delete: _Optional[_Union[DeleteRequest, _Mapping]] = ..., batch: _Optional[_Union[BatchRequest, _Mapping]] = ...) -> None: ...
+
+class WriteStreamReply(_message.Message):
+    __slots__ = ("id", "reply")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    REPLY_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    reply: WriteReply
+    def __init__(self, id: _Optional[int] = ..., reply: _Optional[_Union[WriteReply, _Mapping]] = ...) -> None: ...
+
 class GetRequest(_message.Message):
     __slots__ = ("key",)
     KEY_FIELD_NUMBER: _ClassVar[int]

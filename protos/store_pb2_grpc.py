@@ -54,6 +54,11 @@ class StoreStub:
                 request_serializer=protos_dot_store__pb2.GetRequest.SerializeToString,
                 response_deserializer=protos_dot_store__pb2.GetReply.FromString,
                 _registered_method=True)
+        self.WriteStream = channel.stream_stream(
+                '/walrus.v1.Store/WriteStream',
+                request_serializer=protos_dot_store__pb2.WriteRequest.SerializeToString,
+                response_deserializer=protos_dot_store__pb2.WriteStreamReply.FromString,
+                _registered_method=True)
 
 
 class StoreServicer:
@@ -83,6 +88,15 @@ class StoreServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WriteStream(self, request_iterator, context):
+        """Pipelined writes for clients that keep a connection: send a write, wait
+        for its reply, send the next. Errors end the stream with the status the
+        unary call would get (INVALID_ARGUMENT, FAILED_PRECONDITION, UNAVAILABLE).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_StoreServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -105,6 +119,11 @@ def add_StoreServicer_to_server(servicer, server):
                     servicer.Get,
                     request_deserializer=protos_dot_store__pb2.GetRequest.FromString,
                     response_serializer=protos_dot_store__pb2.GetReply.SerializeToString,
+            ),
+            'WriteStream': grpc.stream_stream_rpc_method_handler(
+                    servicer.WriteStream,
+                    request_deserializer=protos_dot_store__pb2.WriteRequest.FromString,
+                    response_serializer=protos_dot_store__pb2.WriteStreamReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -215,6 +234,33 @@ class Store:
             '/walrus.v1.Store/Get',
             protos_dot_store__pb2.GetRequest.SerializeToString,
             protos_dot_store__pb2.GetReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WriteStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/walrus.v1.Store/WriteStream',
+            protos_dot_store__pb2.WriteRequest.SerializeToString,
+            protos_dot_store__pb2.WriteStreamReply.FromString,
             options,
             channel_credentials,
             insecure,

@@ -4,7 +4,9 @@ embedded engine, measured with real processes.
 It starts a primary and one standby (``walrus engine`` processes on free
 loopback ports in a temp dir, ``FIRST 1 (standby)``), then for each commit
 level (``local``, ``on``, ``remote_apply``) and client count (1, 32) runs
-``--rounds`` rounds of ``--duration`` seconds of ``Put``s. Clients are
+``--rounds`` rounds of ``--duration`` seconds of commits (``--protocol
+unary``: one ``Put`` RPC each; ``stream``: one write at a time on a
+per-client ``Store.WriteStream``). Clients are
 threads with their own channel and stub, spread over ``--client-procs``
 processes so the client's GIL does not cap the server. It prints progress on
 stderr, a table on stdout (median and min-max across rounds of commits/s, p50
@@ -28,6 +30,7 @@ import threading
 import time
 
 LEVELS = {"off": 1, "local": 2, "remote_write": 3, "on": 4, "remote_apply": 5}
+PROTOCOLS = ("unary", "stream")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,16 +45,67 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="client processes (default: 1 for one client, 2 otherwise)")
     p.add_argument("--value-size", type=int, default=100, help="bytes per value (default 100)")
     p.add_argument("--data-dir", default="", help="where to put the engines' data (default: a temp dir)")
+    p.add_argument("--protocol", choices=PROTOCOLS, default="unary",
+                   help="unary: one Put RPC per commit; stream: each client keeps one Store.WriteStream and "
+                        "sends a write, waits for its ack, sends the next (default unary)")
 
 
 # ------------------------------------------------------------------ client side
+def _committer(stub, protocol: str):
+    """A ``commit(key, value, level)`` that returns once the write is acked.
+
+    ``stream`` keeps one ``WriteStream`` open (reopened after an error) and
+    has exactly one write outstanding on it: still one acknowledged commit
+    per request, without a new RPC per commit."""
+    import queue
+
+    from protos import store_pb2
+
+    if protocol == "unary":
+        put = stub.Put
+
+        def commit(key: bytes, value: bytes, level: int) -> None:
+            put(store_pb2.PutRequest(key=key, value=value, level=level), timeout=30)
+        return commit
+    state = {"q": None, "replies": None, "id": 0}
+
+    def open_stream() -> None:
+        q = queue.SimpleQueue()
+
+        def requests():
+            while (r := q.get()) is not None:
+                yield r
+        state["q"], state["replies"] = q, stub.WriteStream(requests())
+
+    def commit(key: bytes, value: bytes, level: int) -> None:
+        if state["q"] is None:
+            open_stream()
+        state["id"] += 1
+        state["q"].put(store_pb2.WriteRequest(id=state["id"], put=store_pb2.PutRequest(
+            key=key, value=value, level=level)))
+        try:
+            reply = next(state["replies"])
+        except BaseException:
+            state["q"].put(None)
+            state["q"] = None
+            raise
+        if reply.id != state["id"]:
+            raise RuntimeError(f"WriteStream answered write {reply.id}, expected {state['id']}")
+
+    def close() -> None:
+        if state["q"] is not None:
+            state["q"].put(None)
+    commit.close = close
+    return commit
+
+
 def _client_proc(address: str, level: int, threads: int, duration: float, value_size: int,
-                 tag: str, go, start_at, out: "mp.Queue") -> None:
-    """One client process: ``threads`` threads doing Puts from the shared
+                 tag: str, go, start_at, out: "mp.Queue", protocol: str = "unary") -> None:
+    """One client process: ``threads`` threads doing commits from the shared
     start time (set by the parent once every client process is up) for
     ``duration`` seconds."""
     import grpc
-    from protos import store_pb2, store_pb2_grpc
+    from protos import store_pb2_grpc
 
     value = b"v" * value_size
     lat: list[list[float]] = [[] for _ in range(threads)]
@@ -63,23 +117,23 @@ def _client_proc(address: str, level: int, threads: int, duration: float, value_
 
     def worker(i: int) -> None:
         ch = grpc.insecure_channel(address)
-        stub = store_pb2_grpc.StoreStub(ch)
-        put = stub.Put
+        commit = _committer(store_pb2_grpc.StoreStub(ch), protocol)
         mine = lat[i]
         n = 0
         while time.time() < start_at:
             time.sleep(0.001)
         clock = time.perf_counter
         while time.time() < end_at:
-            req = store_pb2.PutRequest(key=f"{tag}-{i}-{n % 1000}".encode(), value=value, level=level)
+            key = f"{tag}-{i}-{n % 1000}".encode()
             t0 = clock()
             try:
-                put(req, timeout=30)
+                commit(key, value, level)
             except grpc.RpcError:
                 errors[i] += 1
                 continue
             mine.append(clock() - t0)
             n += 1
+        getattr(commit, "close", lambda: None)()
         ch.close()
 
     ts = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
@@ -146,7 +200,7 @@ def _one_round(primary: _Engine, level: str, clients: int, procs: int, args) -> 
     per = [clients // procs + (1 if i < clients % procs else 0) for i in range(procs)]
     go, start = ctx.Event(), ctx.Value("d", 0.0)
     ps = [ctx.Process(target=_client_proc, args=(primary.address, LEVELS[level], n, args.duration,
-                                                 args.value_size, f"p{i}", go, start, out))
+                                                 args.value_size, f"p{i}", go, start, out, args.protocol))
           for i, n in enumerate(per) if n]
     for p in ps:
         p.start()
@@ -173,13 +227,13 @@ def _one_round(primary: _Engine, level: str, clients: int, procs: int, args) -> 
             "replay_lag_s": statistics.median([s for _, s in lag]) if lag else 0.0}
 
 
-def _summary(level: str, clients: int, rounds: list[dict]) -> dict:
+def _summary(level: str, clients: int, protocol: str, rounds: list[dict]) -> dict:
     def med(k):
         return statistics.median(r[k] for r in rounds)
 
     def rng(k):
         return [min(r[k] for r in rounds), max(r[k] for r in rounds)]
-    return {"level": level, "clients": clients, "rounds": len(rounds),
+    return {"level": level, "clients": clients, "protocol": protocol, "rounds": len(rounds),
             "commits_per_s": med("commits_per_s"), "commits_per_s_range": rng("commits_per_s"),
             "p50_ms": med("p50_ms"), "p50_ms_range": rng("p50_ms"),
             "p99_ms": med("p99_ms"), "p99_ms_range": rng("p99_ms"),
@@ -188,11 +242,11 @@ def _summary(level: str, clients: int, rounds: list[dict]) -> dict:
 
 
 def _table(results: list[dict]) -> str:
-    rows = [("level", "clients", "commits/s (min-max)", "p50 ms (min-max)", "p99 ms (min-max)",
+    rows = [("level", "clients", "protocol", "commits/s (min-max)", "p50 ms (min-max)", "p99 ms (min-max)",
              "replay lag B", "replay lag ms")]
     for r in results:
         c, p5, p9 = r["commits_per_s_range"], r["p50_ms_range"], r["p99_ms_range"]
-        rows.append((r["level"], str(r["clients"]), f"{r['commits_per_s']:.0f} ({c[0]:.0f}-{c[1]:.0f})",
+        rows.append((r["level"], str(r["clients"]), r["protocol"], f"{r['commits_per_s']:.0f} ({c[0]:.0f}-{c[1]:.0f})",
                      f"{r['p50_ms']:.2f} ({p5[0]:.2f}-{p5[1]:.2f})", f"{r['p99_ms']:.2f} ({p9[0]:.2f}-{p9[1]:.2f})",
                      f"{r['replay_lag_bytes']:.0f}", f"{r['replay_lag_s'] * 1000:.2f}"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
@@ -237,11 +291,11 @@ def run(args: argparse.Namespace) -> int:
                 for i in range(args.rounds):
                     r = _one_round(primary, level, clients, procs, args)
                     rounds.append(r)
-                    print(f"bench: {level:<12} clients={clients:<3} round {i + 1}/{args.rounds}: "
+                    print(f"bench: {level:<12} clients={clients:<3} {args.protocol} round {i + 1}/{args.rounds}: "
                           f"{r['commits_per_s']:.0f} commits/s p50 {r['p50_ms']:.2f} ms p99 {r['p99_ms']:.2f} ms "
                           f"replay lag {r['replay_lag_bytes']:.0f} B / {r['replay_lag_s'] * 1000:.2f} ms"
                           + (f" errors {r['errors']}" if r["errors"] else ""), file=sys.stderr)
-                results.append(_summary(level, clients, rounds))
+                results.append(_summary(level, clients, args.protocol, rounds))
     finally:
         for e in (standby, primary):
             if e is not None:
@@ -253,7 +307,8 @@ def run(args: argparse.Namespace) -> int:
         setup = {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
                  "duration_s": args.duration, "rounds": args.rounds, "value_size": args.value_size,
                  "client_procs": args.client_procs or "1 for 1 client, else 2",
-                 "sync_standbys": "FIRST 1 (standby)", "data_dir": base}
+                 "sync_standbys": "FIRST 1 (standby)", "data_dir": base,
+                 "protocol": args.protocol}
         with open(args.json, "w") as f:
             json.dump({"results": results, "setup": setup}, f, indent=2)
         print(f"bench: wrote {args.json}", file=sys.stderr)

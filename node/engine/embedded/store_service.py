@@ -11,6 +11,11 @@ Limits and errors (the client-facing contract):
   fence reason; the write may or may not be durable, it is never acknowledged.
 * reads are served by every role; on a standby ``GetReply.lag_bytes`` /
   ``lag_s`` say how far behind the primary the answer is.
+* ``WriteStream``: the same writes pipelined on one bidirectional stream;
+  each ``WriteRequest`` gets a ``WriteStreamReply`` (same ``id``) once its
+  commit level is met, in order. The first error ends the stream with the
+  status the unary call would get (an empty ``WriteRequest``:
+  INVALID_ARGUMENT).
 """
 from __future__ import annotations
 
@@ -98,6 +103,30 @@ class StoreServicer(store_pb2_grpc.StoreServicer):
         except EngineError as exc:
             context.abort(grpc.StatusCode.INTERNAL, str(exc))
         return store_pb2.WriteReply(lsn=res.lsn, timeline=res.timeline, term=res.term)
+
+    def _parse(self, req: store_pb2.WriteRequest) -> tuple[list[tuple[bytes, bytes | None]], CommitLevel | None]:
+        """A stream message -> (ops, level); BadArgument if invalid."""
+        kind = req.WhichOneof("op")
+        if kind == "put":
+            check_key(req.put.key, self._max_key)
+            check_value(req.put.value, self._max_value)
+            return [(req.put.key, req.put.value)], level_from_proto(req.put.level)
+        if kind == "delete":
+            check_key(req.delete.key, self._max_key)
+            return [(req.delete.key, None)], level_from_proto(req.delete.level)
+        if kind == "batch":
+            return ops_from_batch(req.batch, self._max_key, self._max_value), level_from_proto(req.batch.level)
+        raise BadArgument("a WriteRequest must carry one of put, delete or batch")
+
+    def WriteStream(self, request_iterator, context):
+        """Each write is handled on this stream's thread as it arrives (no
+        hand-off per message) and answered before the next is read."""
+        for req in request_iterator:
+            try:
+                ops, level = self._parse(req)
+            except BadArgument as exc:
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"write {req.id}: {exc}")
+            yield store_pb2.WriteStreamReply(id=req.id, reply=self._write(context, ops, level))
 
     def Put(self, request, context):
         try:

@@ -64,6 +64,40 @@ def test_local_writes_batch_and_delete(engine):
     assert e.status().flush_lsn <= e.status().write_lsn
 
 
+def put_req(i, key, value=b"v", level=store_pb2.COMMIT_LOCAL):
+    return store_pb2.WriteRequest(id=i, put=store_pb2.PutRequest(key=key, value=value, level=level))
+
+
+def test_write_stream_acks_each_write_in_order(engine):
+    _, stub = engine
+    reqs = [put_req(1, b"a", b"1"), put_req(2, b"b", b"2"),
+            store_pb2.WriteRequest(id=3, delete=store_pb2.DeleteRequest(key=b"a", level=store_pb2.COMMIT_LOCAL)),
+            store_pb2.WriteRequest(id=4, batch=store_pb2.BatchRequest(
+                ops=[store_pb2.WriteOp(key=b"c", value=b"3"), store_pb2.WriteOp(key=b"b", delete=True)],
+                level=store_pb2.COMMIT_LOCAL))]
+    replies = list(stub.WriteStream(iter(reqs), timeout=10))
+    assert [r.id for r in replies] == [1, 2, 3, 4]
+    lsns = [r.reply.lsn for r in replies]
+    assert lsns == sorted(lsns) and len(set(lsns)) == 4 and all(r.reply.timeline == 1 for r in replies)
+    found = {k: stub.Get(store_pb2.GetRequest(key=k)).found for k in (b"a", b"b", b"c")}
+    assert found == {b"a": False, b"b": False, b"c": True}
+
+
+@pytest.mark.parametrize("bad,needle", [
+    (store_pb2.WriteRequest(id=2), "one of put, delete or batch"),
+    (put_req(2, b""), "key must not be empty"),
+    (put_req(2, b"k", level=99), "unknown commit level"),
+    (store_pb2.WriteRequest(id=2, batch=store_pb2.BatchRequest(level=2)), "at least one op"),
+], ids=["empty", "empty-key", "bad-level", "empty-batch"])
+def test_write_stream_bad_message_ends_stream_with_invalid_argument(engine, bad, needle):
+    _, stub = engine
+    stream = stub.WriteStream(iter([put_req(1, b"ok"), bad, put_req(3, b"never")]), timeout=10)
+    assert next(stream).id == 1
+    code, details = code_of(lambda: next(stream))
+    assert code == INVALID and needle in details and "write 2" in details
+    assert not stub.Get(store_pb2.GetRequest(key=b"never")).found
+
+
 def test_fence_refuses_and_fails_pending_sync_commit(engine):
     e, stub = engine
     result = {}
@@ -116,5 +150,9 @@ def test_standby_refuses_writes_naming_its_primary(tmp_path):
         assert "standby" in details and a.upstream_arg in details
         r = b.get(b"k")
         assert r.role == "standby" and r.lag_bytes == 0
+        stream = b.store().WriteStream(iter([store_pb2.WriteRequest(id=1, put=store_pb2.PutRequest(
+            key=b"k", value=b"w"))]), timeout=10)
+        code, details = code_of(lambda: list(stream))
+        assert code == grpc.StatusCode.FAILED_PRECONDITION and a.upstream_arg in details
     finally:
         c.close()
