@@ -76,6 +76,7 @@ class PostgresEngine(TransitionsMixin):
         self._conf_lock = threading.RLock()
         self._fencer: FencerProcess | None = None
         self._lease_deadline: float | None = None
+        self._fencer_restarting = False     # _watch_fencer is restarting the server fenced
         self._fencer_lock = threading.Lock()
         self._stopped_by_fence = False
         self._started_read_only = False    # the running server started fenced, not unfenced since
@@ -349,12 +350,15 @@ class PostgresEngine(TransitionsMixin):
         with self._op:
             if self._fencer is not f:       # an operation already retired it
                 return
-            self._stop_postmaster()
-            if self.is_initialized() and not self._state.incomplete:
-                try:
+            self._fencer_restarting = True
+            try:
+                self._stop_postmaster()
+                if self.is_initialized() and not self._state.incomplete:
                     self.start()
-                except EngineError as exc:
-                    log_event(log, "fencer.restart_failed", member=self.name, error=exc, level=logging.ERROR)
+            except EngineError as exc:
+                log_event(log, "fencer.restart_failed", member=self.name, error=exc, level=logging.ERROR)
+            finally:
+                self._fencer_restarting = False
 
     def _respawn_fencer(self, f: FencerProcess, code: int) -> None:
         """A fencer died without firing (crash, kill): start another at once;
@@ -385,7 +389,7 @@ class PostgresEngine(TransitionsMixin):
                       needs_reclone=self._scan_log() or s.incomplete)
         upstream = f"{s.upstream_name}@{s.upstream_address}" if s.upstream_address else ""
         f = self._fencer
-        if f is not None and f.fired():     # until _watch_fencer restarts it fenced
+        if (f is not None and f.fired()) or self._fencer_restarting:   # until it accepts again, fenced
             common.update(fenced=True, fence_reason=fencer_mod.REASON)
             return EngineStatus(Role.PRIMARY, upstream=upstream, **common,
                                 detail="the lease fencer stopped PostgreSQL; restarting it fenced")
