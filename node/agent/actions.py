@@ -192,6 +192,7 @@ def _acquire(agent: "NodeAgent", term: int) -> tuple[int, int]:
     finally:
         agent.epoch += 1
     agent.held_term = got
+    agent.held_lease = lease
     agent.highest_term = max(agent.highest_term, got)
     agent.leader_term = got
     return lease, got

@@ -88,6 +88,7 @@ class NodeAgent:
         self.lock = threading.RLock()           # serialises role changes
         self.state = AgentState.STARTING
         self.held_term = 0                      # term of the leader key we hold (0: none)
+        self.held_lease: int | None = None      # the lease that key is bound to
         self.highest_term = 0
         self.leader_term = 0                    # term of the leader key last seen
         self.fenced_by_deadline = False
@@ -170,12 +171,22 @@ class NodeAgent:
         self._wake.set()
 
     def _on_lost(self, reason: str) -> None:
+        if self._held_lease_tracked():
+            # A late notice about an older lease (e.g. the keeper waited for the lock
+            # while a Promote took the key under the lease granted since): the lease
+            # we hold the key under is the one being renewed; nothing to fence.
+            log_event(log, "lease.lost_ignored", logging.WARNING, reason=reason, term=self.held_term)
+            return
         if self.held_term or self._engine_role() is Role.PRIMARY:
             self._fence(f"lease lost: {reason}")      # first, before waiting for the lock
         with self.lock:
-            if self.held_term:
+            if self.held_term and not self._held_lease_tracked():
                 self._drop_leader(f"lease lost: {reason}")
         self._wake.set()
+
+    def _held_lease_tracked(self) -> bool:
+        """We hold the leader key under the lease the keeper still renews."""
+        return bool(self.held_term) and self.held_lease is not None and self.keeper.lease_id == self.held_lease
 
     def _engine_role(self) -> Role:
         try:
@@ -195,6 +206,7 @@ class NodeAgent:
         if self.held_term:
             log_event(log, "leader.dropped", logging.WARNING, term=self.held_term, reason=reason)
         self.held_term = 0
+        self.held_lease = None
         self.keeper.set_holding(False)
         self.engine.set_lease_deadline(self.clock())
         if self.state is AgentState.PRIMARY:
@@ -394,8 +406,9 @@ class NodeAgent:
             self.dcs.put_member(lease, rec, deadline_s=self.config.retry_timeout)
             self._published, self._published_at = key, now
         except LeaseLost as exc:
+            if self.keeper.lease_id == lease:
+                self.keeper.reset(None)         # first: _on_lost checks which lease is tracked
             self._on_lost(str(exc))
-            self.keeper.reset(None)
         except DcsUnavailable as exc:
             log_event(log, "member.publish_failed", logging.WARNING, error=exc)
 
