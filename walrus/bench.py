@@ -45,9 +45,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="client processes (default: 1 for one client, 2 otherwise)")
     p.add_argument("--value-size", type=int, default=100, help="bytes per value (default 100)")
     p.add_argument("--data-dir", default="", help="where to put the engines' data (default: a temp dir)")
-    p.add_argument("--protocol", choices=PROTOCOLS, default="unary",
-                   help="unary: one Put RPC per commit; stream: each client keeps one Store.WriteStream and "
-                        "sends a write, waits for its ack, sends the next (default unary)")
+    p.add_argument("--protocol", choices=PROTOCOLS, default="stream",
+                   help="stream: each client keeps one Store.WriteStream and sends a write, waits for its ack, "
+                        "sends the next (default; ~1.4-2x the commits/s of unary at 32 clients here); "
+                        "unary: one Put RPC per commit")
 
 
 # ------------------------------------------------------------------ client side
