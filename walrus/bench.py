@@ -6,9 +6,9 @@ loopback ports in a temp dir, ``FIRST 1 (standby)``), then for each commit
 level (``local``, ``on``, ``remote_apply``) and client count (1, 32) runs
 ``--rounds`` rounds of ``--duration`` seconds of commits (``--protocol
 unary``: one ``Put`` RPC each; ``stream``: one write at a time on a
-per-client ``Store.WriteStream``). Clients are
-threads with their own channel and stub, spread over ``--client-procs``
-processes so the client's GIL does not cap the server. It prints progress on
+per-client ``Store.WriteStream``). Clients are asyncio coroutines (grpc.aio,
+one channel each, one write outstanding each: no thread hand-off per commit
+in the client), spread over ``--client-procs`` processes. It prints progress on
 stderr, a table on stdout (median and min-max across rounds of commits/s, p50
 and p99 commit latency, and the standby's replay lag under load), and with
 ``--json FILE`` writes ``{"results": [...], "setup": {...}}``.
@@ -52,96 +52,60 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 # ------------------------------------------------------------------ client side
-def _committer(stub, protocol: str):
-    """A ``commit(key, value, level)`` that returns once the write is acked.
+async def _aio_clients(address: str, protocol: str, level: int, clients: int, value: bytes, tag: str,
+                       start_at: float, end_at: float, lat: list[list[float]], errors: list[int]) -> None:
+    """``clients`` clients as coroutines on one event loop, each with its own
+    channel and exactly one write outstanding: ``unary`` sends one ``Put`` RPC
+    per commit; ``stream`` keeps one ``WriteStream`` (reopened after an error)
+    and sends a write, awaits its ack, sends the next."""
+    import asyncio
 
-    ``stream`` keeps one ``WriteStream`` open (reopened after an error) and
-    has exactly one write outstanding on it: still one acknowledged commit
-    per request, without a new RPC per commit."""
-    import queue
-
-    from protos import store_pb2
-
-    if protocol == "unary":
-        put = stub.Put
-
-        def commit(key: bytes, value: bytes, level: int) -> None:
-            put(store_pb2.PutRequest(key=key, value=value, level=level), timeout=30)
-        return commit
-    state = {"q": None, "replies": None, "id": 0}
-
-    def open_stream() -> None:
-        q = queue.SimpleQueue()
-
-        def requests():
-            while (r := q.get()) is not None:
-                yield r
-        state["q"], state["replies"] = q, stub.WriteStream(requests())
-
-    def commit(key: bytes, value: bytes, level: int) -> None:
-        if state["q"] is None:
-            open_stream()
-        state["id"] += 1
-        state["q"].put(store_pb2.WriteRequest(id=state["id"], put=store_pb2.PutRequest(
-            key=key, value=value, level=level)))
-        try:
-            reply = next(state["replies"])
-        except BaseException:
-            state["q"].put(None)
-            state["q"] = None
-            raise
-        if reply.id != state["id"]:
-            raise RuntimeError(f"WriteStream answered write {reply.id}, expected {state['id']}")
-
-    def close() -> None:
-        if state["q"] is not None:
-            state["q"].put(None)
-    commit.close = close
-    return commit
-
-
-def _client_proc(address: str, level: int, threads: int, duration: float, value_size: int,
-                 tag: str, go, start_at, out: "mp.Queue", protocol: str = "unary") -> None:
-    """One client process: ``threads`` threads doing commits from the shared
-    start time (set by the parent once every client process is up) for
-    ``duration`` seconds."""
     import grpc
-    from protos import store_pb2_grpc
+    from protos import store_pb2, store_pb2_grpc
 
-    value = b"v" * value_size
-    lat: list[list[float]] = [[] for _ in range(threads)]
-    errors = [0] * threads
+    async def client(i: int) -> None:
+        async with grpc.aio.insecure_channel(address) as ch:
+            stub = store_pb2_grpc.StoreStub(ch)
+            await asyncio.sleep(max(0.0, start_at - time.time()))
+            clock, mine, n, call = time.perf_counter, lat[i], 0, None
+            while time.time() < end_at:
+                put = store_pb2.PutRequest(key=f"{tag}-{i}-{n % 1000}".encode(), value=value, level=level)
+                t0 = clock()
+                try:
+                    if protocol == "unary":
+                        await stub.Put(put, timeout=30)
+                    else:
+                        if call is None:
+                            call = stub.WriteStream()
+                        await call.write(store_pb2.WriteRequest(id=n + 1, put=put))
+                        reply = await call.read()
+                        if reply is grpc.aio.EOF or reply.id != n + 1:
+                            raise RuntimeError(f"WriteStream answered {reply!r} to write {n + 1}")
+                except (grpc.RpcError, RuntimeError):
+                    errors[i] += 1
+                    call = None
+                    continue
+                mine.append(clock() - t0)
+                n += 1
+            if call is not None:
+                await call.done_writing()
+    await asyncio.gather(*(client(i) for i in range(clients)))
+
+
+def _client_proc(address: str, level: int, clients: int, duration: float, value_size: int,
+                 tag: str, go, start_at, out: "mp.Queue", protocol: str = "stream") -> None:
+    """One client process: ``clients`` asyncio clients committing from the
+    shared start time (set by the parent once every client process is up)
+    for ``duration`` seconds."""
+    import asyncio
+
+    lat: list[list[float]] = [[] for _ in range(clients)]
+    errors = [0] * clients
     out.put("ready")
     go.wait()
     start_at = start_at.value
-    end_at = start_at + duration
-
-    def worker(i: int) -> None:
-        ch = grpc.insecure_channel(address)
-        commit = _committer(store_pb2_grpc.StoreStub(ch), protocol)
-        mine = lat[i]
-        n = 0
-        while time.time() < start_at:
-            time.sleep(0.001)
-        clock = time.perf_counter
-        while time.time() < end_at:
-            key = f"{tag}-{i}-{n % 1000}".encode()
-            t0 = clock()
-            try:
-                commit(key, value, level)
-            except grpc.RpcError:
-                errors[i] += 1
-                continue
-            mine.append(clock() - t0)
-            n += 1
-        getattr(commit, "close", lambda: None)()
-        ch.close()
-
-    ts = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
+    asyncio.run(_aio_clients(address, protocol, level, clients, b"v" * value_size, tag, start_at,
+                             start_at + duration, lat, errors))
     out.put(([x for xs in lat for x in xs], sum(errors)))
 
 
@@ -309,7 +273,7 @@ def run(args: argparse.Namespace) -> int:
                  "duration_s": args.duration, "rounds": args.rounds, "value_size": args.value_size,
                  "client_procs": args.client_procs or "1 for 1 client, else 2",
                  "sync_standbys": "FIRST 1 (standby)", "data_dir": base,
-                 "protocol": args.protocol}
+                 "protocol": args.protocol, "client": "grpc.aio coroutines, one write outstanding each"}
         with open(args.json, "w") as f:
             json.dump({"results": results, "setup": setup}, f, indent=2)
         print(f"bench: wrote {args.json}", file=sys.stderr)
