@@ -28,7 +28,7 @@ from typing import Any, Callable, Mapping
 
 from orchestrator.agents import AgentPool
 from orchestrator.core.model import ActionKind, ClusterSnapshot, CoreConfig, Decision
-from orchestrator.core.states import State
+from orchestrator.core.states import InvalidTransition, State
 from orchestrator.election import Election
 from orchestrator.executor import Executor, Outcome
 from orchestrator.probe import AgentProbe
@@ -147,7 +147,7 @@ class Controller:
         obs = self.observe(watch=True)
         if not self.election.is_active():
             return None
-        decision = self._decide(obs.snapshot, obs.config, self._wall(), previous=self.state)
+        decision = self._decide_from(obs)
         self._log_decision(decision)
         self.state = decision.state
         self.last_decision = decision
@@ -164,6 +164,18 @@ class Controller:
             if action.kind is ActionKind.SAVE_FAILOVER_STATE:
                 self._test_hang_hook()
         return decision
+
+    def _decide_from(self, obs: Observation) -> Decision:
+        """``decide`` from the current state; an impossible transition (e.g. the
+        term key went back to 0 because etcd lost its data) restarts the state
+        machine from STARTING instead of failing every later round."""
+        try:
+            return self._decide(obs.snapshot, obs.config, self._wall(), previous=self.state)
+        except InvalidTransition as exc:
+            log_event(log, "invalid transition", level=logging.ERROR, frm=self.state.value,
+                      error=exc, then="restarting the state machine from starting")
+            self.state = State.STARTING
+            return self._decide(obs.snapshot, obs.config, self._wall(), previous=State.STARTING)
 
     def _log_decision(self, d: Decision) -> None:
         if d.transition is not None:

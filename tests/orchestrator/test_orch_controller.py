@@ -111,3 +111,22 @@ def test_a_failed_repoint_does_not_hold_up_the_rest():
     c.election.tick()
     c.tick()                                   # b has no agent client: its Follow fails
     assert dcs.calls == ["clear_switchover", "clear_failover_state"]
+
+
+def test_an_impossible_transition_restarts_the_state_machine():
+    """decide raising InvalidTransition (etcd lost its data: term back to 0)
+    must not wedge every later round: the controller restarts from STARTING."""
+    from orchestrator.core.states import InvalidTransition
+    seen = []
+
+    def decide(snapshot, config, now, previous):
+        seen.append(previous)
+        if previous is State.HEALTHY:
+            raise InvalidTransition("healthy -> bootstrapping is not allowed")
+        return Decision(State.BOOTSTRAPPING, (), "test")
+    c = Controller(CONFIG, FakeDcs(), decide=decide, explain=lambda s, c: None)
+    c.state = State.HEALTHY
+    c.election.tick()
+    d = c.tick()
+    assert seen == [State.HEALTHY, State.STARTING]
+    assert d.state is State.BOOTSTRAPPING and c.state is State.BOOTSTRAPPING
