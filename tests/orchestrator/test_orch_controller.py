@@ -125,8 +125,8 @@ def test_an_impossible_transition_restarts_the_state_machine():
             raise InvalidTransition("healthy -> bootstrapping is not allowed")
         return Decision(State.BOOTSTRAPPING, (), "test")
     c = Controller(CONFIG, FakeDcs(), decide=decide, explain=lambda s, c: None)
+    c.election.tick()                      # winning the election resets the state to STARTING
     c.state = State.HEALTHY
-    c.election.tick()
     d = c.tick()
     assert seen == [State.HEALTHY, State.STARTING]
     assert d.state is State.BOOTSTRAPPING and c.state is State.BOOTSTRAPPING
