@@ -93,6 +93,9 @@ def clone(agent: "NodeAgent", d: Decision, view: ClusterView) -> None:
 def follow_leader(agent: "NodeAgent", d: Decision, view: ClusterView) -> None:
     from node.agent.agent import AgentState
     if agent.engine.status().role is Role.STOPPED:
+        if getattr(agent.engine, "rejoins_stopped", False):
+            # Its data may say "primary": the engine's rejoin starts it as a standby only.
+            return rejoin_leader(agent, d, view)
         agent.engine.start()
     agent.engine.follow(d.upstream, d.term)
     agent.engine.unfence()
@@ -103,7 +106,7 @@ def rejoin_leader(agent: "NodeAgent", d: Decision, view: ClusterView) -> None:
     from node.agent.agent import AgentState
     agent._set_state(AgentState.REJOINING, d.reason)
     agent.engine.fence(f"rejoining {d.upstream}")
-    if agent.engine.status().role is Role.STOPPED:
+    if agent.engine.status().role is Role.STOPPED and not getattr(agent.engine, "rejoins_stopped", False):
         agent.engine.start()
         agent.engine.fence(f"rejoining {d.upstream}")
     method = agent.engine.rejoin(d.upstream, d.term, allow_reclone=True)

@@ -253,7 +253,8 @@ class NodeAgent:
                 self._wake.set()
                 return
             self._observe(view)
-            self._start_engine_fenced()
+            if not self._rejoin_will_start(view):
+                self._start_engine_fenced()
             decision = reconcile.decide(self._facts(view))
             self._act(decision, view)
         self._publish()
@@ -262,6 +263,16 @@ class NodeAgent:
         self.view = view
         self.leader_term = view.leader.term if view.leader else 0
         self.highest_term = max(self.highest_term, view.term, self.leader_term)
+
+    def _rejoin_will_start(self, view: ClusterView) -> bool:
+        """Leave a stopped engine stopped when another member leads (at a term not
+        older than seen) and the engine's rejoin takes a stopped node: the
+        decision is then FOLLOW and the rejoin starts it as a standby (no start
+        as a fenced primary, whose crash recovery would also diverge it)."""
+        lead = view.leader
+        return (getattr(self.engine, "rejoins_stopped", False) and not self.held_term and lead is not None
+                and lead.name != self.config.name and lead.term >= self.highest_term
+                and self.engine.is_initialized() and self.engine.status().role is Role.STOPPED)
 
     def _start_engine_fenced(self) -> None:
         """Start an initialized engine that is not running, fenced: its data may

@@ -55,6 +55,7 @@ class PostgresEngine(TransitionsMixin):
     """A PostgreSQL 15+ member managed by the node agent (see module docstring)."""
 
     kind = "postgres"
+    rejoins_stopped = True     # rejoin() takes a stopped node (never starting it as a primary)
 
     def __init__(self, name: str, data_dir: str, listen: str, config: PostgresConfig | None = None, *,
                  data_address: str = "", start_fenced: bool = False, start_timeout_s: float = 60.0,

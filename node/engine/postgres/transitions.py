@@ -7,9 +7,10 @@ Every operation is idempotent and checks the term first (``StaleTerm``).
 from __future__ import annotations
 
 import logging
+import time
 
 from node.engine.base import EngineStatus, RejoinMethod, SlotInfo, SyncSpec, Upstream
-from node.engine.postgres import conf, fencer, replication, sql
+from node.engine.postgres import conf, divergence, fencer, replication, sql
 from node.engine.postgres.process import wait_for
 from walrus.errors import EngineError, NeedsReclone, WrongRole
 from walrus.log import log_event
@@ -92,7 +93,9 @@ class TransitionsMixin:
     def rejoin(self, upstream: Upstream, term: int, allow_reclone: bool = True) -> RejoinMethod:
         """Make this (possibly diverged) node a standby of ``upstream``.
 
-        A standby that streams after a plain follow: NONE. Otherwise stop,
+        A standby that streams after a plain follow: NONE. A stopped primary
+        whose WAL all lies on the upstream's history starts directly as its
+        standby (``divergence``): NONE, no crash recovery, no rewind. Otherwise stop,
         CHECKPOINT the upstream, ``pg_rewind`` from it, start as standby:
         REWOUND (or NONE when nothing diverged). If rewind fails or the WAL
         the node needs is gone: re-clone (RECLONED) when ``allow_reclone``,
@@ -102,7 +105,15 @@ class TransitionsMixin:
             self._check_term(term)
             if not self.is_initialized():
                 return self._reclone(upstream, allow_reclone, "no database")
-            if self.dir.is_standby() and self._running():
+            tried = False
+            if not self._running() and not self._state.incomplete:
+                if self.dir.is_standby():
+                    self.start()                # a stopped standby: start it, then follow below
+                elif self._start_as_standby_if_not_diverged(upstream):
+                    return RejoinMethod.NONE
+                else:
+                    tried = self._running()     # started as a standby but does not stream: rewind
+            if self.dir.is_standby() and self._running() and not tried:
                 try:
                     self._follow_locked(upstream)
                     if self._streaming_from(upstream, min(10.0, self.stream_timeout_s)):
@@ -111,14 +122,18 @@ class TransitionsMixin:
                     return self._reclone(upstream, allow_reclone, "slot lost")
             # PostgreSQL 15 updates the control file's timeline only at the next
             # checkpoint; pg_rewind reads it. Unreachable upstream: raise, touch nothing.
+            t = [time.monotonic()]
             sql.execute_once(self._upstream_dsn(upstream), "CHECKPOINT")
+            t.append(time.monotonic())
             self._save(incomplete=True)     # until standby.signal is back, never start
             self._stop_postmaster()
+            t.append(time.monotonic())
             try:
                 rewound = replication.rewind(self.binaries, self.user, str(self.dir.pgdata),
                                              self._upstream_dsn(upstream), self.op_timeout_s)
             except EngineError as exc:
                 return self._reclone(upstream, allow_reclone, f"rewind failed: {exc}")
+            t.append(time.monotonic())
             self.dir.set_standby_signal(True)
             self._save(upstream_name="", upstream_address="", incomplete=False)
             try:
@@ -127,11 +142,45 @@ class TransitionsMixin:
                 return self._reclone(upstream, allow_reclone, "slot lost")
             self._write_confs()
             self._start_postmaster(primary=False)
+            t.append(time.monotonic())
             if not self._streaming_from(upstream, self.stream_timeout_s) and self._needs_reclone:
                 return self._reclone(upstream, allow_reclone, "WAL needed after rewind is gone")
+            t.append(time.monotonic())
             method = RejoinMethod.REWOUND if rewound else RejoinMethod.NONE
-            log_event(log, "rejoin", member=self.name, upstream=upstream, method=method.value)
+            ms = [round((b - a) * 1000) for a, b in zip(t, t[1:])]
+            log_event(log, "rejoin", member=self.name, upstream=upstream, method=method.value,
+                      checkpoint_ms=ms[0], stop_ms=ms[1], rewind_ms=ms[2], start_ms=ms[3], stream_ms=ms[4])
             return method
+
+    def _start_as_standby_if_not_diverged(self, upstream: Upstream) -> bool:
+        """A stopped primary whose WAL all lies on the upstream's history starts
+        directly as its standby: no crash recovery as a primary (that would write
+        an end-of-recovery checkpoint and diverge), no rewind, no second start.
+        False (nothing started, or the server started but does not stream): the
+        caller rewinds. Never starts the node as a primary."""
+        t0 = time.monotonic()
+        if not divergence.can_follow_without_rewind(self.binaries, self.user, str(self.dir.pgdata),
+                                                    self._upstream_dsn(upstream)):
+            return False
+        t1 = time.monotonic()
+        self.dir.set_standby_signal(True)
+        self._save(upstream_name="", upstream_address="")
+        try:
+            self._follow_locked(upstream)   # writes conf; slot; no reload (stopped)
+        except NeedsReclone:
+            return False
+        self.dir.prepare()
+        self._write_confs()
+        self._reset_reclone_scan()
+        self._start_postmaster(primary=False)
+        t2 = time.monotonic()
+        if not self._streaming_from(upstream, min(10.0, self.stream_timeout_s)):
+            log_event(log, "rejoin.not_streaming", member=self.name, upstream=upstream, level=logging.WARNING)
+            return False
+        log_event(log, "rejoin", member=self.name, upstream=upstream, method="not_diverged",
+                  check_ms=round((t1 - t0) * 1000), start_ms=round((t2 - t1) * 1000),
+                  stream_ms=round((time.monotonic() - t2) * 1000))
+        return True
 
     def _reclone(self, upstream: Upstream, allow: bool, why: str) -> RejoinMethod:
         if not allow:
