@@ -77,11 +77,18 @@ def parse_waldump_end(text: str) -> int | None:
     return parse_lsn(m.group(1)) if m else None
 
 
-def _run(argv: list[str], user: OsUser, timeout: float) -> subprocess.CompletedProcess:
-    try:
-        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, **user.popen_kwargs())
-    except (subprocess.TimeoutExpired, OSError) as exc:
-        raise EngineError(f"{argv[0]}: {exc}") from None
+def _run(argv: list[str], user: OsUser, timeout: float, attempts: int = 3) -> subprocess.CompletedProcess:
+    """Run a read-only tool; again if it died of a signal before writing
+    anything (a child forked from the threaded agent occasionally does)."""
+    for _ in range(attempts):
+        try:
+            proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, **user.popen_kwargs())
+        except (subprocess.TimeoutExpired, OSError) as exc:
+            raise EngineError(f"{argv[0]}: {exc}") from None
+        if proc.returncode >= 0 or proc.stdout or proc.stderr:
+            return proc
+        log.info("%s died of signal %d; running it again", argv[0], -proc.returncode)
+    return proc
 
 
 def local_wal_end(bins: Binaries, user: OsUser, pgdata: str, timeout: float = 30.0) -> WalEnd | None:
@@ -111,7 +118,7 @@ def local_wal_end(bins: Binaries, user: OsUser, pgdata: str, timeout: float = 30
                "-s", f"{start >> 32:X}/{start & 0xFFFFFFFF:X}"], user, timeout)
     end = parse_waldump_end(wd.stdout + wd.stderr)
     if end is None:
-        log.info("divergence check: no end of WAL in %r", (wd.stdout + wd.stderr)[-300:])
+        log.info("divergence check: no end of WAL (exit %s) in %r", wd.returncode, (wd.stdout + wd.stderr)[-300:])
         return None
     return WalEnd(tli, end)
 
