@@ -6,6 +6,7 @@ statements against the *upstream*, and maps every failure to ``EngineError``.
 from __future__ import annotations
 
 import logging
+import re
 
 from node.engine.base import Upstream
 from node.engine.postgres import sql
@@ -88,8 +89,19 @@ def rewind(bins: Binaries, user: OsUser, pgdata: str, source_conninfo: str, time
 
     Returns False when pg_rewind found nothing to rewind. Raises EngineError.
     """
-    out = run([bins.path("pg_rewind"), "--target-pgdata", pgdata, "--source-server", source_conninfo],
-              user, timeout=timeout, what="pg_rewind")
+    argv = [bins.path("pg_rewind"), "--target-pgdata", pgdata, "--source-server", source_conninfo]
+    for attempt in range(3):
+        try:
+            out = run(argv, user, timeout=timeout, what="pg_rewind")
+            break
+        except EngineError as exc:
+            # A child forked from the threaded agent occasionally dies of a signal
+            # before exec ("exited -11: " with no output): pg_rewind changed nothing
+            # yet (it prints the divergence point before touching the target), so
+            # run it again rather than falling back to a full re-clone.
+            if attempt == 2 or not re.search(r"exited -\d+: $", str(exc)):
+                raise
+            log_event(log, "rewind.retry", pgdata=pgdata, error=exc, level=logging.WARNING)
     rewound = "no rewind required" not in out
     log_event(log, "rewind.done", pgdata=pgdata, rewound=rewound)
     return rewound

@@ -1,5 +1,6 @@
 """The agent drives real PostgreSQL too: bootstrap + clone, hand-driven
-failover after SIGKILL, and the old primary coming back rewound as a standby."""
+failover after SIGKILL, and the old primary coming back as a standby (started
+directly as one: never up as a primary, not even fenced)."""
 from __future__ import annotations
 
 import os
@@ -53,7 +54,15 @@ def test_postgres_failover_and_rejoin(pg_agents, etcd):
     wait_for(leader_gone, timeout=60, what="leader lease expiry")
     reply = new.agent.Promote(pb.PromoteRequest(term=2, reason="test"), timeout=60)
     assert reply.changed and reply.status.engine.role == ROLE_PRIMARY and not reply.status.engine.fenced
+    ready_as_primary = _ready_as_primary_lines(old)
     old.start()
     agents.wait_standby_of(old.name, new.name, timeout=120)
     st = old.status()
     assert st.engine.role == ROLE_STANDBY and not st.holds_leader
+    assert _ready_as_primary_lines(old) == ready_as_primary
+
+
+def _ready_as_primary_lines(proc) -> int:
+    """How often the node's PostgreSQL came up read-write ("read-only" for a standby)."""
+    log = proc.dir / "data" / "postgres.log"
+    return log.read_text(errors="replace").count("database system is ready to accept connections")
