@@ -59,6 +59,12 @@ def _target(config: CoreConfig, current: SyncView | None, healthy: list[MemberVi
     names = kept + [m.name for m in others]
     if config.synchronous_method is SyncMethod.FIRST:
         names = names[:k]
+    # Never shrink this leader's set below k because members merely stopped
+    # streaming: that is what a dying primary looks like from here, and an
+    # empty set would leave no promotable member (ranking admits only the
+    # set). Keep the whole set as it is; commits wait (strict synchronous mode).
+    if current is not None and current.enabled and len(names) < k:
+        return current
     num = min(k, len(names))
     return SyncView(config.synchronous_method, num, tuple(names) if num else (), leader.name, leader.term)
 
@@ -88,7 +94,7 @@ def plan_sync(snapshot: ClusterSnapshot, config: CoreConfig, leader: LeaderView,
                             and published.term == leader.term) else None
     healthy = healthy_standbys(snapshot, leader, leader_member)
     target = _target(config, current, healthy, leader)
-    short = target.num < config.synchronous_node_count
+    short = len(healthy) < config.synchronous_node_count
     if current is None:
         return SyncPlan(_publish(target), target, short, "publish the synchronous set for this leader and term")
     if target.same_set(current):

@@ -47,8 +47,13 @@ ROWS = [
         healthy(primary(), standby("b", upstream="c"), standby("c"), sync=sync("b")), FIRST1, "FIRST 1 (b, c)"),
     Row("nofailover-never-in-set",
         healthy(primary(), standby("b", nofailover=True), standby("c", flush_lsn=10)), FIRST1, "FIRST 1 (c)"),
-    Row("nobody-healthy-goes-async",
-        healthy(primary(), hung(standby("b")), sync=sync("b")), FIRST1, "", short=True),
+    # Strict: a set never shrinks below synchronous_node_count because its
+    # members stopped streaming (a dying primary looks like that); commits wait.
+    Row("nobody-healthy-keeps-the-set",
+        healthy(primary(), hung(standby("b")), sync=sync("b")), FIRST1, None, short=True),
+    Row("nobody-streaming-keeps-the-set",
+        healthy(primary(), standby("b", streaming=False), standby("c", streaming=False), sync=sync("b")),
+        FIRST1, None, short=True),
     Row("two-wanted-one-healthy",
         healthy(primary(), standby("b"), dead(standby("c"))), FIRST2, "FIRST 1 (b)", short=True),
     Row("raise-num-in-two-steps-add",
