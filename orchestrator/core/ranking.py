@@ -111,6 +111,21 @@ def _why_lost(c: Candidate, best: Candidate) -> str:
     return "same LSN and priority, name sorts after the winner's"
 
 
+def _bound_only(snapshot: ClusterSnapshot, config: CoreConfig, eligible: list[Candidate]) -> int | None:
+    """``promoted_bound`` when it alone vouches for the candidates (too few
+    members of the set heard, no set leader among them), else None. Then only
+    a member that flushed the bound is sure to hold every acknowledged write,
+    so it must win even over one on a newer timeline (one repointed to a new
+    leader that died before it had a set of its own, say)."""
+    sync = snapshot.sync
+    if not config.synchronous_mode or sync is None or not sync.enabled:
+        return None
+    names = {c.name for c in eligible}
+    if any(_is_set_leader(n, snapshot) for n in names) or len(names & set(sync.names)) >= sync.quorum:
+        return None
+    return promoted_bound(snapshot)
+
+
 def _quorum_wait(snapshot: ClusterSnapshot, config: CoreConfig, eligible: list[Candidate]) -> str:
     """Why a synchronous-mode failover must wait for more of the set, or ""."""
     sync = snapshot.sync
@@ -147,12 +162,18 @@ def rank(snapshot: ClusterSnapshot, config: CoreConfig,
             eligible.append(replace(base, eligible=True))
         else:
             rejected.append(replace(base, exclusion=why[0], reason=why[1]))
-    eligible.sort(key=sort_key)
+    bound = _bound_only(snapshot, config, eligible)
+    eligible.sort(key=lambda c: (bound is not None and c.flush_lsn < bound, *sort_key(c)))
     rejected.sort(key=lambda c: c.name)
     ranked = []
     for i, c in enumerate(eligible):
-        reason = (f"highest flush LSN {c.flush_lsn} on timeline {c.timeline}" if i == 0
-                  else _why_lost(c, eligible[0]))
+        if i == 0:
+            reason = f"highest flush LSN {c.flush_lsn} on timeline {c.timeline}"
+        elif bound is not None and c.flush_lsn < bound <= eligible[0].flush_lsn:
+            reason = (f"flushed {c.flush_lsn}, below {bound}, the LSN that holds every acknowledged "
+                      "write now that too few members of the synchronous set answer")
+        else:
+            reason = _why_lost(c, eligible[0])
         ranked.append(replace(c, rank=i + 1, reason=reason))
     candidates = tuple(ranked + rejected)
     if not ranked:

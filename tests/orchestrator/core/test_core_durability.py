@@ -194,3 +194,25 @@ def test_any_quorum_waits_for_enough_of_the_set() -> None:
     m.orchestrate(None)
     assert m.sim.won == [("b", 2)]
     m.promoted_members_hold_every_acknowledged_write()
+
+
+def test_bound_beats_a_newer_timeline_when_the_set_is_not_heard() -> None:
+    """Found by the random walk: ANY 1 (b, c, d); d flushed the only
+    acknowledged write and was promoted; b was repointed to d (timeline 2,
+    flush 0) before the orchestrator crashed, so d never got a set; d hangs.
+    Too few of the set answer, so only the bound vouches: the winner must be
+    the member that flushed it (the old primary a), not b for its newer timeline."""
+    s = SyncCluster()
+    s.start(count=1, method=SyncMethod.ANY)
+    s.orchestrate(None, 1)
+    s.traffic(1, [0, 0, 0, 10])
+    s.fail(dead=False, name="a")
+    s.lease_expires()
+    s.orchestrate(None, 1)
+    s.orchestrate(1, 1)
+    s.leader_fails(dead=False, expire=False)
+    s.lease_expires()
+    s.revive(name="a")
+    s.orchestrate(None, 1)
+    s.promoted_members_hold_every_acknowledged_write()
+    assert [m for m, _, _ in s.promotions] == ["d", "a"]
