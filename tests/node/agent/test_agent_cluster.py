@@ -85,6 +85,11 @@ def test_promote_after_primary_killed_and_lease_expired(agents, etcd):
     for s in (b, c):
         agents.wait_standby_of(s.name, old.name)
     old.put(b"before", b"1", level=store_pb2.COMMIT_ON)
+    # No orchestrator publishes a sync set here, so COMMIT_ON waits for no
+    # standby (like PostgreSQL with empty synchronous_standby_names): wait
+    # until both standbys have the write before killing its primary.
+    for s in (b, c):
+        wait_for(lambda s=s: s.get(b"before").value == b"1", what=f"{s.name} replayed the write")
     old.kill()
     # Stale term first: the leader term is 1, so Promote(1) is refused.
     with pytest.raises(grpc.RpcError) as err:
