@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import grpc
@@ -20,25 +19,11 @@ import yaml
 from protos import cluster_pb2, cluster_pb2_grpc, node_agent_pb2, node_agent_pb2_grpc, store_pb2, store_pb2_grpc
 from walrus.dcs import Dcs
 from walrus.etcd_server import free_port
+from support_wait import wait_for
 
 AGENT_TIMING = {"ttl": 3.0, "loop_wait": 0.3, "retry_timeout": 1.0, "safety_margin": 0.5}
 ORCH_TIMING = {"ttl": 3.0, "loop_wait": 0.2, "retry_timeout": 1.0, "rpc_timeout": 0.5}
 ROLE_PRIMARY, ROLE_STANDBY = 1, 2
-
-
-def wait_for(predicate, timeout: float = 30.0, interval: float = 0.05, what: str = "condition"):
-    """Poll ``predicate`` until truthy (RpcErrors count as not yet); fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    last_exc = None
-    while time.monotonic() < deadline:
-        try:
-            value = predicate()
-            if value:
-                return value
-        except grpc.RpcError as exc:
-            last_exc = exc
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last error: {last_exc})")
 
 
 def _channel(address: str) -> grpc.Channel:

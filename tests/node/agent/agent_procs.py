@@ -11,35 +11,19 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import grpc
-import pytest
 import yaml
 
 from protos import node_agent_pb2, node_agent_pb2_grpc, store_pb2, store_pb2_grpc
 from walrus.etcd_server import free_port
+from support_wait import wait_for
 
 # ttl 4 s: short enough for quick expiry waits, long enough that a loaded 2-core box
 # does not make a healthy primary miss its own deadline.
 TIMING = {"ttl": 4.0, "loop_wait": 0.3, "retry_timeout": 1.0, "safety_margin": 0.5}
 ROLE_PRIMARY, ROLE_STANDBY = 1, 2
-
-
-def wait_for(predicate, timeout: float = 30.0, interval: float = 0.1, what: str = "condition"):
-    """Poll ``predicate`` until it returns a truthy value; fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    last_exc = None
-    while time.monotonic() < deadline:
-        try:
-            value = predicate()
-            if value:
-                return value
-        except grpc.RpcError as exc:
-            last_exc = exc
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last error: {last_exc})")
 
 
 class AgentProc:

@@ -18,6 +18,7 @@ import pytest
 
 from node.engine.base import Engine, RejoinMethod, Role, SyncMethod, SyncSpec, Upstream
 from walrus.errors import StaleTerm, WalrusError
+from support_wait import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -131,15 +132,7 @@ def up_of(engine) -> Upstream:
 
 
 def wait_until(cond, timeout: float = 30.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if cond():
-                return
-        except Exception:  # noqa: BLE001 - keep polling
-            pass
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+    return wait_for(cond, timeout, what=what, retry_on=(Exception,))
 
 
 def _refused(eng, engine, key: str) -> bool:

@@ -2,9 +2,7 @@
 from __future__ import annotations
 
 import os
-import socket
 import tempfile
-import time
 
 import psycopg
 import pytest
@@ -14,6 +12,8 @@ from node.engine.base import Upstream
 from node.engine.postgres import PostgresEngine
 from node.engine.postgres.binaries import find_binaries
 from walrus.errors import EngineError
+from walrus.etcd_server import free_port
+from support_wait import wait_for
 
 
 
@@ -22,12 +22,6 @@ def _require_pg() -> None:
         find_binaries()
     except EngineError as exc:
         pytest.skip(str(exc))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def sql(engine: PostgresEngine, query: str, params: tuple = (), *, timeout: int = 5) -> list[tuple]:
@@ -40,18 +34,8 @@ def sql(engine: PostgresEngine, query: str, params: tuple = (), *, timeout: int 
 
 
 def wait_until(cond, timeout: float = 30.0, what: str = "condition"):
-    """Poll ``cond`` (returning a truthy value) under a generous deadline."""
-    deadline = time.monotonic() + timeout
-    last_exc = None
-    while time.monotonic() < deadline:
-        try:
-            value = cond()
-            if value:
-                return value
-        except Exception as exc:  # noqa: BLE001 - keep polling, report at the end
-            last_exc = exc
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}" + (f" (last error: {last_exc})" if last_exc else ""))
+    """``wait_for`` that keeps polling through any error (servers restarting)."""
+    return wait_for(cond, timeout, what=what, retry_on=(Exception,))
 
 
 class Factory:
