@@ -120,37 +120,42 @@ class TransitionsMixin:
                         return RejoinMethod.NONE
                 except NeedsReclone:
                     return self._reclone(upstream, allow_reclone, "slot lost")
-            # PostgreSQL 15 updates the control file's timeline only at the next
-            # checkpoint; pg_rewind reads it. Unreachable upstream: raise, touch nothing.
-            t = [time.monotonic()]
-            sql.execute_once(self._upstream_dsn(upstream), "CHECKPOINT")
-            t.append(time.monotonic())
-            self._save(incomplete=True)     # until standby.signal is back, never start
-            self._stop_postmaster()
-            t.append(time.monotonic())
-            try:
-                rewound = replication.rewind(self.binaries, self.user, str(self.dir.pgdata),
-                                             self._upstream_dsn(upstream), self.op_timeout_s)
-            except EngineError as exc:
-                return self._reclone(upstream, allow_reclone, f"rewind failed: {exc}")
-            t.append(time.monotonic())
-            self.dir.set_standby_signal(True)
-            self._save(upstream_name="", upstream_address="", incomplete=False)
-            try:
-                self._follow_locked(upstream)   # writes conf; slot; no reload (stopped)
-            except NeedsReclone:
-                return self._reclone(upstream, allow_reclone, "slot lost")
-            self._write_confs()
-            self._start_postmaster(primary=False)
-            t.append(time.monotonic())
-            if not self._streaming_from(upstream, self.stream_timeout_s) and self._needs_reclone:
-                return self._reclone(upstream, allow_reclone, "WAL needed after rewind is gone")
-            t.append(time.monotonic())
-            method = RejoinMethod.REWOUND if rewound else RejoinMethod.NONE
-            ms = [round((b - a) * 1000) for a, b in zip(t, t[1:])]
-            log_event(log, "rejoin", member=self.name, upstream=upstream, method=method.value,
-                      checkpoint_ms=ms[0], stop_ms=ms[1], rewind_ms=ms[2], start_ms=ms[3], stream_ms=ms[4])
-            return method
+            return self._rewind_and_follow(upstream, allow_reclone)
+
+    def _rewind_and_follow(self, upstream: Upstream, allow_reclone: bool) -> RejoinMethod:
+        """Stop, CHECKPOINT the upstream, pg_rewind from it, start as its standby
+        (re-clone when that fails and ``allow_reclone``). Caller holds ``_op``."""
+        # PostgreSQL 15 updates the control file's timeline only at the next
+        # checkpoint; pg_rewind reads it. Unreachable upstream: raise, touch nothing.
+        t = [time.monotonic()]
+        sql.execute_once(self._upstream_dsn(upstream), "CHECKPOINT")
+        t.append(time.monotonic())
+        self._save(incomplete=True)     # until standby.signal is back, never start
+        self._stop_postmaster()
+        t.append(time.monotonic())
+        try:
+            rewound = replication.rewind(self.binaries, self.user, str(self.dir.pgdata),
+                                         self._upstream_dsn(upstream), self.op_timeout_s)
+        except EngineError as exc:
+            return self._reclone(upstream, allow_reclone, f"rewind failed: {exc}")
+        t.append(time.monotonic())
+        self.dir.set_standby_signal(True)
+        self._save(upstream_name="", upstream_address="", incomplete=False)
+        try:
+            self._follow_locked(upstream)   # writes conf; slot; no reload (stopped)
+        except NeedsReclone:
+            return self._reclone(upstream, allow_reclone, "slot lost")
+        self._write_confs()
+        self._start_postmaster(primary=False)
+        t.append(time.monotonic())
+        if not self._streaming_from(upstream, self.stream_timeout_s) and self._needs_reclone:
+            return self._reclone(upstream, allow_reclone, "WAL needed after rewind is gone")
+        t.append(time.monotonic())
+        method = RejoinMethod.REWOUND if rewound else RejoinMethod.NONE
+        ms = [round((b - a) * 1000) for a, b in zip(t, t[1:])]
+        log_event(log, "rejoin", member=self.name, upstream=upstream, method=method.value,
+                  checkpoint_ms=ms[0], stop_ms=ms[1], rewind_ms=ms[2], start_ms=ms[3], stream_ms=ms[4])
+        return method
 
     def _start_as_standby_if_not_diverged(self, upstream: Upstream) -> bool:
         """A stopped primary whose WAL all lies on the upstream's history starts
