@@ -3,6 +3,8 @@
 * ``channel(address)``: an insecure channel with keepalive settings that
   notice a dead peer within seconds.
 * ``server(max_workers)``: a ``grpc.server`` with a thread pool.
+* ``aio_server(max_workers)``: a ``grpc.aio.server`` (create it on its event
+  loop) whose non-async methods run in a thread pool of ``max_workers``.
 * ``call_with_retry(fn, deadline_s)``: retry UNAVAILABLE only, under a
   deadline, with jittered exponential backoff (tenacity); never forever.
 * ``map_rpc_error(exc, what)``: a vendor ``grpc.RpcError`` as the project's
@@ -45,10 +47,22 @@ def channel(address: str, options: list[tuple[str, object]] | None = None) -> gr
     return grpc.insecure_channel(address, options=_KEEPALIVE + list(options or []))
 
 
+def aio_channel(address: str, options: list[tuple[str, object]] | None = None) -> "grpc.aio.Channel":
+    """``channel`` for grpc.aio (create it on the event loop that uses it)."""
+    return grpc.aio.insecure_channel(address, options=_KEEPALIVE + list(options or []))
+
+
 def server(max_workers: int = 16) -> grpc.Server:
     """A grpc server with a thread pool of ``max_workers`` (add ports yourself)."""
     return grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers),
                        options=_SERVER_OPTIONS, maximum_concurrent_rpcs=None)
+
+
+def aio_server(max_workers: int = 16) -> "grpc.aio.Server":
+    """A grpc.aio server with the same options as ``server``; sync handlers
+    (plain functions and generators) run in a pool of ``max_workers``."""
+    return grpc.aio.server(migration_thread_pool=futures.ThreadPoolExecutor(max_workers=max_workers),
+                           options=_SERVER_OPTIONS, maximum_concurrent_rpcs=None)
 
 
 def is_unavailable(exc: BaseException) -> bool:

@@ -30,6 +30,7 @@ import grpc
 from node.config import EmbeddedConfig
 from node.engine.base import CommitLevel, EngineStatus, Role, SyncSpec, Upstream
 from node.engine.embedded import storage as storage_mod
+from node.engine.embedded.aio import LoopSignal, LoopThread
 from node.engine.embedded.receiver import Replayer, WalReceiver, fetch_base_backup
 from node.engine.embedded.records import Batch, BatchOp, Delete
 from node.engine.embedded.sender import SenderRefused, StartRequest, WalSender, check_start
@@ -94,7 +95,8 @@ class EmbeddedEngine(TransitionsMixin):
         self._role = Role.STOPPED
         self._draining = False                 # demoting: writes refused, senders still ship the tail
         self._needs_reclone = ""
-        self._server: grpc.Server | None = None
+        self._server: grpc.aio.Server | None = None
+        self._loop: LoopThread | None = None
         self._stop = threading.Event()
         self._flush_wanted = threading.Event()
         self._inflight = 0                     # commits waiting for durability (under _gate)
@@ -122,6 +124,11 @@ class EmbeddedEngine(TransitionsMixin):
     @property
     def role(self) -> Role:
         return self._role
+
+    @property
+    def event_loop(self) -> LoopThread | None:
+        """The loop serving Store/WalStream (None when not serving)."""
+        return self._loop
 
     @property
     def is_draining(self) -> bool:
@@ -194,14 +201,29 @@ class EmbeddedEngine(TransitionsMixin):
     def _start_server(self) -> None:
         if self._server is not None:
             return
+        self._loop = LoopThread(f"engine-loop-{self.name}")
+        try:
+            bound = self._loop.run(self._serve(), timeout=30)
+        except Exception:
+            self._loop.stop()
+            self._loop = None
+            raise
+        host, _, port = self.listen.rpartition(":")
+        if int(port) == 0 or not self._advertise:
+            adv_host = (self._advertise.rpartition(":")[0] if self._advertise else host) or "127.0.0.1"
+            self.data_address = f"{adv_host}:{bound}"
+
+    async def _serve(self) -> int:
+        """Create and start the grpc.aio server on the engine loop: ``Store``
+        and the ``WalStream`` stream are coroutines on the loop; the other
+        (sync) methods run in a small thread pool."""
         from node.engine.embedded.store_service import StoreServicer
         from node.engine.embedded.walstream_service import WalStreamServicer
-        server = grpcutil.server(SERVER_WORKERS)
+        server = grpcutil.aio_server(SERVER_WORKERS)
         store_pb2_grpc.add_StoreServicer_to_server(StoreServicer(self), server)
         walstream_pb2_grpc.add_WalStreamServicer_to_server(WalStreamServicer(self), server)
         for add in self.extra_servicers:
             add(server)
-        host, _, port = self.listen.rpartition(":")
         try:
             bound = server.add_insecure_port(self.listen)
         except RuntimeError as exc:     # grpc raises on a port in use
@@ -209,11 +231,20 @@ class EmbeddedEngine(TransitionsMixin):
             log_event(log, "bind_failed", logging.ERROR, listen=self.listen, error=exc)
         if bound == 0:
             raise EngineError(f"cannot listen on {self.listen} (address in use or not local?)")
-        server.start()
+        await server.start()
         self._server = server
-        if int(port) == 0 or not self._advertise:
-            adv_host = (self._advertise.rpartition(":")[0] if self._advertise else host) or "127.0.0.1"
-            self.data_address = f"{adv_host}:{bound}"
+        return bound
+
+    def _stop_server(self, grace: float) -> None:
+        server, loop = self._server, self._loop
+        self._server = self._loop = None
+        if server is not None and loop is not None:
+            try:
+                loop.run(server.stop(grace), timeout=grace + 5)
+            except Exception as exc:     # stopping anyway; the loop goes next
+                log_event(log, "server_stop_failed", logging.WARNING, error=exc)
+        if loop is not None:
+            loop.stop()
 
     def stop(self) -> None:
         """Stop serving, stop replication threads, checkpoint and close. Idempotent."""
@@ -225,9 +256,7 @@ class EmbeddedEngine(TransitionsMixin):
             self._stop_receiver()
             self._stop_replayer()
             self._stop_senders()
-            if self._server is not None:
-                self._server.stop(1.0).wait(5)
-                self._server = None
+            self._stop_server(1.0)
             self.storage.wal.wake_all()
             self._flush_wanted.set()
             for t in self._threads:
@@ -248,8 +277,66 @@ class EmbeddedEngine(TransitionsMixin):
         Raises WrongRole on a standby, Fenced when fenced / past the lease
         deadline (before or after writing; never acknowledged then).
         """
+        storage, level, res, alone = self._append(ops, level)
+        if level is CommitLevel.OFF:
+            self.syncrep.check_ack()
+            return res
+        try:
+            self._make_durable(storage, res.lsn, level, alone)
+            self.syncrep.check_ack()
+        finally:
+            with self._gate:
+                self._inflight -= 1
+        return res
+
+    async def write_async(self, ops: list[tuple[bytes, bytes | None]], level: CommitLevel | None) -> WriteResult:
+        """``write`` for a coroutine on the engine's event loop (the Store
+        service): the same rules, but waiting for the commit level awaits
+        instead of blocking a thread."""
+        storage, level, res, alone = self._append(ops, level)
+        if level is CommitLevel.OFF:
+            self.syncrep.check_ack()
+            return res
+        try:
+            end = res.lsn
+            if alone:
+                storage.flush(end)      # nobody to share the fsync with: no hand-off
+            elif not self._flush_wanted.is_set():
+                self._flush_wanted.set()
+            if self.syncrep.needs_wait(level):
+                await self.syncrep.wait_async(end, level)
+            if storage.wal.flush_lsn < end and not await self._flushed_async(storage.wal, end, 1.0):
+                storage.flush(end)
+            self.syncrep.check_ack()
+        finally:
+            with self._gate:
+                self._inflight -= 1
+        return res
+
+    @staticmethod
+    async def _flushed_async(wal, end: int, timeout: float) -> bool:
+        """Await (on the event loop) the WAL writer flushing up to ``end``."""
+        sig = LoopSignal()
+
+        def on_flush(flush_lsn: int) -> None:
+            if flush_lsn >= end:
+                sig.set()
+        wal.add_flush_listener(on_flush)
+        try:
+            if wal.flush_lsn >= end:
+                return True
+            await sig.wait(timeout)
+            return wal.flush_lsn >= end
+        finally:
+            wal.remove_flush_listener(on_flush)
+
+    def _append(self, ops: list[tuple[bytes, bytes | None]], level: CommitLevel | None):
+        """Role check + WAL append under the gate: (storage, level, result,
+        alone). For a durable level the caller owns one ``_inflight`` count
+        and must drop it; ``alone`` = no other commit is waiting."""
         level = level or self.default_level
         storage = self.storage
+        alone = False
         with self._gate:
             if self._role is not Role.PRIMARY or storage is None:
                 raise WrongRole(self._not_primary_text())
@@ -260,21 +347,11 @@ class EmbeddedEngine(TransitionsMixin):
                 _, end = storage.apply_local(Delete(ops[0][0]))
             else:
                 _, end = storage.apply_local(Batch(tuple(BatchOp(k, v) for k, v in ops)))
-            timeline, term = storage.timeline, storage.control.term
-            durable = level is not CommitLevel.OFF
-            if durable:
+            res = WriteResult(end, storage.timeline, storage.control.term)
+            if level is not CommitLevel.OFF:
                 self._inflight += 1
                 alone = self._inflight == 1
-        if not durable:
-            self.syncrep.check_ack()
-            return WriteResult(end, timeline, term)
-        try:
-            self._make_durable(storage, end, level, alone)
-            self.syncrep.check_ack()
-        finally:
-            with self._gate:
-                self._inflight -= 1
-        return WriteResult(end, timeline, term)
+        return storage, level, res, alone
 
     def _make_durable(self, storage, end: int, level: CommitLevel, alone: bool) -> None:
         """Wait until ``end`` is flushed locally and, for remote levels, confirmed.

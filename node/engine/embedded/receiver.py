@@ -7,9 +7,12 @@ by this feedback, so it is sent the moment each step finishes.
 
 ``WalReceiver`` runs one thread: connect to the upstream's ``WalStream``,
 check the timeline history (a standby whose WAL went past the fork point
-rewinds itself, or reports ``needs_reclone`` when it cannot),
-``StartReplication`` from its own WAL end, then verify + write + fsync every
-chunk and report. A broken stream is retried with jittered exponential backoff
+rewinds itself, or reports ``needs_reclone`` when it cannot), then run the
+stream as a coroutine on the engine's event loop (``aio.py``; the thread
+waits for it): ``StartReplication`` from its own WAL end, then verify + write
++ fsync every chunk and report. Feedback is written by one writer task that
+always sends the current positions (several requests between two writes
+coalesce into one message). A broken stream is retried with jittered exponential backoff
 (asking again from its own WAL end); a stream from an older term than the
 highest seen is refused; removed WAL / a lost slot sets ``needs_reclone``.
 ``Replayer`` is a second thread that applies flushed WAL to the state in order
@@ -18,16 +21,18 @@ the receiver right after their fsync, so one feedback reports all three).
 """
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import logging
-import queue
 import random
 import threading
 import time
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 import grpc
 
 from node.engine.base import Upstream
+from node.engine.embedded.aio import LoopSignal
 from node.engine.embedded.sender import NEEDS_RECLONE_MARK
 from node.engine.embedded.timeline import HistoryEntry, TimelineHistory, find_divergence
 from protos import walstream_pb2, walstream_pb2_grpc
@@ -119,8 +124,8 @@ class WalReceiver:
         self.last_message_at = 0.0
         self.error = ""
         self._stop = threading.Event()
-        self._queue: queue.SimpleQueue | None = None
-        self._call = None
+        self._stream: concurrent.futures.Future | None = None   # the coroutine on the loop
+        self._fb_wake: LoopSignal | None = None                   # set: a feedback is due
         self._thread = threading.Thread(target=self._run, name=f"walreceiver-{upstream.name}", daemon=True)
 
     def start(self) -> None:
@@ -128,12 +133,9 @@ class WalReceiver:
 
     def stop(self) -> None:
         self._stop.set()
-        call = self._call
-        if call is not None:
-            call.cancel()
-        q = self._queue
-        if q is not None:
-            q.put(None)
+        stream = self._stream
+        if stream is not None:
+            stream.cancel()
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join(10)
         self.streaming = False
@@ -176,9 +178,16 @@ class WalReceiver:
             except (EngineError, OSError) as exc:
                 self.error = str(exc)
                 log_event(log, "walreceiver_error", logging.WARNING, upstream=self.upstream, error=exc)
+            except concurrent.futures.CancelledError:
+                if self._stop.is_set():
+                    break
+                self.error = "the stream was cancelled"
+            except Exception as exc:    # a bug must not end replication: log it and retry
+                self.error = f"{type(exc).__name__}: {exc}"
+                log.exception("walreceiver session failed")
             finally:
                 self.streaming = False
-                self._call = None
+                self._stream = None
             if self._stop.wait(backoff * (0.5 + random.random())):
                 break
             backoff = min(backoff * 2, BACKOFF_MAX_S)
@@ -195,24 +204,58 @@ class WalReceiver:
         with grpcutil.channel(self.upstream.address) as ch:
             stub = walstream_pb2_grpc.WalStreamStub(ch)
             hist = history_from_reply(stub.TimelineHistory(walstream_pb2.TimelineHistoryRequest(), timeout=5))
-            wal.flush()
-            fork = divergence_with(engine, hist)
-            if fork is not None:
-                raise Diverged(f"our WAL ends at {format_lsn(wal.write_lsn)}, past the fork of our "
-                               f"timeline at {format_lsn(fork)}", fork)
-            self._queue = q = queue.SimpleQueue()
-            q.put(walstream_pb2.StandbyMessage(start=walstream_pb2.StartReplication(
+        wal.flush()
+        fork = divergence_with(engine, hist)
+        if fork is not None:
+            raise Diverged(f"our WAL ends at {format_lsn(wal.write_lsn)}, past the fork of our "
+                           f"timeline at {format_lsn(fork)}", fork)
+        loop = engine.event_loop
+        if loop is None:
+            raise EngineError("the engine is not serving (no event loop)")
+        self._stream = fut = asyncio.run_coroutine_threadsafe(self._stream_wal(), loop.loop)
+        if self._stop.is_set():
+            fut.cancel()
+        fut.result()
+
+    async def _stream_wal(self) -> None:
+        """One replication session on the engine loop: start from our WAL
+        end, then write + fsync + report every chunk until the stream ends."""
+        engine = self.engine
+        wal = engine.storage.wal
+        self._fb_wake = wake = LoopSignal()
+        async with grpcutil.aio_channel(self.upstream.address) as ch:
+            call = walstream_pb2_grpc.WalStreamStub(ch).Stream()
+            await call.write(walstream_pb2.StandbyMessage(start=walstream_pb2.StartReplication(
                 standby_name=engine.name, start_lsn=wal.write_lsn, timeline=engine.timeline,
                 term=engine.term)))
-            self._call = call = stub.Stream(self._requests(q))
-            if self._stop.is_set():
+            writer = asyncio.get_running_loop().create_task(self._feedback_writer(call, wake))
+            try:
+                while not self._stop.is_set():
+                    msg = await call.read()
+                    if msg is grpc.aio.EOF:   # ended OK (read() raises for a failed stream)
+                        return
+                    self.last_message_at = time.monotonic()
+                    if msg.WhichOneof("msg") == "chunk":
+                        self._on_chunk(msg.chunk)
+                    else:
+                        self._on_keepalive(msg.keepalive)
+                    if writer.done():
+                        writer.result()      # a failed feedback write ends the session
+            finally:
+                writer.cancel()
                 call.cancel()
-            for msg in call:
-                self.last_message_at = time.monotonic()
-                if msg.WhichOneof("msg") == "chunk":
-                    self._on_chunk(msg.chunk)
-                else:
-                    self._on_keepalive(msg.keepalive)
+                self._fb_wake = None
+
+    async def _feedback_writer(self, call, wake: LoopSignal) -> None:
+        """Write the current positions each time a feedback is due."""
+        engine = self.engine
+        while True:
+            await wake.wait(None)
+            wake.clear()
+            wal = engine.storage.wal
+            await call.write(walstream_pb2.StandbyMessage(feedback=walstream_pb2.Feedback(
+                write_lsn=wal.write_lsn, flush_lsn=wal.flush_lsn, apply_lsn=engine.replay_lsn,
+                sent_at=time.time())))
 
     def _check_term(self, term: int) -> None:
         if term < self.engine.term:
@@ -238,8 +281,6 @@ class WalReceiver:
         self.streaming = True
         self.error = ""
         small = len(chunk.data) <= INLINE_APPLY_MAX
-        if not small:
-            self.send_feedback(write=end, flush=wal.flush_lsn)
         wal.flush(end)
         if small and engine.replay_lsn >= chunk.start_lsn:
             engine.replay_to(end)
@@ -252,33 +293,11 @@ class WalReceiver:
         self.error = ""
         self.send_feedback()
 
-    def send_feedback(self, write: int | None = None, flush: int | None = None) -> None:
-        """Queue a feedback message with the current (or given) positions."""
-        q = self._queue
-        if q is None:
-            return
-        wal = self.engine.storage.wal
-        q.put(walstream_pb2.StandbyMessage(feedback=walstream_pb2.Feedback(
-            write_lsn=wal.write_lsn if write is None else write,
-            flush_lsn=wal.flush_lsn if flush is None else flush,
-            apply_lsn=self.engine.replay_lsn, sent_at=time.time())))
-
-    def _requests(self, q: queue.SimpleQueue) -> Iterator[walstream_pb2.StandbyMessage]:
-        """The request stream: StartReplication, then the latest feedback
-        (positions only grow, so queued older ones are skipped)."""
-        while not self._stop.is_set():
-            msg = q.get()
-            if msg is None:
-                return
-            while msg.WhichOneof("msg") == "feedback":
-                try:
-                    nxt = q.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    return
-                msg = nxt
-            yield msg
+    def send_feedback(self) -> None:
+        """Ask for a feedback with the current positions (from any thread)."""
+        wake = self._fb_wake
+        if wake is not None:
+            wake.set()
 
     def lag(self) -> tuple[int, float]:
         """(bytes, seconds) the standby's state is behind its primary."""

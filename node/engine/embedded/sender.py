@@ -4,22 +4,25 @@ The rule: **only flushed WAL is sent** (``Wal.read_raw`` stops at the flush
 LSN), so a standby never holds WAL its primary could lose in a crash, and the
 chunks are byte-exact copies of the primary's log.
 
-One ``WalSender`` per ``WalStream.Stream`` call. ``messages()`` is the
-generator the servicer returns: it sends chunks the moment the WAL flush LSN
-moves (it blocks on the WAL's flush condition, no polling), and a keepalive
-when idle. A reader thread consumes the standby's ``Feedback`` and pushes it
-into the slot, the sync-rep waiters and the lag tracker at once.
+One ``WalSender`` per ``WalStream.Stream`` call, on the engine's event loop
+(``aio.py``). ``messages()`` is the async generator the servicer returns: it
+sends chunks the moment the WAL flush LSN moves (a WAL flush listener wakes
+it, no polling), and a keepalive when idle. A reader task consumes the
+standby's ``Feedback`` and pushes it into the slot, the sync-rep waiters and
+the lag tracker at once; the commits it releases wake on the same loop.
 """
 from __future__ import annotations
 
+import asyncio
 import collections
 import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING, AsyncIterator, Callable
 
 from node.engine.base import StandbyInfo
+from node.engine.embedded.aio import LoopSignal
 from node.engine.embedded.syncrep import StandbyPosition
 from protos import walstream_pb2
 from walrus.errors import CorruptWal, EngineError
@@ -142,10 +145,14 @@ class WalSender:
         self.last_feedback_at = time.monotonic()
         self._stop = threading.Event()
         self._confirmed = threading.Condition()
+        self._wake: LoopSignal | None = None      # set while messages() runs
 
     def stop(self) -> None:
         """Ask the stream to end (it wakes from its WAL wait at once)."""
         self._stop.set()
+        wake = self._wake
+        if wake is not None:
+            wake.set()
         storage = self.engine.storage
         if storage is not None:
             storage.wal.wake_all()
@@ -167,14 +174,16 @@ class WalSender:
     def stopped(self) -> bool:
         return self._stop.is_set()
 
-    def read_feedback(self, request_iterator: Iterator[walstream_pb2.StandbyMessage]) -> None:
-        """Consume feedback until the standby hangs up (runs in its own thread)."""
+    async def read_feedback(self, request_iterator: AsyncIterator[walstream_pb2.StandbyMessage]) -> None:
+        """Consume feedback until the standby hangs up (a task on the loop)."""
         try:
-            for msg in request_iterator:
+            async for msg in request_iterator:
                 if self._stop.is_set():
                     break
                 if msg.WhichOneof("msg") == "feedback":
                     self.on_feedback(msg.feedback)
+        except asyncio.CancelledError:
+            raise
         except Exception as exc:   # the RPC ended (cancelled, broken): just stop
             log_event(log, "walsender_feedback_end", logging.DEBUG, standby=self.name, error=type(exc).__name__)
         finally:
@@ -193,41 +202,52 @@ class WalSender:
             with self._confirmed:
                 self._confirmed.notify_all()
 
-    def messages(self) -> Iterator[walstream_pb2.WalMessage]:
+    async def messages(self) -> AsyncIterator[walstream_pb2.WalMessage]:
         """Chunks as soon as WAL is flushed; keepalives when idle."""
         wal = self.engine.storage.wal
-        last_send = 0.0          # a keepalive at once tells the standby our term and position
-        while not self._stop.is_set() and self.engine.is_serving_wal():
-            try:
-                data = wal.read_raw(self.sent_lsn, MAX_CHUNK)
-            except CorruptWal as exc:
-                raise SenderRefused(f"cannot send WAL at {format_lsn(self.sent_lsn)}: {exc}") from exc
-            except EngineError as exc:
-                raise SenderRefused(f"requested WAL was removed: {exc}; the standby needs a re-clone",
-                                    needs_reclone=True) from exc
-            if data:
-                start = self.sent_lsn
-                self.sent_lsn = start + len(data)
-                self.lag.sent(self.sent_lsn)
-                self.chunks_sent += 1
-                last_send = time.monotonic()
-                yield walstream_pb2.WalMessage(chunk=walstream_pb2.WalChunk(
-                    start_lsn=start, data=data, primary_flush_lsn=wal.flush_lsn,
-                    timeline=self.engine.timeline, term=self.engine.term))
-                continue
-            now = time.monotonic()
-            if now - self.last_feedback_at > self.engine.config.wal_sender_timeout_s:
-                log_event(log, "walsender_timeout", logging.WARNING, standby=self.name,
-                          silent_s=round(now - self.last_feedback_at, 2))
-                return          # like wal_sender_timeout: drop a standby that stopped answering
-            idle = now - last_send
-            if idle >= KEEPALIVE_S:
-                last_send = time.monotonic()
-                yield walstream_pb2.WalMessage(keepalive=walstream_pb2.Keepalive(
-                    primary_write_lsn=wal.write_lsn, primary_flush_lsn=wal.flush_lsn,
-                    timeline=self.engine.timeline, term=self.engine.term, primary_time=time.time()))
-                continue
-            wal.wait_for_flush(self.sent_lsn, KEEPALIVE_S - idle)
+        wake = self._wake = LoopSignal()
+        if self._stop.is_set():
+            wake.set()
+
+        def on_flush(_lsn: int) -> None:
+            wake.set()
+        wal.add_flush_listener(on_flush)
+        try:
+            last_send = 0.0      # a keepalive at once tells the standby our term and position
+            while not self._stop.is_set() and self.engine.is_serving_wal():
+                wake.clear()     # before reading: a flush after the read wakes us
+                try:
+                    data = wal.read_raw(self.sent_lsn, MAX_CHUNK)
+                except CorruptWal as exc:
+                    raise SenderRefused(f"cannot send WAL at {format_lsn(self.sent_lsn)}: {exc}") from exc
+                except EngineError as exc:
+                    raise SenderRefused(f"requested WAL was removed: {exc}; the standby needs a re-clone",
+                                        needs_reclone=True) from exc
+                if data:
+                    start = self.sent_lsn
+                    self.sent_lsn = start + len(data)
+                    self.lag.sent(self.sent_lsn)
+                    self.chunks_sent += 1
+                    last_send = time.monotonic()
+                    yield walstream_pb2.WalMessage(chunk=walstream_pb2.WalChunk(
+                        start_lsn=start, data=data, primary_flush_lsn=wal.flush_lsn,
+                        timeline=self.engine.timeline, term=self.engine.term))
+                    continue
+                now = time.monotonic()
+                if now - self.last_feedback_at > self.engine.config.wal_sender_timeout_s:
+                    log_event(log, "walsender_timeout", logging.WARNING, standby=self.name,
+                              silent_s=round(now - self.last_feedback_at, 2))
+                    return      # like wal_sender_timeout: drop a standby that stopped answering
+                idle = now - last_send
+                if idle >= KEEPALIVE_S:
+                    last_send = time.monotonic()
+                    yield walstream_pb2.WalMessage(keepalive=walstream_pb2.Keepalive(
+                        primary_write_lsn=wal.write_lsn, primary_flush_lsn=wal.flush_lsn,
+                        timeline=self.engine.timeline, term=self.engine.term, primary_time=time.time()))
+                    continue
+                await wake.wait(KEEPALIVE_S - idle)
+        finally:
+            wal.remove_flush_listener(on_flush)
 
     def info(self, primary_flush_lsn: int, sync_state: str) -> StandbyInfo:
         """A pg_stat_replication row for ``EngineStatus.standbys``."""

@@ -1,4 +1,5 @@
 """The ``Store`` gRPC servicer: a thin adapter from messages to the engine.
+Its methods are coroutines on the engine's event loop (``aio.py``).
 
 Limits and errors (the client-facing contract):
 
@@ -93,15 +94,15 @@ class StoreServicer(store_pb2_grpc.StoreServicer):
         self._max_key = engine.config.max_key_bytes
         self._max_value = engine.config.max_value_bytes
 
-    def _write(self, context, ops, level):
+    async def _write(self, context, ops, level):
         try:
-            res = self._engine.write(ops, level)
+            res = await self._engine.write_async(ops, level)
         except WrongRole as exc:
-            context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
         except Fenced as exc:
-            context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
         except EngineError as exc:
-            context.abort(grpc.StatusCode.INTERNAL, str(exc))
+            await context.abort(grpc.StatusCode.INTERNAL, str(exc))
         return store_pb2.WriteReply(lsn=res.lsn, timeline=res.timeline, term=res.term)
 
     def _parse(self, req: store_pb2.WriteRequest) -> tuple[list[tuple[bytes, bytes | None]], CommitLevel | None]:
@@ -118,46 +119,49 @@ class StoreServicer(store_pb2_grpc.StoreServicer):
             return ops_from_batch(req.batch, self._max_key, self._max_value), level_from_proto(req.batch.level)
         raise BadArgument("a WriteRequest must carry one of put, delete or batch")
 
-    def WriteStream(self, request_iterator, context):
-        """Each write is handled on this stream's thread as it arrives (no
-        hand-off per message) and answered before the next is read."""
-        for req in request_iterator:
+    async def WriteStream(self, request_iterator, context):
+        """Each write is handled as it arrives and answered before the next
+        is read (a coroutine on the engine loop: no thread per stream)."""
+        async for req in request_iterator:
             try:
                 ops, level = self._parse(req)
             except BadArgument as exc:
-                context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"write {req.id}: {exc}")
-            yield store_pb2.WriteStreamReply(id=req.id, reply=self._write(context, ops, level))
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"write {req.id}: {exc}")
+            yield store_pb2.WriteStreamReply(id=req.id, reply=await self._write(context, ops, level))
 
-    def Put(self, request, context):
+    async def Put(self, request, context):
         try:
             check_key(request.key, self._max_key)
             check_value(request.value, self._max_value)
             level = level_from_proto(request.level)
         except BadArgument as exc:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        return self._write(context, [(request.key, request.value)], level)
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        return await self._write(context, [(request.key, request.value)], level)
 
-    def Delete(self, request, context):
+    async def Delete(self, request, context):
         try:
             check_key(request.key, self._max_key)
             level = level_from_proto(request.level)
         except BadArgument as exc:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        return self._write(context, [(request.key, None)], level)
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        return await self._write(context, [(request.key, None)], level)
 
-    def Batch(self, request, context):
+    async def Batch(self, request, context):
         try:
             ops = ops_from_batch(request, self._max_key, self._max_value)
             level = level_from_proto(request.level)
         except BadArgument as exc:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        return self._write(context, ops, level)
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        return await self._write(context, ops, level)
 
-    def Get(self, request, context):
+    async def Get(self, request, context):
         try:
             check_key(request.key, self._max_key)
         except BadArgument as exc:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        res = self._engine.read(request.key)
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        try:
+            res = self._engine.read(request.key)
+        except WrongRole as exc:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
         return store_pb2.GetReply(found=res.found, value=res.value or b"", replay_lsn=res.replay_lsn,
                                   lag_bytes=res.lag_bytes, lag_s=res.lag_s, role=res.role)

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Callable, Mapping
 
 from node.engine.base import CommitLevel, SyncMethod, SyncSpec
+from node.engine.embedded.aio import LoopSignal
 from walrus.errors import Fenced
 
 REMOTE_LEVELS = (CommitLevel.REMOTE_WRITE, CommitLevel.ON, CommitLevel.REMOTE_APPLY)
@@ -134,10 +135,10 @@ class _Signal:
 class _Waiter:
     __slots__ = ("lsn", "level", "event", "error")
 
-    def __init__(self, lsn: int, level: CommitLevel):
+    def __init__(self, lsn: int, level: CommitLevel, event: "_Signal | LoopSignal"):
         self.lsn = lsn
         self.level = level
-        self.event = _Signal()
+        self.event = event
         self.error: str | None = None
 
 
@@ -239,37 +240,71 @@ class SyncRep:
         ``timeout`` seconds. Raises ``Fenced`` when fenced or past the lease
         deadline, before or during the wait.
         """
-        self.check_ack()
-        if not self.needs_wait(level):
+        w = self._enlist(lsn, level, _Signal)
+        if w is None:
             return True
-        with self._lock:
-            if self._satisfied_locked(lsn, level):
-                return True
-            w = _Waiter(lsn, level)
-            self._waiters.append(w)
         give_up = None if timeout is None else self._clock() + timeout
         try:
             while True:
-                self.check_ack()
-                if w.error is not None:
-                    raise Fenced(f"write not acknowledged: {w.error}")
-                if w.event.is_set():
-                    with self._lock:
-                        if self._satisfied_locked(lsn, level):
-                            return True
-                        w.event.clear()
-                        if w not in self._waiters:
-                            self._waiters.append(w)
-                now = self._clock()
-                limits = [t for t in (give_up, self._deadline) if t is not None]
-                if give_up is not None and now >= give_up:
-                    return False
-                slice_s = max(0.0, min(limits) - now) if limits else None
+                done, slice_s = self._step(w, give_up)
+                if done is not None:
+                    return done
                 w.event.wait(slice_s)
         finally:
+            self._delist(w)
+
+    async def wait_async(self, lsn: int, level: CommitLevel, timeout: float | None = None) -> bool:
+        """``wait`` for a coroutine on an event loop: the same rules, but it
+        awaits a ``LoopSignal`` instead of blocking its thread, so one loop
+        thread can hold thousands of waiting commits."""
+        w = self._enlist(lsn, level, LoopSignal)
+        if w is None:
+            return True
+        give_up = None if timeout is None else self._clock() + timeout
+        try:
+            while True:
+                done, slice_s = self._step(w, give_up)
+                if done is not None:
+                    return done
+                await w.event.wait(slice_s)
+        finally:
+            self._delist(w)
+
+    def _enlist(self, lsn: int, level: CommitLevel, signal_type) -> "_Waiter | None":
+        """Check, then register a waiter; None when no wait is needed."""
+        self.check_ack()
+        if not self.needs_wait(level):
+            return None
+        with self._lock:
+            if self._satisfied_locked(lsn, level):
+                return None
+            w = _Waiter(lsn, level, signal_type())
+            self._waiters.append(w)
+            return w
+
+    def _step(self, w: "_Waiter", give_up: float | None) -> tuple[bool | None, float | None]:
+        """One turn of a wait: (True/False = return that, None = sleep for
+        the returned slice, None = until woken). Raises ``Fenced``."""
+        self.check_ack()
+        if w.error is not None:
+            raise Fenced(f"write not acknowledged: {w.error}")
+        if w.event.is_set():
             with self._lock:
-                if w in self._waiters:
-                    self._waiters.remove(w)
+                if self._satisfied_locked(w.lsn, w.level):
+                    return True, None
+                w.event.clear()
+                if w not in self._waiters:
+                    self._waiters.append(w)
+        now = self._clock()
+        if give_up is not None and now >= give_up:
+            return False, None
+        limits = [t for t in (give_up, self._deadline) if t is not None]
+        return None, (max(0.0, min(limits) - now) if limits else None)
+
+    def _delist(self, w: "_Waiter") -> None:
+        with self._lock:
+            if w in self._waiters:
+                self._waiters.remove(w)
 
     def _satisfied_locked(self, lsn: int, level: CommitLevel) -> bool:
         if not self.needs_wait(level):

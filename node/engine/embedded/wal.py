@@ -52,6 +52,10 @@ API (thread-safe; every method may be called from any thread)
 ``segment_files()``: retained segment file names, oldest first.
 ``wait_for_write(lsn, timeout) -> bool``: until ``write_lsn > lsn``.
 ``wait_for_flush(lsn, timeout) -> bool``: until ``flush_lsn > lsn``.
+``add_flush_listener(fn)`` / ``remove_flush_listener(fn)``: ``fn(flush_lsn)``
+    is called (under the WAL lock: it must only set a flag, e.g.
+    ``LoopSignal.set``) each time the flush LSN moves and on ``wake_all``;
+    how coroutines on the engine's event loop wait for WAL without a thread.
 Properties: ``write_lsn``, ``flush_lsn``, ``oldest_lsn``, ``last_timeline``
 (timeline of the last record, or the ``timeline`` given to ``open``),
 ``segment_size``, ``directory``. ``close()``.
@@ -86,6 +90,7 @@ class Wal:
         self._seg = SegmentStore(directory, segment_size, self._lock)
         self._segments = self._seg.names         # segno -> file name (shared dict)
         self._flushing = False
+        self._flush_listeners: tuple = ()
         self._write_lsn = 0
         self._flush_lsn = 0
         self._floor = 0
@@ -238,6 +243,8 @@ class Wal:
                 self._flush_lsn = max(self._flush_lsn, goal)
                 self._seg.close_old_fds(self._write_lsn // self.segment_size)
                 self._flush_cond.notify_all()
+                for fn in self._flush_listeners:
+                    fn(self._flush_lsn)
             return self._flush_lsn
 
     # ------------------------------------------------------------- reading
@@ -316,6 +323,17 @@ class Wal:
         with self._lock:
             self._write_cond.notify_all()
             self._flush_cond.notify_all()
+            for fn in self._flush_listeners:
+                fn(self._flush_lsn)
+
+    def add_flush_listener(self, fn) -> None:
+        """Call ``fn(flush_lsn)`` whenever the flush LSN moves (see module doc)."""
+        with self._lock:
+            self._flush_listeners = self._flush_listeners + (fn,)
+
+    def remove_flush_listener(self, fn) -> None:
+        with self._lock:
+            self._flush_listeners = tuple(f for f in self._flush_listeners if f is not fn)
 
     # ----------------------------------------------------- truncate/recycle
     def truncate(self, lsn: int) -> None:
@@ -396,5 +414,7 @@ class Wal:
             preparer = self._seg.close()
             self._write_cond.notify_all()
             self._flush_cond.notify_all()
+            for fn in self._flush_listeners:
+                fn(self._flush_lsn)
         if preparer is not None:
             preparer.join()

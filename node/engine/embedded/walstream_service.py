@@ -1,5 +1,7 @@
 """The ``WalStream`` gRPC servicer: replication stream, timeline history and
-base backups, as a thin adapter over ``EmbeddedEngine``.
+base backups, as a thin adapter over ``EmbeddedEngine``. ``Stream`` is a
+coroutine on the engine's event loop; ``TimelineHistory`` and ``BaseBackup``
+are plain methods run in the server's thread pool.
 
 Errors: the first stream message must be ``StartReplication`` with a
 non-empty standby name (else INVALID_ARGUMENT); a refused stream (stale term,
@@ -10,7 +12,7 @@ contains ``NEEDS_RECLONE_MARK``, which the receiver turns into
 """
 from __future__ import annotations
 
-import threading
+import asyncio
 from typing import TYPE_CHECKING
 
 import grpc
@@ -37,27 +39,30 @@ class WalStreamServicer(walstream_pb2_grpc.WalStreamServicer):
     def __init__(self, engine: "EmbeddedEngine"):
         self._engine = engine
 
-    def Stream(self, request_iterator, context):
+    async def Stream(self, request_iterator, context):
+        """A coroutine on the engine loop: WAL out from ``sender.messages()``,
+        feedback in on a reader task (``sender.read_feedback``)."""
         try:
-            first = next(request_iterator)
-        except StopIteration:
+            first = await request_iterator.__anext__()
+        except StopAsyncIteration:
             return
         if first.WhichOneof("msg") != "start" or not first.start.standby_name:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                          "the first stream message must be StartReplication with a standby_name")
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                "the first stream message must be StartReplication with a standby_name")
         try:
             sender = self._engine.open_sender(first.start)
         except SenderRefused as exc:
-            context.abort(grpc.StatusCode.FAILED_PRECONDITION, refusal_text(exc))
-        context.add_callback(sender.stop)
-        reader = threading.Thread(target=sender.read_feedback, args=(request_iterator,),
-                                  name=f"walsender-fb-{sender.name}", daemon=True)
-        reader.start()
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, refusal_text(exc))
+        context.add_done_callback(lambda _ctx: sender.stop())
+        reader = asyncio.get_running_loop().create_task(sender.read_feedback(request_iterator),
+                                                        name=f"walsender-fb-{sender.name}")
         try:
-            yield from sender.messages()
+            async for msg in sender.messages():
+                yield msg
         except SenderRefused as exc:
-            context.abort(grpc.StatusCode.FAILED_PRECONDITION, refusal_text(exc))
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, refusal_text(exc))
         finally:
+            reader.cancel()
             self._engine.close_sender(sender)
 
     def TimelineHistory(self, request, context):
