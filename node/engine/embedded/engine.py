@@ -18,6 +18,7 @@ WAL writer that fsyncs at once for waiting commits (after a 1 ms
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import threading
@@ -48,6 +49,7 @@ log = logging.getLogger(__name__)
 WALWRITER_DELAY_S = 0.01
 COMMIT_DELAY_S = 0.001      # PostgreSQL's commit_delay ...
 COMMIT_SIBLINGS = 4         # ... applied only with this many commits waiting
+_ALONE_PROBE_TURNS = 3      # loop turns a lone commit yields before its inline fsync (see write_async)
 SERVER_WORKERS = 64
 
 
@@ -299,6 +301,14 @@ class EmbeddedEngine(TransitionsMixin):
             return res
         try:
             end = res.lsn
+            if alone:
+                # Let the loop take in whatever arrived meanwhile first: an fsync
+                # here blocks every stream, so a commit that is not really alone
+                # must leave it to the WAL writer (else, under load, each commit
+                # would find itself "alone" behind the previous one's fsync).
+                for _ in range(_ALONE_PROBE_TURNS):
+                    await asyncio.sleep(0)
+                alone = self._inflight == 1
             if alone:
                 storage.flush(end)      # nobody to share the fsync with: no hand-off
             elif not self._flush_wanted.is_set():
