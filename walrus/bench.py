@@ -47,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", default="", help="where to put the engines' data (default: a temp dir)")
     p.add_argument("--protocol", choices=PROTOCOLS, default="stream",
                    help="stream: each client keeps one Store.WriteStream and sends a write, waits for its ack, "
-                        "sends the next (default; ~1.4-2x the commits/s of unary at 32 clients here); "
+                        "sends the next (default; ~2x the commits/s of unary at 32 clients here); "
                         "unary: one Put RPC per commit")
 
 

@@ -9,12 +9,16 @@ It wires the storage (``storage.py``, WAL + state + checkpoints + timelines)
 to replication: one ``WalSender`` per connected standby (``sender.py``), a
 ``WalReceiver`` + ``Replayer`` on a standby (``receiver.py``), synchronous
 commit (``syncrep.py``), slots (``slots.py``), and serves ``Store`` and
-``WalStream`` on ``listen`` from an in-process gRPC server. Role changes
-(promote / demote / follow / rejoin) and fencing live in ``transitions.py``. Background
-threads: a checkpointer (also recycles WAL and enforces the slot cap) and a
-WAL writer that fsyncs at once for waiting commits (after a 1 ms
-``commit_delay`` when 4+ are in flight, so they share the fsync) and flushes
-``synchronous_commit=off`` writes within ~10 ms.
+``WalStream`` on ``listen`` from an in-process grpc.aio server on the
+engine's own event loop thread (``aio.py``): client writes, WAL senders and
+the standby's receive stream are coroutines there, so a commit costs no
+thread hand-off of its own. Role changes (promote / demote / follow /
+rejoin) and fencing live in ``transitions.py``. Background threads: a
+checkpointer (also recycles WAL and enforces the slot cap) and a WAL writer
+that fsyncs at once for waiting commits (after a 1 ms ``commit_delay`` when
+4+ are in flight, so they share the fsync) and flushes
+``synchronous_commit=off`` writes within ~10 ms. A commit that is alone
+fsyncs itself; on the loop it first yields a few turns to make sure it is.
 """
 from __future__ import annotations
 
