@@ -41,6 +41,11 @@ class EmbeddedConfig:
     wal_sender_timeout_s: float = constrained(5.0, min=0.1, max=600)
     max_key_bytes: int = constrained(1024, min=1, max=65536)
     max_value_bytes: int = constrained(1024 * 1024, min=0, max=64 * 1024 * 1024)
+    # Group commit, like PostgreSQL's commit_delay / commit_siblings: with at
+    # least commit_siblings commits waiting, the WAL writer waits commit_delay_s
+    # before its fsync so more commits share it (0 = fsync at once).
+    commit_delay_s: float = constrained(0.001, min=0.0, max=0.1, help="seconds the WAL writer waits to group commits")
+    commit_siblings: int = constrained(4, min=1, max=10000, help="commits in flight before commit_delay_s applies")
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,8 @@ def test_good_node_config(tmp_path):
     ("tags:\n  priority: high\n", "tags.priority", "must be an integer"),
     ("tags:\n  nofailover: 1\n", "tags.nofailover", "true or false"),
     ("embedded:\n  segment_size: 10\n", "embedded.segment_size", ">="),
+    ("embedded:\n  commit_delay_s: 0.5\n", "embedded.commit_delay_s", "<="),
+    ("embedded:\n  commit_siblings: 0\n", "embedded.commit_siblings", ">="),
     ("engine: mysql\n", "engine", "one of"),
     ("etcd:\n  endpoints: [nohost]\n", "etcd.endpoints[0]", "host:port"),
     ("agent_listen: localhost\n", "agent_listen", "host:port"),

@@ -15,8 +15,8 @@ the standby's receive stream are coroutines there, so a commit costs no
 thread hand-off of its own. Role changes (promote / demote / follow /
 rejoin) and fencing live in ``transitions.py``. Background threads: a
 checkpointer (also recycles WAL and enforces the slot cap) and a WAL writer
-that fsyncs at once for waiting commits (after a 1 ms ``commit_delay`` when
-4+ are in flight, so they share the fsync) and flushes
+that fsyncs at once for waiting commits (after ``commit_delay_s``, 1 ms,
+when ``commit_siblings``, 4, are in flight, so they share the fsync) and flushes
 ``synchronous_commit=off`` writes within ~10 ms. A commit that is alone
 fsyncs itself; on the loop it first yields a few turns to make sure it is.
 """
@@ -51,8 +51,6 @@ from walrus.lsn import format_lsn
 log = logging.getLogger(__name__)
 
 WALWRITER_DELAY_S = 0.01
-COMMIT_DELAY_S = 0.001      # PostgreSQL's commit_delay ...
-COMMIT_SIBLINGS = 4         # ... applied only with this many commits waiting
 _ALONE_PROBE_TURNS = 3      # loop turns a lone commit yields before its inline fsync (see write_async)
 SERVER_WORKERS = 64
 
@@ -371,7 +369,7 @@ class EmbeddedEngine(TransitionsMixin):
         """Wait until ``end`` is flushed locally and, for remote levels, confirmed.
 
         Alone, a commit fsyncs itself (no thread hand-off). With company it asks
-        the WAL writer, which fsyncs for everyone (after ``COMMIT_DELAY_S``), so
+        the WAL writer, which fsyncs for everyone (after ``commit_delay_s``), so
         each commit waits once. Standbys only ever get flushed WAL, so their
         confirmation implies our flush.
         """
@@ -551,11 +549,11 @@ class EmbeddedEngine(TransitionsMixin):
             pending = wal.flush_lsn < wal.write_lsn
             if self._flush_wanted.wait(WALWRITER_DELAY_S if pending else 0.2):
                 self._flush_wanted.clear()
-                if self._inflight >= COMMIT_SIBLINGS:
+                if self._inflight >= self.config.commit_siblings and self.config.commit_delay_s > 0:
                     # like PostgreSQL's commit_delay: with many commits in flight,
                     # let a few more join this fsync (fewer fsyncs, chunks and
                     # feedback messages per commit: ~30% more commits/s here)
-                    self._stop.wait(COMMIT_DELAY_S)
+                    self._stop.wait(self.config.commit_delay_s)
             if self._stop.is_set() or wal.flush_lsn >= wal.write_lsn:
                 continue
             try:
