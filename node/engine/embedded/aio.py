@@ -21,8 +21,11 @@ joins the thread.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from typing import Any, Coroutine
+
+log = logging.getLogger(__name__)
 
 
 class _Poster:
@@ -51,19 +54,18 @@ class _Poster:
             sig._fire()
 
 
-_POSTERS: dict[int, _Poster] = {}
-_POSTERS_LOCK = threading.Lock()
-
-
 def _poster_for(loop: asyncio.AbstractEventLoop) -> _Poster:
-    key = id(loop)
-    p = _POSTERS.get(key)
-    if p is None or p._loop is not loop:
-        with _POSTERS_LOCK:
-            p = _POSTERS.get(key)
-            if p is None or p._loop is not loop:
-                p = _POSTERS[key] = _Poster(loop)
+    """The loop's poster, kept on the loop itself (so it goes with the loop)."""
+    p = getattr(loop, "_walrus_poster", None)
+    if p is None:
+        with _POSTER_LOCK:
+            p = getattr(loop, "_walrus_poster", None)
+            if p is None:
+                p = loop._walrus_poster = _Poster(loop)
     return p
+
+
+_POSTER_LOCK = threading.Lock()
 
 
 class LoopSignal:
@@ -148,8 +150,6 @@ class LoopThread:
                     self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
                 self.loop.run_until_complete(self.loop.shutdown_asyncgens())
             finally:
-                with _POSTERS_LOCK:
-                    _POSTERS.pop(id(self.loop), None)
                 self.loop.close()
 
     @property
@@ -161,6 +161,12 @@ class LoopThread:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     def stop(self, timeout: float = 5.0) -> None:
+        """Stop the loop (pending tasks are cancelled) and join the thread.
+        Not from the loop thread itself."""
+        if self.on_loop:
+            raise RuntimeError("LoopThread.stop() called from its own loop")
         if self._thread.is_alive():
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(timeout)
+            if self._thread.is_alive():
+                log.warning("event loop thread %s did not stop within %.1f s", self._thread.name, timeout)

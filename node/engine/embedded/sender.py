@@ -214,8 +214,10 @@ class WalSender:
         wal.add_flush_listener(on_flush)
         try:
             last_send = 0.0      # a keepalive at once tells the standby our term and position
-            while not self._stop.is_set() and self.engine.is_serving_wal():
-                wake.clear()     # before reading: a flush after the read wakes us
+            while True:
+                wake.clear()     # before the checks and the read: a stop or flush after them wakes us
+                if self._stop.is_set() or not self.engine.is_serving_wal():
+                    break
                 try:
                     data = wal.read_raw(self.sent_lsn, MAX_CHUNK)
                 except CorruptWal as exc:

@@ -333,7 +333,7 @@ class Wal:
 
     def remove_flush_listener(self, fn) -> None:
         with self._lock:
-            self._flush_listeners = tuple(f for f in self._flush_listeners if f is not fn)
+            self._flush_listeners = tuple(f for f in self._flush_listeners if f != fn)
 
     # ----------------------------------------------------- truncate/recycle
     def truncate(self, lsn: int) -> None:

@@ -329,10 +329,9 @@ def test_flush_listener_sees_new_flush_lsn_and_stops_after_removal(tmp_path):
     assert seen == before
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: Wal.remove_flush_listener matches by identity (`is`), "
-                   "so a bound method (a new object at each attribute access) is never removed "
-                   "and keeps being called; compare with == instead")
 def test_remove_flush_listener_accepts_a_bound_method(tmp_path):
+    """A bound method is a new object at each attribute access: removal must
+    compare with ==, not identity."""
     wal = Wal.open(str(tmp_path / "wal"), SEG)
     seen: list[int] = []
     wal.add_flush_listener(seen.append)
@@ -438,3 +437,4 @@ def test_write_async_fenced_while_waiting_for_standby_is_not_acknowledged(engine
     with pytest.raises(Fenced, match="x"):
         fut.result(GUARD_S)
     assert engine._inflight == 0
+
