@@ -26,6 +26,7 @@ from node.engine.postgres import sql
 from node.engine.postgres.binaries import Binaries
 from node.engine.postgres.process import OsUser
 from walrus.errors import EngineError
+from walrus.log import log_event
 from walrus.lsn import parse_lsn
 
 log = logging.getLogger(__name__)
@@ -87,7 +88,9 @@ def _run(argv: list[str], user: OsUser, timeout: float, attempts: int = 3) -> su
             raise EngineError(f"{argv[0]}: {exc}") from None
         if proc.returncode >= 0 or proc.stdout or proc.stderr:
             return proc
-        log.info("%s died of signal %d; running it again", argv[0], -proc.returncode)
+        # Should no longer happen (walrus turns gRPC's fork handlers off); say so if it does.
+        log_event(log, "tool.retry", tool=os.path.basename(argv[0]), signal=-proc.returncode,
+                  level=logging.WARNING)
     return proc
 
 

@@ -121,7 +121,9 @@ def run(argv: list[str], user: OsUser, *, timeout: float, what: str) -> str:
 
 class _Spawner:
     """One daemon thread, alive for the whole process, that forks postmasters,
-    so their parent-death signal fires only when the agent process dies."""
+    so their parent-death signal fires only when the agent process dies.
+    It does not make forking safe from gRPC's threads (they share the process);
+    turning gRPC's fork handlers off does (``walrus/__init__.py``)."""
 
     def __init__(self) -> None:
         self._jobs: queue.Queue[tuple[Callable[[], object], Future]] = queue.Queue()
