@@ -276,27 +276,31 @@ class EmbeddedEngine(TransitionsMixin):
 
     # ------------------------------------------------------------ data path
     def write(self, ops: list[tuple[bytes, bytes | None]], level: CommitLevel | None) -> WriteResult:
-        """Write ``ops`` (value None = delete) at ``level`` (None = the default).
+        """Write ``ops`` (value None = delete) at ``level`` (None = the default)
+        from a thread other than the engine loop: ``write_async`` run there.
 
         Raises WrongRole on a standby, Fenced when fenced / past the lease
         deadline (before or after writing; never acknowledged then).
         """
-        storage, level, res, alone = self._append(ops, level)
-        if level is CommitLevel.OFF:
-            self.syncrep.check_ack()
-            return res
-        try:
-            self._make_durable(storage, res.lsn, level, alone)
-            self.syncrep.check_ack()
-        finally:
-            with self._gate:
-                self._inflight -= 1
-        return res
+        loop = self._loop
+        if loop is None:
+            raise WrongRole(self._not_primary_text())
+        if loop.on_loop:
+            raise RuntimeError("EmbeddedEngine.write() on the engine loop would deadlock; await write_async()")
+        return loop.run(self.write_async(ops, level))
 
     async def write_async(self, ops: list[tuple[bytes, bytes | None]], level: CommitLevel | None) -> WriteResult:
-        """``write`` for a coroutine on the engine's event loop (the Store
-        service): the same rules, but waiting for the commit level awaits
-        instead of blocking a thread."""
+        """Write ``ops`` (value None = delete) at ``level`` (None = the
+        default), on the engine's event loop (the Store service).
+
+        Raises WrongRole on a standby, Fenced when fenced / past the lease
+        deadline (before or after writing; never acknowledged then).
+
+        Alone, a commit fsyncs itself (no thread hand-off). With company it
+        asks the WAL writer, which fsyncs for everyone (after
+        ``commit_delay_s``), so each commit waits once. Standbys only ever get
+        flushed WAL, so their confirmation implies our flush.
+        """
         storage, level, res, alone = self._append(ops, level)
         if level is CommitLevel.OFF:
             self.syncrep.check_ack()
@@ -364,24 +368,6 @@ class EmbeddedEngine(TransitionsMixin):
                 self._inflight += 1
                 alone = self._inflight == 1
         return storage, level, res, alone
-
-    def _make_durable(self, storage, end: int, level: CommitLevel, alone: bool) -> None:
-        """Wait until ``end`` is flushed locally and, for remote levels, confirmed.
-
-        Alone, a commit fsyncs itself (no thread hand-off). With company it asks
-        the WAL writer, which fsyncs for everyone (after ``commit_delay_s``), so
-        each commit waits once. Standbys only ever get flushed WAL, so their
-        confirmation implies our flush.
-        """
-        if alone:
-            storage.flush(end)
-        elif not self._flush_wanted.is_set():
-            self._flush_wanted.set()
-        if self.syncrep.needs_wait(level):
-            self.syncrep.wait(end, level)
-        wal = storage.wal
-        if wal.flush_lsn < end and (alone or not wal.wait_for_flush(end - 1, 1.0)):
-            storage.flush(end)
 
     def _not_primary_text(self) -> str:
         if self._role is Role.STANDBY:
