@@ -9,9 +9,15 @@ goes in two steps: first add the new members (same ``num``), then, once
 ``k_n`` members of the new set have flushed at least the leader's flush LSN
 (read before theirs, see ``model``), drop the old ones / raise ``num``.
 
-A set published for an older term or another leader is replaced at once:
-the new leader was promoted holding every acknowledged write, and an agent
-acknowledges synchronous writes only under a set published for its own term.
+A set published for an older term or another leader is replaced as soon as
+``num`` members of the new set flushed the new leader's flush LSN: the new
+leader was promoted holding every acknowledged write (and acknowledges
+synchronous writes only under a set published for its own term, so its
+flush LSN stands still until then), but its new standbys may not hold them
+yet. Publishing a set of laggards at once would let one of them win the next
+failover without the old term's acknowledged writes (found by the durability
+random walk: FIRST 1 (d) acked LSN 1; d promoted; FIRST 1 (b) published
+with b at 0; d died; b won).
 """
 from __future__ import annotations
 
@@ -96,7 +102,10 @@ def plan_sync(snapshot: ClusterSnapshot, config: CoreConfig, leader: LeaderView,
     target = _target(config, current, healthy, leader)
     short = len(healthy) < config.synchronous_node_count
     if current is None:
-        return SyncPlan(_publish(target), target, short, "publish the synchronous set for this leader and term")
+        if _caught_up(target.names, target.num, snapshot, leader_member.flush_lsn):
+            return SyncPlan(_publish(target), target, short, "publish the synchronous set for this leader and term")
+        return SyncPlan(None, target, short, f"waiting for {target.render()} to catch up with the new leader "
+                                             f"before publishing its first synchronous set")
     if target.same_set(current):
         return SyncPlan(None, target, short, "")
     old, new = set(current.names if current.enabled else ()), set(target.names)

@@ -216,3 +216,22 @@ def test_bound_beats_a_newer_timeline_when_the_set_is_not_heard() -> None:
     s.orchestrate(None, 1)
     s.promoted_members_hold_every_acknowledged_write()
     assert [m for m, _, _ in s.promotions] == ["d", "a"]
+
+
+def test_new_leader_set_waits_for_its_members_to_catch_up() -> None:
+    """Found by the random walk: FIRST 1 (d) acked LSN 1; a is lost and d is
+    promoted; its first set must not be FIRST 1 (b) while b is at 0, or d's
+    death hands the election to b without the acknowledged write."""
+    m = SyncCluster()
+    m.start(1, SyncMethod.FIRST)
+    m.traffic(1, [0, 0, 0, 10])
+    m.orchestrate(None)
+    assert m.sim.sync.names == ("d",) and m.acked == 1
+    m.fail("a", False)
+    m.lease_expires()
+    m.orchestrate(None)
+    m.orchestrate(1)
+    m.orchestrate(None)
+    m.leader_fails(False, expire=True)
+    m.orchestrate(None)
+    m.promoted_members_hold_every_acknowledged_write()

@@ -46,7 +46,12 @@ ROWS = [
     Row("wrong-upstream-is-not-healthy",
         healthy(primary(), standby("b", upstream="c"), standby("c"), sync=sync("b")), FIRST1, "FIRST 1 (b, c)"),
     Row("nofailover-never-in-set",
-        healthy(primary(), standby("b", nofailover=True), standby("c", flush_lsn=10)), FIRST1, "FIRST 1 (c)"),
+        healthy(primary(), standby("b", nofailover=True), standby("c")), FIRST1, "FIRST 1 (c)"),
+    # A first set for a leader and term waits until num members flushed the
+    # leader's LSN: else a laggard could win the next failover without the
+    # writes acknowledged in the previous term.
+    Row("first-set-waits-for-catch-up",
+        healthy(primary(), standby("b", nofailover=True), standby("c", flush_lsn=10)), FIRST1, None),
     # Strict: a set never shrinks below synchronous_node_count because its
     # members stopped streaming (a dying primary looks like that); commits wait.
     Row("nobody-healthy-keeps-the-set",
@@ -72,9 +77,12 @@ ROWS = [
     Row("any-drops-lost-member-when-caught-up",
         healthy(primary(), standby("b"), dead(standby("c")), sync=sync("b", "c", method=SyncMethod.ANY)), ANY1,
         "ANY 1 (b)"),
-    Row("stale-term-replaced-at-once",
-        healthy(primary(), standby("b", flush_lsn=1), standby("c", flush_lsn=1), sync=sync("a", "b", term=0)),
+    Row("stale-term-replaced-once-caught-up",
+        healthy(primary(), standby("b"), standby("c", flush_lsn=1), sync=sync("a", "b", term=0)),
         FIRST1, "FIRST 1 (b)"),
+    Row("stale-term-laggards-wait",
+        healthy(primary(), standby("b", flush_lsn=1), standby("c", flush_lsn=1), sync=sync("a", "b", term=0)),
+        FIRST1, None),
     Row("other-leader-set-replaced",
         healthy(primary(), standby("b"), standby("c"), sync=sync("b", leader="c")), FIRST1, "FIRST 1 (b)"),
     Row("sync-off-publishes-async", healthy(sync=sync("b")), CoreConfig(), ""),
