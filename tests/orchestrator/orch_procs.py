@@ -6,111 +6,27 @@ its PID (SIGCONT, SIGTERM, then SIGKILL) by ``Procs.close()``.
 """
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import sys
 from pathlib import Path
 
-import grpc
 import pytest
-import yaml
 
-from protos import cluster_pb2, cluster_pb2_grpc, node_agent_pb2, node_agent_pb2_grpc, store_pb2, store_pb2_grpc
+from protos import cluster_pb2, cluster_pb2_grpc
+from support_procs import ROLE_PRIMARY, ROLE_STANDBY, AgentProc, Proc, wait_one_primary, wait_streaming_from
+from support_wait import wait_for
 from walrus.dcs import Dcs
 from walrus.etcd_server import free_port
-from support_wait import wait_for
+
+__all__ = ["AGENT_TIMING", "ORCH_TIMING", "ROLE_PRIMARY", "ROLE_STANDBY", "Agent", "Orchestrator", "Procs",
+           "history", "procs", "wait_for"]
 
 AGENT_TIMING = {"ttl": 3.0, "loop_wait": 0.3, "retry_timeout": 1.0, "safety_margin": 0.5}
 ORCH_TIMING = {"ttl": 3.0, "loop_wait": 0.2, "retry_timeout": 1.0, "rpc_timeout": 0.5}
-ROLE_PRIMARY, ROLE_STANDBY = 1, 2
 
 
-def _channel(address: str) -> grpc.Channel:
-    return grpc.insecure_channel(address, options=[("grpc.initial_reconnect_backoff_ms", 50),
-                                                   ("grpc.min_reconnect_backoff_ms", 50),
-                                                   ("grpc.max_reconnect_backoff_ms", 300)])
-
-
-class Proc:
-    """One ``walrus <command> --config`` subprocess with its log file."""
-
-    def __init__(self, directory: Path, command: str, config: dict, env: dict | None = None):
-        self.dir = directory
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.command = command
-        self.config_path = self.dir / f"{command}.yaml"
-        self.config_path.write_text(yaml.safe_dump(config))
-        self.log_path = self.dir / f"{command}.log"
-        self.env = env or {}
-        self.proc: subprocess.Popen | None = None
-        self.channels: list[grpc.Channel] = []
-
-    def start(self):
-        with open(self.log_path, "ab") as log:
-            env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "walrus.cli", self.command, "--config", str(self.config_path)],
-                stdout=log, stderr=subprocess.STDOUT, env=env)
-        return self
-
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def signal(self, sig: int) -> None:
-        if self.running:
-            os.kill(self.proc.pid, sig)
-
-    def kill(self) -> None:
-        self.signal(signal.SIGKILL)
-        if self.proc is not None:
-            self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        if not self.running:
-            return
-        self.signal(signal.SIGCONT)
-        self.signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.kill()
-
-    def close(self) -> None:
-        self.stop()
-        for ch in self.channels:
-            ch.close()
-
-    def channel(self, address: str) -> grpc.Channel:
-        ch = _channel(address)
-        self.channels.append(ch)
-        return ch
-
-    def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-
-class Agent(Proc):
+class Agent(AgentProc):
     def __init__(self, base: Path, name: str, etcd: str, cluster: str, **overrides):
-        self.name = name
-        self.agent_address = f"127.0.0.1:{free_port()}"
-        self.data_address = f"127.0.0.1:{free_port()}"
-        cfg = {"name": name, "cluster": cluster, "data_dir": str(base / name / "data"),
-               "agent_listen": self.agent_address, "data_listen": self.data_address,
-               "etcd": {"endpoints": [etcd]}, **AGENT_TIMING, **overrides}
-        super().__init__(base / name, "node", cfg)
-        self.agent = node_agent_pb2_grpc.NodeAgentStub(self.channel(self.agent_address))
-        self.store = store_pb2_grpc.StoreStub(self.channel(self.data_address))
-
-    def status(self, timeout: float = 2.0) -> node_agent_pb2.NodeStatus:
-        return self.agent.GetStatus(node_agent_pb2.GetStatusRequest(), timeout=timeout)
-
-    def put(self, key: bytes, value: bytes, timeout: float = 5.0, level: int = store_pb2.COMMIT_DEFAULT):
-        return self.store.Put(store_pb2.PutRequest(key=key, value=value, level=level), timeout=timeout)
-
-    def get(self, key: bytes, timeout: float = 2.0) -> store_pb2.GetReply:
-        return self.store.Get(store_pb2.GetRequest(key=key), timeout=timeout)
+        super().__init__(base, name, etcd, cluster, AGENT_TIMING, **overrides)
 
 
 class Orchestrator(Proc):
@@ -147,27 +63,10 @@ class Procs:
 
     def primary(self, names=None, timeout: float = 40.0) -> Agent:
         """Wait for exactly one unfenced primary holding the leader key."""
-        names = names or list(self.agents)
-
-        def one():
-            found = []
-            for n in names:
-                try:
-                    s = self.agents[n].status(timeout=1.0)
-                except grpc.RpcError:
-                    continue
-                if s.holds_leader and s.engine.role == ROLE_PRIMARY and not s.engine.fenced:
-                    found.append(self.agents[n])
-            return found[0] if len(found) == 1 else None
-        return wait_for(one, timeout, what=f"exactly one unfenced primary among {names}")
+        return wait_one_primary(self.agents, names or list(self.agents), timeout, status_timeout=1.0)
 
     def standby_of(self, name: str, leader: str, timeout: float = 40.0) -> None:
-        up = f"{leader}@{self.agents[leader].data_address}"
-
-        def ok():
-            e = self.agents[name].status(timeout=1.0).engine
-            return e.role == ROLE_STANDBY and e.upstream == up and e.streaming
-        wait_for(ok, timeout, what=f"{name} streaming from {leader}")
+        wait_streaming_from(self.agents, name, leader, timeout, status_timeout=1.0)
 
     def cluster3(self, timeout: float = 60.0) -> tuple[Agent, list[Agent]]:
         """Start a, b, c (if not started) and wait for 1 primary + 2 streaming standbys."""

@@ -46,7 +46,7 @@ def test_leader_rpcs(single):
         a.agent.Follow(pb.FollowRequest(term=1, leader_name="x", leader_data_address="127.0.0.1:9"), timeout=5)
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     # Health service.
-    health = health_pb2_grpc.HealthStub(a._channel(a.agent_address))
+    health = health_pb2_grpc.HealthStub(a.channel(a.agent_address))
     assert health.Check(health_pb2.HealthCheckRequest(service=""), timeout=5).status == \
         health_pb2.HealthCheckResponse.SERVING
     # WatchStatus streams.
