@@ -237,6 +237,9 @@ class WalReceiver:
                     self.last_message_at = time.monotonic()
                     if msg.WhichOneof("msg") == "chunk":
                         self._on_chunk(msg.chunk)
+                        # let the feedback writer send before we set up the
+                        # next read: a sync commit on the primary waits for it
+                        await asyncio.sleep(0)
                     else:
                         self._on_keepalive(msg.keepalive)
                     if writer.done():

@@ -182,6 +182,9 @@ class WalSender:
                     break
                 if msg.WhichOneof("msg") == "feedback":
                     self.on_feedback(msg.feedback)
+                    # let the commits this released answer before we set up
+                    # the next read
+                    await asyncio.sleep(0)
         except asyncio.CancelledError:
             raise
         except Exception as exc:   # the RPC ended (cancelled, broken): just stop
