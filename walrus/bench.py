@@ -29,6 +29,8 @@ import tempfile
 import threading
 import time
 
+from walrus import bench_transport
+
 LEVELS = {"off": 1, "local": 2, "remote_write": 3, "on": 4, "remote_apply": 5}
 PROTOCOLS = ("unary", "stream")
 
@@ -49,6 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="stream: each client keeps one Store.WriteStream and sends a write, waits for its ack, "
                         "sends the next (default; ~2x the commits/s of unary at 32 clients here); "
                         "unary: one Put RPC per commit")
+    bench_transport.add_parser(sub)
 
 
 # ------------------------------------------------------------------ client side
@@ -219,6 +222,8 @@ def _table(results: list[dict]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.bench == "transport":
+        return bench_transport.run(args)
     levels = [x.strip() for x in args.levels.split(",") if x.strip()]
     bad = [x for x in levels if x not in LEVELS]
     if bad:

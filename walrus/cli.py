@@ -19,7 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "cluster": ("walrus.localcluster.cli", "start/stop/inspect a local cluster of real processes"),
     "ctl": ("walrus.ctl", "query and steer a running cluster"),
     "drill": ("walrus.drill.cli", "chaos failover drills that measure RTO and RPO"),
-    "bench": ("walrus.bench", "benchmarks (engine)"),
+    "bench": ("walrus.bench", "benchmarks (engine, transport)"),
     "demo": ("walrus.demo", "local cluster + workload + failover demo"),
 }
 
