@@ -317,6 +317,7 @@ class EmbeddedEngine(TransitionsMixin):
                 alone = self._inflight == 1
             if alone:
                 storage.flush(end)      # nobody to share the fsync with: no hand-off
+                await asyncio.sleep(0)  # the WAL senders (woken by the flush) ship it first
             elif not self._flush_wanted.is_set():
                 self._flush_wanted.set()
             if self.syncrep.needs_wait(level):

@@ -182,9 +182,10 @@ class WalSender:
                     break
                 if msg.WhichOneof("msg") == "feedback":
                     self.on_feedback(msg.feedback)
-                    # let the commits this released answer before we set up
-                    # the next read
+                    # let the commits this released answer before the
+                    # bookkeeping and the next read
                     await asyncio.sleep(0)
+                    self.after_feedback()
         except asyncio.CancelledError:
             raise
         except Exception as exc:   # the RPC ended (cancelled, broken): just stop
@@ -193,12 +194,17 @@ class WalSender:
             self.stop()
 
     def on_feedback(self, fb: walstream_pb2.Feedback) -> None:
+        """Take in a standby's positions and release the commits they
+        satisfy; ``after_feedback`` does the rest (it may run a turn later)."""
         self.feedback_received += 1
         self.last_feedback_at = time.monotonic()
         self.write_lsn = max(self.write_lsn, fb.write_lsn)
         self.flush_lsn = max(self.flush_lsn, fb.flush_lsn)
         self.apply_lsn = max(self.apply_lsn, fb.apply_lsn)
         self.engine.syncrep.update(StandbyPosition(self.name, self.write_lsn, self.flush_lsn, self.apply_lsn))
+
+    def after_feedback(self) -> None:
+        """Slot, lag and drain bookkeeping for the positions last received."""
         self.engine.slots.advance(self.name, self.flush_lsn)
         self.lag.confirm(self.write_lsn, self.flush_lsn, self.apply_lsn)
         if self.engine.is_draining:
