@@ -30,6 +30,7 @@ import threading
 import time
 
 from walrus import bench_transport
+from walrus.benchstats import cell, percentile, spread
 
 LEVELS = {"off": 1, "local": 2, "remote_write": 3, "on": 4, "remote_apply": 5}
 PROTOCOLS = ("unary", "stream")
@@ -112,13 +113,6 @@ def _client_proc(address: str, level: int, clients: int, duration: float, value_
     out.put(([x for xs in lat for x in xs], sum(errors)))
 
 
-def _percentile(sorted_vals: list[float], q: float) -> float:
-    if not sorted_vals:
-        return float("nan")
-    idx = min(len(sorted_vals) - 1, max(0, int(round(q * (len(sorted_vals) - 1)))))
-    return sorted_vals[idx]
-
-
 # ------------------------------------------------------------------ engines
 class _Engine:
     def __init__(self, name: str, data_dir: str, args: list[str], log_dir: str):
@@ -189,36 +183,28 @@ def _one_round(primary: _Engine, level: str, clients: int, procs: int, args) -> 
         p.join(30)
     lats = sorted(x for r in results for x in r[0])
     errors = sum(r[1] for r in results)
-    return {"commits_per_s": len(lats) / args.duration, "p50_ms": _percentile(lats, 0.5) * 1000,
-            "p99_ms": _percentile(lats, 0.99) * 1000, "errors": errors,
+    return {"commits_per_s": len(lats) / args.duration, "p50_ms": percentile(lats, 0.5) * 1000,
+            "p99_ms": percentile(lats, 0.99) * 1000, "errors": errors,
             "replay_lag_bytes": statistics.median([b for b, _ in lag]) if lag else 0,
             "replay_lag_s": statistics.median([s for _, s in lag]) if lag else 0.0}
 
 
 def _summary(level: str, clients: int, protocol: str, rounds: list[dict]) -> dict:
-    def med(k):
-        return statistics.median(r[k] for r in rounds)
-
-    def rng(k):
-        return [min(r[k] for r in rounds), max(r[k] for r in rounds)]
     return {"level": level, "clients": clients, "protocol": protocol, "rounds": len(rounds),
-            "commits_per_s": med("commits_per_s"), "commits_per_s_range": rng("commits_per_s"),
-            "p50_ms": med("p50_ms"), "p50_ms_range": rng("p50_ms"),
-            "p99_ms": med("p99_ms"), "p99_ms_range": rng("p99_ms"),
-            "replay_lag_bytes": med("replay_lag_bytes"), "replay_lag_s": med("replay_lag_s"),
+            **spread(rounds, "commits_per_s", "p50_ms", "p99_ms"),
+            "replay_lag_bytes": statistics.median(r["replay_lag_bytes"] for r in rounds),
+            "replay_lag_s": statistics.median(r["replay_lag_s"] for r in rounds),
             "errors": sum(r["errors"] for r in rounds), "per_round": rounds}
 
 
 def _table(results: list[dict]) -> str:
-    rows = [("level", "clients", "protocol", "commits/s (min-max)", "p50 ms (min-max)", "p99 ms (min-max)",
-             "replay lag B", "replay lag ms")]
-    for r in results:
-        c, p5, p9 = r["commits_per_s_range"], r["p50_ms_range"], r["p99_ms_range"]
-        rows.append((r["level"], str(r["clients"]), r["protocol"], f"{r['commits_per_s']:.0f} ({c[0]:.0f}-{c[1]:.0f})",
-                     f"{r['p50_ms']:.2f} ({p5[0]:.2f}-{p5[1]:.2f})", f"{r['p99_ms']:.2f} ({p9[0]:.2f}-{p9[1]:.2f})",
-                     f"{r['replay_lag_bytes']:.0f}", f"{r['replay_lag_s'] * 1000:.2f}"))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
+    from walrus.localcluster.table import format_table   # here: the package import is heavy for children
+    return format_table(
+        ["level", "clients", "protocol", "commits/s (min-max)", "p50 ms (min-max)", "p99 ms (min-max)",
+         "replay lag B", "replay lag ms"],
+        [[r["level"], r["clients"], r["protocol"], cell(r, "commits_per_s", ".0f"), cell(r, "p50_ms", ".2f"),
+          cell(r, "p99_ms", ".2f"), f"{r['replay_lag_bytes']:.0f}", f"{r['replay_lag_s'] * 1000:.2f}"]
+         for r in results], rule=False)
 
 
 def run(args: argparse.Namespace) -> int:

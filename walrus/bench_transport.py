@@ -43,11 +43,12 @@ import platform
 import queue
 import shutil
 import signal
-import statistics
 import struct
 import sys
 import tempfile
 import time
+
+from walrus.benchstats import cell, percentile, spread
 
 VARIANTS = ("fsync", "no-fsync")
 FILE_SIZE = 16 * 1024 * 1024
@@ -290,13 +291,6 @@ def _stop(procs: list) -> None:
             p.join(5)
 
 
-def _percentile(sorted_vals: list[float], q: float) -> float:
-    if not sorted_vals:
-        return float("nan")
-    idx = min(len(sorted_vals) - 1, max(0, int(round(q * (len(sorted_vals) - 1)))))
-    return sorted_vals[idx]
-
-
 def _run_variant(variant: str, base: str, args: argparse.Namespace) -> list[dict]:
     """Start P and S for ``variant``, run ``args.rounds`` client rounds
     against them, stop them (always). Returns one dict per round."""
@@ -332,7 +326,7 @@ def _run_variant(variant: str, base: str, args: argparse.Namespace) -> list[dict
                 raise RuntimeError(f"the client failed in round {i + 1}: {res[1]}")
             lat, elapsed = sorted(res[1]), res[2]
             r = {"round_trips": len(lat), "round_trips_per_s": len(lat) / elapsed if elapsed > 0 else 0.0,
-                 "p50_ms": _percentile(lat, 0.5) * 1000, "p99_ms": _percentile(lat, 0.99) * 1000}
+                 "p50_ms": percentile(lat, 0.5) * 1000, "p99_ms": percentile(lat, 0.99) * 1000}
             rounds.append(r)
             print(f"bench: transport {variant} round {i + 1}/{args.rounds}: {r['round_trips_per_s']:.0f} round trips/s "
                   f"p50 {r['p50_ms']:.2f} ms p99 {r['p99_ms']:.2f} ms", file=sys.stderr)
@@ -347,25 +341,15 @@ def _run_variant(variant: str, base: str, args: argparse.Namespace) -> list[dict
 
 
 def _summary(variant: str, rounds: list[dict]) -> dict:
-    def med(k):
-        return statistics.median(r[k] for r in rounds)
-
-    def rng(k):
-        return [min(r[k] for r in rounds), max(r[k] for r in rounds)]
     return {"variant": variant, "rounds": len(rounds),
-            "round_trips_per_s": med("round_trips_per_s"), "round_trips_per_s_range": rng("round_trips_per_s"),
-            "p50_ms": med("p50_ms"), "p50_ms_range": rng("p50_ms"),
-            "p99_ms": med("p99_ms"), "p99_ms_range": rng("p99_ms"), "per_round": rounds}
+            **spread(rounds, "round_trips_per_s", "p50_ms", "p99_ms"), "per_round": rounds}
 
 
 def _table(results: list[dict]) -> str:
-    rows = [("variant", "round trips/s (min-max)", "p50 ms (min-max)", "p99 ms (min-max)")]
-    for r in results:
-        c, p5, p9 = r["round_trips_per_s_range"], r["p50_ms_range"], r["p99_ms_range"]
-        rows.append((r["variant"], f"{r['round_trips_per_s']:.0f} ({c[0]:.0f}-{c[1]:.0f})",
-                     f"{r['p50_ms']:.2f} ({p5[0]:.2f}-{p5[1]:.2f})", f"{r['p99_ms']:.2f} ({p9[0]:.2f}-{p9[1]:.2f})"))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
+    from walrus.localcluster.table import format_table   # here: the package import is heavy for children
+    return format_table(["variant", "round trips/s (min-max)", "p50 ms (min-max)", "p99 ms (min-max)"],
+                        [[r["variant"], cell(r, "round_trips_per_s", ".0f"), cell(r, "p50_ms", ".2f"),
+                          cell(r, "p99_ms", ".2f")] for r in results], rule=False)
 
 
 def run(args: argparse.Namespace) -> int:
