@@ -25,9 +25,10 @@ os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")
 # costs about 100 us less that way, and a commit at `on` crosses four of
 # them: `walrus bench engine` on/1 p50 went from 2.53 to 1.95 ms back to back
 # (docs/internals.md, "gRPC transport settings"). The client side stays on
-# the EventEngine: with `event_engine_client` off too, a connect to a killed
-# peer hung until its deadline and two failover tests failed. The names exist
-# from grpcio 1.81 on (our floor); an explicit GRPC_EXPERIMENTS wins.
+# the EventEngine: with `event_engine_client` off too, connects to a
+# restarted agent failed with "connect() timed out" and two failover tests
+# failed. The names exist from grpcio 1.81 on (our floor); an explicit
+# GRPC_EXPERIMENTS wins.
 GRPC_EXPERIMENTS_OFF = ("event_engine_listener", "event_engine_for_all_other_endpoints",
                         "event_engine_callback_cq")
 os.environ.setdefault("GRPC_EXPERIMENTS", ",".join("-" + name for name in GRPC_EXPERIMENTS_OFF))

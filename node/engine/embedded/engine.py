@@ -317,10 +317,11 @@ class EmbeddedEngine(TransitionsMixin):
                 alone = self._inflight == 1
             if alone:
                 storage.flush(end)      # nobody to share the fsync with: no hand-off
-                await asyncio.sleep(0)  # the WAL senders (woken by the flush) ship it first
             elif not self._flush_wanted.is_set():
                 self._flush_wanted.set()
             if self.syncrep.needs_wait(level):
+                if alone:
+                    await asyncio.sleep(0)  # the WAL senders (woken by our flush) ship it first
                 await self.syncrep.wait_async(end, level)
             if storage.wal.flush_lsn < end and not await self._flushed_async(storage.wal, end, 1.0):
                 storage.flush(end)
