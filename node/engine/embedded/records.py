@@ -12,6 +12,7 @@ Payload layout: ``type:u8`` then, per type (little-endian)::
     TIMELINE_SWITCH new_tli:u32 parent_tli:u32 switch_lsn:u64 term:u64 reason(utf-8)
     CHECKPOINT      redo_lsn:u64 timeline:u32
     NOOP            (nothing)
+    SKIP            recovered_end:u64 then ``pad`` zero bytes
 """
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ class RecordType(enum.IntEnum):
     TIMELINE_SWITCH = 4
     CHECKPOINT = 5
     NOOP = 6
+    SKIP = 7
 
 
 @dataclass(frozen=True)
@@ -78,11 +80,22 @@ class Noop:
     pass
 
 
-Record = Union[Put, Delete, Batch, TimelineSwitch, CheckpointMark, Noop]
+@dataclass(frozen=True)
+class Skip:
+    """Written by a primary that restarted after a crash, at the end of the
+    WAL it recovered (``recovered_end``): ``pad`` zero bytes so that its new
+    records start past any WAL it may have shipped ahead and then lost.
+    Changes no state."""
+    recovered_end: int
+    pad: int
+
+
+Record = Union[Put, Delete, Batch, TimelineSwitch, CheckpointMark, Noop, Skip]
 
 _U32 = struct.Struct("<I")
 _TLS = struct.Struct("<IIQQ")
 _CKP = struct.Struct("<QI")
+_U64 = struct.Struct("<Q")
 
 
 def encode(record: Record) -> bytes:
@@ -105,6 +118,8 @@ def encode(record: Record) -> bytes:
         return b"\x05" + _CKP.pack(record.redo_lsn, record.timeline)
     if isinstance(record, Noop):
         return b"\x06"
+    if isinstance(record, Skip):
+        return b"\x07" + _U64.pack(record.recovered_end) + bytes(record.pad)
     raise TypeError(f"not a WAL record: {record!r}")
 
 
@@ -142,6 +157,11 @@ def _decode(mv: memoryview) -> Record:
         if len(body) != _CKP.size:
             raise ValueError("bad checkpoint record length")
         return CheckpointMark(*_CKP.unpack(body))
+    if kind is RecordType.SKIP:
+        (end,) = _U64.unpack_from(body)
+        if any(body[_U64.size:]):
+            raise ValueError("SKIP padding is not zero")
+        return Skip(end, len(body) - _U64.size)
     if len(body):
         raise ValueError("trailing bytes after NOOP")
     return Noop()

@@ -15,7 +15,7 @@ import threading
 
 from walrus.errors import CorruptWal
 
-from .records import Batch, CheckpointMark, Delete, Noop, Put, Record, TimelineSwitch
+from .records import Batch, CheckpointMark, Delete, Noop, Put, Record, Skip, TimelineSwitch
 
 _SNAP_HEAD = struct.Struct("<4sIQIQQ")   # magic, version, applied_lsn, timeline, term, count
 _MAGIC = b"WKVS"
@@ -76,7 +76,7 @@ class KvState:
             elif isinstance(record, TimelineSwitch):
                 self.timeline = record.new_tli
                 self.term = max(self.term, record.term)
-            elif not isinstance(record, (CheckpointMark, Noop)):
+            elif not isinstance(record, (CheckpointMark, Noop, Skip)):
                 raise TypeError(f"not a WAL record: {record!r}")
             self.applied_lsn = end_lsn
 

@@ -34,9 +34,11 @@ API (thread-safe; every method may be called from any thread)
     one ``fdatasync``. ``upto`` defaults to everything written so far.
 ``read_raw(start_lsn, max_bytes, limit_lsn=None) -> bytes``: whole framed
     records, byte-exact, from a record boundary, never past ``limit_lsn``
-    (default: ``flush_lsn``, so a standby never holds WAL the primary could
-    lose in a crash). At least one record if one is available, even if it is
-    larger than ``max_bytes``; ``b""`` if none.
+    (default: ``flush_lsn``; a sender ships at most ``SHIP_AHEAD`` bytes
+    past it). At least one record if one is available, even if it is
+    larger than ``max_bytes`` (but never past ``limit_lsn``); ``b""`` if none.
+``is_record_start(lsn) -> bool``: a verified record starts there (or it is
+    the WAL end).
 ``append_raw(start_lsn, data) -> end_lsn``: standby side; ``start_lsn`` must
     equal ``write_lsn`` (else ``CorruptWal``); every record is verified first
     and nothing is written if any fails (``CorruptWal``).
@@ -76,6 +78,15 @@ from .framing import (HEADER, HEADER_SIZE, MAX_RECORD, ScanStop, WalRecord,  # n
 from .segments import SegmentStore, fsync_dir
 
 _SCAN_CHUNK = 1 << 20
+
+# How far past its own flush LSN a primary may ship WAL (a lone commit's
+# record goes to the standbys before the primary's fdatasync). A fixed
+# protocol constant, not a setting: a standby's WAL then holds at most this
+# many bytes its primary may not have made durable, so everything below
+# ``write_lsn - SHIP_AHEAD`` is durable on the node that sent it, and a
+# primary that restarts after a crash skips this many bytes (a SKIP record)
+# before it writes anything new. See docs/internals.md, "Shipping ahead".
+SHIP_AHEAD = 16 * 1024
 
 
 class Wal:
@@ -268,12 +279,31 @@ class Wal:
                 if total < HEADER_SIZE or total > MAX_RECORD or lsn != start_lsn + cut:
                     raise CorruptWal(f"no WAL record at {format_lsn(start_lsn + cut)}")
                 if cut + total > len(buf):
-                    if cut == 0:    # one record larger than max_bytes: send it whole
+                    # one record larger than max_bytes: send it whole, but
+                    # never past the limit (it may sit mid-record)
+                    if cut == 0 and start_lsn + total <= limit:
                         buf = self._seg.pread(start_lsn, total)
                         cut = total
                     break
                 cut += total
             return buf[:cut]
+
+    def is_record_start(self, lsn: int) -> bool:
+        """True if a whole, verified record starts at ``lsn``, or ``lsn`` is
+        the WAL end. False inside a record, or past the end."""
+        with self._lock:
+            self._check_open()
+            if lsn == self._write_lsn:
+                return True
+            if lsn > self._write_lsn or lsn < self.oldest_lsn:
+                return False
+            head = self._seg.pread(lsn, min(HEADER_SIZE, self._write_lsn - lsn))
+            if len(head) < HEADER_SIZE:
+                return False
+            total = HEADER.unpack_from(head)[1]
+            if total < HEADER_SIZE or lsn + total > self._write_lsn:
+                return False
+            return verify_record(self._seg.pread(lsn, total), 0, lsn) is not None
 
     def iter_records(self, start_lsn: int, end_lsn: int | None = None) -> Iterator[WalRecord]:
         """Yield verified records from ``start_lsn`` (a record boundary) that
