@@ -109,14 +109,19 @@ def load_latest(directory: str, at_or_before: int | None = None,
     return None
 
 
-def prune(directory: str, keep: int) -> list[CheckpointInfo]:
-    """Delete all but the ``keep`` newest checkpoints; return the kept ones."""
+def prune(directory: str, keep: int, also_at_or_below: int | None = None) -> list[CheckpointInfo]:
+    """Delete all but the ``keep`` newest checkpoints, and the newest one
+    with ``redo_lsn <= also_at_or_below``; return the kept ones."""
     infos = list_checkpoints(directory)
-    for info in infos[keep:]:
+    kept = infos[:keep]
+    if also_at_or_below is not None and not any(i.redo_lsn <= also_at_or_below for i in kept):
+        kept += [i for i in infos[keep:] if i.redo_lsn <= also_at_or_below][:1]
+    gone = [i for i in infos if i not in kept]
+    for info in gone:
         os.unlink(info.path)
-    if infos[keep:]:
+    if gone:
         fsync_dir(directory)
-    return infos[:keep]
+    return kept
 
 
 def remove_after(directory: str, lsn: int) -> None:

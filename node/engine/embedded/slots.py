@@ -107,10 +107,12 @@ class SlotStore:
             return sorted(self._slots.values(), key=lambda s: s.name)
 
     def ensure(self, name: str, restart_lsn: int) -> Slot:
-        """Create the slot at ``restart_lsn`` if absent (persisted at once)."""
+        """Create the slot at ``restart_lsn`` if absent (persisted at once).
+        A standby that asks from below its slot (it dropped a tail shipped
+        ahead and lost by this primary) moves the slot back to there."""
         with self._lock:
             slot = self._slots.get(name)
-            if slot is not None:
+            if slot is not None and (slot.lost or slot.restart_lsn <= restart_lsn):
                 return slot
             slot = self._slots[name] = Slot(name, restart_lsn)
             self._dirty = True

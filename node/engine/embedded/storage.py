@@ -6,7 +6,7 @@ checkpoint never claims a redo LSN past durable WAL.
 
 Layout of ``data_dir``: ``wal/`` (segments, see ``wal.py``), ``checkpoints/``,
 ``timelines/`` (``<TLI>.history``), ``control`` (role, timeline, term,
-upstream; JSON with a CRC, replaced atomically).
+upstream, clean; JSON with a CRC, replaced atomically).
 
 API (thread-safe)
 -----------------
@@ -25,8 +25,10 @@ API (thread-safe)
 ``replay_up_to(lsn) -> replay_lsn`` (standby: apply received WAL).
 ``checkpoint(slot_min_lsn=None) -> CheckpointInfo``: flush, snapshot, prune,
     recycle WAL below min(oldest kept checkpoint, ``slot_min_lsn``).
-``rewind_to(lsn)``: drop WAL at/after ``lsn``, rebuild the state from a
-    checkpoint at or before it; raises NeedsReclone if no usable checkpoint.
+``rewind_to(lsn)``: drop WAL at/after ``lsn`` (or the record holding it),
+    rebuild the state from a checkpoint at or before it; raises NeedsReclone
+    if no usable checkpoint.
+``skip_lost_tail() -> (E, end)``: a primary after a crash (see ``Skip``).
 ``switch_timeline(new_tli, term, reason) -> switch_lsn``: promotion.
 ``control`` / ``set_control(**fields)``; ``close()``.
 """
@@ -47,11 +49,11 @@ from walrus.errors import CorruptWal, EngineError, NeedsReclone
 from walrus.lsn import format_lsn
 
 from . import checkpoint as ckpt
-from .records import Put, Record, TimelineSwitch, decode, encode, encode_put
+from .records import Put, Record, Skip, TimelineSwitch, decode, encode, encode_put
 from .segments import fsync_dir
 from .state import KvState, snapshot_header
 from .timeline import TimelineHistory, read_history, remove_histories_after, write_history
-from .wal import Wal
+from .wal import SHIP_AHEAD, Wal
 
 KEEP_CHECKPOINTS = 2
 
@@ -63,6 +65,9 @@ class ControlData:
     timeline: int = 1
     term: int = 0
     upstream: str = ""
+    # True only between a clean stop and the next start: a primary that finds
+    # it False crashed, and writes a SKIP record before anything new.
+    clean: bool = False
 
 
 @dataclass(frozen=True)
@@ -79,7 +84,8 @@ class BaseBackup:
 def write_control(data_dir: str, control: ControlData) -> None:
     """Atomically and durably replace the control file."""
     body = json.dumps({"role": control.role.value, "timeline": control.timeline,
-                       "term": control.term, "upstream": control.upstream}, sort_keys=True)
+                       "term": control.term, "upstream": control.upstream,
+                       "clean": control.clean}, sort_keys=True)
     path = os.path.join(data_dir, "control")
     tmp = path + ".tmp"
     with open(tmp, "w", encoding="utf-8") as f:
@@ -101,7 +107,8 @@ def read_control(data_dir: str) -> ControlData | None:
         if int(crc, 16) != crc32c.crc32c(body.encode()):
             raise ValueError("checksum mismatch")
         d = json.loads(body)
-        return ControlData(Role(d["role"]), int(d["timeline"]), int(d["term"]), str(d["upstream"]))
+        return ControlData(Role(d["role"]), int(d["timeline"]), int(d["term"]), str(d["upstream"]),
+                           bool(d.get("clean", False)))
     except (ValueError, KeyError, TypeError) as exc:
         raise CorruptWal(f"control file {path} is damaged: {exc}") from None
 
@@ -150,7 +157,7 @@ class Storage:
         state = KvState()
         ckpt.write_checkpoint(dirs["checkpoints"], state)
         wal = Wal.open(dirs["wal"], config.segment_size, start_lsn=0, timeline=1)
-        control = ControlData(Role.PRIMARY, 1, 0, "")
+        control = ControlData(Role.PRIMARY, 1, 0, "", clean=True)
         write_control(data_dir, control)      # last: its presence means "initialized"
         return cls(data_dir, config, wal, state, control)
 
@@ -168,7 +175,7 @@ class Storage:
         ckpt.write_checkpoint(dirs["checkpoints"], state)
         wal = Wal.open(dirs["wal"], config.segment_size, start_lsn=state.applied_lsn,
                        timeline=state.timeline)
-        control = ControlData(Role.STANDBY, state.timeline, max(term, state.term), upstream)
+        control = ControlData(Role.STANDBY, state.timeline, max(term, state.term), upstream, clean=True)
         write_control(data_dir, control)
         return cls(data_dir, config, wal, state, control)
 
@@ -276,8 +283,25 @@ class Storage:
         self.set_control(timeline=new_tli, term=max(term, self._control.term))
         return switch_lsn
 
+    def skip_lost_tail(self) -> tuple[int, int]:
+        """After a crash, before a primary writes anything new: append a SKIP
+        record at the recovered WAL end E, long enough that the next record
+        starts past E + SHIP_AHEAD, and flush it. A standby may hold up to
+        SHIP_AHEAD bytes past E that this node shipped and then lost; their
+        LSNs now lie inside the SKIP record, so the sender sees that the
+        standby's WAL end is not a record start here and makes it rewind,
+        instead of streaming different records at the same LSNs. Returns
+        (E, end of the SKIP record)."""
+        with self._lock:
+            start = self.wal.write_lsn
+            pad = SHIP_AHEAD - 9           # payload = type + u64 + pad; record > SHIP_AHEAD
+            _, end = self.wal.append(encode(Skip(start, pad)), self.state.timeline)
+            self.state.apply(Skip(start, pad), end)
+        self.wal.flush(end)
+        return start, end
+
     def set_control(self, **changes) -> ControlData:
-        """Durably update fields of the control file (role, timeline, term, upstream)."""
+        """Durably update fields of the control file (role, timeline, term, upstream, clean)."""
         with self._lock:
             self._control = dataclasses.replace(self._control, **changes)
             write_control(self.data_dir, self._control)
@@ -296,7 +320,11 @@ class Storage:
                 snap = self.state.snapshot()
                 self.wal.flush(ckpt.snapshot_lsn(snap))   # redo LSN never past durable WAL
                 info = ckpt.write_snapshot(dirs["checkpoints"], snap)
-            kept = ckpt.prune(dirs["checkpoints"], KEEP_CHECKPOINTS)
+            # A standby's state may include the last SHIP_AHEAD bytes, which
+            # its primary may not have made durable: keep the newest
+            # checkpoint below them, for a rewind to there.
+            below = self.wal.write_lsn - SHIP_AHEAD if self._control.role is Role.STANDBY else None
+            kept = ckpt.prune(dirs["checkpoints"], KEEP_CHECKPOINTS, also_at_or_below=below)
             self.recycle(slot_min_lsn, kept)
             return info
 
@@ -313,8 +341,9 @@ class Storage:
     # ------------------------------------------------------------ rewind
     def rewind_to(self, lsn: int) -> int:
         """Drop all WAL at/after ``lsn`` and rebuild the state from the newest
-        good checkpoint at or before it. Returns the new WAL end. Raises
-        NeedsReclone if WAL or checkpoints needed for that are gone."""
+        good checkpoint at or before it. An ``lsn`` inside a record rewinds
+        to that record's start. Returns the new WAL end. Raises NeedsReclone
+        if WAL or checkpoints needed for that are gone."""
         with self._lock:
             if lsn >= self.wal.write_lsn and lsn >= self.state.applied_lsn:
                 return self.wal.write_lsn
@@ -326,10 +355,11 @@ class Storage:
                                      not_below=self.wal.oldest_lsn)
             if found is None:
                 raise NeedsReclone(f"no checkpoint at or before {format_lsn(lsn)} with its WAL retained")
+            self.state = found[0]
+            self.replay_up_to(lsn)                       # whole records that end by lsn
+            lsn = self.state.applied_lsn                 # a record boundary
             ckpt.remove_after(dirs["checkpoints"], lsn)   # before the WAL: crash-safe order
             self.wal.truncate(lsn)
-            self.state = found[0]
-            self.replay_up_to(lsn)
             remove_histories_after(dirs["timelines"], self.state.timeline)
             self.set_control(timeline=self.state.timeline)
             return self.wal.write_lsn
