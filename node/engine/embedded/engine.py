@@ -41,6 +41,7 @@ from node.engine.embedded.records import Batch, BatchOp, Delete
 from node.engine.embedded.sender import SenderRefused, StartRequest, WalSender, check_start
 from node.engine.embedded.slots import SlotStore
 from node.engine.embedded.syncrep import SyncRep, sync_states
+from node.engine.embedded.wal import SHIP_AHEAD
 from node.engine.embedded.transitions import TransitionsMixin
 from protos import store_pb2_grpc, walstream_pb2_grpc
 from walrus import grpcutil
@@ -104,6 +105,7 @@ class EmbeddedEngine(TransitionsMixin):
         self._stop = threading.Event()
         self._flush_wanted = threading.Event()
         self._inflight = 0                     # commits waiting for durability (under _gate)
+        self.ship_ahead_lsn = 0                # senders may ship this far past flush (see _ship_ahead)
         self._threads: list[threading.Thread] = []
 
     @classmethod
@@ -199,8 +201,19 @@ class EmbeddedEngine(TransitionsMixin):
                   lsn=format_lsn(self.storage.wal.write_lsn), listen=self.data_address)
 
     def _open_storage(self) -> None:
-        self.storage = storage_mod.Storage.open(self.data_dir, self.config)
+        """Recover the storage. A primary that did not stop cleanly may have
+        shipped WAL it then lost: it writes a SKIP record before anything new
+        (``Storage.skip_lost_tail``)."""
+        storage = self.storage = storage_mod.Storage.open(self.data_dir, self.config)
         self.slots = SlotStore(self.data_dir)
+        control = storage.control
+        if control.clean:
+            storage.set_control(clean=False)
+        elif control.role is Role.PRIMARY:
+            lost_from, end = storage.skip_lost_tail()
+            log_event(log, "skip_after_crash", logging.WARNING, name=self.name, recovered_end=format_lsn(lost_from),
+                      next_record=format_lsn(end),
+                      why="not stopped cleanly: standbys may hold WAL shipped ahead of a flush this node lost")
 
     def _start_server(self) -> None:
         if self._server is not None:
@@ -268,6 +281,8 @@ class EmbeddedEngine(TransitionsMixin):
             self._threads.clear()
             try:
                 self._checkpoint()
+                self.storage.flush()
+                self.storage.set_control(clean=True)
             except EngineError as exc:
                 log_event(log, "shutdown_checkpoint_failed", logging.WARNING, error=exc)
             self.storage.close()
@@ -298,8 +313,10 @@ class EmbeddedEngine(TransitionsMixin):
 
         Alone, a commit fsyncs itself (no thread hand-off). With company it
         asks the WAL writer, which fsyncs for everyone (after
-        ``commit_delay_s``), so each commit waits once. Standbys only ever get
-        flushed WAL, so their confirmation implies our flush.
+        ``commit_delay_s``), so each commit waits once. A lone commit that
+        waits for standbys first has its record shipped ahead of its fsync
+        (``_ship_ahead``), so a standby's confirmation does not imply our
+        flush: every durable commit checks its own flush before the ack.
         """
         storage, level, res, alone = self._append(ops, level)
         if level is CommitLevel.OFF:
@@ -307,6 +324,8 @@ class EmbeddedEngine(TransitionsMixin):
             return res
         try:
             end = res.lsn
+            if alone and self.syncrep.needs_wait(level):
+                self._ship_ahead(end)
             if alone:
                 # Let the loop take in whatever arrived meanwhile first: an fsync
                 # here blocks every stream, so a commit that is not really alone
@@ -330,6 +349,19 @@ class EmbeddedEngine(TransitionsMixin):
             with self._gate:
                 self._inflight -= 1
         return res
+
+    def _ship_ahead(self, end: int) -> None:
+        """Let the WAL senders ship up to ``end`` before it is flushed here,
+        so our fdatasync overlaps the standby's. Only for a lone commit:
+        under load, chunks cut at every commit would cost more than they
+        save. The senders never go past flush LSN + SHIP_AHEAD."""
+        if end - self.storage.wal.flush_lsn > SHIP_AHEAD:
+            return
+        self.ship_ahead_lsn = max(self.ship_ahead_lsn, end)
+        with self._senders_lock:
+            senders = list(self._senders.values())
+        for s in senders:
+            s.poke()
 
     @staticmethod
     async def _flushed_async(wal, end: int, timeout: float) -> bool:
@@ -400,7 +432,8 @@ class EmbeddedEngine(TransitionsMixin):
         name = start.standby_name
         wal = storage.wal
         check_start(StartRequest(name, start.start_lsn, start.timeline, start.term), self.term,
-                    wal.write_lsn, wal.oldest_lsn, self.slots.get(name), storage.history())
+                    wal.write_lsn, wal.oldest_lsn, self.slots.get(name), storage.history(),
+                    at_record_start=lambda: wal.is_record_start(start.start_lsn))
         self.slots.ensure(name, start.start_lsn)
         self.slots.set_active(name, True)
         sender = WalSender(self, name, start.start_lsn)
@@ -473,8 +506,9 @@ class EmbeddedEngine(TransitionsMixin):
     def rewind(self, fork_lsn: int) -> None:
         """Drop local WAL at/after ``fork_lsn`` (NeedsReclone if impossible)."""
         before = self.storage.wal.write_lsn
-        self.storage.rewind_to(fork_lsn)
-        log_event(log, "rewound", name=self.name, frm=format_lsn(before), to=format_lsn(fork_lsn))
+        to = self.storage.rewind_to(fork_lsn)
+        log_event(log, "rewound", name=self.name, frm=format_lsn(before), to=format_lsn(to),
+                  asked=format_lsn(fork_lsn))
 
     # ------------------------------------------------------------ status
     def status(self) -> EngineStatus:

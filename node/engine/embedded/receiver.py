@@ -7,7 +7,8 @@ by this feedback, so it is sent the moment each step finishes.
 
 ``WalReceiver`` runs one thread: connect to the upstream's ``WalStream``,
 check the timeline history (a standby whose WAL went past the fork point
-rewinds itself, or reports ``needs_reclone`` when it cannot), then run the
+rewinds itself, or reports ``needs_reclone`` when it cannot; so does one
+refused with ``REWIND_MARK``, by ``SHIP_AHEAD`` bytes), then run the
 stream as a coroutine on the engine's event loop (``aio.py``; the thread
 waits for it): ``StartReplication`` from its own WAL end, then verify + write
 + fsync every chunk and report. Feedback is written by one writer task that
@@ -33,8 +34,9 @@ import grpc
 
 from node.engine.base import Upstream
 from node.engine.embedded.aio import LoopSignal
-from node.engine.embedded.sender import NEEDS_RECLONE_MARK
+from node.engine.embedded.sender import NEEDS_RECLONE_MARK, REWIND_MARK
 from node.engine.embedded.timeline import HistoryEntry, TimelineHistory, find_divergence
+from node.engine.embedded.wal import SHIP_AHEAD
 from protos import walstream_pb2, walstream_pb2_grpc
 from walrus import grpcutil
 from walrus.errors import CorruptWal, EngineError, NeedsReclone, StaleTerm
@@ -152,13 +154,9 @@ class WalReceiver:
                 self._session()
                 backoff = BACKOFF_MIN_S
             except Diverged as exc:
-                try:
-                    self.engine.rewind(exc.fork_lsn)
+                if self._rewind(exc.fork_lsn):
                     continue
-                except EngineError as rexc:
-                    self.engine.mark_needs_reclone(f"diverged from {self.upstream} and cannot rewind: {rexc}")
-                    self._give_up(str(rexc))
-                    return
+                return
             except NeedsReclone as exc:
                 self.engine.mark_needs_reclone(str(exc))
                 self._give_up(str(exc))
@@ -173,6 +171,14 @@ class WalReceiver:
                 if exc.code() == grpc.StatusCode.FAILED_PRECONDITION and NEEDS_RECLONE_MARK in detail:
                     self.engine.mark_needs_reclone(detail)
                     self._give_up(detail)
+                    return
+                if exc.code() == grpc.StatusCode.FAILED_PRECONDITION and REWIND_MARK in detail:
+                    # Only the last SHIP_AHEAD bytes can be unconfirmed: all
+                    # below was durable on the primary that sent it.
+                    log_event(log, "walreceiver_rewind_tail", logging.WARNING, upstream=self.upstream,
+                              reason=detail)
+                    if self._rewind(max(0, self.engine.storage.wal.write_lsn - SHIP_AHEAD)):
+                        continue
                     return
                 self.error = f"{exc.code().name}: {detail}"
             except (EngineError, OSError) as exc:
@@ -191,6 +197,17 @@ class WalReceiver:
             if self._stop.wait(backoff * (0.5 + random.random())):
                 break
             backoff = min(backoff * 2, BACKOFF_MAX_S)
+
+    def _rewind(self, lsn: int) -> bool:
+        """Rewind to ``lsn`` before the next session; False (and given up,
+        ``needs_reclone`` set) when that is impossible."""
+        try:
+            self.engine.rewind(lsn)
+            return True
+        except EngineError as exc:
+            self.engine.mark_needs_reclone(f"diverged from {self.upstream} and cannot rewind: {exc}")
+            self._give_up(str(exc))
+            return False
 
     def _give_up(self, reason: str) -> None:
         self.error = reason

@@ -1,8 +1,14 @@
 """WAL sender: streams a primary's WAL to one standby (like a walsender).
 
-The rule: **only flushed WAL is sent** (``Wal.read_raw`` stops at the flush
-LSN), so a standby never holds WAL its primary could lose in a crash, and the
-chunks are byte-exact copies of the primary's log.
+The rule: **a standby never holds more than ``SHIP_AHEAD`` bytes its primary
+has not flushed**. The sender reads up to the flush LSN, except that a lone
+synchronous commit lets it read up to that commit's record first
+(``engine.ship_ahead_lsn``, capped at flush LSN + ``SHIP_AHEAD``), so the
+primary's fdatasync overlaps the standby's. The chunks are byte-exact copies
+of the primary's log. A primary that crashed may have lost such a tail; it
+then writes a SKIP record over those LSNs (``Storage.skip_lost_tail``), and a
+standby whose WAL ends inside a record here is refused with ``REWIND_MARK``:
+it rewinds below its unconfirmed tail and asks again.
 
 One ``WalSender`` per ``WalStream.Stream`` call, on the engine's event loop
 (``aio.py``). ``messages()`` is the async generator the servicer returns: it
@@ -24,6 +30,7 @@ from typing import TYPE_CHECKING, AsyncIterator, Callable
 from node.engine.base import StandbyInfo
 from node.engine.embedded.aio import LoopSignal
 from node.engine.embedded.syncrep import StandbyPosition
+from node.engine.embedded.wal import SHIP_AHEAD
 from protos import walstream_pb2
 from walrus.errors import CorruptWal, EngineError
 from walrus.log import log_event
@@ -40,6 +47,9 @@ MAX_CHUNK = 512 * 1024
 # The sentence a refusal carries when WAL cannot help the standby; the
 # receiver looks for it to set ``needs_reclone``.
 NEEDS_RECLONE_MARK = "needs a re-clone"
+# ... and the one that tells it to drop its unconfirmed tail (the last
+# SHIP_AHEAD bytes) and ask again.
+REWIND_MARK = "rewind past its unconfirmed tail"
 KEEPALIVE_S = 1.0
 _LAG_SAMPLES = 4096
 
@@ -87,9 +97,10 @@ class SenderRefused(Exception):
     """The standby may not stream (stale term, lost slot, removed WAL, ...).
     ``needs_reclone`` tells the standby it cannot catch up from WAL."""
 
-    def __init__(self, message: str, needs_reclone: bool = False):
+    def __init__(self, message: str, needs_reclone: bool = False, rewind: bool = False):
         super().__init__(message)
         self.needs_reclone = needs_reclone
+        self.rewind = rewind
 
 
 @dataclass(frozen=True)
@@ -102,9 +113,12 @@ class StartRequest:
 
 
 def check_start(req: StartRequest, term: int, write_lsn: int, oldest_lsn: int,
-                slot: "Slot | None", history: "TimelineHistory") -> None:
-    """May this standby stream from ``req.start_lsn``? Pure; raises
-    ``SenderRefused`` (``needs_reclone`` when WAL cannot help it) if not."""
+                slot: "Slot | None", history: "TimelineHistory",
+                at_record_start: Callable[[], bool] = lambda: True) -> None:
+    """May this standby stream from ``req.start_lsn``? Pure but for
+    ``at_record_start`` (does a record of this WAL start there?), asked
+    last; raises ``SenderRefused`` (``needs_reclone`` when WAL cannot help
+    it, ``rewind`` when it must drop its unconfirmed tail) if not."""
     name = req.name
     if req.term > term:
         raise SenderRefused(f"stale term: this primary has term {term}, the standby {name} has seen term {req.term}")
@@ -129,6 +143,10 @@ def check_start(req: StartRequest, term: int, write_lsn: int, oldest_lsn: int,
         if req.start_lsn > fork:
             raise SenderRefused(f"standby {name} diverged: its WAL ends at {format_lsn(req.start_lsn)}, "
                                 f"past the fork of timeline {req.timeline} at {format_lsn(fork)}; rewind it")
+    if not at_record_start():
+        raise SenderRefused(f"standby {name}'s WAL ends at {format_lsn(req.start_lsn)}, inside a record here: "
+                            f"it holds WAL a crashed primary shipped ahead and lost; it must {REWIND_MARK}",
+                            rewind=True)
 
 
 class WalSender:
@@ -158,6 +176,12 @@ class WalSender:
             storage.wal.wake_all()
         with self._confirmed:
             self._confirmed.notify_all()
+
+    def poke(self) -> None:
+        """Look for WAL to ship now (a lone commit raised ``ship_ahead_lsn``)."""
+        wake = self._wake
+        if wake is not None:
+            wake.set()
 
     def wait_flushed(self, lsn: int, deadline: float) -> bool:
         """Block until the standby confirmed flushing ``lsn`` (True), or the
@@ -212,7 +236,7 @@ class WalSender:
                 self._confirmed.notify_all()
 
     async def messages(self) -> AsyncIterator[walstream_pb2.WalMessage]:
-        """Chunks as soon as WAL is flushed; keepalives when idle."""
+        """Chunks as soon as WAL is flushed (or shipped ahead); keepalives when idle."""
         wal = self.engine.storage.wal
         wake = self._wake = LoopSignal()
         if self._stop.is_set():
@@ -227,8 +251,12 @@ class WalSender:
                 wake.clear()     # before the checks and the read: a stop or flush after them wakes us
                 if self._stop.is_set() or not self.engine.is_serving_wal():
                     break
+                limit = flush = wal.flush_lsn
+                ahead = self.engine.ship_ahead_lsn
+                if ahead > flush:
+                    limit = min(ahead, flush + SHIP_AHEAD)
                 try:
-                    data = wal.read_raw(self.sent_lsn, MAX_CHUNK)
+                    data = wal.read_raw(self.sent_lsn, MAX_CHUNK, limit)
                 except CorruptWal as exc:
                     raise SenderRefused(f"cannot send WAL at {format_lsn(self.sent_lsn)}: {exc}") from exc
                 except EngineError as exc:

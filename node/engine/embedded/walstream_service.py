@@ -8,7 +8,8 @@ non-empty standby name (else INVALID_ARGUMENT); a refused stream (stale term,
 not a primary, lost slot, removed WAL, diverged timeline) gets
 FAILED_PRECONDITION; when the standby cannot catch up from WAL the sentence
 contains ``NEEDS_RECLONE_MARK``, which the receiver turns into
-``needs_reclone`` in its status.
+``needs_reclone`` in its status; when it must drop its unconfirmed tail,
+``REWIND_MARK`` (the receiver rewinds and asks again).
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import grpc
 
-from node.engine.embedded.sender import NEEDS_RECLONE_MARK, SenderRefused
+from node.engine.embedded.sender import NEEDS_RECLONE_MARK, REWIND_MARK, SenderRefused
 from protos import walstream_pb2, walstream_pb2_grpc
 
 if TYPE_CHECKING:
@@ -30,6 +31,8 @@ def refusal_text(exc: SenderRefused) -> str:
     text = str(exc)
     if exc.needs_reclone and NEEDS_RECLONE_MARK not in text:
         text += f"; the standby {NEEDS_RECLONE_MARK}"
+    if exc.rewind and REWIND_MARK not in text:
+        text += f"; the standby must {REWIND_MARK}"
     return text
 
 
