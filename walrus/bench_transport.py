@@ -2,7 +2,8 @@
 one-client ``on`` latency on this machine right now, with no engine code.
 
 A commit at ``on`` with one client is one round trip of four one-way stream
-messages and two fdatasyncs::
+messages and two fdatasyncs (before the engine shipped WAL ahead of its
+flush, in this order; the ``ship-ahead`` variant below is today's)::
 
     client --(150 B msg)--> P   P: pwrite + fdatasync
     P --(msg)--> S              S: pwrite + fdatasync
@@ -20,8 +21,11 @@ P and S each write into their own 16 MiB file (zero-filled and fsynced
 first, like a WAL segment) at increasing offsets, wrapping at the end, with
 the write and the fdatasync done inline on the event loop.
 
-Variants: ``fsync`` (as above) and ``no-fsync`` (no pwrite/fdatasync: gRPC
-and asyncio hops only). P and S are started once per variant and reused for
+Variants: ``fsync`` (as above), ``ship-ahead`` (P forwards the message to S
+first and then writes + fdatasyncs, so its fsync overlaps S's: what the
+engine does for a lone commit since it ships WAL ahead of its flush; the
+floor under ``on``/1 now) and ``no-fsync`` (no pwrite/fdatasync: gRPC and
+asyncio hops only). P and S are started once per variant and reused for
 all its rounds; each round runs a fresh client process (new channel, 0.3 s
 of untimed warm-up, then ``--duration`` seconds timed with
 ``time.perf_counter``).
@@ -50,7 +54,7 @@ import time
 
 from walrus.benchstats import cell, percentile, spread
 
-VARIANTS = ("fsync", "no-fsync")
+VARIANTS = ("fsync", "ship-ahead", "no-fsync")
 FILE_SIZE = 16 * 1024 * 1024
 MSG_SIZE = 150
 FEEDBACK_SIZE = 40
@@ -64,8 +68,9 @@ HELLO = b"hello"
 def add_parser(sub) -> None:
     """Add ``transport`` to the ``walrus bench`` subparsers."""
     p = sub.add_parser("transport", help="floor under 'bench engine' on/1: bare grpc.aio stream hops + 2 fdatasyncs")
-    p.add_argument("--variants", default="fsync,no-fsync",
-                   help="comma-separated: fsync (pwrite+fdatasync on P and S), no-fsync (default: both)")
+    p.add_argument("--variants", default="fsync,ship-ahead,no-fsync",
+                   help="comma-separated: fsync (pwrite+fdatasync on P, then S), ship-ahead (P forwards "
+                        "first, then fsyncs, overlapping S), no-fsync (default: all three)")
     p.add_argument("--rounds", type=int, default=3, help="rounds per variant (default 3)")
     p.add_argument("--duration", type=float, default=3.0, help="seconds per round (default 3)")
     p.add_argument("--json", default="", help="write the results as JSON to this file")
@@ -113,7 +118,7 @@ class _File:
         self.off += len(data)
 
 
-def _primary_proc(path: str, fsync: bool, out: "mp.Queue") -> None:
+def _primary_proc(path: str, variant: str, out: "mp.Queue") -> None:
     """P: serve the client and standby streams on 127.0.0.1:0; report
     ``("port", n)`` once listening and ``("standby", None)`` once S is in."""
     _ignore_sigint()
@@ -122,7 +127,8 @@ def _primary_proc(path: str, fsync: bool, out: "mp.Queue") -> None:
     async def main() -> None:
         import grpc
 
-        f = _File(path) if fsync else None
+        f = _File(path) if variant != "no-fsync" else None
+        ship_ahead = variant == "ship-ahead"
         to_standby: asyncio.Queue[bytes] = asyncio.Queue()
         pending: list[asyncio.Future] = []        # one outstanding at a time, but keep it general
         standby_in = asyncio.Event()
@@ -155,11 +161,16 @@ def _primary_proc(path: str, fsync: bool, out: "mp.Queue") -> None:
             await standby_in.wait()
             loop = asyncio.get_running_loop()
             async for msg in request_iterator:
+                fut = loop.create_future()
+                if ship_ahead:                      # like the engine's lone commit: ship, then fsync
+                    pending.append(fut)
+                    to_standby.put_nowait(msg)
+                    await asyncio.sleep(0)          # the standby stream sends it first
                 if f is not None:
                     f.write_sync(msg)
-                fut = loop.create_future()
-                pending.append(fut)
-                to_standby.put_nowait(msg)
+                if not ship_ahead:
+                    pending.append(fut)
+                    to_standby.put_nowait(msg)
                 fb = await fut
                 yield msg[:8] + fb[:8]              # reply: the client's sequence number + S's position
 
@@ -295,13 +306,13 @@ def _run_variant(variant: str, base: str, args: argparse.Namespace) -> list[dict
     """Start P and S for ``variant``, run ``args.rounds`` client rounds
     against them, stop them (always). Returns one dict per round."""
     ctx = mp.get_context("spawn")
-    fsync = variant == "fsync"
+    fsync = variant != "no-fsync"
     ppath, spath = os.path.join(base, "primary.wal"), os.path.join(base, "standby.wal")
     pq, cq = ctx.Queue(), ctx.Queue()
     procs: list = []
     rounds = []
     try:
-        primary = ctx.Process(target=_primary_proc, args=(ppath, fsync, pq), name="bench-transport-P", daemon=True)
+        primary = ctx.Process(target=_primary_proc, args=(ppath, variant, pq), name="bench-transport-P", daemon=True)
         procs.append(primary)
         primary.start()
         kind, port = _get(pq, procs, 60, "P to listen")
