@@ -38,7 +38,7 @@ from node.engine.embedded import storage as storage_mod
 from node.engine.embedded.aio import LoopSignal, LoopThread
 from node.engine.embedded.receiver import Replayer, WalReceiver, fetch_base_backup
 from node.engine.embedded.records import Batch, BatchOp, Delete
-from node.engine.embedded.sender import SenderRefused, StartRequest, WalSender, check_start
+from node.engine.embedded.sender import SenderRefused, StartPoint, StartRequest, WalSender, check_start
 from node.engine.embedded.slots import SlotStore
 from node.engine.embedded.syncrep import SyncRep, sync_states
 from node.engine.embedded.wal import SHIP_AHEAD
@@ -206,6 +206,7 @@ class EmbeddedEngine(TransitionsMixin):
         (``Storage.skip_lost_tail``)."""
         storage = self.storage = storage_mod.Storage.open(self.data_dir, self.config)
         self.slots = SlotStore(self.data_dir)
+        self.ship_ahead_lsn = 0
         control = storage.control
         if control.clean:
             storage.set_control(clean=False)
@@ -431,9 +432,12 @@ class EmbeddedEngine(TransitionsMixin):
             raise SenderRefused(f"{self.name} is not a primary and serves no WAL")
         name = start.standby_name
         wal = storage.wal
+        def locate() -> StartPoint:
+            if wal.is_record_start(start.start_lsn):
+                return StartPoint(True)
+            return StartPoint(False, storage.skip_holding(start.start_lsn))
         check_start(StartRequest(name, start.start_lsn, start.timeline, start.term), self.term,
-                    wal.write_lsn, wal.oldest_lsn, self.slots.get(name), storage.history(),
-                    at_record_start=lambda: wal.is_record_start(start.start_lsn))
+                    wal.write_lsn, wal.oldest_lsn, self.slots.get(name), storage.history(), locate)
         self.slots.ensure(name, start.start_lsn)
         self.slots.set_active(name, True)
         sender = WalSender(self, name, start.start_lsn)

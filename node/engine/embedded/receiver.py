@@ -8,7 +8,7 @@ by this feedback, so it is sent the moment each step finishes.
 ``WalReceiver`` runs one thread: connect to the upstream's ``WalStream``,
 check the timeline history (a standby whose WAL went past the fork point
 rewinds itself, or reports ``needs_reclone`` when it cannot; so does one
-refused with ``REWIND_MARK``, by ``SHIP_AHEAD`` bytes), then run the
+refused with ``REWIND_MARK``, to the LSN the upstream names), then run the
 stream as a coroutine on the engine's event loop (``aio.py``; the thread
 waits for it): ``StartReplication`` from its own WAL end, then verify + write
 + fsync every chunk and report. Feedback is written by one writer task that
@@ -34,7 +34,7 @@ import grpc
 
 from node.engine.base import Upstream
 from node.engine.embedded.aio import LoopSignal
-from node.engine.embedded.sender import NEEDS_RECLONE_MARK, REWIND_MARK
+from node.engine.embedded.sender import NEEDS_RECLONE_MARK, REWIND_LSN_KEY, REWIND_MARK
 from node.engine.embedded.timeline import HistoryEntry, TimelineHistory, find_divergence
 from node.engine.embedded.wal import SHIP_AHEAD
 from protos import walstream_pb2, walstream_pb2_grpc
@@ -172,15 +172,10 @@ class WalReceiver:
                     self.engine.mark_needs_reclone(detail)
                     self._give_up(detail)
                     return
-                if exc.code() == grpc.StatusCode.FAILED_PRECONDITION and REWIND_MARK in detail:
-                    # Only the last SHIP_AHEAD bytes can be unconfirmed: all
-                    # below was durable on the primary that sent it.
-                    log_event(log, "walreceiver_rewind_tail", logging.WARNING, upstream=self.upstream,
-                              reason=detail)
-                    if self._rewind(max(0, self.engine.storage.wal.write_lsn - SHIP_AHEAD)):
-                        continue
-                    return
                 self.error = f"{exc.code().name}: {detail}"
+                if exc.code() == grpc.StatusCode.FAILED_PRECONDITION and REWIND_MARK in detail:
+                    if not self._rewind_tail(exc, detail):
+                        return
             except (EngineError, OSError) as exc:
                 self.error = str(exc)
                 log_event(log, "walreceiver_error", logging.WARNING, upstream=self.upstream, error=exc)
@@ -197,6 +192,26 @@ class WalReceiver:
             if self._stop.wait(backoff * (0.5 + random.random())):
                 break
             backoff = min(backoff * 2, BACKOFF_MAX_S)
+
+    def _rewind_tail(self, exc: grpc.RpcError, detail: str) -> bool:
+        """The upstream crashed and lost WAL it had shipped ahead to us: drop
+        our copy from the LSN it names (the start of its SKIP record). Only
+        the last SHIP_AHEAD bytes can be in that state (all below was
+        durable on the node that sent it), so a deeper target is refused
+        and the session just retried. False when the rewind failed (given up)."""
+        wal = self.engine.storage.wal
+        meta = dict(exc.trailing_metadata() or ())
+        try:
+            target = int(meta.get(REWIND_LSN_KEY, ""))
+        except ValueError:
+            target = -1
+        if not wal.write_lsn - SHIP_AHEAD <= target < wal.write_lsn:
+            log_event(log, "walreceiver_rewind_refused", logging.ERROR, upstream=self.upstream,
+                      target=target, write=format_lsn(wal.write_lsn), reason=detail)
+            return True
+        log_event(log, "walreceiver_rewind_tail", logging.WARNING, upstream=self.upstream,
+                  to=format_lsn(target), reason=detail)
+        return self._rewind(target)
 
     def _rewind(self, lsn: int) -> bool:
         """Rewind to ``lsn`` before the next session; False (and given up,

@@ -7,8 +7,10 @@ synchronous commit lets it read up to that commit's record first
 primary's fdatasync overlaps the standby's. The chunks are byte-exact copies
 of the primary's log. A primary that crashed may have lost such a tail; it
 then writes a SKIP record over those LSNs (``Storage.skip_lost_tail``), and a
-standby whose WAL ends inside a record here is refused with ``REWIND_MARK``:
-it rewinds below its unconfirmed tail and asks again.
+standby whose WAL ends inside that SKIP record is refused with ``REWIND_MARK``
+and the SKIP record's start (trailing metadata ``REWIND_LSN_KEY``): it
+rewinds to there and asks again. A start inside any other record is refused
+without a rewind (corrupt WAL here, or a different history).
 
 One ``WalSender`` per ``WalStream.Stream`` call, on the engine's event loop
 (``aio.py``). ``messages()`` is the async generator the servicer returns: it
@@ -47,9 +49,10 @@ MAX_CHUNK = 512 * 1024
 # The sentence a refusal carries when WAL cannot help the standby; the
 # receiver looks for it to set ``needs_reclone``.
 NEEDS_RECLONE_MARK = "needs a re-clone"
-# ... and the one that tells it to drop its unconfirmed tail (the last
-# SHIP_AHEAD bytes) and ask again.
-REWIND_MARK = "rewind past its unconfirmed tail"
+# ... and the one that tells it to drop the tail a crashed primary lost (the
+# exact LSN travels in the trailing metadata key REWIND_LSN_KEY).
+REWIND_MARK = "rewind its unconfirmed tail"
+REWIND_LSN_KEY = "walrus-rewind-lsn"
 KEEPALIVE_S = 1.0
 _LAG_SAMPLES = 4096
 
@@ -97,10 +100,10 @@ class SenderRefused(Exception):
     """The standby may not stream (stale term, lost slot, removed WAL, ...).
     ``needs_reclone`` tells the standby it cannot catch up from WAL."""
 
-    def __init__(self, message: str, needs_reclone: bool = False, rewind: bool = False):
+    def __init__(self, message: str, needs_reclone: bool = False, rewind_to: int | None = None):
         super().__init__(message)
         self.needs_reclone = needs_reclone
-        self.rewind = rewind
+        self.rewind_to = rewind_to
 
 
 @dataclass(frozen=True)
@@ -112,13 +115,21 @@ class StartRequest:
     term: int
 
 
+@dataclass(frozen=True)
+class StartPoint:
+    """Where a standby's start LSN falls in this node's WAL."""
+    record_start: bool               # a verified record starts there (or it is the WAL end)
+    skip_start: int | None = None    # else: start of the SKIP record it lies inside, if any
+
+
 def check_start(req: StartRequest, term: int, write_lsn: int, oldest_lsn: int,
                 slot: "Slot | None", history: "TimelineHistory",
-                at_record_start: Callable[[], bool] = lambda: True) -> None:
+                locate: Callable[[], StartPoint] = lambda: StartPoint(True)) -> None:
     """May this standby stream from ``req.start_lsn``? Pure but for
-    ``at_record_start`` (does a record of this WAL start there?), asked
-    last; raises ``SenderRefused`` (``needs_reclone`` when WAL cannot help
-    it, ``rewind`` when it must drop its unconfirmed tail) if not."""
+    ``locate`` (where does it fall in this WAL?), asked last; raises
+    ``SenderRefused`` (``needs_reclone`` when WAL cannot help it,
+    ``rewind_to`` when it holds WAL this node shipped ahead and lost) if
+    not."""
     name = req.name
     if req.term > term:
         raise SenderRefused(f"stale term: this primary has term {term}, the standby {name} has seen term {req.term}")
@@ -143,10 +154,16 @@ def check_start(req: StartRequest, term: int, write_lsn: int, oldest_lsn: int,
         if req.start_lsn > fork:
             raise SenderRefused(f"standby {name} diverged: its WAL ends at {format_lsn(req.start_lsn)}, "
                                 f"past the fork of timeline {req.timeline} at {format_lsn(fork)}; rewind it")
-    if not at_record_start():
-        raise SenderRefused(f"standby {name}'s WAL ends at {format_lsn(req.start_lsn)}, inside a record here: "
-                            f"it holds WAL a crashed primary shipped ahead and lost; it must {REWIND_MARK}",
-                            rewind=True)
+    point = locate()
+    if point.record_start:
+        return
+    if point.skip_start is not None:
+        raise SenderRefused(f"standby {name}'s WAL ends at {format_lsn(req.start_lsn)}, inside the SKIP record "
+                            f"this node wrote after a crash: it holds WAL shipped ahead and lost here; it must "
+                            f"{REWIND_MARK} to {format_lsn(point.skip_start)}", rewind_to=point.skip_start)
+    raise SenderRefused(f"standby {name}'s WAL ends at {format_lsn(req.start_lsn)}, which is not the start of a "
+                        f"valid record here, nor inside a SKIP record: corrupt WAL here, or a different "
+                        f"history; not streaming")
 
 
 class WalSender:
@@ -229,7 +246,8 @@ class WalSender:
 
     def after_feedback(self) -> None:
         """Slot, lag and drain bookkeeping for the positions last received."""
-        self.engine.slots.advance(self.name, self.flush_lsn)
+        # never past our own flush: WAL shipped ahead may still be lost here
+        self.engine.slots.advance(self.name, min(self.flush_lsn, self.engine.storage.wal.flush_lsn))
         self.lag.confirm(self.write_lsn, self.flush_lsn, self.apply_lsn)
         if self.engine.is_draining:
             with self._confirmed:

@@ -28,7 +28,8 @@ API (thread-safe)
 ``rewind_to(lsn)``: drop WAL at/after ``lsn`` (or the record holding it),
     rebuild the state from a checkpoint at or before it; raises NeedsReclone
     if no usable checkpoint.
-``skip_lost_tail() -> (E, end)``: a primary after a crash (see ``Skip``).
+``skip_lost_tail() -> (E, end)``: a primary after a crash (see ``Skip``);
+    ``skip_holding(lsn) -> E | None``: the SKIP record ``lsn`` lies inside.
 ``switch_timeline(new_tli, term, reason) -> switch_lsn``: promotion.
 ``control`` / ``set_control(**fields)``; ``close()``.
 """
@@ -53,9 +54,11 @@ from .records import Put, Record, Skip, TimelineSwitch, decode, encode, encode_p
 from .segments import fsync_dir
 from .state import KvState, snapshot_header
 from .timeline import TimelineHistory, read_history, remove_histories_after, write_history
-from .wal import SHIP_AHEAD, Wal
+from .wal import HEADER_SIZE, SHIP_AHEAD, Wal
 
 KEEP_CHECKPOINTS = 2
+SKIP_PAD = SHIP_AHEAD - 9                      # SKIP payload: type + u64 + pad
+SKIP_TOTAL = HEADER_SIZE + 9 + SKIP_PAD        # > SHIP_AHEAD: covers every LSN a standby may hold
 
 
 @dataclass(frozen=True)
@@ -254,12 +257,15 @@ class Storage:
         the WAL end); returns the replay LSN. A timeline switch record also
         writes the new timeline's history file."""
         with self._lock:
-            for rec in self.wal.iter_records(self.state.applied_lsn, lsn):
-                record = decode(rec.payload)
-                if isinstance(record, TimelineSwitch):
-                    self._record_switch(record)
-                self.state.apply(record, rec.end)
-            return self.state.applied_lsn
+            return self._replay(self.state, lsn)
+
+    def _replay(self, state: KvState, lsn: int) -> int:
+        for rec in self.wal.iter_records(state.applied_lsn, lsn):
+            record = decode(rec.payload)
+            if isinstance(record, TimelineSwitch):
+                self._record_switch(record)
+            state.apply(record, rec.end)
+        return state.applied_lsn
 
     def _record_switch(self, sw: TimelineSwitch) -> None:
         # Always rewrite: a stale file of the same number may survive a rewind.
@@ -294,11 +300,20 @@ class Storage:
         (E, end of the SKIP record)."""
         with self._lock:
             start = self.wal.write_lsn
-            pad = SHIP_AHEAD - 9           # payload = type + u64 + pad; record > SHIP_AHEAD
-            _, end = self.wal.append(encode(Skip(start, pad)), self.state.timeline)
-            self.state.apply(Skip(start, pad), end)
+            _, end = self.wal.append(encode(Skip(start, SKIP_PAD)), self.state.timeline)
+            self.state.apply(Skip(start, SKIP_PAD), end)
         self.wal.flush(end)
         return start, end
+
+    def skip_holding(self, lsn: int) -> int | None:
+        """The start of the SKIP record that ``lsn`` lies inside (where a
+        standby holding WAL this node shipped and lost must rewind to), or
+        None if ``lsn`` is not inside one."""
+        rec = self.wal.record_holding(lsn, SKIP_TOTAL)
+        if rec is None or rec.payload[:1] != b"\x07":
+            return None
+        skip = decode(rec.payload)
+        return rec.start if isinstance(skip, Skip) and skip.recovered_end == rec.start else None
 
     def set_control(self, **changes) -> ControlData:
         """Durably update fields of the control file (role, timeline, term, upstream, clean)."""
@@ -314,8 +329,11 @@ class Storage:
         with self._ckpt_lock:
             dirs = _dirs(self.data_dir)
             existing = ckpt.list_checkpoints(dirs["checkpoints"])
-            if existing and existing[0].redo_lsn == self.state.applied_lsn:
-                info = existing[0]                        # nothing new since the last one
+            if existing and self._only_skips_since(existing[0].redo_lsn):
+                # Nothing new since the last one (or only SKIP records: a
+                # crash loop must not push out the checkpoints below them,
+                # or the rewind after it would need a re-clone).
+                info = existing[0]
             else:
                 snap = self.state.snapshot()
                 self.wal.flush(ckpt.snapshot_lsn(snap))   # redo LSN never past durable WAL
@@ -327,6 +345,14 @@ class Storage:
             kept = ckpt.prune(dirs["checkpoints"], KEEP_CHECKPOINTS, also_at_or_below=below)
             self.recycle(slot_min_lsn, kept)
             return info
+
+    def _only_skips_since(self, lsn: int) -> bool:
+        """Is every record the state applied after ``lsn`` a SKIP? (Looks
+        only at a short stretch: a few SKIP records at most.)"""
+        end = self.state.applied_lsn
+        if end < lsn or end - lsn > 4 * SKIP_TOTAL:
+            return False
+        return all(r.payload[:1] == b"\x07" for r in self.wal.iter_records(lsn, end))
 
     def recycle(self, slot_min_lsn: int | None = None, kept=None) -> int:
         """Remove WAL segments below min(oldest kept checkpoint, slot_min_lsn)."""
@@ -355,11 +381,11 @@ class Storage:
                                      not_below=self.wal.oldest_lsn)
             if found is None:
                 raise NeedsReclone(f"no checkpoint at or before {format_lsn(lsn)} with its WAL retained")
-            self.state = found[0]
-            self.replay_up_to(lsn)                       # whole records that end by lsn
-            lsn = self.state.applied_lsn                 # a record boundary
+            state = found[0]                             # rebuilt aside: reads see the old one till done
+            lsn = self._replay(state, lsn)               # whole records that end by lsn: a boundary
             ckpt.remove_after(dirs["checkpoints"], lsn)   # before the WAL: crash-safe order
             self.wal.truncate(lsn)
+            self.state = state
             remove_histories_after(dirs["timelines"], self.state.timeline)
             self.set_control(timeline=self.state.timeline)
             return self.wal.write_lsn

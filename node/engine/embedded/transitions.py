@@ -53,6 +53,7 @@ class TransitionsMixin:
             switch = self.storage.switch_timeline(new_tli, term, f"{self.name} promoted in term {term}")
             self.storage.set_control(role=Role.PRIMARY, term=max(term, self.term), upstream="")
             with self._gate:
+                self.ship_ahead_lsn = 0        # a value from an earlier primary life is meaningless now
                 self._role = Role.PRIMARY
             self._needs_reclone = ""
             log_event(log, "transition", frm="standby", to="primary", reason=f"promote term={term}",

@@ -38,7 +38,8 @@ API (thread-safe; every method may be called from any thread)
     past it). At least one record if one is available, even if it is
     larger than ``max_bytes`` (but never past ``limit_lsn``); ``b""`` if none.
 ``is_record_start(lsn) -> bool``: a verified record starts there (or it is
-    the WAL end).
+    the WAL end). ``record_holding(lsn, max_len) -> WalRecord | None``: the
+    verified record (at most ``max_len`` long) with ``lsn`` inside it.
 ``append_raw(start_lsn, data) -> end_lsn``: standby side; ``start_lsn`` must
     equal ``write_lsn`` (else ``CorruptWal``); every record is verified first
     and nothing is written if any fails (``CorruptWal``).
@@ -304,6 +305,26 @@ class Wal:
             if total < HEADER_SIZE or lsn + total > self._write_lsn:
                 return False
             return verify_record(self._seg.pread(lsn, total), 0, lsn) is not None
+
+    def record_holding(self, lsn: int, max_len: int) -> WalRecord | None:
+        """The verified record, at most ``max_len`` bytes long, that starts
+        before ``lsn`` and ends after it; None if there is none. Scans back
+        byte by byte (a refused standby's start, not a hot path)."""
+        with self._lock:
+            self._check_open()
+            lo = max(self.oldest_lsn, lsn - max_len + 1)
+            if not lo < lsn < self._write_lsn:
+                return None
+            buf = self._seg.pread(lo, min(self._write_lsn, lo + 2 * max_len) - lo)
+        for start in range(lsn - 1, lo - 1, -1):
+            o = start - lo
+            if int.from_bytes(buf[o + 8:o + 16], "little") != start:
+                continue
+            found = verify_record(buf, o, start)
+            if found is not None and start + found[0] > lsn:
+                total, tli = found
+                return WalRecord(start, start + total, tli, bytes(buf[o + HEADER_SIZE:o + total]))
+        return None
 
     def iter_records(self, start_lsn: int, end_lsn: int | None = None) -> Iterator[WalRecord]:
         """Yield verified records from ``start_lsn`` (a record boundary) that

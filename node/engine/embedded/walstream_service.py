@@ -8,8 +8,9 @@ non-empty standby name (else INVALID_ARGUMENT); a refused stream (stale term,
 not a primary, lost slot, removed WAL, diverged timeline) gets
 FAILED_PRECONDITION; when the standby cannot catch up from WAL the sentence
 contains ``NEEDS_RECLONE_MARK``, which the receiver turns into
-``needs_reclone`` in its status; when it must drop its unconfirmed tail,
-``REWIND_MARK`` (the receiver rewinds and asks again).
+``needs_reclone`` in its status; when it must drop a tail this node shipped
+ahead and lost, ``REWIND_MARK`` with the LSN in the trailing metadata
+``REWIND_LSN_KEY`` (the receiver rewinds to it and asks again).
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import grpc
 
-from node.engine.embedded.sender import NEEDS_RECLONE_MARK, REWIND_MARK, SenderRefused
+from node.engine.embedded.sender import NEEDS_RECLONE_MARK, REWIND_LSN_KEY, SenderRefused
 from protos import walstream_pb2, walstream_pb2_grpc
 
 if TYPE_CHECKING:
@@ -31,8 +32,6 @@ def refusal_text(exc: SenderRefused) -> str:
     text = str(exc)
     if exc.needs_reclone and NEEDS_RECLONE_MARK not in text:
         text += f"; the standby {NEEDS_RECLONE_MARK}"
-    if exc.rewind and REWIND_MARK not in text:
-        text += f"; the standby must {REWIND_MARK}"
     return text
 
 
@@ -55,7 +54,8 @@ class WalStreamServicer(walstream_pb2_grpc.WalStreamServicer):
         try:
             sender = self._engine.open_sender(first.start)
         except SenderRefused as exc:
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, refusal_text(exc))
+            meta = () if exc.rewind_to is None else ((REWIND_LSN_KEY, str(exc.rewind_to)),)
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, refusal_text(exc), trailing_metadata=meta)
         context.add_done_callback(lambda _ctx: sender.stop())
         reader = asyncio.get_running_loop().create_task(sender.read_feedback(request_iterator),
                                                         name=f"walsender-fb-{sender.name}")

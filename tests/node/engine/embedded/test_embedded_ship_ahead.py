@@ -26,11 +26,12 @@ from node.config import EmbeddedConfig
 from node.engine.base import Role
 from node.engine.embedded import checkpoint as ckpt
 from node.engine.embedded.records import Put, Skip
-from node.engine.embedded.sender import REWIND_MARK, SenderRefused, StartRequest, check_start
+from node.engine.embedded.sender import REWIND_MARK, SenderRefused, StartPoint, StartRequest, check_start
 from node.engine.embedded.storage import Storage
 from node.engine.embedded.timeline import TimelineHistory
 from node.engine.embedded.wal import HEADER_SIZE, SHIP_AHEAD, Wal
 from protos import node_agent_pb2, store_pb2
+from walrus.lsn import format_lsn
 
 CFG = EmbeddedConfig(segment_size=64 * 1024)
 ON = store_pb2.COMMIT_ON
@@ -139,13 +140,55 @@ def test_primary_prunes_as_before(tmp_path):
     s.close()
 
 
-def test_check_start_refuses_a_start_inside_a_record_with_the_rewind_mark():
+def test_check_start_sends_a_standby_inside_a_skip_record_to_its_start():
+    args = (StartRequest("b", 500, 1, 0), 0, 1000, 0, None, TimelineHistory(1, ()))
     with pytest.raises(SenderRefused) as err:
-        check_start(StartRequest("b", 500, 1, 0), 0, 1000, 0, None, TimelineHistory(1, ()),
-                    at_record_start=lambda: False)
-    assert err.value.rewind and not err.value.needs_reclone and REWIND_MARK in str(err.value)
-    check_start(StartRequest("b", 500, 1, 0), 0, 1000, 0, None, TimelineHistory(1, ()),
-                at_record_start=lambda: True)
+        check_start(*args, locate=lambda: StartPoint(False, 400))
+    assert err.value.rewind_to == 400 and not err.value.needs_reclone and REWIND_MARK in str(err.value)
+    # inside some other record: corrupt here or another history; never a rewind
+    with pytest.raises(SenderRefused) as err:
+        check_start(*args, locate=lambda: StartPoint(False, None))
+    assert err.value.rewind_to is None and not err.value.needs_reclone and REWIND_MARK not in str(err.value)
+    check_start(*args, locate=lambda: StartPoint(True))
+
+
+def test_record_holding_and_skip_holding(tmp_path):
+    s = Storage.open(str(tmp_path / "d"), CFG)
+    s1, e1 = _put(s, b"a", b"x" * 300)
+    assert s.wal.record_holding(s1 + 1, 1000).start == s1
+    assert s.wal.record_holding(e1 - 1, 1000).end == e1
+    assert s.wal.record_holding(s1, 1000) is None                # a record start is inside nothing
+    assert s.wal.record_holding(e1 - 1, 100) is None             # longer than max_len
+    assert s.skip_holding(s1 + 1) is None                        # inside a record, not a SKIP
+    lost_from, end = s.skip_lost_tail()
+    for lsn in (lost_from + 1, lost_from + HEADER_SIZE, lost_from + SHIP_AHEAD, end - 1):
+        assert s.skip_holding(lsn) == lost_from
+    assert s.skip_holding(lost_from) is None and s.skip_holding(end) is None
+    s.close()
+
+
+def test_a_crash_loop_keeps_the_checkpoint_below_the_first_skip(tmp_path):
+    """Checkpoints after nothing but SKIP records reuse the last one, so a
+    primary that crashes again and again can still rewind below E."""
+    d = str(tmp_path / "d")
+    s = Storage.open(d, CFG)
+    for i in range(50):
+        _put(s, b"k%d" % i)
+    s.checkpoint()
+    lost_from, _ = s.skip_lost_tail()
+    s.checkpoint()
+    s.close()
+    for _ in range(3):                                  # crash, restart, skip, checkpoint
+        s = Storage.open(d, CFG)
+        s.skip_lost_tail()
+        s.checkpoint()
+        s.close()
+    s = Storage.open(d, CFG)
+    assert s.rewind_to(lost_from + 100) == lost_from    # inside the first SKIP
+    assert s.get(b"k49") is not None
+    _put(s, b"new")                                     # and more real work checkpoints again
+    assert s.checkpoint().redo_lsn == s.replay_lsn
+    s.close()
 
 
 # --------------------------------------------------------- real processes
@@ -202,6 +245,7 @@ def test_restarted_primary_skips_its_lost_tail_and_the_standby_rewinds(cluster):
     assert b_st.flush_lsn == a_st.flush_lsn and b_st.timeline == a_st.timeline == 1
     log = open(b.log_path).read()
     assert "walreceiver_rewind_tail" in log and REWIND_MARK in log
+    assert f"to={format_lsn(cut)} " in log          # exactly to the SKIP's start: nothing durable dropped
 
 
 def test_clean_restart_writes_no_skip_record(cluster):
