@@ -39,5 +39,9 @@ class CorruptWal(EngineError):
     """A WAL record failed its checksum or framing check."""
 
 
+class WalRemoved(EngineError):
+    """The WAL asked for was recycled (a standby there needs a re-clone)."""
+
+
 class NeedsReclone(EngineError):
     """The standby cannot catch up from WAL (slot lost, or rewind impossible)."""

@@ -34,7 +34,7 @@ from node.engine.embedded.aio import LoopSignal
 from node.engine.embedded.syncrep import StandbyPosition
 from node.engine.embedded.wal import SHIP_AHEAD
 from protos import walstream_pb2
-from walrus.errors import CorruptWal, EngineError
+from walrus.errors import CorruptWal, EngineError, WalRemoved
 from walrus.log import log_event
 from walrus.lsn import format_lsn
 
@@ -277,9 +277,11 @@ class WalSender:
                     data = wal.read_raw(self.sent_lsn, MAX_CHUNK, limit)
                 except CorruptWal as exc:
                     raise SenderRefused(f"cannot send WAL at {format_lsn(self.sent_lsn)}: {exc}") from exc
-                except EngineError as exc:
+                except WalRemoved as exc:
                     raise SenderRefused(f"requested WAL was removed: {exc}; the standby needs a re-clone",
                                         needs_reclone=True) from exc
+                except EngineError as exc:   # e.g. our WAL broke on a failed fsync: not the standby's fault
+                    raise SenderRefused(f"cannot read WAL at {format_lsn(self.sent_lsn)}: {exc}") from exc
                 if data:
                     start = self.sent_lsn
                     self.sent_lsn = start + len(data)

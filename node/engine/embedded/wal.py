@@ -70,7 +70,7 @@ import threading
 import time
 from typing import Iterator
 
-from walrus.errors import CorruptWal, EngineError
+from walrus.errors import CorruptWal, EngineError, WalRemoved
 from walrus.lsn import format_lsn
 
 from .framing import (HEADER, HEADER_SIZE, MAX_RECORD, ScanStop, WalRecord,  # noqa: F401 (re-exported)
@@ -269,7 +269,7 @@ class Wal:
             self._check_open()
             limit = self._flush_lsn if limit_lsn is None else min(limit_lsn, self._write_lsn)
             if start_lsn < self.oldest_lsn:
-                raise EngineError(f"WAL at {format_lsn(start_lsn)} was removed "
+                raise WalRemoved(f"WAL at {format_lsn(start_lsn)} was removed "
                                   f"(oldest is {format_lsn(self.oldest_lsn)})")
             if start_lsn >= limit:
                 return b""
@@ -337,7 +337,7 @@ class Wal:
             with self._lock:
                 self._check_open()
                 if pos < self.oldest_lsn:
-                    raise EngineError(f"WAL at {format_lsn(pos)} was removed "
+                    raise WalRemoved(f"WAL at {format_lsn(pos)} was removed "
                                       f"(oldest is {format_lsn(self.oldest_lsn)})")
                 buf, recs, off, why = self._scan_chunk(pos, end)
             if why is ScanStop.INVALID:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from node.engine.embedded.wal import (HEADER_SIZE, Wal, encode_record, parse_segment_name,
                                       segment_name, verify_record)
-from walrus.errors import CorruptWal, EngineError
+from walrus.errors import CorruptWal, EngineError, WalRemoved
 
 SEG = 64 * 1024
 
@@ -216,7 +216,7 @@ def test_recycle_removes_only_whole_segments_below_and_reuses_spares(tmp_path):
     spare_inodes = {os.stat(os.path.join(wal.directory, n)).st_ino
                     for n in os.listdir(wal.directory) if n.startswith("spare-")}
     assert spare_inodes
-    with pytest.raises(EngineError):
+    with pytest.raises(WalRemoved):                    # a standby there needs a re-clone
         wal.read_raw(0, 100)
     recs = _fill(wal, 1000)                            # new segments come from spares
     segment_inodes = {os.stat(os.path.join(wal.directory, n)).st_ino for n in wal.segment_files()}
@@ -301,6 +301,9 @@ def test_a_failed_fsync_makes_the_wal_refuse_work_until_reopened(tmp_path, monke
         wal.flush()
     with pytest.raises(EngineError):
         wal.append(b"c", 1)
+    with pytest.raises(EngineError) as err:            # a sender must not tell its standby to re-clone
+        wal.read_raw(0, 100)
+    assert not isinstance(err.value, WalRemoved)
     wal.close()
     wal = _wal(tmp_path)
     assert [r.payload for r in wal.iter_records(0)][0] == b"a"
