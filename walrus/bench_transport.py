@@ -162,14 +162,13 @@ def _primary_proc(path: str, variant: str, out: "mp.Queue") -> None:
             loop = asyncio.get_running_loop()
             async for msg in request_iterator:
                 fut = loop.create_future()
+                pending.append(fut)
                 if ship_ahead:                      # like the engine's lone commit: ship, then fsync
-                    pending.append(fut)
                     to_standby.put_nowait(msg)
                     await asyncio.sleep(0)          # the standby stream sends it first
                 if f is not None:
                     f.write_sync(msg)
                 if not ship_ahead:
-                    pending.append(fut)
                     to_standby.put_nowait(msg)
                 fb = await fut
                 yield msg[:8] + fb[:8]              # reply: the client's sequence number + S's position

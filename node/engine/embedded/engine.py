@@ -41,8 +41,8 @@ from node.engine.embedded.records import Batch, BatchOp, Delete
 from node.engine.embedded.sender import SenderRefused, StartPoint, StartRequest, WalSender, check_start
 from node.engine.embedded.slots import SlotStore
 from node.engine.embedded.syncrep import SyncRep, sync_states
-from node.engine.embedded.wal import SHIP_AHEAD
 from node.engine.embedded.transitions import TransitionsMixin
+from node.engine.embedded.wal import SHIP_AHEAD
 from protos import store_pb2_grpc, walstream_pb2_grpc
 from walrus import grpcutil
 from walrus.errors import EngineError, WrongRole
@@ -432,6 +432,7 @@ class EmbeddedEngine(TransitionsMixin):
             raise SenderRefused(f"{self.name} is not a primary and serves no WAL")
         name = start.standby_name
         wal = storage.wal
+
         def locate() -> StartPoint:
             if wal.is_record_start(start.start_lsn):
                 return StartPoint(True)

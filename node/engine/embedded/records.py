@@ -96,6 +96,12 @@ _U32 = struct.Struct("<I")
 _TLS = struct.Struct("<IIQQ")
 _CKP = struct.Struct("<QI")
 _U64 = struct.Struct("<Q")
+SKIP_HEAD = 1 + _U64.size          # a SKIP payload before its padding: type + recovered_end
+
+
+def is_skip(payload: bytes) -> bool:
+    """Is this WAL payload a SKIP record? (Without decoding its padding.)"""
+    return payload[:1] == b"\x07"
 
 
 def encode(record: Record) -> bytes:

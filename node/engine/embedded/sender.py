@@ -269,10 +269,8 @@ class WalSender:
                 wake.clear()     # before the checks and the read: a stop or flush after them wakes us
                 if self._stop.is_set() or not self.engine.is_serving_wal():
                     break
-                limit = flush = wal.flush_lsn
-                ahead = self.engine.ship_ahead_lsn
-                if ahead > flush:
-                    limit = min(ahead, flush + SHIP_AHEAD)
+                flush = wal.flush_lsn
+                limit = max(flush, min(self.engine.ship_ahead_lsn, flush + SHIP_AHEAD))
                 try:
                     data = wal.read_raw(self.sent_lsn, MAX_CHUNK, limit)
                 except CorruptWal as exc:

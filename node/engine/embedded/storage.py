@@ -50,15 +50,15 @@ from walrus.errors import CorruptWal, EngineError, NeedsReclone
 from walrus.lsn import format_lsn
 
 from . import checkpoint as ckpt
-from .records import Put, Record, Skip, TimelineSwitch, decode, encode, encode_put
+from .records import SKIP_HEAD, Put, Record, Skip, TimelineSwitch, decode, encode, encode_put, is_skip
 from .segments import fsync_dir
 from .state import KvState, snapshot_header
 from .timeline import TimelineHistory, read_history, remove_histories_after, write_history
 from .wal import HEADER_SIZE, SHIP_AHEAD, Wal
 
 KEEP_CHECKPOINTS = 2
-SKIP_PAD = SHIP_AHEAD - 9                      # SKIP payload: type + u64 + pad
-SKIP_TOTAL = HEADER_SIZE + 9 + SKIP_PAD        # > SHIP_AHEAD: covers every LSN a standby may hold
+SKIP_PAD = SHIP_AHEAD - SKIP_HEAD
+SKIP_TOTAL = HEADER_SIZE + SKIP_HEAD + SKIP_PAD  # > SHIP_AHEAD: covers every LSN a standby may hold
 
 
 @dataclass(frozen=True)
@@ -310,10 +310,9 @@ class Storage:
         standby holding WAL this node shipped and lost must rewind to), or
         None if ``lsn`` is not inside one."""
         rec = self.wal.record_holding(lsn, SKIP_TOTAL)
-        if rec is None or rec.payload[:1] != b"\x07":
+        if rec is None or not is_skip(rec.payload):
             return None
-        skip = decode(rec.payload)
-        return rec.start if isinstance(skip, Skip) and skip.recovered_end == rec.start else None
+        return rec.start if decode(rec.payload).recovered_end == rec.start else None
 
     def set_control(self, **changes) -> ControlData:
         """Durably update fields of the control file (role, timeline, term, upstream, clean)."""
@@ -352,7 +351,7 @@ class Storage:
         end = self.state.applied_lsn
         if end < lsn or end - lsn > 4 * SKIP_TOTAL:
             return False
-        return all(r.payload[:1] == b"\x07" for r in self.wal.iter_records(lsn, end))
+        return all(is_skip(r.payload) for r in self.wal.iter_records(lsn, end))
 
     def recycle(self, slot_min_lsn: int | None = None, kept=None) -> int:
         """Remove WAL segments below min(oldest kept checkpoint, slot_min_lsn)."""

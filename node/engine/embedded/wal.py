@@ -270,7 +270,7 @@ class Wal:
             limit = self._flush_lsn if limit_lsn is None else min(limit_lsn, self._write_lsn)
             if start_lsn < self.oldest_lsn:
                 raise WalRemoved(f"WAL at {format_lsn(start_lsn)} was removed "
-                                  f"(oldest is {format_lsn(self.oldest_lsn)})")
+                                 f"(oldest is {format_lsn(self.oldest_lsn)})")
             if start_lsn >= limit:
                 return b""
             buf = self._seg.pread(start_lsn, min(limit - start_lsn, max(max_bytes, HEADER_SIZE)))
@@ -338,7 +338,7 @@ class Wal:
                 self._check_open()
                 if pos < self.oldest_lsn:
                     raise WalRemoved(f"WAL at {format_lsn(pos)} was removed "
-                                      f"(oldest is {format_lsn(self.oldest_lsn)})")
+                                     f"(oldest is {format_lsn(self.oldest_lsn)})")
                 buf, recs, off, why = self._scan_chunk(pos, end)
             if why is ScanStop.INVALID:
                 raise CorruptWal(f"bad WAL record at {format_lsn(pos + off)}")

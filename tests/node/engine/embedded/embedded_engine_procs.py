@@ -31,6 +31,12 @@ def wait_for(pred, timeout=DEADLINE_S, interval=0.02, what="condition"):
         time.sleep(interval)
 
 
+def has(proc: "EngineProc", key: bytes) -> bytes | None:
+    """The value ``proc`` serves for ``key`` (None if absent)."""
+    r = proc.get(key)
+    return r.value if r.found else None
+
+
 class EngineProc:
     def __init__(self, name: str, data_dir: str, *extra: str, log_dir: str | None = None):
         self.name = name

@@ -4,18 +4,11 @@ import threading
 
 import pytest
 
-from embedded_engine_procs import Cluster, wait_for
+from embedded_engine_procs import wait_for
 from protos import node_agent_pb2, store_pb2
 
 pytestmark = pytest.mark.integration
 ON = store_pb2.COMMIT_ON
-
-
-@pytest.fixture
-def cluster(tmp_path):
-    c = Cluster(tmp_path)
-    yield c
-    c.close()
 
 
 def standby_has(proc, key, value):

@@ -4,23 +4,11 @@ import os
 import grpc
 import pytest
 
-from embedded_engine_procs import Cluster, wait_for
+from embedded_engine_procs import has, wait_for
 from protos import common_pb2, node_agent_pb2, store_pb2
 
 pytestmark = pytest.mark.integration
 LOCAL = store_pb2.COMMIT_LOCAL
-
-
-@pytest.fixture
-def cluster(tmp_path):
-    c = Cluster(tmp_path)
-    yield c
-    c.close()
-
-
-def has(proc, key):
-    r = proc.get(key)
-    return r.value if r.found else None
 
 
 def promote(proc, term):

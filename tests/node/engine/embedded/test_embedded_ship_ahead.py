@@ -21,7 +21,7 @@ import os
 
 import pytest
 
-from embedded_engine_procs import Cluster, wait_for
+from embedded_engine_procs import has, wait_for
 from node.config import EmbeddedConfig
 from node.engine.base import Role
 from node.engine.embedded import checkpoint as ckpt
@@ -192,18 +192,6 @@ def test_a_crash_loop_keeps_the_checkpoint_below_the_first_skip(tmp_path):
 
 
 # --------------------------------------------------------- real processes
-@pytest.fixture
-def cluster(tmp_path):
-    c = Cluster(tmp_path)
-    yield c
-    c.close()
-
-
-def _has(proc, key):
-    r = proc.get(key)
-    return r.value if r.found else None
-
-
 def _lose_tail(data_dir: str, lsn: int) -> None:
     """What an OS crash leaves when the page cache held WAL past ``lsn``."""
     wal = Wal.open(os.path.join(data_dir, "wal"), EmbeddedConfig().segment_size)
@@ -224,7 +212,7 @@ def _sync_pair(cluster):
     end = a.status().flush_lsn
     assert 0 < end - cut <= SHIP_AHEAD
     wait_for(lambda: b.status().flush_lsn >= end, what="b holds the tail")
-    assert _has(b, b"tail-2") == b"t"
+    assert has(b, b"tail-2") == b"t"
     a.kill()
     _lose_tail(a.data_dir, cut)
     return a, b, cut, end
@@ -236,11 +224,11 @@ def test_restarted_primary_skips_its_lost_tail_and_the_standby_rewinds(cluster):
     st = a.status()
     assert st.write_lsn > cut + SHIP_AHEAD              # the SKIP record after the crash
     a.put(b"after", b"restart", level=ON)               # needs b: so b streams again
-    wait_for(lambda: _has(b, b"after") == b"restart", what="b streams from the restarted primary")
+    wait_for(lambda: has(b, b"after") == b"restart", what="b streams from the restarted primary")
     for i in range(3):                                  # b dropped what a lost, like a
-        assert _has(a, b"tail-%d" % i) is None
-        assert _has(b, b"tail-%d" % i) is None
-    assert _has(b, b"k29") == b"v29"
+        assert has(a, b"tail-%d" % i) is None
+        assert has(b, b"tail-%d" % i) is None
+    assert has(b, b"k29") == b"v29"
     a_st, b_st = a.status(), b.status()
     assert b_st.flush_lsn == a_st.flush_lsn and b_st.timeline == a_st.timeline == 1
     log = open(b.log_path).read()
@@ -273,9 +261,9 @@ def test_old_primary_that_lost_its_tail_rewinds_inside_its_skip_and_follows(clus
     rj = a.control().Rejoin(node_agent_pb2.RejoinRequest(term=2, leader_name="b", leader_data_address=b.address,
                                                          allow_reclone=False), timeout=60)
     assert rj.detail == "rewound"
-    wait_for(lambda: _has(a, b"after") == b"promotion", what="a follows b")
+    wait_for(lambda: has(a, b"after") == b"promotion", what="a follows b")
     for i in range(3):                                   # b's copy of the tail, not a's SKIP
-        assert _has(a, b"tail-%d" % i) == b"t"
+        assert has(a, b"tail-%d" % i) == b"t"
     assert a.status().timeline == 2
     b.put(b"more", b"x", level=store_pb2.COMMIT_LOCAL)
     wait_for(lambda: a.status().flush_lsn == b.status().flush_lsn, what="a caught up")
