@@ -1,7 +1,7 @@
 """The engine interface: what the node agent needs from a replication engine.
 
 Both implementations (``embedded``, ``postgres``) satisfy ``Engine`` and pass
-the same contract suite (``tests/node/engine/test_contract.py``). Every
+the same contract suite (``tests/node/engine/test_engine_contract.py``). Every
 operation is idempotent: asking for the state the engine is already in is a
 no-op that returns normally. Errors are the project's own (``walrus.errors``):
 ``WrongRole``, ``StaleTerm``, ``NeedsReclone``, ``Fenced``, ``EngineError``.
@@ -178,8 +178,10 @@ class Engine(Protocol):
         """Standby -> primary on a new timeline stamped with ``term``.
         Raises StaleTerm when ``term`` is older than one already seen."""
 
-    def demote(self, term: int) -> None:
-        """Primary -> standby with no upstream (read-only). Idempotent."""
+    def demote(self, term: int) -> int | None:
+        """Primary -> standby with no upstream (read-only). Idempotent.
+        Returns the final flush LSN when the engine knows it (embedded: after
+        draining the standbys), else None (postgres: read it from status)."""
 
     def follow(self, upstream: Upstream, term: int) -> None:
         """Stream from ``upstream``. Raises StaleTerm for an old ``term``;
