@@ -51,6 +51,7 @@ log = logging.getLogger(__name__)
 BACKOFF_MIN_S = 0.05
 BACKOFF_MAX_S = 1.0
 INLINE_APPLY_MAX = 64 * 1024   # chunks up to this size are applied by the receiver itself
+HISTORY_TIMEOUT_S = 5.0        # the session's TimelineHistory call (stop() cancels it sooner)
 
 
 class Diverged(EngineError):
@@ -127,6 +128,7 @@ class WalReceiver:
         self.error = ""
         self._stop = threading.Event()
         self._stream: concurrent.futures.Future | None = None   # the coroutine on the loop
+        self._call: grpc.Future | None = None                     # a blocking unary call in flight
         self._fb_wake: LoopSignal | None = None                   # set: a feedback is due
         self._thread = threading.Thread(target=self._run, name=f"walreceiver-{upstream.name}", daemon=True)
 
@@ -135,9 +137,11 @@ class WalReceiver:
 
     def stop(self) -> None:
         self._stop.set()
-        stream = self._stream
-        if stream is not None:
-            stream.cancel()
+        # Cancel what the thread waits on: a call to an upstream that went
+        # silent (partitioned) would otherwise hold promotion until its deadline.
+        for pending in (self._stream, self._call):
+            if pending is not None:
+                pending.cancel()
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join(10)
         self.streaming = False
@@ -179,7 +183,7 @@ class WalReceiver:
             except (EngineError, OSError) as exc:
                 self.error = str(exc)
                 log_event(log, "walreceiver_error", logging.WARNING, upstream=self.upstream, error=exc)
-            except concurrent.futures.CancelledError:
+            except (concurrent.futures.CancelledError, grpc.FutureCancelledError):
                 if self._stop.is_set():
                     break
                 self.error = "the stream was cancelled"
@@ -235,7 +239,14 @@ class WalReceiver:
         wal = engine.storage.wal
         with grpcutil.channel(self.upstream.address) as ch:
             stub = walstream_pb2_grpc.WalStreamStub(ch)
-            hist = history_from_reply(stub.TimelineHistory(walstream_pb2.TimelineHistoryRequest(), timeout=5))
+            self._call = call = stub.TimelineHistory.future(walstream_pb2.TimelineHistoryRequest(),
+                                                            timeout=HISTORY_TIMEOUT_S)
+            try:
+                if self._stop.is_set():
+                    call.cancel()
+                hist = history_from_reply(call.result())
+            finally:
+                self._call = None
         wal.flush()
         fork = divergence_with(engine, hist)
         if fork is not None:
