@@ -43,7 +43,9 @@ def engine_status_from_pb(msg: common_pb2.EngineStatus) -> EngineStatus:
             sync_state=s.sync_state) for s in msg.standbys),
         slots=tuple(SlotInfo(name=s.name, restart_lsn=s.restart_lsn, active=s.active,
                              lost=s.lost, retained_bytes=s.retained_bytes) for s in msg.slots),
-        engine=msg.engine, sync_standbys=msg.sync_standbys, detail=msg.detail)
+        engine=msg.engine, sync_standbys=msg.sync_standbys, detail=msg.detail,
+        write_error=msg.write_error, write_error_since=msg.write_error_since,
+        wal_repairs=msg.wal_repairs, wal_repair=msg.wal_repair)
 
 
 def agent_status_from_pb(msg: node_agent_pb2.NodeStatus) -> AgentStatus:

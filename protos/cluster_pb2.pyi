@@ -26,7 +26,7 @@ class Leader(_message.Message):
     def __init__(self, name: _Optional[str] = ..., term: _Optional[int] = ..., timeline: _Optional[int] = ..., agent_address: _Optional[str] = ..., data_address: _Optional[str] = ..., since: _Optional[float] = ..., present: _Optional[bool] = ...) -> None: ...
 
 class Member(_message.Message):
-    __slots__ = ("name", "role", "agent_address", "data_address", "timeline", "term", "flush_lsn", "replay_lsn", "lag_bytes", "streaming", "fenced", "reachable", "tags", "upstream", "is_leader", "in_sync_set")
+    __slots__ = ("name", "role", "agent_address", "data_address", "timeline", "term", "flush_lsn", "replay_lsn", "lag_bytes", "streaming", "fenced", "reachable", "tags", "upstream", "is_leader", "in_sync_set", "write_error", "write_error_since")
     class TagsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -50,6 +50,8 @@ class Member(_message.Message):
     UPSTREAM_FIELD_NUMBER: _ClassVar[int]
     IS_LEADER_FIELD_NUMBER: _ClassVar[int]
     IN_SYNC_SET_FIELD_NUMBER: _ClassVar[int]
+    WRITE_ERROR_FIELD_NUMBER: _ClassVar[int]
+    WRITE_ERROR_SINCE_FIELD_NUMBER: _ClassVar[int]
     name: str
     role: _common_pb2.Role
     agent_address: str
@@ -66,7 +68,9 @@ class Member(_message.Message):
     upstream: str
     is_leader: bool
     in_sync_set: bool
-    def __init__(self, name: _Optional[str] = ..., role: _Optional[_Union[_common_pb2.Role, str]] = ..., agent_address: _Optional[str] = ..., data_address: _Optional[str] = ..., timeline: _Optional[int] = ..., term: _Optional[int] = ..., flush_lsn: _Optional[int] = ..., replay_lsn: _Optional[int] = ..., lag_bytes: _Optional[int] = ..., streaming: _Optional[bool] = ..., fenced: _Optional[bool] = ..., reachable: _Optional[bool] = ..., tags: _Optional[_Mapping[str, str]] = ..., upstream: _Optional[str] = ..., is_leader: _Optional[bool] = ..., in_sync_set: _Optional[bool] = ...) -> None: ...
+    write_error: str
+    write_error_since: float
+    def __init__(self, name: _Optional[str] = ..., role: _Optional[_Union[_common_pb2.Role, str]] = ..., agent_address: _Optional[str] = ..., data_address: _Optional[str] = ..., timeline: _Optional[int] = ..., term: _Optional[int] = ..., flush_lsn: _Optional[int] = ..., replay_lsn: _Optional[int] = ..., lag_bytes: _Optional[int] = ..., streaming: _Optional[bool] = ..., fenced: _Optional[bool] = ..., reachable: _Optional[bool] = ..., tags: _Optional[_Mapping[str, str]] = ..., upstream: _Optional[str] = ..., is_leader: _Optional[bool] = ..., in_sync_set: _Optional[bool] = ..., write_error: _Optional[str] = ..., write_error_since: _Optional[float] = ...) -> None: ...
 
 class Candidate(_message.Message):
     __slots__ = ("name", "flush_lsn", "timeline", "priority", "eligible", "reason", "rank")

@@ -61,7 +61,7 @@ class SlotStatus(_message.Message):
     def __init__(self, name: _Optional[str] = ..., restart_lsn: _Optional[int] = ..., active: _Optional[bool] = ..., lost: _Optional[bool] = ..., retained_bytes: _Optional[int] = ...) -> None: ...
 
 class EngineStatus(_message.Message):
-    __slots__ = ("role", "timeline", "term", "write_lsn", "flush_lsn", "replay_lsn", "receive_lsn", "upstream", "streaming", "fenced", "fence_reason", "needs_reclone", "standbys", "slots", "engine", "sync_standbys", "detail")
+    __slots__ = ("role", "timeline", "term", "write_lsn", "flush_lsn", "replay_lsn", "receive_lsn", "upstream", "streaming", "fenced", "fence_reason", "needs_reclone", "standbys", "slots", "engine", "sync_standbys", "detail", "write_error", "write_error_since", "wal_repairs", "wal_repair")
     ROLE_FIELD_NUMBER: _ClassVar[int]
     TIMELINE_FIELD_NUMBER: _ClassVar[int]
     TERM_FIELD_NUMBER: _ClassVar[int]
@@ -79,6 +79,10 @@ class EngineStatus(_message.Message):
     ENGINE_FIELD_NUMBER: _ClassVar[int]
     SYNC_STANDBYS_FIELD_NUMBER: _ClassVar[int]
     DETAIL_FIELD_NUMBER: _ClassVar[int]
+    WRITE_ERROR_FIELD_NUMBER: _ClassVar[int]
+    WRITE_ERROR_SINCE_FIELD_NUMBER: _ClassVar[int]
+    WAL_REPAIRS_FIELD_NUMBER: _ClassVar[int]
+    WAL_REPAIR_FIELD_NUMBER: _ClassVar[int]
     role: Role
     timeline: int
     term: int
@@ -96,4 +100,8 @@ class EngineStatus(_message.Message):
     engine: str
     sync_standbys: str
     detail: str
-    def __init__(self, role: _Optional[_Union[Role, str]] = ..., timeline: _Optional[int] = ..., term: _Optional[int] = ..., write_lsn: _Optional[int] = ..., flush_lsn: _Optional[int] = ..., replay_lsn: _Optional[int] = ..., receive_lsn: _Optional[int] = ..., upstream: _Optional[str] = ..., streaming: _Optional[bool] = ..., fenced: _Optional[bool] = ..., fence_reason: _Optional[str] = ..., needs_reclone: _Optional[bool] = ..., standbys: _Optional[_Iterable[_Union[StandbyStatus, _Mapping]]] = ..., slots: _Optional[_Iterable[_Union[SlotStatus, _Mapping]]] = ..., engine: _Optional[str] = ..., sync_standbys: _Optional[str] = ..., detail: _Optional[str] = ...) -> None: ...
+    write_error: str
+    write_error_since: float
+    wal_repairs: int
+    wal_repair: str
+    def __init__(self, role: _Optional[_Union[Role, str]] = ..., timeline: _Optional[int] = ..., term: _Optional[int] = ..., write_lsn: _Optional[int] = ..., flush_lsn: _Optional[int] = ..., replay_lsn: _Optional[int] = ..., receive_lsn: _Optional[int] = ..., upstream: _Optional[str] = ..., streaming: _Optional[bool] = ..., fenced: _Optional[bool] = ..., fence_reason: _Optional[str] = ..., needs_reclone: _Optional[bool] = ..., standbys: _Optional[_Iterable[_Union[StandbyStatus, _Mapping]]] = ..., slots: _Optional[_Iterable[_Union[SlotStatus, _Mapping]]] = ..., engine: _Optional[str] = ..., sync_standbys: _Optional[str] = ..., detail: _Optional[str] = ..., write_error: _Optional[str] = ..., write_error_since: _Optional[float] = ..., wal_repairs: _Optional[int] = ..., wal_repair: _Optional[str] = ...) -> None: ...

@@ -87,7 +87,9 @@ def engine_status_to_pb(s: EngineStatus) -> common_pb2.EngineStatus:
         slots=[common_pb2.SlotStatus(name=x.name, restart_lsn=x.restart_lsn, active=x.active,
                                      lost=x.lost, retained_bytes=max(0, x.retained_bytes))
                for x in s.slots],
-        engine=s.engine, sync_standbys=s.sync_standbys, detail=s.detail)
+        engine=s.engine, sync_standbys=s.sync_standbys, detail=s.detail,
+        write_error=s.write_error, write_error_since=s.write_error_since,
+        wal_repairs=s.wal_repairs, wal_repair=s.wal_repair)
 
 
 def status_to_pb(s: AgentStatus) -> node_agent_pb2.NodeStatus:

@@ -135,6 +135,10 @@ class EngineStatus:
     engine: str = ""
     sync_standbys: str = ""
     detail: str = ""
+    write_error: str = ""             # why writes fail right now ("" = they work)
+    write_error_since: float = 0.0    # unix time of the first failure in a row (0 if none)
+    wal_repairs: int = 0              # damaged WAL ranges recovery dropped since the engine opened
+    wal_repair: str = ""              # the last one: LSN range and reason
 
 
 class RejoinMethod(enum.Enum):

@@ -86,6 +86,8 @@ def status_to_pb(st: EngineStatus) -> common_pb2.EngineStatus:
         flush_lsn=st.flush_lsn, replay_lsn=st.replay_lsn, receive_lsn=st.receive_lsn,
         upstream=st.upstream, streaming=st.streaming, fenced=st.fenced, fence_reason=st.fence_reason,
         needs_reclone=st.needs_reclone, engine=st.engine, sync_standbys=st.sync_standbys, detail=st.detail,
+        write_error=st.write_error, write_error_since=st.write_error_since, wal_repairs=st.wal_repairs,
+        wal_repair=st.wal_repair,
         standbys=[common_pb2.StandbyStatus(
             name=s.name, sent_lsn=s.sent_lsn, write_lsn=s.write_lsn, flush_lsn=s.flush_lsn,
             replay_lsn=s.replay_lsn, send_lag_bytes=s.send_lag_bytes, flush_lag_bytes=s.flush_lag_bytes,

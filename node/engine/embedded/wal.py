@@ -65,12 +65,14 @@ Properties: ``write_lsn``, ``flush_lsn``, ``oldest_lsn``, ``last_timeline``
 """
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
 from typing import Iterator
 
 from walrus.errors import CorruptWal, EngineError, WalRemoved
+from walrus.log import log_event
 from walrus.lsn import format_lsn
 
 from .framing import (HEADER, HEADER_SIZE, MAX_RECORD, ScanStop, WalRecord,  # noqa: F401 (re-exported)
@@ -79,6 +81,8 @@ from .framing import (HEADER, HEADER_SIZE, MAX_RECORD, ScanStop, WalRecord,  # n
 from .segments import SegmentStore, fsync_dir
 
 _SCAN_CHUNK = 1 << 20
+
+log = logging.getLogger(__name__)
 
 # How far past its own flush LSN a primary may ship WAL (a lone commit's
 # record goes to the standbys before the primary's fdatasync). A fixed
@@ -109,6 +113,7 @@ class Wal:
         self._timeline = timeline
         self._closed = False
         self._broken = ""                       # set by a failed fsync: refuse all work
+        self.repairs: list[str] = []            # damaged WAL ranges recovery dropped (see _load)
 
     # ----------------------------------------------------------- open/recover
     @classmethod
@@ -142,6 +147,7 @@ class Wal:
         end, tli = self._scan_end(start)
         if tli:
             self._timeline = tli
+        self._report_damage(end)
         self._seg.cut_tail(end)
         self._write_lsn = self._flush_lsn = end
 
@@ -167,6 +173,34 @@ class Wal:
             if why is ScanStop.INVALID or not recs:
                 break
         return pos, tli
+
+    def _report_damage(self, end: int) -> None:
+        """Recovery is about to cut the WAL at ``end``. That is the normal end
+        of the log when the bytes there are zeros or an old record of a
+        recycled segment (its LSN stamp differs). A header stamped with ``end``
+        itself means a record was written here and fails its check (flipped
+        bytes, a torn write): log the range about to be dropped (up to where
+        valid records stop) and count it in ``repairs``. The cut itself is
+        unchanged: a standby streams the dropped range again."""
+        limit = (max(self._segments) + 1) * self.segment_size
+        head = self._seg.pread(end, HEADER_SIZE)
+        if len(head) < HEADER_SIZE:
+            return
+        _, total, stamp, _ = HEADER.unpack_from(head)
+        if stamp != end or not HEADER_SIZE <= total <= MAX_RECORD:
+            return
+        reason = "record runs past the last segment" if end + total > limit else "record fails its CRC"
+        pos = min(end + total, limit)
+        while pos < limit:                      # how far the valid records after it go
+            _, recs, off, why = self._scan_chunk(pos, limit)
+            pos += off
+            if why is ScanStop.INVALID or not recs:
+                break
+        text = f"dropped {format_lsn(end)}..{format_lsn(pos)} ({pos - end} bytes): {reason}"
+        self.repairs.append(text)
+        log_event(log, "wal_damaged", logging.ERROR, directory=self.directory, frm=format_lsn(end),
+                  to=format_lsn(pos), bytes=pos - end, reason=reason,
+                  action="cut the WAL there; a standby streams the rest again")
 
     def _scan_chunk(self, pos: int, limit: int):
         """Read from ``pos`` (at most to ``limit``) and verify whole records:

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from node.engine.embedded.wal import (HEADER_SIZE, Wal, encode_record, parse_segment_name,
                                       segment_name, verify_record)
 from walrus.errors import CorruptWal, EngineError, WalRemoved
+from walrus.lsn import format_lsn
 
 SEG = 64 * 1024
 
@@ -367,3 +368,38 @@ def test_any_sequence_of_records_roundtrips(tmp_path_factory, payloads):
     wal = Wal.open(str(d), SEG)
     assert [(r.payload, r.timeline) for r in wal.iter_records(0)] == payloads
     wal.close()
+
+
+# ------------------------------------------------------- damage reporting
+def test_recovery_reports_damaged_wal_but_not_a_normal_end(tmp_path):
+    wal = _wal(tmp_path)
+    recs = _fill(wal, 3000)
+    end = wal.write_lsn
+    wal.close()
+    wal = _wal(tmp_path)
+    assert wal.repairs == []                            # a clean end: zeros after the last record
+    victim = recs[1500]
+    _flip(wal, victim[0] + HEADER_SIZE + 2)
+    wal.close()
+    wal = _wal(tmp_path)
+    assert wal.write_lsn == victim[0]                   # the cut is unchanged
+    assert len(wal.repairs) == 1
+    assert wal.repairs[0].startswith(f"dropped {format_lsn(victim[0])}..{format_lsn(end)} "
+                                     f"({end - victim[0]} bytes)")
+    wal.close()
+    wal = _wal(tmp_path)
+    assert wal.repairs == []                            # reported once: the range is gone now
+
+
+def test_recycled_spare_bytes_are_not_reported_as_damage(tmp_path):
+    wal = _wal(tmp_path)
+    _fill(wal, 3000)
+    wal.recycle(wal.write_lsn)
+    end = wal.write_lsn
+    next_seg = (end // SEG + 1) * SEG
+    while wal.write_lsn < next_seg + 10:               # cross into a spare holding old records
+        wal.append(b"q" * 300, 1)
+    wal.flush()
+    wal.close()
+    wal = Wal.open(wal.directory, SEG, start_lsn=end)
+    assert wal.repairs == []
