@@ -43,6 +43,7 @@ from node.engine.embedded.slots import SlotStore
 from node.engine.embedded.syncrep import SyncRep, sync_states
 from node.engine.embedded.transitions import TransitionsMixin
 from node.engine.embedded.wal import SHIP_AHEAD
+from node.engine.embedded.writehealth import WriteHealth
 from protos import store_pb2_grpc, walstream_pb2_grpc
 from walrus import grpcutil
 from walrus.errors import EngineError, WrongRole
@@ -88,6 +89,7 @@ class EmbeddedEngine(TransitionsMixin):
         self._advertise = advertise
         self.default_level = CommitLevel(config.synchronous_commit)
         self.syncrep = SyncRep(SyncSpec.parse(config.synchronous_standby_names), clock=clock)
+        self.write_health = WriteHealth(name)  # a primary whose appends/flushes fail (disk full)
         self.storage: storage_mod.Storage | None = None
         self.slots: SlotStore | None = None
         self.receiver: WalReceiver | None = None
@@ -322,6 +324,7 @@ class EmbeddedEngine(TransitionsMixin):
         storage, level, res, alone = self._append(ops, level)
         if level is CommitLevel.OFF:
             self.syncrep.check_ack()
+            self.write_health.succeeded()
             return res
         try:
             end = res.lsn
@@ -336,7 +339,7 @@ class EmbeddedEngine(TransitionsMixin):
                     await asyncio.sleep(0)
                 alone = self._inflight == 1
             if alone:
-                storage.flush(end)      # nobody to share the fsync with: no hand-off
+                self._flush(storage, end)   # nobody to share the fsync with: no hand-off
             elif not self._flush_wanted.is_set():
                 self._flush_wanted.set()
             if self.syncrep.needs_wait(level):
@@ -344,12 +347,21 @@ class EmbeddedEngine(TransitionsMixin):
                     await asyncio.sleep(0)  # the WAL senders (woken by our flush) ship it first
                 await self.syncrep.wait_async(end, level)
             if storage.wal.flush_lsn < end and not await self._flushed_async(storage.wal, end, 1.0):
-                storage.flush(end)
+                self._flush(storage, end)
             self.syncrep.check_ack()
+            self.write_health.succeeded()
         finally:
             with self._gate:
                 self._inflight -= 1
         return res
+
+    def _flush(self, storage, end: int) -> None:
+        """``storage.flush(end)``, remembering a failure in ``write_health``."""
+        try:
+            storage.flush(end)
+        except EngineError as exc:
+            self.write_health.failed("WAL flush", exc)
+            raise
 
     def _ship_ahead(self, end: int) -> None:
         """Let the WAL senders ship up to ``end`` before it is flushed here,
@@ -392,12 +404,16 @@ class EmbeddedEngine(TransitionsMixin):
             if self._role is not Role.PRIMARY or storage is None:
                 raise WrongRole(self._not_primary_text())
             self.syncrep.check_ack()
-            if len(ops) == 1 and ops[0][1] is not None:
-                _, end = storage.put(ops[0][0], ops[0][1])
-            elif len(ops) == 1:
-                _, end = storage.apply_local(Delete(ops[0][0]))
-            else:
-                _, end = storage.apply_local(Batch(tuple(BatchOp(k, v) for k, v in ops)))
+            try:
+                if len(ops) == 1 and ops[0][1] is not None:
+                    _, end = storage.put(ops[0][0], ops[0][1])
+                elif len(ops) == 1:
+                    _, end = storage.apply_local(Delete(ops[0][0]))
+                else:
+                    _, end = storage.apply_local(Batch(tuple(BatchOp(k, v) for k, v in ops)))
+            except EngineError as exc:      # disk full, I/O error: status and the orchestrator see it
+                self.write_health.failed("WAL append", exc)
+                raise
             res = WriteResult(end, storage.timeline, storage.control.term)
             if level is not CommitLevel.OFF:
                 self._inflight += 1
@@ -529,6 +545,7 @@ class EmbeddedEngine(TransitionsMixin):
             standbys = tuple(s.info(wal.flush_lsn, states[s.name]) for s in senders)
         r = self.receiver
         reason = self.syncrep.fence_reason
+        health = self.write_health if self._role is Role.PRIMARY else None
         return EngineStatus(
             role=self._role, timeline=storage.timeline, term=storage.control.term,
             write_lsn=wal.write_lsn, flush_lsn=wal.flush_lsn, replay_lsn=storage.replay_lsn,
@@ -538,7 +555,9 @@ class EmbeddedEngine(TransitionsMixin):
             needs_reclone=bool(self._needs_reclone), standbys=standbys,
             slots=self.slots.info(wal.write_lsn) if self.slots else (), engine=self.kind,
             sync_standbys=self.syncrep.spec.render(),
-            detail=self._needs_reclone or (r.error if r else ""))
+            detail=self._needs_reclone or (r.error if r else ""),
+            write_error=health.error if health else "", write_error_since=health.since if health else 0.0,
+            wal_repairs=len(wal.repairs), wal_repair=wal.repairs[-1] if wal.repairs else "")
 
     # ------------------------------------------------------------ background
     def _checkpoint(self) -> None:
@@ -587,4 +606,6 @@ class EmbeddedEngine(TransitionsMixin):
                 storage.flush()
             except EngineError as exc:
                 log_event(log, "walwriter_flush_failed", logging.ERROR, error=exc)
+                if self._role is Role.PRIMARY:
+                    self.write_health.failed("WAL flush", exc)
                 self._stop.wait(0.1)
