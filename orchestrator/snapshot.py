@@ -57,7 +57,8 @@ def member_view(name: str, record: MemberRecord | None, probe: AgentProbe | None
         fields = dict(role=Role.parse(e.role.value), timeline=e.timeline, term=e.term,
                       flush_lsn=e.flush_lsn, replay_lsn=e.replay_lsn, streaming=e.streaming,
                       upstream=e.upstream, fenced=e.fenced, needs_reclone=e.needs_reclone,
-                      sync_applied=e.sync_standbys)
+                      sync_applied=e.sync_standbys, write_error=e.write_error,
+                      write_error_since=e.write_error_since)
     elif record is not None:
         fields = dict(role=Role.parse(record.role), timeline=record.timeline, term=record.term,
                       flush_lsn=record.flush_lsn, replay_lsn=record.replay_lsn,

@@ -68,6 +68,15 @@ def test_orchestrator_config(tmp_path):
         load_orchestrator_config(write(tmp_path, "id: o1\nsynchronous_method: most\n", "o2.yaml"))
 
 
+def test_primary_write_failure_timeout(tmp_path):
+    assert load_orchestrator_config(write(tmp_path, "id: o1\n", "o.yaml")).primary_write_failure_timeout == 10.0
+    cfg = load_orchestrator_config(write(tmp_path, "id: o1\nprimary_write_failure_timeout: 0\n", "o0.yaml"))
+    assert cfg.primary_write_failure_timeout == 0
+    for bad in ("-1", "5000", "soon"):
+        with pytest.raises(ConfigError, match=r"o3\.yaml.*primary_write_failure_timeout|primary_write_failure_timeout.*o3\.yaml"):
+            load_orchestrator_config(write(tmp_path, f"id: o1\nprimary_write_failure_timeout: {bad}\n", "o3.yaml"))
+
+
 def test_deploy_configs_load():
     """The shipped compose configs must stay valid as the schema evolves."""
     import pathlib

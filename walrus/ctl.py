@@ -115,6 +115,13 @@ def leader_line(leader: cluster_pb2.Leader) -> str:
             f"since {_ts(leader.since)})")
 
 
+def _note(m: cluster_pb2.Member) -> str:
+    notes = ["fenced"] if m.fenced else []
+    if m.write_error:
+        notes.append(f"WRITES FAIL since {_ts(m.write_error_since)}: {m.write_error}")
+    return "; ".join(notes)
+
+
 def members_table(reply: cluster_pb2.ListMembersReply) -> str:
     rows = []
     for m in sorted(reply.members, key=lambda m: m.name):
@@ -122,7 +129,7 @@ def members_table(reply: cluster_pb2.ListMembersReply) -> str:
                      format_lsn(m.flush_lsn), format_lsn(m.replay_lsn), m.lag_bytes,
                      "yes" if m.streaming else "no", m.upstream or "-",
                      "sync" if m.in_sync_set else "-", "" if m.reachable else "UNREACHABLE",
-                     "fenced" if m.fenced else ""])
+                     _note(m)])
     head = (f"cluster state: {reply.state or '?'}{'  (PAUSED)' if reply.paused else ''}  "
             f"leader: {reply.leader.name if reply.leader.present else '-'}  "
             f"sync: {reply.sync_standbys or '-'}")

@@ -65,6 +65,8 @@ def _step(snapshot: ClusterSnapshot, config: CoreConfig, now: float) -> _Step:
         return State.PRIMARY_SUSPECT, [], f"{leader.name} holds the leader key but its engine is {lm.role.value}", None
     if fs is None and snapshot.switchover is not None:
         return _switchover_start(snapshot, config, now, leader, lm)
+    if fs is None and lm.write_error:
+        return _cannot_write(snapshot, config, now, leader, lm)
     return _healthy(snapshot, config, now, leader, lm)
 
 
@@ -160,6 +162,37 @@ def _finish(snapshot: ClusterSnapshot, now: float, leader: LeaderView, lm: Membe
         out.append(ClearSwitchover(f"{fs.kind.value} finished: {leader.name} leads term {leader.term}"))
     out.append(ClearFailoverState())
     return out
+
+
+def _cannot_write(snapshot: ClusterSnapshot, config: CoreConfig, now: float, leader: LeaderView,
+                  lm: MemberView) -> _Step:
+    """The leader answers but its writes fail (disk full, I/O errors). After
+    ``primary_write_failure_timeout`` (0 = never) replace it the way a
+    switchover does: save the plan, demote it, then promote the best standby
+    once that one has the old primary's final flush LSN (``_pick``), so no
+    acknowledged write is lost. Until then, or with no standby that can take
+    over, carry on as healthy but DEGRADED and say why."""
+    timeout = config.primary_write_failure_timeout
+    failing_s = now - lm.write_error_since
+    ranking = rank(snapshot, config, {leader.name: (Exclusion.CANNOT_WRITE, f"cannot write: {lm.write_error}")})
+    if timeout > 0 and failing_s >= timeout and ranking.winner is not None:
+        reason = (f"failover: {leader.name} cannot write for {failing_s:.1f}s (over {timeout:g}s): "
+                  f"{lm.write_error}; {leader.name} -> {ranking.winner}")
+        fs = FailoverState(kind=OperationKind.FAILOVER, phase=Phase.DEMOTING, term=leader.term + 1,
+                           old_leader=leader.name, new_leader=ranking.winner, started_at=now, phase_since=now,
+                           last_primary_lsn=max(lm.flush_lsn, snapshot.last_known_primary_lsn),
+                           candidates=ranking.candidates, reason=reason)
+        return (State.SWITCHING_OVER, [SaveFailoverState(fs), DemoteForSwitchover(leader.name, leader.term)],
+                reason, ranking)
+    state, actions, reason, _ = _healthy(snapshot, config, now, leader, lm)
+    if timeout <= 0:
+        plan = "automatic failover for this is off"
+    elif ranking.winner is None:
+        plan = f"no standby can take over: {ranking.waiting}"
+    else:
+        plan = f"failing over after {timeout:g}s"
+    note = f"{leader.name} cannot write ({lm.write_error}); {plan}"
+    return State.DEGRADED if state is State.HEALTHY else state, actions, f"{reason}; {note}", ranking
 
 
 # ------------------------------------------------------------ switchover

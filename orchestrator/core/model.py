@@ -92,6 +92,7 @@ class Exclusion(enum.Enum):
     NOT_IN_SYNC_SET = "not_in_sync_set"
     PROMOTE_FAILED = "promote_failed"    # an earlier Promote timed out
     OLD_LEADER = "old_leader"            # switchover: the leader stepping down
+    CANNOT_WRITE = "cannot_write"        # the leader whose writes fail (disk full), being replaced
 
 
 
@@ -121,6 +122,8 @@ class MemberView:
     priority: int = 0
     has_member_key: bool = True
     sync_applied: str = ""
+    write_error: str = ""           # the engine says writes fail ("" = they work)
+    write_error_since: float = 0.0  # wall time of the first failure in a row
 
     @property
     def upstream_name(self) -> str:
@@ -337,6 +340,7 @@ class CoreConfig:
     fast_path: bool = True
     switchover_timeout: float = 30.0
     promote_timeout: float = 30.0
+    primary_write_failure_timeout: float = 10.0   # fail over a primary whose writes fail this long; 0 = never
 
     @classmethod
     def from_settings(cls, settings: Any) -> "CoreConfig":
