@@ -72,7 +72,13 @@ class TransitionsMixin:
                 self.storage.set_control(term=term)
             if self._role is not Role.STANDBY:
                 self._to_standby("demoted")
-                self.storage.set_control(role=Role.STANDBY, upstream="")
+                try:
+                    self.storage.set_control(role=Role.STANDBY, upstream="")
+                except OSError as exc:
+                    # A full disk is a reason to demote: it must not stop the
+                    # demotion. The file still says primary, so a restarted
+                    # node comes up fenced and rejoins (never writes alone).
+                    log_event(log, "demote_control_not_saved", logging.WARNING, name=self.name, error=exc)
             return self.storage.wal.flush_lsn
 
     def _to_standby(self, reason: str) -> None:
