@@ -3,6 +3,8 @@ the pure ``ActionBackoff`` table-driven, and the controller using it with an
 injected ``decide`` and a fake executor."""
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from orchestrator.backoff import ActionBackoff
@@ -11,6 +13,7 @@ from orchestrator.controller import Controller
 from orchestrator.core.model import Decision, Follow, Promote
 from orchestrator.core.states import State
 from orchestrator.executor import Outcome
+from orch_procs import procs  # noqa: F401  (fixture)
 from test_orch_controller import FakeDcs
 
 
@@ -101,3 +104,30 @@ def test_controller_does_not_back_off_otherwise(outcome):
     for _ in range(10):
         c.tick()
     assert c.executor.runs == 10
+
+
+# -- real processes ----------------------------------------------------------------------
+
+def test_a_standby_that_can_never_stream_is_backed_off_and_reported(procs):
+    """A standby whose data holds a term no leader will reach (poisoned before
+    terms needed etcd's vouching) refuses every stream, and each Follow is a
+    no-op: the orchestrator used to send it every loop; it now backs off and
+    logs why, with the decision's reason."""
+    from node.engine.embedded.storage import read_control, write_control
+    from orch_procs import wait_for
+
+    for n in ("a", "b"):
+        procs.agent(n)
+    primary = procs.primary()
+    standby = procs.agents["b" if primary.name == "a" else "a"]
+    procs.standby_of(standby.name, primary.name)
+    standby.stop()
+    data_dir = procs.base / standby.name / "data"
+    control = read_control(str(data_dir))
+    write_control(str(data_dir), dataclasses.replace(control, term=2 ** 64 - 1))
+    orch = procs.orchestrator("o1")
+    standby.start()
+    line = wait_for(lambda: next((ln for ln in orch.log_text().splitlines()
+                                  if "action backoff" in ln and f"member={standby.name}" in ln), None),
+                    timeout=120, what="the backoff line for the poisoned standby")
+    assert "runs=4" in line and "decision=" in line and "retry_in_s=" in line
