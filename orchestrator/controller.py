@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from orchestrator.agents import AgentPool
+from orchestrator.backoff import FREE_RUNS, ActionBackoff
 from orchestrator.core.model import ActionKind, ClusterSnapshot, CoreConfig, Decision
 from orchestrator.core.states import InvalidTransition, State
 from orchestrator.election import Election
@@ -50,6 +51,10 @@ HANG_HOOK_ENV = "WALRUS_TEST_HANG_AFTER_FAILOVER_STATE"
 # rest. Every other failed action stops the sequence (e.g. no Promote after a
 # failed SaveFailoverState); the next loop decides again.
 INDEPENDENT = frozenset({ActionKind.FOLLOW, ActionKind.REJOIN})
+# Agent RPCs the core may ask for again and again: backed off when they do
+# not help (a hopeless refusal; for Follow/Rejoin also a no-op), backoff.py.
+BACKED_OFF = frozenset({ActionKind.PROMOTE, ActionKind.FOLLOW, ActionKind.REJOIN,
+                        ActionKind.DEMOTE_FOR_SWITCHOVER})
 
 
 @dataclass(frozen=True)
@@ -99,6 +104,7 @@ class Controller:
         self.last_decision: Decision | None = None
         self.changed = False          # did the last tick's actions change anything
         self._tracker = PrimaryLsnTracker()
+        self.backoff = ActionBackoff()
         self._last_logged: tuple | None = None
         self._cancel_watch: Callable[[], None] | None = None
         self._thread: threading.Thread | None = None
@@ -152,18 +158,41 @@ class Controller:
         self.state = decision.state
         self.last_decision = decision
         self.changed = False
+        self.backoff.keep_only(_describe(a) for a in decision.actions)
         for action in decision.actions:
             if not self.election.is_active():
                 log_event(log, "stop acting", level=logging.WARNING, reason="no longer the active orchestrator")
                 break
-            outcome = self.executor.execute(action, obs.view)
-            self._log_outcome(outcome)
+            outcome = self._execute(action, obs, decision)
             self.changed = self.changed or outcome.changed
             if not outcome.ok and action.kind not in INDEPENDENT:
                 break
             if action.kind is ActionKind.SAVE_FAILOVER_STATE:
                 self._test_hang_hook()
         return decision
+
+    def _execute(self, action: Any, obs: Observation, decision: Decision) -> Outcome:
+        """Run ``action`` unless it is backing off (``backoff.py``); track whether it helped."""
+        key = _describe(action)
+        wait = self.backoff.wait_s(key)
+        if wait > 0:
+            return Outcome(action, False, False, f"backing off for {wait:.1f}s more (it kept not helping)")
+        outcome = self.executor.execute(action, obs.view)
+        self._log_outcome(outcome)
+        if action.kind not in BACKED_OFF:
+            return outcome
+        unhelpful = outcome.hopeless or (outcome.ok and not outcome.changed and action.kind in INDEPENDENT)
+        if unhelpful:
+            changed = self.backoff.unhelpful(key)
+            if changed is not None:
+                runs, delay = changed
+                log_event(log, "action backoff", level=logging.WARNING, action=key, runs=runs,
+                          retry_in_s=round(delay, 2), last=outcome.detail or ("ok" if outcome.ok else "failed"),
+                          state=decision.state.value, decision=decision.reason,
+                          why="it keeps failing for a reason retrying cannot fix, or changes nothing")
+        elif outcome.ok and self.backoff.helped(key) > FREE_RUNS:
+            log_event(log, "action backoff cleared", action=key, detail=outcome.detail)
+        return outcome
 
     def _decide_from(self, obs: Observation) -> Decision:
         """``decide`` from the current state; an impossible transition (e.g. the

@@ -37,6 +37,7 @@ class Outcome:
     ok: bool
     changed: bool = False
     detail: str = ""
+    hopeless: bool = False      # the agent refused for a reason a retry cannot fix (not unreachable)
 
 
 class Stubs(Protocol):
@@ -103,7 +104,8 @@ class Executor:
             changed, detail = self._handlers[action.kind](action, view)
             return Outcome(action, True, bool(changed), detail)
         except grpc.RpcError as exc:
-            return Outcome(action, False, False, f"{exc.code().name}: {exc.details()}")
+            return Outcome(action, False, False, f"{exc.code().name}: {exc.details()}",
+                           hopeless=exc.code() not in _RETRYABLE)
         except (DcsUnavailable, LeaseLost) as exc:
             return Outcome(action, False, False, str(exc))
         except _Refused as exc:
@@ -179,6 +181,10 @@ class Executor:
     def _save_state(self, a: SaveFailoverState, view: ClusterView) -> tuple[bool, str]:
         self.dcs.put_failover_state(a.state.to_dict(), deadline_s=self.retry_timeout)
         return True, f"failover state saved ({a.state.phase.value}, term {a.state.term})"
+
+
+_RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
+                        grpc.StatusCode.CANCELLED})
 
 
 class _Refused(Exception):

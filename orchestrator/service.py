@@ -22,6 +22,7 @@ from orchestrator.convert import candidate_to_pb, history_to_pb, leader_to_pb, r
 from protos import cluster_pb2, cluster_pb2_grpc
 from walrus.errors import DcsUnavailable, LeaseLost
 from walrus.log import log_event
+from walrus.names import name_problem
 from walrus.records import LeaderRecord, MalformedRecord
 
 log = logging.getLogger(__name__)
@@ -105,6 +106,14 @@ class LeaderWatch:
 
 def _abort_unavailable(context: grpc.ServicerContext, exc: Exception) -> None:
     context.abort(grpc.StatusCode.UNAVAILABLE, f"etcd is unreachable: {exc}")
+
+
+def _check_names(context: grpc.ServicerContext, **names: str) -> None:
+    """INVALID_ARGUMENT (a short sentence) for a given name no member can have."""
+    for field, value in names.items():
+        why = name_problem(value, field) if value else None
+        if why is not None:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, why)
 
 
 class ClusterService(cluster_pb2_grpc.ClusterServicer):
@@ -196,6 +205,7 @@ class ClusterService(cluster_pb2_grpc.ClusterServicer):
     def Switchover(self, request, context):
         view = self._view(context)
         candidate, expected = request.candidate.strip(), request.expected_leader.strip()
+        _check_names(context, candidate=candidate, expected_leader=expected)
         if view.leader is None:
             context.abort(grpc.StatusCode.FAILED_PRECONDITION,
                           "there is no leader to switch over from; use Failover instead")
@@ -212,6 +222,7 @@ class ClusterService(cluster_pb2_grpc.ClusterServicer):
         candidate = request.candidate.strip()
         if not candidate:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "a failover needs a candidate")
+        _check_names(context, candidate=candidate)
         self._check_candidate(context, view, candidate)
         return self._request(context, view, candidate, "", failover=True)
 

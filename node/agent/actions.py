@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from node.agent import vouch
 from node.agent.convert import RepointRequest, TermRequest
 from node.agent.reconcile import Decision
 from node.engine.base import RejoinMethod, Role, Upstream
@@ -248,6 +249,8 @@ def demote(agent: "NodeAgent", req: TermRequest) -> tuple[bool, str]:
         agent.epoch += 1
         if agent.held_term and req.term < agent.held_term:
             raise StaleTerm(f"stale term {req.term}, current {agent.held_term}")
+        if req.term > max(agent.held_term, agent.highest_term):
+            _require_vouched(agent, req.term, None, "demote")
         term, lease = agent.held_term, agent.keeper.lease_id
         if not term and agent.engine.status().role is not Role.PRIMARY:
             return False, "not primary"
@@ -268,8 +271,16 @@ def _repoint(agent: "NodeAgent", req: RepointRequest, verb: str) -> None:
     if agent.held_term:
         raise Refused(f"holds the leader key at term {agent.held_term}; demote first")
     _check_term(agent, req.term, allow_equal=True)
+    _require_vouched(agent, req.term, req.upstream, verb)
     if not agent.engine.is_initialized():
         raise Refused("data directory is not initialized (the agent clones from the leader by itself)")
+
+
+def _require_vouched(agent: "NodeAgent", term: int, upstream: Upstream | None, verb: str) -> None:
+    """Refuse (nothing persisted) a term or upstream etcd does not vouch for (``vouch.py``)."""
+    why = vouch.check(agent, term, upstream, verb)
+    if why is not None:
+        raise Refused(why)
 
 
 def follow(agent: "NodeAgent", req: RepointRequest) -> tuple[bool, str]:
