@@ -98,3 +98,19 @@ def test_first_writable_event_names_a_leader_that_accepts_writes(cluster):
     finally:
         stop.set()
     assert leader.term > first.term, seen
+    if cluster.spec.engine is EngineKind.POSTGRES:
+        _write_multi_host(cluster, old, leader.data_address)
+
+
+def _write_multi_host(cluster: LocalCluster, dead: str, new_leader: str) -> None:
+    """The README's PostgreSQL client: a libpq multi-host string over every
+    member (the dead one first) with target_session_attrs=read-write lands
+    on the new primary."""
+    import psycopg
+    hosts = [cluster.data_address(dead)] + [cluster.data_address(n) for n in cluster.node_names() if n != dead]
+    url = (f"postgresql://postgres@{','.join(hosts)}/postgres"
+           "?target_session_attrs=read-write&connect_timeout=2")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("INSERT INTO walrus_drill (k, v) VALUES ('multi-host', 'v')")
+        port = conn.execute("SELECT current_setting('port')").fetchone()[0]
+    assert f"127.0.0.1:{port}" == new_leader
