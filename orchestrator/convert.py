@@ -56,13 +56,14 @@ def agent_status_from_pb(msg: node_agent_pb2.NodeStatus) -> AgentStatus:
 
 # -- Cluster ---------------------------------------------------------------------
 
-def leader_to_pb(leader) -> cluster_pb2.Leader:
-    """A ``walrus.records.LeaderRecord`` (or None) as a ``Leader`` message."""
+def leader_to_pb(leader, writable: bool = False) -> cluster_pb2.Leader:
+    """A ``walrus.records.LeaderRecord`` (or None) as a ``Leader`` message;
+    ``writable`` as judged by ``service.leader_writable``."""
     if leader is None:
         return cluster_pb2.Leader(present=False)
     return cluster_pb2.Leader(name=leader.name, term=leader.term, timeline=leader.timeline,
                               agent_address=leader.agent_address, data_address=leader.data_address,
-                              since=leader.since, present=True)
+                              since=leader.since, present=True, writable=writable)
 
 
 def candidate_to_pb(c: dict) -> cluster_pb2.Candidate:

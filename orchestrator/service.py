@@ -23,15 +23,35 @@ from protos import cluster_pb2, cluster_pb2_grpc
 from walrus.errors import DcsUnavailable, LeaseLost
 from walrus.log import log_event
 from walrus.names import name_problem
-from walrus.records import LeaderRecord, MalformedRecord
+from walrus.records import ClusterView, LeaderRecord, MalformedRecord
 
 log = logging.getLogger(__name__)
 
 
+def leader_writable(view: ClusterView) -> bool:
+    """True when the leader named in ``view`` accepts writes now, by its own
+    member record: role primary, not fenced, at the leader key's term, and no
+    enabled synchronous set of another leader or term is published (under
+    one, a new leader acknowledges nothing until its own set appears; see
+    ``NodeAgent.apply_sync``). Pure."""
+    leader = view.leader
+    if leader is None:
+        return False
+    member = view.member(leader.name)
+    if member is None or member.role != "primary" or member.fenced or member.term != leader.term:
+        return False
+    sync = view.sync
+    if sync is not None and sync.num > 0 and sync.names and (sync.leader, sync.term) != (leader.name, leader.term):
+        return False
+    return True
+
+
 class LeaderWatch:
-    """The current leader record, kept fresh by an etcd watch (plus a
-    periodic re-read in case a watch event is missed); subscribers block in
-    ``wait_change`` until the leader (name, term or presence) changes."""
+    """The current leader record and whether it is writable
+    (``leader_writable``), kept fresh by an etcd watch (plus a periodic
+    re-read in case a watch event is missed); subscribers block in
+    ``wait_change`` until the leader (name, term, presence) or its
+    writability changes."""
 
     def __init__(self, dcs: Any, refresh_s: float = 1.0) -> None:
         self._dcs = dcs
@@ -39,6 +59,7 @@ class LeaderWatch:
         self._cond = threading.Condition()
         self._version = 0
         self._leader: LeaderRecord | None = None
+        self._writable = False
         self._known = False
         self._fresh_at = -1e18        # monotonic time of the last successful read
         self._poke = threading.Event()
@@ -57,51 +78,52 @@ class LeaderWatch:
         with self._cond:
             self._cond.notify_all()
 
-    def _read(self) -> LeaderRecord | None:
-        value, _ = self._dcs.get(self._dcs.keys.leader, deadline_s=1.0)
+    def _read(self) -> tuple[LeaderRecord | None, bool]:
+        # One consistent read: the leader key, its member record and the sync key.
+        view = self._dcs.read_view(deadline_s=1.0)
         self._fresh_at = time.monotonic()
-        if value is None:
-            return None
-        try:
-            return LeaderRecord.from_dict(value)
-        except MalformedRecord:
-            return None
+        return view.leader, leader_writable(view)
 
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                self._update(self._read())
+                self._update(*self._read())
             except (DcsUnavailable, LeaseLost) as exc:
                 log_event(log, "leader watch", level=logging.DEBUG, error=exc)
             self._poke.wait(self._refresh_s)
             self._poke.clear()
 
-    def _update(self, leader: LeaderRecord | None) -> None:
-        key = (leader.name, leader.term) if leader else None
+    def _update(self, leader: LeaderRecord | None, writable: bool) -> None:
+        key = (leader.name, leader.term, writable) if leader else None
         with self._cond:
-            old = (self._leader.name, self._leader.term) if self._leader else None
+            old = (self._leader.name, self._leader.term, self._writable) if self._leader else None
             if not self._known or key != old or leader != self._leader:
                 changed = not self._known or key != old
-                self._leader, self._known = leader, True
+                self._leader, self._writable, self._known = leader, writable, True
                 if changed:
                     self._version += 1
                     self._cond.notify_all()
+                    log_event(log, "leader.seen", name=leader.name if leader else "-",
+                              term=leader.term if leader else 0, writable=writable,
+                              reason="no leader key" if leader is None else
+                              "member record: primary, unfenced, own term and sync set" if writable else
+                              "member record not yet primary, unfenced, own term and sync set")
 
-    def current(self) -> tuple[int, LeaderRecord | None]:
-        """(version, leader); reads etcd itself if the cached value is not
-        fresh (never read, or etcd unreachable for a while): then raises
-        DcsUnavailable rather than answer with a stale leader."""
+    def current(self) -> tuple[int, LeaderRecord | None, bool]:
+        """(version, leader, writable); reads etcd itself if the cached value
+        is not fresh (never read, or etcd unreachable for a while): then
+        raises DcsUnavailable rather than answer with a stale leader."""
         with self._cond:
             if self._known and time.monotonic() - self._fresh_at < max(2.0, 2 * self._refresh_s):
-                return self._version, self._leader
-        self._update(self._read())
+                return self._version, self._leader, self._writable
+        self._update(*self._read())
         with self._cond:
-            return self._version, self._leader
+            return self._version, self._leader, self._writable
 
-    def wait_change(self, version: int, timeout: float) -> tuple[int, LeaderRecord | None]:
+    def wait_change(self, version: int, timeout: float) -> tuple[int, LeaderRecord | None, bool]:
         with self._cond:
             self._cond.wait_for(lambda: self._version != version or self._stop.is_set(), timeout)
-            return self._version, self._leader
+            return self._version, self._leader, self._writable
 
 
 def _abort_unavailable(context: grpc.ServicerContext, exc: Exception) -> None:
@@ -145,22 +167,22 @@ class ClusterService(cluster_pb2_grpc.ClusterServicer):
     # -- leader ---------------------------------------------------------------------
     def GetLeader(self, request, context):
         try:
-            _, leader = self.leaders.current()
+            _, leader, writable = self.leaders.current()
         except (DcsUnavailable, LeaseLost) as exc:
             _abort_unavailable(context, exc)
-        return leader_to_pb(leader)
+        return leader_to_pb(leader, writable)
 
     def WatchLeader(self, request, context):
         try:
-            version, leader = self.leaders.current()
+            version, leader, writable = self.leaders.current()
         except (DcsUnavailable, LeaseLost) as exc:
             _abort_unavailable(context, exc)
-        yield leader_to_pb(leader)
+        yield leader_to_pb(leader, writable)
         while context.is_active():
-            new_version, leader = self.leaders.wait_change(version, timeout=1.0)
+            new_version, leader, writable = self.leaders.wait_change(version, timeout=1.0)
             if new_version != version:
                 version = new_version
-                yield leader_to_pb(leader)
+                yield leader_to_pb(leader, writable)
 
     # -- members / explain ----------------------------------------------------
     def ListMembers(self, request, context):
@@ -263,12 +285,12 @@ class ClusterService(cluster_pb2_grpc.ClusterServicer):
     def _set_pause(self, context, paused: bool):
         try:
             self.dcs.set_pause(paused, deadline_s=self.dcs.timeout_s)
-            _, leader = self.leaders.current()
+            _, leader, writable = self.leaders.current()
         except (DcsUnavailable, LeaseLost) as exc:
             _abort_unavailable(context, exc)
         log_event(log, "operator request", kind="pause" if paused else "resume")
         return cluster_pb2.OperationReply(
-            accepted=True, leader=leader_to_pb(leader),
+            accepted=True, leader=leader_to_pb(leader, writable),
             detail="automatic failover paused" if paused else "automatic failover resumed")
 
     def History(self, request, context):

@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Leader(_message.Message):
-    __slots__ = ("name", "term", "timeline", "agent_address", "data_address", "since", "present")
+    __slots__ = ("name", "term", "timeline", "agent_address", "data_address", "since", "present", "writable")
     NAME_FIELD_NUMBER: _ClassVar[int]
     TERM_FIELD_NUMBER: _ClassVar[int]
     TIMELINE_FIELD_NUMBER: _ClassVar[int]
@@ -16,6 +16,7 @@ class Leader(_message.Message):
     DATA_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     SINCE_FIELD_NUMBER: _ClassVar[int]
     PRESENT_FIELD_NUMBER: _ClassVar[int]
+    WRITABLE_FIELD_NUMBER: _ClassVar[int]
     name: str
     term: int
     timeline: int
@@ -23,7 +24,8 @@ class Leader(_message.Message):
     data_address: str
     since: float
     present: bool
-    def __init__(self, name: _Optional[str] = ..., term: _Optional[int] = ..., timeline: _Optional[int] = ..., agent_address: _Optional[str] = ..., data_address: _Optional[str] = ..., since: _Optional[float] = ..., present: _Optional[bool] = ...) -> None: ...
+    writable: bool
+    def __init__(self, name: _Optional[str] = ..., term: _Optional[int] = ..., timeline: _Optional[int] = ..., agent_address: _Optional[str] = ..., data_address: _Optional[str] = ..., since: _Optional[float] = ..., present: _Optional[bool] = ..., writable: _Optional[bool] = ...) -> None: ...
 
 class Member(_message.Message):
     __slots__ = ("name", "role", "agent_address", "data_address", "timeline", "term", "flush_lsn", "replay_lsn", "lag_bytes", "streaming", "fenced", "reachable", "tags", "upstream", "is_leader", "in_sync_set")
