@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     leader = sub.add_parser("leader", parents=[common], help="the current leader")
     leader.add_argument("--watch", action="store_true", help="stream leader changes (Ctrl-C to stop)")
     leader.add_argument("--writable", action="store_true",
-                        help="with --watch: print only changes of the writable leader (what a client follows)")
+                        help="with --watch: print each new writable leader once (where a client sends writes)")
     sw = sub.add_parser("switchover", parents=[common], help="planned handover to a standby")
     sw.add_argument("--to", default="", metavar="NAME", help="candidate (default: the best standby)")
     sw.add_argument("--leader", default="", metavar="NAME", help="only if NAME is still the leader")
@@ -145,15 +145,14 @@ def _leader(client: ClusterClient, args) -> int:
         _emit(args, to_dict(leader), leader_line(leader))
         return 0 if leader.present else 1
     stop = threading.Event()
-    followed = None      # --writable: the (name, term) last printed, "" for none
+    followed = None      # --writable: the (name, term) last printed
     try:
         for leader in client.watch_leader(stop, on_error=lambda e: print(f"# stream broke ({e}), reconnecting",
                                                                          file=sys.stderr, flush=True)):
             if args.writable:
-                key = (leader.name, leader.term) if leader.present and leader.writable else ""
-                if key == followed:
+                if not (leader.present and leader.writable) or (leader.name, leader.term) == followed:
                     continue
-                followed = key
+                followed = (leader.name, leader.term)
             now = datetime.datetime.now().strftime("%H:%M:%S.%f")[:-3]
             if args.json:
                 print(json.dumps({"at": now, **to_dict(leader)}), flush=True)

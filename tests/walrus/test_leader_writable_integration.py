@@ -8,10 +8,13 @@ write sent at once to that leader is acknowledged (no "read-only standby",
 """
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import queue
 import shutil
+import subprocess
+import sys
 import tempfile
 import threading
 
@@ -84,8 +87,24 @@ def test_first_writable_event_names_a_leader_that_accepts_writes(cluster):
     threading.Thread(target=follow, daemon=True).start()
     first = events.get(timeout=10)
     assert first.present and first.name == old and first.writable
+    ctl = subprocess.Popen([sys.executable, "-m", "walrus.cli", "ctl", "leader", "--watch", "--writable", "--json",
+                            "--dir", cluster.directory], stdout=subprocess.PIPE, text=True)
+    printed: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [printed.put(json.loads(line)) for line in ctl.stdout], daemon=True).start()
+    try:
+        assert printed.get(timeout=30)["name"] == old
 
-    cluster.kill(old)
+        cluster.kill(old)
+        _follow_and_write(cluster, old, first, events, stop)
+        # 'ctl leader --watch --writable' printed the new leader next, once it was writable.
+        line = printed.get(timeout=30)
+        assert line["name"] != old and line["writable"] is True
+    finally:
+        ctl.terminate()
+        ctl.wait(timeout=10)
+
+
+def _follow_and_write(cluster, old, first, events, stop) -> None:
     seen = []
     try:
         while True:

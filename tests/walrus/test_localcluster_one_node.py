@@ -80,6 +80,9 @@ def test_stop_start_by_hand_restart_and_down(cluster, tmp_path):
                      what="cluster status to see the agent started by hand")
         assert seen
         cluster.wait_healthy(90.0)
+        # The agent puts its pid file back if it goes (an embedded re-clone replaces the data dir).
+        os.remove(pidfile.path_for(cluster.data_dir("node3")))
+        _poll(lambda: _status(d)["processes"]["node3"]["pid"] == by_hand.pid, 30.0, "the pid file to come back")
         again = walrus("cluster", "start", "node3", "--dir", d)     # refuses to start a second one
         assert again.returncode == 0 and f"already running (pid {by_hand.pid})" in again.stdout
 
