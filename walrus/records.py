@@ -124,7 +124,9 @@ class MemberRecord(_Record):
     ``role`` is a ``node.engine.base.Role`` value (``primary``/``standby``/
     ``stopped``) or ``unknown``; LSNs are byte positions (ints);
     ``updated_at`` is wall-clock seconds, for display only (never for
-    deadlines).
+    deadlines). ``highest_term`` is the highest term this member has seen
+    (its engine's persisted term or a later one etcd showed it): an emptied
+    etcd is re-seeded above the highest of these.
     """
     name: str
     agent_address: str = ""
@@ -144,6 +146,7 @@ class MemberRecord(_Record):
     engine: str = ""
     version: str = ""
     updated_at: float = 0.0
+    highest_term: int = 0
 
 
 @dataclass(frozen=True)

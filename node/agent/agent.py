@@ -408,7 +408,8 @@ class NodeAgent:
             flush_lsn=e.flush_lsn, replay_lsn=e.replay_lsn, receive_lsn=e.receive_lsn,
             streaming=e.streaming, fenced=e.fenced, upstream=e.upstream, needs_reclone=e.needs_reclone,
             tags={"nofailover": self.config.tags.nofailover, "priority": self.config.tags.priority},
-            engine=e.engine or self.engine.kind, version=s.version, updated_at=time.time())
+            engine=e.engine or self.engine.kind, version=s.version, updated_at=time.time(),
+            highest_term=max(self.highest_term, self.held_term, e.term))
         key = rec.to_json().replace(f'"updated_at":{rec.updated_at!r}', "")
         now = self.clock()
         if key == self._published and now - self._published_at < self.config.loop_wait:
