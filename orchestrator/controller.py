@@ -33,6 +33,7 @@ from orchestrator.core.states import InvalidTransition, State
 from orchestrator.election import Election
 from orchestrator.executor import Executor, Outcome
 from orchestrator.probe import AgentProbe
+from orchestrator.receipts import Receipts
 from orchestrator.snapshot import PrimaryLsnTracker, agent_addresses, build_snapshot, core_config
 from walrus.errors import DcsUnavailable, LeaseLost
 from walrus.log import log_event
@@ -105,6 +106,7 @@ class Controller:
         self.changed = False          # did the last tick's actions change anything
         self._tracker = PrimaryLsnTracker()
         self.backoff = ActionBackoff()
+        self._receipts = Receipts(dcs, config.retry_timeout)
         self._term_floor = 0          # the highest term seen in etcd (an emptied etcd is re-seeded above it)
         self._lost_at = 0.0           # wall time etcd was first seen without a term while members had one
         self._last_logged: tuple | None = None
@@ -183,6 +185,8 @@ class Controller:
                 break
             if action.kind is ActionKind.SAVE_FAILOVER_STATE:
                 self._test_hang_hook()
+        if self.election.is_active():
+            self._receipts.complete(obs.view)
         return decision
 
     def _execute(self, action: Any, obs: Observation, decision: Decision) -> Outcome:

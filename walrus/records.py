@@ -147,6 +147,7 @@ class MemberRecord(_Record):
     version: str = ""
     updated_at: float = 0.0
     highest_term: int = 0
+    discarded: dict = field(default_factory=dict)   # the last rejoin's ``node.engine.base.Discarded``
 
 
 @dataclass(frozen=True)
@@ -191,6 +192,12 @@ class HistoryRecord(_Record):
     reason: str = ""
     orchestrator: str = ""
     timeline: int = 0
+    discarded_by: str = ""              # the old leader, once it rejoined: the exact receipt below
+    discarded_bytes: int = -1           # WAL it dropped from the fork to its end; -1 unknown
+    discarded_records: int = -1         # -1: not counted (PostgreSQL)
+    discarded_transactions: int = -1
+    discard_fork_lsn: int = 0
+    discard_end_lsn: int = 0
 
 
 @dataclass(frozen=True)

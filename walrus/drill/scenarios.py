@@ -65,17 +65,25 @@ def _wait_rejoined(ctx: DrillContext, name: str, new_primary: str | None) -> flo
     return time.monotonic()
 
 
-def _history_receipt(ctx: DrillContext, term_after: int) -> dict:
-    try:
-        records = ctx.cluster.client().history(5).records
-    except WalrusError:
-        return {}
-    for r in records:
-        if r.term == term_after or (term_after == 0 and r.kind == "failover"):
+def _history_receipt(ctx: DrillContext, term_after: int, wait_exact_s: float = 5.0) -> dict:
+    """The round's history record; waits up to ``wait_exact_s`` for its exact
+    receipt (completed once the old leader rejoined and reported its discard)."""
+    deadline = time.monotonic() + wait_exact_s
+    while True:
+        try:
+            records = ctx.cluster.client().history(5).records
+        except WalrusError:
+            return {}
+        r = next((r for r in records if r.term == term_after or (term_after == 0 and r.kind == "failover")), None)
+        if r is None:
+            return {}
+        if r.discarded_by or time.monotonic() >= deadline:
             return {"term": r.term, "kind": r.kind, "old_leader": r.old_leader, "new_leader": r.new_leader,
                     "last_primary_lsn": r.last_primary_lsn, "promoted_lsn": r.promoted_lsn,
-                    "bytes_possibly_lost": r.bytes_possibly_lost}
-    return {}
+                    "bytes_possibly_lost": r.bytes_possibly_lost, "discarded_by": r.discarded_by,
+                    "discarded_bytes": r.discarded_bytes, "discarded_records": r.discarded_records,
+                    "discarded_transactions": r.discarded_transactions}
+        time.sleep(0.1)
 
 
 def _read_back(ctx: DrillContext, acks: list[Ack]) -> tuple[int, list[str], dict]:
