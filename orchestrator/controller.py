@@ -135,7 +135,7 @@ class Controller:
         from orchestrator.core.reseed import keyspace_lost
         leader_term = snapshot.leader.term if snapshot.leader is not None else 0
         self._term_floor = max(self._term_floor, snapshot.term, leader_term)
-        if not keyspace_lost(snapshot):
+        if not keyspace_lost(dataclasses.replace(snapshot, term_floor=self._term_floor)):
             self._lost_at = 0.0
         elif not self._lost_at:
             self._lost_at = self._wall()

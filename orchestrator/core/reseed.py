@@ -52,9 +52,11 @@ def seen_term(m: MemberView) -> int:
 
 
 def keyspace_lost(snapshot: ClusterSnapshot) -> bool:
-    """etcd has no ``term`` and no ``leader`` while a member reports a term:
-    etcd lost its data (a fresh cluster's members report term 0)."""
-    return snapshot.term == 0 and snapshot.leader is None and any(seen_term(m) > 0 for m in snapshot.members)
+    """etcd has no ``term`` and no ``leader`` while a member reports a term or
+    the controller saw one before: etcd lost its data (a fresh cluster's
+    members report term 0)."""
+    return snapshot.term == 0 and snapshot.leader is None and (
+        snapshot.term_floor > 0 or any(seen_term(m) > 0 for m in snapshot.members))
 
 
 def reseed_term(snapshot: ClusterSnapshot) -> int:

@@ -211,7 +211,7 @@ def _first_ack_above(ctx: DrillContext, work: Workload, after: float, term: int)
     term in the reply) a write sent once the leader stream named a newer term."""
     since = next((t for t, target in list(ctx.tracker.changes) if target and target.term > term), None)
     for a in sorted(work.snapshot(), key=lambda a: a.at):
-        if a.at > after and ((a.term or 0) > term or (a.term is None and since is not None and a.at > since)):
+        if a.at > after and (a.term > term if a.term else since is not None and a.at > since):
             return a.at - after, a.node
     return None
 

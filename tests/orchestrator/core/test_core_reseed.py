@@ -100,6 +100,12 @@ def test_sync_after_the_reseed_only_the_set_leader_is_promoted() -> None:
     assert [(a.member, a.term) for a in d.actions if a.kind.value == "promote"] == [("a", 4)], d.reason
 
 
+def test_members_not_back_yet_but_the_orchestrator_saw_a_term_waits_reseeding() -> None:
+    snap = ClusterSnapshot(term=0, members=(), initialized=False, term_floor=4, keyspace_lost_at=NOW)
+    d = decide(snap, C, NOW, previous=State.HEALTHY)
+    assert d.state is State.RESEEDING and not [a for a in d.actions if isinstance(a, ReseedKeyspace)]
+
+
 def test_fresh_cluster_is_still_bootstrapping() -> None:
     snap = ClusterSnapshot(term=0, members=(standby("a", term=0),), initialized=True)
     assert decide(snap, C, NOW).state is State.BOOTSTRAPPING
