@@ -23,6 +23,9 @@ class OrchestratorConfig:
     synchronous_node_count: int = constrained(1, min=1, max=16)
     synchronous_method: str = constrained("first", choices=("first", "any"))
     fast_path: bool = True          # revoke a provably dead primary's lease (DESIGN.md 5)
+    reseed_wait: float = constrained(10.0, min=0.0, max=3600,
+                                     help="etcd lost its data, asynchronous mode: seconds to wait for the last "
+                                          "primary before re-seeding from the other members")
     log_level: str = constrained("INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
 
     def check(self) -> list[tuple[str, str]]:

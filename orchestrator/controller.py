@@ -33,6 +33,7 @@ from orchestrator.core.states import InvalidTransition, State
 from orchestrator.election import Election
 from orchestrator.executor import Executor, Outcome
 from orchestrator.probe import AgentProbe
+from orchestrator.receipts import Receipts
 from orchestrator.snapshot import PrimaryLsnTracker, agent_addresses, build_snapshot, core_config
 from walrus.errors import DcsUnavailable, LeaseLost
 from walrus.log import log_event
@@ -105,6 +106,9 @@ class Controller:
         self.changed = False          # did the last tick's actions change anything
         self._tracker = PrimaryLsnTracker()
         self.backoff = ActionBackoff()
+        self._receipts = Receipts(dcs, config.retry_timeout)
+        self._term_floor = 0          # the highest term seen in etcd (an emptied etcd is re-seeded above it)
+        self._lost_at = 0.0           # wall time etcd was first seen without a term while members had one
         self._last_logged: tuple | None = None
         self._cancel_watch: Callable[[], None] | None = None
         self._thread: threading.Thread | None = None
@@ -123,9 +127,21 @@ class Controller:
         snapshot = build_snapshot(view, probes, self._tracker.lsn, self._tracker.leader)
         self._tracker.update(snapshot)
         lsn = self._fresher_primary_lsn(view, pool)
-        if lsn != snapshot.last_known_primary_lsn:
-            snapshot = dataclasses.replace(snapshot, last_known_primary_lsn=lsn)
+        snapshot = dataclasses.replace(snapshot, last_known_primary_lsn=lsn, **self._keyspace_facts(snapshot))
         return Observation(view, probes, snapshot, core_config(self.config, view.config))
+
+    def _keyspace_facts(self, snapshot: ClusterSnapshot) -> dict:
+        """``term_floor`` and ``keyspace_lost_at`` for the core (``core.reseed``)."""
+        from orchestrator.core.reseed import keyspace_lost
+        leader_term = snapshot.leader.term if snapshot.leader is not None else 0
+        self._term_floor = max(self._term_floor, snapshot.term, leader_term)
+        if not keyspace_lost(dataclasses.replace(snapshot, term_floor=self._term_floor)):
+            self._lost_at = 0.0
+        elif not self._lost_at:
+            self._lost_at = self._wall()
+            log_event(log, "keyspace lost", level=logging.ERROR, term_floor=self._term_floor,
+                      reason="etcd has no term key but members report terms: etcd lost its data")
+        return {"term_floor": self._term_floor, "keyspace_lost_at": self._lost_at}
 
     def _fresher_primary_lsn(self, view: ClusterView, pool: AgentPool) -> int:
         """The last leader's flush LSN, the freshest we know: the probe (via the
@@ -169,6 +185,8 @@ class Controller:
                 break
             if action.kind is ActionKind.SAVE_FAILOVER_STATE:
                 self._test_hang_hook()
+        if self.election.is_active():
+            self._receipts.complete(obs.view)
         return decision
 
     def _execute(self, action: Any, obs: Observation, decision: Decision) -> Outcome:

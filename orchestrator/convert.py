@@ -82,4 +82,7 @@ def history_to_pb(rec) -> cluster_pb2.HistoryRecord:
         last_primary_lsn=rec.last_primary_lsn, promoted_lsn=rec.promoted_lsn,
         bytes_possibly_lost=rec.bytes_possibly_lost, started_at=rec.started_at,
         finished_at=rec.finished_at, candidates=[candidate_to_pb(c) for c in rec.candidates],
-        reason=rec.reason, orchestrator=rec.orchestrator, timeline=rec.timeline)
+        reason=rec.reason, orchestrator=rec.orchestrator, timeline=rec.timeline,
+        discarded_by=rec.discarded_by, discarded_bytes=rec.discarded_bytes,
+        discarded_records=rec.discarded_records, discarded_transactions=rec.discarded_transactions,
+        discard_fork_lsn=rec.discard_fork_lsn, discard_end_lsn=rec.discard_end_lsn)

@@ -22,6 +22,7 @@ import grpc
 from orchestrator.core.model import (Action, ActionKind, DemoteForSwitchover, Follow, HistoryEntry, OperationKind,
                                      Promote, PublishSync, RecordHistory, Rejoin, RevokeLeaderLease,
                                      SaveFailoverState)
+from orchestrator.core.reseed import ReseedKeyspace
 from protos import node_agent_pb2, node_agent_pb2_grpc
 from walrus import grpcutil
 from walrus.errors import DcsUnavailable, LeaseLost
@@ -95,6 +96,7 @@ class Executor:
             ActionKind.SAVE_FAILOVER_STATE: self._save_state,
             ActionKind.CLEAR_FAILOVER_STATE: lambda a, v: (
                 self.dcs.clear_failover_state(deadline_s=self.retry_timeout), "failover state cleared"),
+            ActionKind.RESEED_KEYSPACE: self._reseed,
             ActionKind.WAIT: lambda a, v: (False, a.reason),
         }
 
@@ -177,6 +179,13 @@ class Executor:
     def _history(self, a: RecordHistory, view: ClusterView) -> tuple[bool, str]:
         self.dcs.put_history(history_record(a.entry, self.orch_id), deadline_s=self.retry_timeout)
         return True, f"history/{a.entry.term} written"
+
+    def _reseed(self, a: ReseedKeyspace, view: ClusterView) -> tuple[bool, str]:
+        sync = SyncRecord(method="first", num=1, names=(a.sync_leader,), leader=a.sync_leader,
+                          term=a.term) if a.sync_leader else None
+        if self.dcs.reseed(a.term, a.initialize, sync, deadline_s=self.retry_timeout):
+            return True, f"keyspace re-seeded: term {a.term}, initialize {a.initialize}"
+        return False, "not re-seeded: the term or leader key exists again"
 
     def _save_state(self, a: SaveFailoverState, view: ClusterView) -> tuple[bool, str]:
         self.dcs.put_failover_state(a.state.to_dict(), deadline_s=self.retry_timeout)

@@ -89,7 +89,7 @@ class Candidate(_message.Message):
     def __init__(self, name: _Optional[str] = ..., flush_lsn: _Optional[int] = ..., timeline: _Optional[int] = ..., priority: _Optional[int] = ..., eligible: _Optional[bool] = ..., reason: _Optional[str] = ..., rank: _Optional[int] = ...) -> None: ...
 
 class HistoryRecord(_message.Message):
-    __slots__ = ("term", "kind", "old_leader", "new_leader", "last_primary_lsn", "promoted_lsn", "bytes_possibly_lost", "started_at", "finished_at", "candidates", "reason", "orchestrator", "timeline")
+    __slots__ = ("term", "kind", "old_leader", "new_leader", "last_primary_lsn", "promoted_lsn", "bytes_possibly_lost", "started_at", "finished_at", "candidates", "reason", "orchestrator", "timeline", "discarded_by", "discarded_bytes", "discarded_records", "discarded_transactions", "discard_fork_lsn", "discard_end_lsn")
     TERM_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     OLD_LEADER_FIELD_NUMBER: _ClassVar[int]
@@ -103,6 +103,12 @@ class HistoryRecord(_message.Message):
     REASON_FIELD_NUMBER: _ClassVar[int]
     ORCHESTRATOR_FIELD_NUMBER: _ClassVar[int]
     TIMELINE_FIELD_NUMBER: _ClassVar[int]
+    DISCARDED_BY_FIELD_NUMBER: _ClassVar[int]
+    DISCARDED_BYTES_FIELD_NUMBER: _ClassVar[int]
+    DISCARDED_RECORDS_FIELD_NUMBER: _ClassVar[int]
+    DISCARDED_TRANSACTIONS_FIELD_NUMBER: _ClassVar[int]
+    DISCARD_FORK_LSN_FIELD_NUMBER: _ClassVar[int]
+    DISCARD_END_LSN_FIELD_NUMBER: _ClassVar[int]
     term: int
     kind: str
     old_leader: str
@@ -116,7 +122,13 @@ class HistoryRecord(_message.Message):
     reason: str
     orchestrator: str
     timeline: int
-    def __init__(self, term: _Optional[int] = ..., kind: _Optional[str] = ..., old_leader: _Optional[str] = ..., new_leader: _Optional[str] = ..., last_primary_lsn: _Optional[int] = ..., promoted_lsn: _Optional[int] = ..., bytes_possibly_lost: _Optional[int] = ..., started_at: _Optional[float] = ..., finished_at: _Optional[float] = ..., candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., reason: _Optional[str] = ..., orchestrator: _Optional[str] = ..., timeline: _Optional[int] = ...) -> None: ...
+    discarded_by: str
+    discarded_bytes: int
+    discarded_records: int
+    discarded_transactions: int
+    discard_fork_lsn: int
+    discard_end_lsn: int
+    def __init__(self, term: _Optional[int] = ..., kind: _Optional[str] = ..., old_leader: _Optional[str] = ..., new_leader: _Optional[str] = ..., last_primary_lsn: _Optional[int] = ..., promoted_lsn: _Optional[int] = ..., bytes_possibly_lost: _Optional[int] = ..., started_at: _Optional[float] = ..., finished_at: _Optional[float] = ..., candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., reason: _Optional[str] = ..., orchestrator: _Optional[str] = ..., timeline: _Optional[int] = ..., discarded_by: _Optional[str] = ..., discarded_bytes: _Optional[int] = ..., discarded_records: _Optional[int] = ..., discarded_transactions: _Optional[int] = ..., discard_fork_lsn: _Optional[int] = ..., discard_end_lsn: _Optional[int] = ...) -> None: ...
 
 class GetLeaderRequest(_message.Message):
     __slots__ = ()

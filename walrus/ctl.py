@@ -185,13 +185,24 @@ def _resume(client: ClusterClient, args) -> int:
     return _operation(client.resume(), args)
 
 
+def receipt_text(r) -> str:
+    """The RPO receipt: exact once the old leader rejoined (what it discarded), else a lower bound."""
+    if not r.discarded_by:
+        return f"at least {r.bytes_possibly_lost} B lost (old leader not rejoined yet)"
+    if r.discarded_bytes < 0:
+        return f"unknown: {r.discarded_by} was re-cloned"
+    counts = f", {r.discarded_records} records, {r.discarded_transactions} writes" if r.discarded_records >= 0 else ""
+    return (f"exact: {r.discarded_bytes} B{counts} discarded by {r.discarded_by} "
+            f"({format_lsn(r.discard_fork_lsn)}..{format_lsn(r.discard_end_lsn)})")
+
+
 def history_table(records) -> str:
     rows = [[r.term, r.kind, r.old_leader or "-", r.new_leader or "-", format_lsn(r.last_primary_lsn),
              format_lsn(r.promoted_lsn), r.bytes_possibly_lost, _ts(r.started_at),
-             f"{max(0.0, r.finished_at - r.started_at):.3f}" if r.finished_at else "-", r.reason]
+             f"{max(0.0, r.finished_at - r.started_at):.3f}" if r.finished_at else "-", receipt_text(r), r.reason]
             for r in records]
     return format_table(["term", "kind", "old", "new", "last_primary_lsn", "promoted_lsn", "bytes_lost?",
-                         "started", "took_s", "reason"], rows)
+                         "started", "took_s", "receipt", "reason"], rows)
 
 
 def _history(client: ClusterClient, args) -> int:

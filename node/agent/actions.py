@@ -9,12 +9,13 @@ Each is idempotent: asking for the state the node is already in returns
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING
 
 from node.agent import vouch
 from node.agent.convert import RepointRequest, TermRequest
 from node.agent.reconcile import Decision
-from node.engine.base import RejoinMethod, Role, Upstream
+from node.engine.base import Discarded, RejoinMethod, Role, Upstream
 from walrus.errors import DcsUnavailable, LeaseLost, StaleTerm, WalrusError
 from walrus.log import log_event
 from walrus.lsn import format_lsn
@@ -110,7 +111,9 @@ def rejoin_leader(agent: "NodeAgent", d: Decision, view: ClusterView) -> None:
     if agent.engine.status().role is Role.STOPPED and not getattr(agent.engine, "rejoins_stopped", False):
         agent.engine.start()
         agent.engine.fence(f"rejoining {d.upstream}")
+    before = getattr(agent.engine, "last_discard", None)
     method = agent.engine.rejoin(d.upstream, d.term, allow_reclone=True)
+    note_rejoin(agent, d.upstream, d.term, method, before)
     agent.engine.unfence()
     agent._set_state(AgentState.STANDBY, f"rejoined {d.upstream} ({method.value})")
 
@@ -139,6 +142,20 @@ def leadership_lost(agent: "NodeAgent", d: Decision, view: ClusterView) -> None:
     agent._fence(d.reason)
     agent._drop_leader(d.reason)
     agent.wake()        # next iteration: find and rejoin the new leader
+
+
+def note_rejoin(agent: "NodeAgent", upstream: Upstream, term: int, method: RejoinMethod, before) -> None:
+    """Record what a rejoin discarded for the RPO receipt (member record
+    ``discarded``): the engine reports a rewind itself (``last_discard``);
+    otherwise nothing was discarded (NONE) or it is unknown (-1: re-cloned,
+    or an engine that does not count what it rewound)."""
+    if getattr(agent.engine, "last_discard", None) is not before:
+        return
+    s = agent.engine.status()
+    n = 0 if method is RejoinMethod.NONE else -1
+    agent.rejoin_report = Discarded(s.timeline, s.flush_lsn, s.flush_lsn, n, n, n, str(upstream), term, time.time())
+    log_event(log, "rejoin.discarded", upstream=upstream, term=term, method=method.value,
+              bytes="unknown" if n < 0 else 0)
 
 
 # -- leadership -------------------------------------------------------------------------
@@ -295,7 +312,9 @@ def follow(agent: "NodeAgent", req: RepointRequest) -> tuple[bool, str]:
         agent.highest_term = max(agent.highest_term, req.term)
         if s.role is Role.PRIMARY:
             agent.engine.fence(f"following {req.upstream}")
+            before = getattr(agent.engine, "last_discard", None)
             method = agent.engine.rejoin(req.upstream, req.term, allow_reclone=True)
+            note_rejoin(agent, req.upstream, req.term, method, before)
         else:
             if s.role is Role.STOPPED:
                 agent.engine.start()
@@ -317,7 +336,9 @@ def rejoin(agent: "NodeAgent", req: RepointRequest) -> tuple[bool, str]:
         if agent.engine.status().role is Role.STOPPED:
             agent.engine.start()
             agent.engine.fence(f"rejoining {req.upstream}")
+        before = getattr(agent.engine, "last_discard", None)
         method = agent.engine.rejoin(req.upstream, req.term, allow_reclone=req.allow_reclone)
+        note_rejoin(agent, req.upstream, req.term, method, before)
         agent.engine.unfence()
         agent._set_state(AgentState.STANDBY, f"rejoined {req.upstream} ({method.value})")
         return method is not RejoinMethod.NONE, f"rejoined {req.upstream} ({method.value})"

@@ -14,6 +14,7 @@ Every engine role change runs under ``self.lock``.
 """
 from __future__ import annotations
 
+import dataclasses
 import enum
 import logging
 import threading
@@ -26,7 +27,7 @@ from node.agent import reconcile
 from node.agent.leader import LeaseKeeper
 from node.agent.reconcile import Decision, Facts, LeaderFacts, Step
 from node.config import NodeConfig
-from node.engine.base import Engine, EngineStatus, Role, SyncMethod, SyncSpec
+from node.engine.base import Discarded, Engine, EngineStatus, Role, SyncMethod, SyncSpec
 from walrus.dcs import Dcs
 from walrus.errors import DcsUnavailable, LeaseLost, NeedsReclone, WalrusError
 from walrus.log import log_event
@@ -106,6 +107,7 @@ class NodeAgent:
         self._published_at = 0.0
         self._applied_sync: SyncSpec | None = None
         self._last_decision: tuple | None = None
+        self.rejoin_report: Discarded | None = None   # a rejoin that discarded nothing / re-cloned
         self._foreign_key: tuple[int, int, float] | None = None   # (term, lease, first seen) of a key
                                                                    # naming us under a lease not ours
         self._cancel_watch: Callable[[], None] | None = None
@@ -408,7 +410,8 @@ class NodeAgent:
             flush_lsn=e.flush_lsn, replay_lsn=e.replay_lsn, receive_lsn=e.receive_lsn,
             streaming=e.streaming, fenced=e.fenced, upstream=e.upstream, needs_reclone=e.needs_reclone,
             tags={"nofailover": self.config.tags.nofailover, "priority": self.config.tags.priority},
-            engine=e.engine or self.engine.kind, version=s.version, updated_at=time.time())
+            engine=e.engine or self.engine.kind, version=s.version, updated_at=time.time(),
+            highest_term=max(self.highest_term, self.held_term, e.term), discarded=self._discarded())
         key = rec.to_json().replace(f'"updated_at":{rec.updated_at!r}', "")
         now = self.clock()
         if key == self._published and now - self._published_at < self.config.loop_wait:
@@ -422,6 +425,11 @@ class NodeAgent:
             self._on_lost(str(exc))
         except DcsUnavailable as exc:
             log_event(log, "member.publish_failed", logging.WARNING, error=exc)
+
+    def _discarded(self) -> dict:
+        """The newest report of what a rejoin discarded (engine rewind or agent note)."""
+        reports = [r for r in (getattr(self.engine, "last_discard", None), self.rejoin_report) if r is not None]
+        return dataclasses.asdict(max(reports, key=lambda r: r.at)) if reports else {}
 
     def leader_record(self, term: int) -> LeaderRecord:
         s = self.engine.status()

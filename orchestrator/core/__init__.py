@@ -4,7 +4,7 @@ Entry points: ``decide(snapshot, config, now, previous=State.STARTING) ->
 Decision`` (one loop's decision) and ``explain(snapshot, config) -> Ranking``
 (the ExplainFailover dry run). The data model is ``orchestrator.core.model``,
 the state machine ``orchestrator.core.states``, the candidate ranking
-``orchestrator.core.ranking`` and the synchronous set rules
+``orchestrator.core.ranking``, the re-seed of an emptied etcd ``orchestrator.core.reseed`` and the synchronous set rules
 ``orchestrator.core.syncset``.
 """
 from orchestrator.core.decide import decide, repoint_actions
@@ -40,6 +40,7 @@ from orchestrator.core.model import (
     Action,
 )
 from orchestrator.core.ranking import explain, rank
+from orchestrator.core.reseed import ReseedKeyspace
 from orchestrator.core.states import TRANSITIONS, InvalidTransition, State, Transition, transition
 
 __all__ = [
@@ -71,6 +72,7 @@ __all__ = [
     "DemoteForSwitchover",
     "SaveFailoverState",
     "ClearFailoverState",
+    "ReseedKeyspace",
     "Wait",
     "Decision",
     "Action",

@@ -17,6 +17,7 @@ from orchestrator.core.model import (Action, ClearFailoverState, ClearSwitchover
                                      Ranking, RecordHistory, Rejoin, RevokeLeaderLease, Role, SaveFailoverState,
                                      SwitchoverRequest, Wait)
 from orchestrator.core.ranking import explain, promoted_bound, rank, reference_lsn
+from orchestrator.core.reseed import keyspace_lost, reseed_step
 from orchestrator.core.states import State, transition
 from orchestrator.core.syncset import plan_sync
 
@@ -48,6 +49,8 @@ def _step(snapshot: ClusterSnapshot, config: CoreConfig, now: float) -> _Step:
         return State.PAUSED, [], "paused by the operator: no automatic actions", explain(snapshot, config)
     leader = snapshot.leader
     if leader is None:
+        if snapshot.term == 0 and snapshot.failover is None and keyspace_lost(snapshot):
+            return reseed_step(snapshot, config, now)
         if snapshot.term == 0 and snapshot.failover is None:
             who = "a node claimed initialize and is bootstrapping" if snapshot.initialized else \
                 "waiting for a node to claim initialize"

@@ -26,7 +26,7 @@ Snapshot (input)
     flush LSN the controller ever saw the current/previous primary report;
     0 = unknown), ``initialized`` (the ``initialize`` key exists),
     ``last_leader`` (the name of the last leader the controller saw, "" if
-    none; recorded as ``old_leader`` in history).
+    none; recorded as ``old_leader`` in history); ``term_floor``, ``keyspace_lost_at``: ``core.reseed``.
 
 Decision (output)
   ``state`` (``State``), ``actions`` (tuple of the ``Action`` dataclasses
@@ -121,6 +121,7 @@ class MemberView:
     priority: int = 0
     has_member_key: bool = True
     sync_applied: str = ""
+    highest_term: int = 0      # the highest term it has seen (from its member record)
 
     @property
     def upstream_name(self) -> str:
@@ -318,6 +319,8 @@ class ClusterSnapshot:
     last_known_primary_lsn: int = 0
     initialized: bool = True
     last_leader: str = ""
+    term_floor: int = 0
+    keyspace_lost_at: float = 0.0
 
     def member(self, name: str) -> MemberView | None:
         return next((m for m in self.members if m.name == name), None)
@@ -337,6 +340,7 @@ class CoreConfig:
     fast_path: bool = True
     switchover_timeout: float = 30.0
     promote_timeout: float = 30.0
+    reseed_wait: float = 10.0     # see ``core.reseed``
 
     @classmethod
     def from_settings(cls, settings: Any) -> "CoreConfig":
@@ -363,6 +367,7 @@ class ActionKind(enum.Enum):
     DEMOTE_FOR_SWITCHOVER = "demote_for_switchover"
     SAVE_FAILOVER_STATE = "save_failover_state"
     CLEAR_FAILOVER_STATE = "clear_failover_state"
+    RESEED_KEYSPACE = "reseed_keyspace"
     WAIT = "wait"
 
 

@@ -65,17 +65,25 @@ def _wait_rejoined(ctx: DrillContext, name: str, new_primary: str | None) -> flo
     return time.monotonic()
 
 
-def _history_receipt(ctx: DrillContext, term_after: int) -> dict:
-    try:
-        records = ctx.cluster.client().history(5).records
-    except WalrusError:
-        return {}
-    for r in records:
-        if r.term == term_after or (term_after == 0 and r.kind == "failover"):
+def _history_receipt(ctx: DrillContext, term_after: int, wait_exact_s: float = 5.0) -> dict:
+    """The round's history record; waits up to ``wait_exact_s`` for its exact
+    receipt (completed once the old leader rejoined and reported its discard)."""
+    deadline = time.monotonic() + wait_exact_s
+    while True:
+        try:
+            records = ctx.cluster.client().history(5).records
+        except WalrusError:
+            return {}
+        r = next((r for r in records if r.term == term_after or (term_after == 0 and r.kind == "failover")), None)
+        if r is None:
+            return {}
+        if r.discarded_by or time.monotonic() >= deadline:
             return {"term": r.term, "kind": r.kind, "old_leader": r.old_leader, "new_leader": r.new_leader,
                     "last_primary_lsn": r.last_primary_lsn, "promoted_lsn": r.promoted_lsn,
-                    "bytes_possibly_lost": r.bytes_possibly_lost}
-    return {}
+                    "bytes_possibly_lost": r.bytes_possibly_lost, "discarded_by": r.discarded_by,
+                    "discarded_bytes": r.discarded_bytes, "discarded_records": r.discarded_records,
+                    "discarded_transactions": r.discarded_transactions}
+        time.sleep(0.1)
 
 
 def _read_back(ctx: DrillContext, acks: list[Ack]) -> tuple[int, list[str], dict]:
@@ -183,7 +191,59 @@ def _stale_backend(ctx: DrillContext, name: str):
     return ctx.factory(address)
 
 
+def _wipe_etcd(ctx: DrillContext) -> float:
+    """Stop the cluster's etcd, remove its data directory, start it empty on the
+    same address; returns the monotonic time it answers again."""
+    import shutil
+    from walrus.localcluster.render import ProcKind
+    name, p = next((n, p) for n, p in ctx.cluster.processes.items() if p.plan.kind is ProcKind.ETCD)
+    data_dir = p.plan.argv[list(p.plan.argv).index("--data-dir") + 1]
+    ctx.cluster.stop(name)
+    shutil.rmtree(data_dir)
+    ctx.cluster.start(name)
+    ctx.cluster.wait_etcd(15.0)
+    return time.monotonic()
+
+
+def _first_ack_above(ctx: DrillContext, work: Workload, after: float, term: int) -> tuple[float, str] | None:
+    """(seconds from ``after`` to the first write acknowledged at a term above
+    ``term``, its node): the engine's term in the reply, or (PostgreSQL, no
+    term in the reply) a write sent once the leader stream named a newer term."""
+    since = next((t for t, target in list(ctx.tracker.changes) if target and target.term > term), None)
+    for a in sorted(work.snapshot(), key=lambda a: a.at):
+        if a.at > after and (a.term > term if a.term else since is not None and a.at > since):
+            return a.at - after, a.node
+    return None
+
+
+def etcd_wipe_round(ctx: DrillContext, number: int) -> RoundResult:
+    """etcd loses its data (stopped, data directory removed, started empty on
+    the same address) while every member keeps its own. RTO = etcd answering
+    again -> first write acknowledged at a term above the one before."""
+    old, term_before, work = _start_round(ctx, number, "etcd-wipe")
+    ctx.progress(f"round {number}: primary is {old} (term {term_before}); wiping etcd")
+    try:
+        back_at = _wipe_etcd(ctx)
+        rto_s, new = _wait_for(lambda: _first_ack_above(ctx, work, back_at, term_before), ctx.failover_timeout_s,
+                               "a write acknowledged at a newer term")
+    finally:
+        time.sleep(0.3)
+        work.stop()
+    ctx.cluster.wait_healthy(ctx.healthy_timeout_s, ctx.progress)
+    acks = work.snapshot()
+    lost, sample, lost_by = _read_back(ctx, acks)
+    term_after = ctx.cluster.client().get_leader().term
+    ctx.progress(f"round {number}: {new} acknowledged at term {term_after} {rto_s:.3f} s after etcd came back "
+                 f"empty; {len(acks)} acknowledged writes, {lost} missing")
+    return RoundResult(round=number, scenario="etcd-wipe", old_primary=old, new_primary=new, rto_s=rto_s,
+                       rejoin_s=None, acked_writes=len(acks), lost_acked_writes=lost, failed_writes=work.failures,
+                       term_before=term_before, term_after=term_after, acked_by=checker.acked_by(acks),
+                       rpo_receipt=_history_receipt(ctx, term_after), lost_keys_sample=tuple(sample),
+                       lost_by_node=lost_by)
+
+
 SCENARIOS: dict[str, Callable[[DrillContext, int], RoundResult]] = {
     "kill-primary": kill_primary_round,
     "freeze-primary": freeze_primary_round,
+    "etcd-wipe": etcd_wipe_round,
 }
