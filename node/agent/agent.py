@@ -92,6 +92,7 @@ class NodeAgent:
         self.highest_term = 0
         self.leader_term = 0                    # term of the leader key last seen
         self.fenced_by_deadline = False
+        self.restarted_holding = False          # engine restarted fenced while we hold the key
         self.epoch = 0                          # bumped by every leadership / role action
         self.view: ClusterView | None = None
         self.keeper = LeaseKeeper(self.dcs, config.ttl, config.safety_margin, clock=clock,
@@ -207,6 +208,7 @@ class NodeAgent:
             log_event(log, "leader.dropped", logging.WARNING, term=self.held_term, reason=reason)
         self.held_term = 0
         self.held_lease = None
+        self.restarted_holding = False
         self.keeper.set_holding(False)
         self.engine.set_lease_deadline(self.clock())
         if self.state is AgentState.PRIMARY:
@@ -281,9 +283,23 @@ class NodeAgent:
             return
         self.engine.fence("starting: leadership not proven")
         self.engine.set_lease_deadline(self.clock())
-        self.engine.start()
+        try:
+            self.engine.start()
+        except WalrusError as exc:
+            if not self.held_term:
+                raise
+            # Holding the key with an engine that will not start: the decision
+            # is then RESIGN (release the key so another member takes over).
+            log_event(log, "engine.restart_failed", logging.ERROR, term=self.held_term, error=exc)
+            return
         self.engine.fence("starting: leadership not proven")
-        log_event(log, "engine.started", role=self.engine.status().role.value, fenced=True)
+        if self.held_term:
+            # The engine died under us (postmaster killed alone) and came back
+            # fenced: KEEP unfences it once a renewal sent after this restart is
+            # confirmed (actions.unfence_after_restart).
+            self.restarted_holding = True
+        log_event(log, "engine.started", role=self.engine.status().role.value, fenced=True,
+                  holding_term=self.held_term)
 
     def _facts(self, view: ClusterView) -> Facts:
         s = self.engine.status()
