@@ -187,3 +187,63 @@ SCENARIOS: dict[str, Callable[[DrillContext, int], RoundResult]] = {
     "kill-primary": kill_primary_round,
     "freeze-primary": freeze_primary_round,
 }
+
+
+# -- kill-engine (issue 10 item 1) ------------------------------------------------------
+import os  # noqa: E402  (kept with the scenario that needs it)
+
+
+def _postmaster_pid(ctx: DrillContext, name: str) -> int:
+    """The PID named by ``name``'s postmaster.pid (0 when absent or unreadable)."""
+    path = f"{ctx.cluster.spec.directory}/data/{name}/pgdata/postmaster.pid"
+    try:
+        with open(path) as f:
+            return int(f.readline().strip() or 0)
+    except (OSError, ValueError):
+        return 0
+
+
+def kill_engine_round(ctx: DrillContext, number: int) -> RoundResult:
+    """SIGKILL the primary's postmaster only (its agent lives on). RTO = kill ->
+    first write acknowledged after a new postmaster (same node) appeared, or by
+    another node (a failover). PostgreSQL only: the embedded engine lives in
+    the agent's process, so "the engine alone" cannot die."""
+    old, term_before, work = _start_round(ctx, number, "kill-engine")
+    pid = _postmaster_pid(ctx, old)
+    if not pid:
+        raise RoundFailed(f"no postmaster.pid for {old}")
+    ctx.progress(f"round {number}: primary is {old} (term {term_before}); SIGKILL its postmaster {pid}")
+    fault_at = time.monotonic()
+    os.kill(pid, signal.SIGKILL)
+    try:
+        restarted = [0.0]
+
+        def writable():
+            if not restarted[0] and _postmaster_pid(ctx, old) not in (0, pid):
+                restarted[0] = time.monotonic()
+            acks = work.snapshot()
+            other = checker.first_ack_after(acks, fault_at, old)
+            mine = checker.first_ack_after(acks, restarted[0], "") if restarted[0] else None
+            best = min((a for a in (other, mine) if a is not None), key=lambda a: a.at, default=None)
+            return (best.at - fault_at, best.node) if best is not None else None
+        rto_s, new = _wait_for(writable, ctx.failover_timeout_s, "a write acknowledged after the kill")
+    finally:
+        time.sleep(0.3)
+        work.stop()
+    ctx.progress(f"round {number}: {new} acknowledged a write {rto_s:.3f} s after the kill"
+                 f"{' (in place)' if new == old else ' (failed over)'}")
+    rejoin_s = 0.0 if new == old else _wait_rejoined(ctx, old, new) - fault_at
+    ctx.cluster.wait_healthy(ctx.healthy_timeout_s, ctx.progress)
+    acks = work.snapshot()
+    lost, sample, lost_by = _read_back(ctx, acks)
+    term_after = ctx.cluster.client().get_leader().term
+    ctx.progress(f"round {number}: {len(acks)} acknowledged writes, {lost} missing; term {term_before} -> "
+                 f"{term_after}")
+    return RoundResult(round=number, scenario="kill-engine", old_primary=old, new_primary=new, rto_s=rto_s,
+                       rejoin_s=rejoin_s, acked_writes=len(acks), lost_acked_writes=lost,
+                       failed_writes=work.failures, term_before=term_before, term_after=term_after,
+                       acked_by=checker.acked_by(acks), lost_keys_sample=tuple(sample), lost_by_node=lost_by)
+
+
+kill_engine_round.engines = ("postgres",)    # the drill says "not applicable" for other engines
+SCENARIOS["kill-engine"] = kill_engine_round
