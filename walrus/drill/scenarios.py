@@ -242,7 +242,8 @@ def kill_engine_round(ctx: DrillContext, number: int) -> RoundResult:
     return RoundResult(round=number, scenario="kill-engine", old_primary=old, new_primary=new, rto_s=rto_s,
                        rejoin_s=rejoin_s, acked_writes=len(acks), lost_acked_writes=lost,
                        failed_writes=work.failures, term_before=term_before, term_after=term_after,
-                       acked_by=checker.acked_by(acks), lost_keys_sample=tuple(sample), lost_by_node=lost_by)
+                       acked_by=checker.acked_by(acks), lost_keys_sample=tuple(sample), lost_by_node=lost_by,
+                       rpo_receipt=_history_receipt(ctx, term_after) if term_after != term_before else {})
 
 
 kill_engine_round.engines = ("postgres",)    # the drill says "not applicable" for other engines
