@@ -7,16 +7,27 @@ debugger), while the postmaster keeps acknowledging writes past the
 deadline. So each postmaster gets a sibling fencer process (a child of the
 agent, started right after the postmaster) that enforces the deadline on its
 own: when the deadline the agent fed it passes without being extended, it
-sends the postmaster SIGQUIT (immediate shutdown).
-
-Why SIGQUIT, not SIGINT (fast shutdown): the postmaster forwards SIGQUIT to
-every backend, whose handler exits at once (``_exit``) instead of waiting for
-its next interrupt check, and nothing waits on a shutdown checkpoint; so no
-commit is acknowledged after the signal lands. The price is crash recovery
+stops the server at once: SIGSTOP the postmaster, SIGKILL every child of it
+(each backend dies wherever it is, without having to be scheduled or to get
+a signal forwarded by the postmaster), then SIGKILL the postmaster. No commit
+is acknowledged after that; an acknowledgement already being sent may
+still leave (see "A whole tree frozen" below). The price is crash recovery
 on the next start, which is fine: the engine restarts the node fenced
 (read-only) and it rejoins or is reconfirmed; pg_rewind (PostgreSQL 13+)
-runs crash recovery itself on an uncleanly stopped target. If the postmaster
-has not exited 10 s after SIGQUIT, the fencer SIGKILLs it.
+runs crash recovery itself on an uncleanly stopped target.
+
+A whole tree frozen (``docker pause``, a cgroup freezer, a paused VM: agent,
+postmaster, backends and fencer stopped together past the deadline): on the
+thaw all of them wake at once and the backends find the writes clients sent
+meanwhile. Three things make the fencer act first: it waits on an absolute
+CLOCK_MONOTONIC timer (timerfd; a frozen select() would resume with the
+time it had left when it froze, i.e. fire a whole freeze late), it runs
+SCHED_FIFO (``run_first``; the kernel runs it before every normal process
+that wakes with it), and it kills the backends itself. What remains is the
+time from the thaw to those SIGKILLs (well under a millisecond of the
+fencer's CPU time); a backend on another CPU that completes a commit
+within it can still acknowledge. Synchronous replication closes that: such
+a commit waits for a standby that now follows the new primary.
 
 Not stopped with the agent: drills and operators freeze the agent's PID
 (``walrus drill freeze-primary`` SIGSTOPs exactly that PID, see
@@ -171,8 +182,7 @@ class Fencer:
         return True
 
     def fire(self) -> int:
-        """Stop the server at once, record it, SIGQUIT the postmaster, SIGKILL
-        it if it lingers.
+        """Stop the server at once, record it, then SIGKILL the postmaster.
 
         First SIGSTOP the postmaster (it can then neither fork nor reap, so the
         PIDs of its children stay theirs) and SIGKILL every child: a backend
@@ -183,8 +193,10 @@ class Fencer:
         microseconds the only window in which a backend can still answer. The
         record comes next (before the postmaster can exit) so that the engine
         never sees a dead postmaster without knowing the fencer stopped it;
-        then SIGQUIT + SIGCONT: the postmaster handles SIGQUIT (immediate
-        shutdown) before its children's SIGCHLD and exits without a restart."""
+        then SIGKILL the postmaster too. (Not SIGQUIT: an immediate shutdown
+        still accepts the connections queued during a freeze and forks a
+        child for each, which it waits up to 5 s for before exiting.) The
+        next start runs crash recovery, as after an immediate shutdown."""
         deadline, now = self.state.deadline, self.clock()
         self._signal(signal.SIGSTOP)
         killed = kill_children(self.pid)
@@ -195,19 +207,17 @@ class Fencer:
         with open(tmp, "w") as f:
             json.dump(rec, f)
         os.replace(tmp, self.record)
-        self._signal(signal.SIGQUIT)
-        self._signal(signal.SIGCONT)
-        _log(f"lease deadline {deadline:.3f} passed {late_ms} ms before: SIGKILL {len(killed)} children, "
-             f"SIGQUIT postmaster {self.pid}")
+        self._signal(signal.SIGKILL)
+        _log(f"lease deadline {deadline:.3f} passed {late_ms} ms before: SIGKILL {len(killed)} children "
+             f"and postmaster {self.pid}")
         ready, _, _ = select.select([self.pidfd], [], [], KILL_AFTER_S)
         if not ready:
-            _log(f"postmaster {self.pid} still running {KILL_AFTER_S:g}s after SIGQUIT: SIGKILL")
+            _log(f"postmaster {self.pid} still running {KILL_AFTER_S:g}s after SIGKILL: again")
             try:
                 signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
             except ProcessLookupError:
                 pass
         return EXIT_FIRED
-
 
     def _signal(self, sig: int) -> None:
         try:

@@ -84,7 +84,7 @@ def test_loop_fires_at_a_passed_deadline_and_records_it(tmp_path):
     # stdin is closed (EOF, no "quit"): the fencer still enforces the deadline.
     code, proc, _ = _run_fencer(tmp_path, FencerState(deadline=100.0), Clock(100.25), b"")
     assert code == fencer.EXIT_FIRED
-    assert proc.returncode == -signal.SIGQUIT
+    assert proc.returncode == -signal.SIGKILL
     rec = json.loads((tmp_path / "rec.json").read_text())
     assert rec["reason"] == fencer.REASON and rec["late_ms"] == 250.0 and rec["postmaster_pid"] == proc.pid
 
