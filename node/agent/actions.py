@@ -38,7 +38,9 @@ def keep(agent: "NodeAgent", d: Decision, view: ClusterView) -> None:
     s = agent.engine.status()
     if agent.held_term:
         agent.apply_sync(view)
-        if agent.fenced_by_deadline:
+        if agent.restarted_holding:
+            unfence_after_restart(agent)
+        elif agent.fenced_by_deadline:
             _reconfirm(agent)
         return
     if s.role is Role.STANDBY and view.leader is not None:
@@ -55,6 +57,37 @@ def _reconfirm(agent: "NodeAgent") -> None:
     agent.engine.unfence()
     agent.fenced_by_deadline = False
     log_event(log, "leader.reconfirmed", term=agent.held_term, reason="lease renewed after a missed deadline")
+
+
+def unfence_after_restart(agent: "NodeAgent") -> None:
+    """The engine died and was restarted fenced while we hold the leader key:
+    unfence in place once the lease is provably current, i.e. a renewal sent
+    after the restart was confirmed and a read after it still shows our key
+    under that lease. A failure leaves it fenced for the next tick; a lost
+    lease or key is handled by the keeper / the next decision."""
+    lease, term = agent.keeper.lease_id, agent.held_term
+    try:
+        deadline = agent.keeper.renew_now()
+        view = agent.dcs.read_view(deadline_s=agent.config.retry_timeout)
+    except (DcsUnavailable, LeaseLost) as exc:
+        log_event(log, "leader.restart_unproven", logging.WARNING, term=term, error=exc)
+        agent.wake()
+        return
+    lead = view.leader
+    if lead is None or lead.name != agent.config.name or lead.term != term or view.leader_lease != lease:
+        log_event(log, "leader.restart_unproven", logging.WARNING, term=term,
+                  error="the leader key is no longer ours under our lease")
+        agent.wake()
+        return
+    if deadline <= agent.clock():
+        agent.wake()
+        return
+    agent.engine.set_lease_deadline(deadline)     # before the unfence: no ack without a deadline
+    agent.engine.unfence()
+    agent.restarted_holding = False
+    agent.fenced_by_deadline = False
+    log_event(log, "leader.restarted_in_place", term=term,
+              reason="engine restarted while holding the key; lease renewed after the restart")
 
 
 def wait(agent: "NodeAgent", d: Decision, view: ClusterView) -> None:
@@ -183,6 +216,7 @@ def _take_leadership(agent: "NodeAgent", term: int, reason: str) -> None:
         _abandon(agent, got, "promotion failed")
         raise
     agent.fenced_by_deadline = False
+    agent.restarted_holding = False
     agent._applied_sync = None
     if agent.view is not None:
         agent.apply_sync(agent.view)    # before unfencing: no ack under a stale set

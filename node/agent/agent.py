@@ -93,6 +93,8 @@ class NodeAgent:
         self.highest_term = 0
         self.leader_term = 0                    # term of the leader key last seen
         self.fenced_by_deadline = False
+        self.restarted_holding = False          # engine restarted fenced while we hold the key
+        self._restart_failing_since: float | None = None
         self.epoch = 0                          # bumped by every leadership / role action
         self.view: ClusterView | None = None
         self.keeper = LeaseKeeper(self.dcs, config.ttl, config.safety_margin, clock=clock,
@@ -209,6 +211,7 @@ class NodeAgent:
             log_event(log, "leader.dropped", logging.WARNING, term=self.held_term, reason=reason)
         self.held_term = 0
         self.held_lease = None
+        self.restarted_holding = False
         self.keeper.set_holding(False)
         self.engine.set_lease_deadline(self.clock())
         if self.state is AgentState.PRIMARY:
@@ -255,8 +258,8 @@ class NodeAgent:
                 self._wake.set()
                 return
             self._observe(view)
-            if not self._rejoin_will_start(view):
-                self._start_engine_fenced()
+            if not self._rejoin_will_start(view) and not self._start_engine_fenced():
+                return                      # a restart under our key failed: retry next tick
             decision = reconcile.decide(self._facts(view))
             self._act(decision, view)
         self._publish()
@@ -276,16 +279,39 @@ class NodeAgent:
                 and lead.name != self.config.name and lead.term >= self.highest_term
                 and self.engine.is_initialized() and self.engine.status().role is Role.STOPPED)
 
-    def _start_engine_fenced(self) -> None:
+    def _start_engine_fenced(self) -> bool:
         """Start an initialized engine that is not running, fenced: its data may
-        say "primary" and only Promote or a won bootstrap may unfence it."""
+        say "primary" and only Promote or a won bootstrap may unfence it.
+        False: a restart under our leader key failed; retry at the next tick
+        (no decision now). After failing for longer than ttl it returns True
+        with the engine stopped, and the decision is RESIGN (failover)."""
         if self.engine.status().role is not Role.STOPPED or not self.engine.is_initialized():
-            return
+            self._restart_failing_since = None
+            return True
         self.engine.fence("starting: leadership not proven")
         self.engine.set_lease_deadline(self.clock())
-        self.engine.start()
+        try:
+            self.engine.start()
+        except WalrusError as exc:
+            if not self.held_term:
+                raise
+            now = self.clock()
+            if self._restart_failing_since is None:
+                self._restart_failing_since = now
+            give_up = now - self._restart_failing_since > self.config.ttl
+            log_event(log, "engine.restart_failed", logging.ERROR, term=self.held_term, error=exc,
+                      action="resign" if give_up else "retry")
+            return give_up
+        self._restart_failing_since = None
         self.engine.fence("starting: leadership not proven")
-        log_event(log, "engine.started", role=self.engine.status().role.value, fenced=True)
+        if self.held_term:
+            # The engine died under us (postmaster killed alone) and came back
+            # fenced: KEEP unfences it once a renewal sent after this restart is
+            # confirmed (actions.unfence_after_restart).
+            self.restarted_holding = True
+        log_event(log, "engine.started", role=self.engine.status().role.value, fenced=True,
+                  holding_term=self.held_term)
+        return True
 
     def _facts(self, view: ClusterView) -> Facts:
         s = self.engine.status()

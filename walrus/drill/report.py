@@ -32,6 +32,7 @@ class RoundResult:
     lost_keys_sample: tuple[str, ...] = ()
     lost_by_node: dict = field(default_factory=dict)   # who had acknowledged the lost writes
     error: str = ""
+    extra: dict = field(default_factory=dict)            # scenario-specific counts (see the scenario)
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -86,6 +87,8 @@ def summarize(rounds: list[RoundResult]) -> dict:
         "acked_writes_total": sum(r.acked_writes for r in rounds),
         "lost_acked_writes_total": sum(r.lost_acked_writes for r in rounds),
         "dual_primary_acks_total": sum(r.dual_primary_acks for r in rounds),
+        # freeze-tree: of those, writes sent after the freeze began (late replies excluded)
+        "sent_after_freeze_acks_total": sum(r.extra.get("sent_after_freeze", 0) for r in rounds),
         # Losses even async replication must never have: writes acked by a node that survived.
         "rounds_lost_outside_receipt": sum(1 for r in rounds if within_receipt(r) is False),
         "rounds_lost_without_exact_receipt": sum(1 for r in rounds if within_receipt(r) is None),
@@ -105,7 +108,7 @@ def _s(value: float | None) -> str:
 
 def rounds_table(rounds: list[RoundResult]) -> str:
     rows = [[r.round, r.old_primary, r.new_primary or "-", _s(r.rto_s), _s(r.rejoin_s), r.acked_writes,
-             r.lost_acked_writes, r.dual_primary_acks if r.scenario == "freeze-primary" else "-",
+             r.lost_acked_writes, r.dual_primary_acks if r.scenario.startswith("freeze") else "-",
              r.rpo_receipt.get("bytes_possibly_lost", "-") if r.rpo_receipt else "-", _receipt(r), r.error or "ok"]
             for r in rounds]
     return format_table(["round", "old_primary", "new_primary", "rto_s", "rejoin_s", "acked", "lost",
