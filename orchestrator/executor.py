@@ -25,6 +25,7 @@ from orchestrator.core.model import (Action, ActionKind, DemoteForSwitchover, Fo
 from protos import node_agent_pb2, node_agent_pb2_grpc
 from walrus import grpcutil
 from walrus.errors import DcsUnavailable, LeaseLost
+from walrus.log import log_event
 from walrus.records import ClusterView, HistoryRecord, SyncRecord
 
 log = logging.getLogger(__name__)
@@ -130,8 +131,12 @@ class Executor:
         return grpcutil.call_with_retry(once, total)
 
     def _promote(self, a: Promote, view: ClusterView) -> tuple[bool, str]:
+        if a.forced:
+            log_event(log, "failover.forced", logging.WARNING, member=a.member, term=a.term,
+                      reason="operator forced a failover to a member not known to hold every acknowledged "
+                             "write; writes it lacks are lost (see history)")
         reply = self._call(a.member, "Promote", node_agent_pb2.PromoteRequest(
-            term=a.term, reason=f"orchestrator {self.orch_id}"))
+            term=a.term, reason=f"orchestrator {self.orch_id}" + (" (FORCED by the operator)" if a.forced else "")))
         return reply.changed, reply.detail
 
     def _leader_address(self, leader: str, view: ClusterView) -> tuple[str, int]:
