@@ -14,12 +14,14 @@ snapshot could be stale (``set_sync`` against the mod revision read).
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
 import grpc
 
-from orchestrator.core.model import (Action, ActionKind, DemoteForSwitchover, Follow, HistoryEntry, OperationKind,
+from orchestrator.core.model import (Action, ActionKind, ClearSwitchover, DemoteForSwitchover, Follow,
+                                     HistoryEntry, OperationKind,
                                      Promote, PublishSync, RecordHistory, Rejoin, RevokeLeaderLease,
                                      SaveFailoverState)
 from protos import node_agent_pb2, node_agent_pb2_grpc
@@ -90,8 +92,7 @@ class Executor:
             ActionKind.REVOKE_LEADER_LEASE: self._revoke,
             ActionKind.PUBLISH_SYNC: self._publish_sync,
             ActionKind.RECORD_HISTORY: self._history,
-            ActionKind.CLEAR_SWITCHOVER: lambda a, v: (self.dcs.clear_switchover(deadline_s=self.retry_timeout),
-                                                       "switchover request cleared"),
+            ActionKind.CLEAR_SWITCHOVER: self._clear_switchover,
             ActionKind.SAVE_FAILOVER_STATE: self._save_state,
             ActionKind.CLEAR_FAILOVER_STATE: lambda a, v: (
                 self.dcs.clear_failover_state(deadline_s=self.retry_timeout), "failover state cleared"),
@@ -180,6 +181,17 @@ class Executor:
     def _history(self, a: RecordHistory, view: ClusterView) -> tuple[bool, str]:
         self.dcs.put_history(history_record(a.entry, self.orch_id), deadline_s=self.retry_timeout)
         return True, f"history/{a.entry.term} written"
+
+    def _clear_switchover(self, a: ClearSwitchover, view: ClusterView) -> tuple[bool, str]:
+        """Record the request's outcome (keyed by its ``requested_at``), then delete it."""
+        req = view.switchover or {}
+        if req:
+            self.dcs.put(self.dcs.keys.switchover_outcome,
+                         {"requested_at": req.get("requested_at", 0.0), "candidate": req.get("candidate", ""),
+                          "failover": bool(req.get("failover", False)), "outcome": a.outcome.value,
+                          "reason": a.reason, "at": time.time()}, deadline_s=self.retry_timeout)
+        log_event(log, "operator request cleared", outcome=a.outcome.value, reason=a.reason)
+        return self.dcs.clear_switchover(deadline_s=self.retry_timeout), "switchover request cleared"
 
     def _save_state(self, a: SaveFailoverState, view: ClusterView) -> tuple[bool, str]:
         self.dcs.put_failover_state(a.state.to_dict(), deadline_s=self.retry_timeout)

@@ -14,8 +14,8 @@ from dataclasses import replace
 from orchestrator.core.model import (Action, ClearFailoverState, ClearSwitchover, ClusterSnapshot, CoreConfig,
                                      Decision, DemoteForSwitchover, Exclusion, FailoverState, Follow,
                                      HistoryEntry, LeaderView, MemberView, OperationKind, Phase, Promote,
-                                     PublishSync, Ranking, RecordHistory, Rejoin, RevokeLeaderLease, Role,
-                                     SaveFailoverState, SwitchoverRequest, Wait)
+                                     PublishSync, Ranking, RecordHistory, Rejoin, RequestOutcome,
+                                     RevokeLeaderLease, Role, SaveFailoverState, SwitchoverRequest, Wait)
 from orchestrator.core.ranking import explain, promoted_bound, rank, reference_lsn
 from orchestrator.core.states import State, transition
 from orchestrator.core.syncset import plan_sync
@@ -185,8 +185,13 @@ def _history(snapshot: ClusterSnapshot, now: float, leader: LeaderView, lm: Memb
                          started_at=fs.started_at, finished_at=now, candidates=fs.candidates,
                          reason=fs.reason, timeline=lm.timeline or leader.timeline)
     out: list[Action] = [RecordHistory(entry)]
-    if snapshot.switchover is not None:
-        out.append(ClearSwitchover(f"{fs.kind.value} finished: {leader.name} leads term {leader.term}"))
+    req = snapshot.switchover
+    if req is not None:
+        why = f"{fs.kind.value} finished: {leader.name} leads term {leader.term}"
+        if req.candidate and req.candidate != leader.name:
+            out.append(ClearSwitchover(f"{why} (not {req.candidate}: {fs.reason})", RequestOutcome.SUPERSEDED))
+        else:
+            out.append(ClearSwitchover(why, RequestOutcome.DONE))
     return out
 
 
@@ -267,7 +272,12 @@ def _leaderless(snapshot: ClusterSnapshot, config: CoreConfig, now: float) -> _S
     actions: list[Action] = [] if new == fs else [SaveFailoverState(new)]
     actions.append(Promote(winner, term))
     if fs is None and snapshot.switchover is not None:
-        actions.append(ClearSwitchover(f"superseded by a failover: promoting {winner}"))
+        req = snapshot.switchover
+        if req.failover and req.candidate == winner:
+            actions.append(ClearSwitchover(f"failover: promoting {winner} at term {term}", RequestOutcome.DONE))
+        else:
+            actions.append(ClearSwitchover(f"superseded by a failover: promoting {winner}",
+                                           RequestOutcome.SUPERSEDED))
     if fs is None:
         state = State.FAILING_OVER
     else:

@@ -43,6 +43,7 @@ import enum
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Mapping
 
+from orchestrator.core.requests import RequestOutcome, SwitchoverRequest
 from orchestrator.core.states import State, Transition
 
 
@@ -180,34 +181,6 @@ class SyncView:
         names_equal = (sorted(self.names) == sorted(other.names) if self.method is SyncMethod.ANY
                        else self.names == other.names)
         return self.method is other.method and self.num == other.num and names_equal
-
-
-@dataclass(frozen=True)
-class SwitchoverRequest:
-    """An operator's switchover (``candidate`` empty: the best standby).
-
-    ``expected_leader`` empty: whoever leads now. ``failover=True`` marks a
-    manual failover request (``Cluster.Failover``): it is honoured only when
-    there is no healthy leader, like an automatic failover to ``candidate``.
-    ``force=True`` (failover only): promote ``candidate`` even though no
-    member provably holds every acknowledged write (the operator accepts the
-    possible loss; see ``decide._forced``).
-    """
-    candidate: str = ""
-    expected_leader: str = ""
-    requested_at: float = 0.0
-    failover: bool = False
-    force: bool = False
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | None) -> "SwitchoverRequest | None":
-        """From the ``switchover`` key's JSON object (unknown keys ignored)."""
-        if not data:
-            return None
-        return cls(candidate=str(data.get("candidate", "") or ""),
-                   expected_leader=str(data.get("expected_leader", "") or ""),
-                   requested_at=float(data.get("requested_at", 0.0) or 0.0),
-                   failover=bool(data.get("failover", False)), force=bool(data.get("force", False)))
 
 
 @dataclass(frozen=True)
@@ -454,9 +427,12 @@ class RecordHistory:
 
 @dataclass(frozen=True)
 class ClearSwitchover:
-    """Delete the ``switchover`` request (done or impossible)."""
+    """Delete the ``switchover`` request (done or impossible); ``outcome`` and
+    ``reason`` are recorded for the operator who asked (``walrus ctl`` waits
+    for them)."""
     kind: ClassVar[ActionKind] = ActionKind.CLEAR_SWITCHOVER
     reason: str = ""
+    outcome: RequestOutcome = RequestOutcome.REFUSED
 
 
 @dataclass(frozen=True)
