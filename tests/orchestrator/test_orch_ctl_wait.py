@@ -27,7 +27,7 @@ def test_switchover_outside_sync_set_refused_and_inside_waited_for(procs, etcd):
     orch = procs.orchestrator("o1", synchronous_mode=True)
     with Dcs([etcd.endpoint], procs.cluster) as dcs:
         view = wait_for(lambda: (v := dcs.read_view()).sync is not None and v.sync.num == 1 and v,
-                        timeout=30, what="a synchronous set is published")
+                        timeout=90, what="a synchronous set is published")
     in_set = view.sync.names[0]
     outside = next(n for n in procs.agents if n not in (primary.name, in_set))
     wait_for(lambda: orch.leader().name == primary.name, what="orchestrator reports the leader")

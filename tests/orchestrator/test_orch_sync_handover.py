@@ -29,7 +29,7 @@ def test_new_primary_without_standby_acks_nothing_and_its_death_is_survived(proc
     procs.orchestrator("o1", synchronous_mode=True)
     with Dcs([etcd.endpoint], procs.cluster) as dcs:
         view = wait_for(lambda: (v := dcs.read_view()).sync is not None and v.sync.num == 1 and v,
-                        timeout=30, what="a synchronous set is published")
+                        timeout=90, what="a synchronous set is published")
         heir = procs.agents[view.sync.names[0]]
         third = next(a for a in procs.agents.values() if a not in (first, heir))
         acked = []
