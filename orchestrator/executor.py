@@ -14,18 +14,21 @@ snapshot could be stale (``set_sync`` against the mod revision read).
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
 import grpc
 
-from orchestrator.core.model import (Action, ActionKind, DemoteForSwitchover, Follow, HistoryEntry, OperationKind,
+from orchestrator.core.model import (Action, ActionKind, ClearSwitchover, DemoteForSwitchover, Follow,
+                                     HistoryEntry, OperationKind,
                                      Promote, PublishSync, RecordHistory, Rejoin, RevokeLeaderLease,
                                      SaveFailoverState)
 from orchestrator.core.reseed import ReseedKeyspace
 from protos import node_agent_pb2, node_agent_pb2_grpc
 from walrus import grpcutil
 from walrus.errors import DcsUnavailable, LeaseLost
+from walrus.log import log_event
 from walrus.records import ClusterView, HistoryRecord, SyncRecord
 
 log = logging.getLogger(__name__)
@@ -91,8 +94,7 @@ class Executor:
             ActionKind.REVOKE_LEADER_LEASE: self._revoke,
             ActionKind.PUBLISH_SYNC: self._publish_sync,
             ActionKind.RECORD_HISTORY: self._history,
-            ActionKind.CLEAR_SWITCHOVER: lambda a, v: (self.dcs.clear_switchover(deadline_s=self.retry_timeout),
-                                                       "switchover request cleared"),
+            ActionKind.CLEAR_SWITCHOVER: self._clear_switchover,
             ActionKind.SAVE_FAILOVER_STATE: self._save_state,
             ActionKind.CLEAR_FAILOVER_STATE: lambda a, v: (
                 self.dcs.clear_failover_state(deadline_s=self.retry_timeout), "failover state cleared"),
@@ -134,8 +136,12 @@ class Executor:
         return grpcutil.call_with_retry(once, total)
 
     def _promote(self, a: Promote, view: ClusterView) -> tuple[bool, str]:
+        if a.forced:
+            log_event(log, "failover.forced", logging.WARNING, member=a.member, term=a.term,
+                      reason="operator forced a failover to a member not known to hold every acknowledged "
+                             "write; writes it lacks are lost (see history)")
         reply = self._call(a.member, "Promote", node_agent_pb2.PromoteRequest(
-            term=a.term, reason=f"orchestrator {self.orch_id}"))
+            term=a.term, reason=f"orchestrator {self.orch_id}" + (" (FORCED by the operator)" if a.forced else "")))
         return reply.changed, reply.detail
 
     def _leader_address(self, leader: str, view: ClusterView) -> tuple[str, int]:
@@ -186,6 +192,17 @@ class Executor:
         if self.dcs.reseed(a.term, a.initialize, sync, deadline_s=self.retry_timeout):
             return True, f"keyspace re-seeded: term {a.term}, initialize {a.initialize}"
         return False, "not re-seeded: the term or leader key exists again"
+
+    def _clear_switchover(self, a: ClearSwitchover, view: ClusterView) -> tuple[bool, str]:
+        """Record the request's outcome (keyed by its ``requested_at``), then delete it."""
+        req = view.switchover or {}
+        if req:
+            self.dcs.put(self.dcs.keys.switchover_outcome,
+                         {"requested_at": req.get("requested_at", 0.0), "candidate": req.get("candidate", ""),
+                          "failover": bool(req.get("failover", False)), "outcome": a.outcome.value,
+                          "reason": a.reason, "at": time.time()}, deadline_s=self.retry_timeout)
+        log_event(log, "operator request cleared", outcome=a.outcome.value, reason=a.reason)
+        return self.dcs.clear_switchover(deadline_s=self.retry_timeout), "switchover request cleared"
 
     def _save_state(self, a: SaveFailoverState, view: ClusterView) -> tuple[bool, str]:
         self.dcs.put_failover_state(a.state.to_dict(), deadline_s=self.retry_timeout)

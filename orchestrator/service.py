@@ -19,6 +19,7 @@ import grpc
 
 from orchestrator.agents import AgentPool
 from orchestrator.convert import candidate_to_pb, history_to_pb, leader_to_pb, role_to_pb
+from orchestrator.core.decide import forceable
 from protos import cluster_pb2, cluster_pb2_grpc
 from walrus.errors import DcsUnavailable, LeaseLost
 from walrus.log import log_event
@@ -237,6 +238,8 @@ class ClusterService(cluster_pb2_grpc.ClusterServicer):
                           f"expected leader {expected!r} but the leader is {leader!r}")
         if candidate:
             self._check_candidate(context, view, candidate)
+        _check_not_paused(context, view)
+        self._check_can_win(context, candidate, force=False)
         return self._request(context, view, candidate, expected or leader, failover=False)
 
     def Failover(self, request, context):
@@ -246,7 +249,45 @@ class ClusterService(cluster_pb2_grpc.ClusterServicer):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "a failover needs a candidate")
         _check_names(context, candidate=candidate)
         self._check_candidate(context, view, candidate)
-        return self._request(context, view, candidate, "", failover=True)
+        _check_not_paused(context, view)
+        if view.leader is None:
+            self._check_can_win(context, candidate, force=request.force)
+        elif request.force:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                          f"{view.leader.name} leads: --force only applies when there is no leader")
+        else:
+            self._check_can_win(context, candidate, force=False)
+        return self._request(context, view, candidate, "", failover=True, force=request.force)
+
+    def _check_can_win(self, context: grpc.ServicerContext, candidate: str, force: bool) -> None:
+        """Refuse up front what the core would refuse: the ranking it uses
+        (leader excluded) must make ``candidate`` eligible, or, forced, leave
+        no winner and ``candidate`` forceable. Without a candidate, someone
+        must be able to win."""
+        ranking = self.controller.explain(self._observe(context))
+        c = ranking.get(candidate) if candidate else None
+        if not candidate:
+            if ranking.winner is None:
+                context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"no member can take over: {ranking.waiting}")
+            return
+        if c is not None and c.eligible and not force:
+            if ranking.winner is None:
+                context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                              f"{candidate} cannot take over yet: {ranking.waiting}{_force_hint(ranking, candidate)}")
+            return
+        if force:
+            if ranking.winner is not None:
+                context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                              f"refusing to force: {ranking.winner} holds every acknowledged write; "
+                              f"fail over to it instead")
+            if candidate not in forceable(ranking):
+                context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                              f"{candidate} cannot be promoted even by force: {c.reason if c else 'unknown'}")
+            return
+        sync = ranking.waiting or ""
+        context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                      f"{candidate} cannot take over: {c.reason if c else 'unknown member'}"
+                      f"{'; ' + sync if sync else ''}{_force_hint(ranking, candidate)}")
 
     @staticmethod
     def _check_candidate(context: grpc.ServicerContext, view, candidate: str) -> None:
@@ -257,12 +298,10 @@ class ClusterService(cluster_pb2_grpc.ClusterServicer):
         if view.leader is not None and view.leader.name == candidate:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{candidate!r} is already the leader")
 
-    def _request(self, context, view, candidate: str, expected: str, failover: bool):
-        if view.paused:
-            context.abort(grpc.StatusCode.FAILED_PRECONDITION,
-                          "the cluster is paused: no switchover or failover happens until Resume")
+    def _request(self, context, view, candidate: str, expected: str, failover: bool, force: bool = False):
+        _check_not_paused(context, view)
         value = {"candidate": candidate, "expected_leader": expected, "leader": expected,
-                 "failover": failover, "requested_at": time.time()}
+                 "failover": failover, "force": force, "requested_at": time.time()}
         what = "failover" if failover else "switchover"
         try:
             written = self.dcs.cas_put(self.dcs.keys.switchover, value, 0, deadline_s=self.dcs.timeout_s)
@@ -271,10 +310,31 @@ class ClusterService(cluster_pb2_grpc.ClusterServicer):
         if not written:
             context.abort(grpc.StatusCode.FAILED_PRECONDITION,
                           "another switchover or failover request is pending")
-        log_event(log, "operator request", kind=what, candidate=candidate or "(best)",
-                  expected_leader=expected or "(any)")
-        detail = f"{what} to {candidate or 'the best standby'} requested"
-        return cluster_pb2.OperationReply(accepted=True, detail=detail, leader=leader_to_pb(view.leader))
+        log_event(log, "operator request", logging.WARNING if force else logging.INFO, kind=what,
+                  candidate=candidate or "(best)", expected_leader=expected or "(any)", force=force)
+        detail = f"{'FORCED ' if force else ''}{what} to {candidate or 'the best standby'} requested"
+        return cluster_pb2.OperationReply(accepted=True, detail=detail, leader=leader_to_pb(view.leader),
+                                          requested_at=value["requested_at"])
+
+    def GetOperation(self, request, context):
+        """The fate of the request written at ``requested_at``: pending, or its
+        recorded outcome; plus the active orchestrator's state as progress."""
+        try:
+            pending, _ = self.dcs.get(self.dcs.keys.switchover, deadline_s=self.dcs.timeout_s)
+            ended, _ = self.dcs.get(self.dcs.keys.switchover_outcome, deadline_s=self.dcs.timeout_s)
+            _, leader = self.leaders.current()
+        except (DcsUnavailable, LeaseLost) as exc:
+            _abort_unavailable(context, exc)
+        mine = (lambda rec: isinstance(rec, dict) and rec.get("requested_at") == request.requested_at)
+        reply = cluster_pb2.OperationStatus(pending=mine(pending), leader=leader_to_pb(leader))
+        if mine(ended):
+            reply.outcome, reply.reason = str(ended.get("outcome", "")), str(ended.get("reason", ""))
+        if self.controller.election.is_active():
+            last = getattr(self.controller, "last_decision", None)
+            reply.state, reply.detail = self.controller.state.value, last.reason if last is not None else ""
+        else:
+            reply.state = "spare"
+        return reply
 
     def Pause(self, request, context):
         return self._set_pause(context, True)
@@ -300,3 +360,16 @@ class ClusterService(cluster_pb2_grpc.ClusterServicer):
         except (DcsUnavailable, LeaseLost) as exc:
             _abort_unavailable(context, exc)
         return cluster_pb2.HistoryReply(records=[history_to_pb(r) for r in records])
+
+
+def _force_hint(ranking, candidate: str) -> str:
+    if ranking.winner is None and candidate in forceable(ranking):
+        return (f"; to promote {candidate} anyway, accepting the loss of acknowledged writes it lacks: "
+                f"walrus ctl failover --to {candidate} --force")
+    return ""
+
+
+def _check_not_paused(context: grpc.ServicerContext, view) -> None:
+    if view.paused:
+        context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                      "the cluster is paused: no switchover or failover happens until Resume")

@@ -165,20 +165,46 @@ class SwitchoverRequest(_message.Message):
     def __init__(self, candidate: _Optional[str] = ..., expected_leader: _Optional[str] = ...) -> None: ...
 
 class FailoverRequest(_message.Message):
-    __slots__ = ("candidate",)
+    __slots__ = ("candidate", "force")
     CANDIDATE_FIELD_NUMBER: _ClassVar[int]
+    FORCE_FIELD_NUMBER: _ClassVar[int]
     candidate: str
-    def __init__(self, candidate: _Optional[str] = ...) -> None: ...
+    force: bool
+    def __init__(self, candidate: _Optional[str] = ..., force: _Optional[bool] = ...) -> None: ...
 
 class OperationReply(_message.Message):
-    __slots__ = ("accepted", "detail", "leader")
+    __slots__ = ("accepted", "detail", "leader", "requested_at")
     ACCEPTED_FIELD_NUMBER: _ClassVar[int]
     DETAIL_FIELD_NUMBER: _ClassVar[int]
     LEADER_FIELD_NUMBER: _ClassVar[int]
+    REQUESTED_AT_FIELD_NUMBER: _ClassVar[int]
     accepted: bool
     detail: str
     leader: Leader
-    def __init__(self, accepted: _Optional[bool] = ..., detail: _Optional[str] = ..., leader: _Optional[_Union[Leader, _Mapping]] = ...) -> None: ...
+    requested_at: float
+    def __init__(self, accepted: _Optional[bool] = ..., detail: _Optional[str] = ..., leader: _Optional[_Union[Leader, _Mapping]] = ..., requested_at: _Optional[float] = ...) -> None: ...
+
+class GetOperationRequest(_message.Message):
+    __slots__ = ("requested_at",)
+    REQUESTED_AT_FIELD_NUMBER: _ClassVar[int]
+    requested_at: float
+    def __init__(self, requested_at: _Optional[float] = ...) -> None: ...
+
+class OperationStatus(_message.Message):
+    __slots__ = ("pending", "outcome", "reason", "state", "detail", "leader")
+    PENDING_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    LEADER_FIELD_NUMBER: _ClassVar[int]
+    pending: bool
+    outcome: str
+    reason: str
+    state: str
+    detail: str
+    leader: Leader
+    def __init__(self, pending: _Optional[bool] = ..., outcome: _Optional[str] = ..., reason: _Optional[str] = ..., state: _Optional[str] = ..., detail: _Optional[str] = ..., leader: _Optional[_Union[Leader, _Mapping]] = ...) -> None: ...
 
 class PauseRequest(_message.Message):
     __slots__ = ()

@@ -43,6 +43,7 @@ import enum
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Mapping
 
+from orchestrator.core.requests import RequestOutcome, SwitchoverRequest
 from orchestrator.core.states import State, Transition
 
 
@@ -78,6 +79,9 @@ class Phase(enum.Enum):
     """Where an in-flight failover/switchover is."""
     DEMOTING = "demoting"      # switchover: old leader asked to step down
     PROMOTING = "promoting"    # winner asked to take the leader key with ``term``
+    SYNCING = "syncing"        # synchronous mode: the winner leads (history written); the record is
+                               # kept until its first synchronous set is published, because until then
+                               # only its ``promoted_bound`` says who holds every acknowledged write
 
 
 class Exclusion(enum.Enum):
@@ -181,30 +185,6 @@ class SyncView:
 
 
 @dataclass(frozen=True)
-class SwitchoverRequest:
-    """An operator's switchover (``candidate`` empty: the best standby).
-
-    ``expected_leader`` empty: whoever leads now. ``failover=True`` marks a
-    manual failover request (``Cluster.Failover``): it is honoured only when
-    there is no healthy leader, like an automatic failover to ``candidate``.
-    """
-    candidate: str = ""
-    expected_leader: str = ""
-    requested_at: float = 0.0
-    failover: bool = False
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | None) -> "SwitchoverRequest | None":
-        """From the ``switchover`` key's JSON object (unknown keys ignored)."""
-        if not data:
-            return None
-        return cls(candidate=str(data.get("candidate", "") or ""),
-                   expected_leader=str(data.get("expected_leader", "") or ""),
-                   requested_at=float(data.get("requested_at", 0.0) or 0.0),
-                   failover=bool(data.get("failover", False)))
-
-
-@dataclass(frozen=True)
 class Candidate:
     """One row of a ranking (mirrors ``cluster.proto`` ``Candidate``).
 
@@ -258,7 +238,8 @@ class FailoverState:
     same operation: ``term`` is the term the winner is promoted with,
     ``attempted`` the winners whose Promote timed out (skipped on retry),
     ``phase_since`` when the current phase began (``now`` of that decision),
-    ``ack_bound`` the carried ``ranking.promoted_bound`` (0 = none).
+    ``ack_bound`` the carried ``ranking.promoted_bound`` (0 = none),
+    ``forced`` the operator forced this promotion (``SwitchoverRequest.force``).
     """
     kind: OperationKind
     phase: Phase
@@ -272,6 +253,7 @@ class FailoverState:
     candidates: tuple[Candidate, ...] = ()
     reason: str = ""
     ack_bound: int = 0
+    forced: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (enums as values)."""
@@ -301,7 +283,8 @@ class FailoverState:
                        last_primary_lsn=int(data.get("last_primary_lsn", 0)),
                        attempted=tuple(str(n) for n in data.get("attempted", ())),
                        candidates=tuple(Candidate.from_dict(c) for c in data.get("candidates", ())),
-                       reason=str(data.get("reason", "")), ack_bound=int(data.get("ack_bound", 0)))
+                       reason=str(data.get("reason", "")), ack_bound=int(data.get("ack_bound", 0)),
+                       forced=bool(data.get("forced", False)))
         except (KeyError, ValueError, TypeError):
             return None
 
@@ -374,10 +357,12 @@ class ActionKind(enum.Enum):
 @dataclass(frozen=True)
 class Promote:
     """``NodeAgent.Promote(term)`` on ``member`` (it takes ``leader`` with
-    expected term ``term - 1``; already leader with ``term``: ok)."""
+    expected term ``term - 1``; already leader with ``term``: ok).
+    ``forced``: the operator overrode the synchronous-mode rule (logged loudly)."""
     kind: ClassVar[ActionKind] = ActionKind.PROMOTE
     member: str
     term: int
+    forced: bool = False
 
 
 @dataclass(frozen=True)
@@ -447,9 +432,12 @@ class RecordHistory:
 
 @dataclass(frozen=True)
 class ClearSwitchover:
-    """Delete the ``switchover`` request (done or impossible)."""
+    """Delete the ``switchover`` request (done or impossible); ``outcome`` and
+    ``reason`` are recorded for the operator who asked (``walrus ctl`` waits
+    for them)."""
     kind: ClassVar[ActionKind] = ActionKind.CLEAR_SWITCHOVER
     reason: str = ""
+    outcome: RequestOutcome = RequestOutcome.REFUSED
 
 
 @dataclass(frozen=True)

@@ -447,3 +447,55 @@ def freeze_tree_round(ctx: DrillContext, number: int) -> RoundResult:
 
 
 SCENARIOS["freeze-tree"] = freeze_tree_round
+
+
+# -- double-kill (issue 10 item 2) ------------------------------------------------------
+
+def double_kill_round(ctx: DrillContext, number: int) -> RoundResult:
+    """``double-kill``: SIGKILL the primary, then SIGKILL the new primary the
+    moment its leader key appears (before it has standbys or, in synchronous
+    mode, a set of its own), and restart the first one at once, as a
+    supervisor would (in synchronous mode the third node needs a standby to
+    acknowledge anything). RTO = second kill -> first write acknowledged by
+    the next primary (the third node, or the restarted first one); the
+    second one is restarted after that; the others must rejoin, and every
+    acknowledged write must be on the last primary."""
+    first, term_before, work = _start_round(ctx, number, "double-kill")
+    ctx.progress(f"round {number}: primary is {first} (term {term_before}); SIGKILL {first}'s agent")
+    ctx.cluster.kill(first)
+    try:
+        heir = _wait_for(lambda: (t := ctx.tracker.current()) is not None and t.name != first
+                         and t.term > term_before and t.name, ctx.failover_timeout_s, "a new leader key")
+        fault_at = time.monotonic()
+        ctx.cluster.kill(heir)
+        ctx.notes["old_primary"] = f"{first}+{heir}"
+        ctx.cluster.start(first)
+        ctx.progress(f"round {number}: {heir} took the leader key; SIGKILL {heir}'s agent, restart {first}")
+        _wait_for(lambda: (t := ctx.tracker.current()) is not None and t.name != heir and t.term > term_before + 1,
+                  ctx.failover_timeout_s, "a leader key after the second kill")
+        ctx.progress(f"round {number}: {ctx.tracker.current().name} took the leader key "
+                     f"{time.monotonic() - fault_at:.3f} s after the second kill")
+        rto_s, third = _wait_for(lambda: checker.rto(work.snapshot(), fault_at, heir), ctx.failover_timeout_s,
+                                 "a write acknowledged by a primary after the second kill")
+    finally:
+        time.sleep(0.3)
+        work.stop()
+    ctx.progress(f"round {number}: {third} acknowledged the first write {rto_s:.3f} s after the second kill; "
+                 f"restarting {heir}")
+    restart_at = time.monotonic()
+    ctx.cluster.start(heir)
+    rejoin_s = max(_wait_rejoined(ctx, name, third) for name in (first, heir) if name != third) - restart_at
+    ctx.cluster.wait_healthy(ctx.healthy_timeout_s, ctx.progress)
+    acks = work.snapshot()
+    lost, sample, lost_by = _read_back(ctx, acks)
+    term_after = ctx.cluster.client().get_leader().term
+    ctx.progress(f"round {number}: both rejoined after {rejoin_s:.3f} s; {len(acks)} acknowledged writes, "
+                 f"{lost} missing on {third}")
+    return RoundResult(round=number, scenario="double-kill", old_primary=f"{first}+{heir}", new_primary=third,
+                       rto_s=rto_s, rejoin_s=rejoin_s, acked_writes=len(acks), lost_acked_writes=lost,
+                       failed_writes=work.failures, term_before=term_before, term_after=term_after,
+                       acked_by=checker.acked_by(acks), rpo_receipt=_history_receipt(ctx, term_after),
+                       lost_keys_sample=tuple(sample), lost_by_node=lost_by)
+
+
+SCENARIOS["double-kill"] = double_kill_round
