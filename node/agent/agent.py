@@ -260,7 +260,12 @@ class NodeAgent:
             self._observe(view)
             if not self._rejoin_will_start(view) and not self._start_engine_fenced():
                 return                      # a restart under our key failed: retry next tick
-            decision = reconcile.decide(self._facts(view))
+            facts = self._facts(view)
+            if (facts.held_term and facts.initialized and facts.role is Role.STOPPED
+                    and self._restart_failing_since is None):
+                self._wake.set()            # died after the check above: restart it first, not RESIGN
+                return
+            decision = reconcile.decide(facts)
             self._act(decision, view)
         self._publish()
 
