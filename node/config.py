@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from walrus.config import constrained, from_dict, load_file, parse_address
+from walrus.names import name_problem
 
 
 @dataclass(frozen=True)
@@ -85,8 +86,9 @@ class NodeConfig:
 
     def check(self) -> list[tuple[str, str]]:
         problems = []
-        if not self.name or "/" in self.name:
-            problems.append(("name", "must be a non-empty name without '/'"))
+        why = name_problem(self.name, "the name")
+        if why is not None:
+            problems.append(("name", why))
         for key in ("agent_listen", "data_listen"):
             try:
                 parse_address(getattr(self, key))

@@ -26,6 +26,9 @@ class OrchestratorConfig:
     primary_write_failure_timeout: float = constrained(
         10.0, min=0.0, max=3600, help="seconds a primary's writes may fail (disk full) before it is "
                                       "replaced by a healthy standby; 0 = never")
+    reseed_wait: float = constrained(10.0, min=0.0, max=3600,
+                                     help="etcd lost its data, asynchronous mode: seconds to wait for the last "
+                                          "primary before re-seeding from the other members")
     log_level: str = constrained("INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
 
     def check(self) -> list[tuple[str, str]]:

@@ -27,11 +27,13 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from orchestrator.agents import AgentPool
+from orchestrator.backoff import FREE_RUNS, ActionBackoff
 from orchestrator.core.model import ActionKind, ClusterSnapshot, CoreConfig, Decision
 from orchestrator.core.states import InvalidTransition, State
 from orchestrator.election import Election
 from orchestrator.executor import Executor, Outcome
 from orchestrator.probe import AgentProbe
+from orchestrator.receipts import Receipts
 from orchestrator.snapshot import PrimaryLsnTracker, agent_addresses, build_snapshot, core_config
 from walrus.errors import DcsUnavailable, LeaseLost
 from walrus.log import log_event
@@ -50,6 +52,10 @@ HANG_HOOK_ENV = "WALRUS_TEST_HANG_AFTER_FAILOVER_STATE"
 # rest. Every other failed action stops the sequence (e.g. no Promote after a
 # failed SaveFailoverState); the next loop decides again.
 INDEPENDENT = frozenset({ActionKind.FOLLOW, ActionKind.REJOIN})
+# Agent RPCs the core may ask for again and again: backed off when they do
+# not help (a hopeless refusal; for Follow/Rejoin also a no-op), backoff.py.
+BACKED_OFF = frozenset({ActionKind.PROMOTE, ActionKind.FOLLOW, ActionKind.REJOIN,
+                        ActionKind.DEMOTE_FOR_SWITCHOVER})
 
 
 @dataclass(frozen=True)
@@ -99,6 +105,10 @@ class Controller:
         self.last_decision: Decision | None = None
         self.changed = False          # did the last tick's actions change anything
         self._tracker = PrimaryLsnTracker()
+        self.backoff = ActionBackoff()
+        self._receipts = Receipts(dcs, config.retry_timeout)
+        self._term_floor = 0          # the highest term seen in etcd (an emptied etcd is re-seeded above it)
+        self._lost_at = 0.0           # wall time etcd was first seen without a term while members had one
         self._last_logged: tuple | None = None
         self._cancel_watch: Callable[[], None] | None = None
         self._thread: threading.Thread | None = None
@@ -117,9 +127,21 @@ class Controller:
         snapshot = build_snapshot(view, probes, self._tracker.lsn, self._tracker.leader)
         self._tracker.update(snapshot)
         lsn = self._fresher_primary_lsn(view, pool)
-        if lsn != snapshot.last_known_primary_lsn:
-            snapshot = dataclasses.replace(snapshot, last_known_primary_lsn=lsn)
+        snapshot = dataclasses.replace(snapshot, last_known_primary_lsn=lsn, **self._keyspace_facts(snapshot))
         return Observation(view, probes, snapshot, core_config(self.config, view.config))
+
+    def _keyspace_facts(self, snapshot: ClusterSnapshot) -> dict:
+        """``term_floor`` and ``keyspace_lost_at`` for the core (``core.reseed``)."""
+        from orchestrator.core.reseed import keyspace_lost
+        leader_term = snapshot.leader.term if snapshot.leader is not None else 0
+        self._term_floor = max(self._term_floor, snapshot.term, leader_term)
+        if not keyspace_lost(dataclasses.replace(snapshot, term_floor=self._term_floor)):
+            self._lost_at = 0.0
+        elif not self._lost_at:
+            self._lost_at = self._wall()
+            log_event(log, "keyspace lost", level=logging.ERROR, term_floor=self._term_floor,
+                      reason="etcd has no term key but members report terms: etcd lost its data")
+        return {"term_floor": self._term_floor, "keyspace_lost_at": self._lost_at}
 
     def _fresher_primary_lsn(self, view: ClusterView, pool: AgentPool) -> int:
         """The last leader's flush LSN, the freshest we know: the probe (via the
@@ -152,18 +174,43 @@ class Controller:
         self.state = decision.state
         self.last_decision = decision
         self.changed = False
+        self.backoff.keep_only(_describe(a) for a in decision.actions)
         for action in decision.actions:
             if not self.election.is_active():
                 log_event(log, "stop acting", level=logging.WARNING, reason="no longer the active orchestrator")
                 break
-            outcome = self.executor.execute(action, obs.view)
-            self._log_outcome(outcome)
+            outcome = self._execute(action, obs, decision)
             self.changed = self.changed or outcome.changed
             if not outcome.ok and action.kind not in INDEPENDENT:
                 break
             if action.kind is ActionKind.SAVE_FAILOVER_STATE:
                 self._test_hang_hook()
+        if self.election.is_active():
+            self._receipts.complete(obs.view)
         return decision
+
+    def _execute(self, action: Any, obs: Observation, decision: Decision) -> Outcome:
+        """Run ``action`` unless it is backing off (``backoff.py``); track whether it helped."""
+        key = _describe(action)
+        wait = self.backoff.wait_s(key)
+        if wait > 0:
+            return Outcome(action, False, False, f"backing off for {wait:.1f}s more (it kept not helping)")
+        outcome = self.executor.execute(action, obs.view)
+        self._log_outcome(outcome)
+        if action.kind not in BACKED_OFF:
+            return outcome
+        unhelpful = outcome.hopeless or (outcome.ok and not outcome.changed and action.kind in INDEPENDENT)
+        if unhelpful:
+            changed = self.backoff.unhelpful(key)
+            if changed is not None:
+                runs, delay = changed
+                log_event(log, "action backoff", level=logging.WARNING, action=key, runs=runs,
+                          retry_in_s=round(delay, 2), last=outcome.detail or ("ok" if outcome.ok else "failed"),
+                          state=decision.state.value, decision=decision.reason,
+                          why="it keeps failing for a reason retrying cannot fix, or changes nothing")
+        elif outcome.ok and self.backoff.helped(key) > FREE_RUNS:
+            log_event(log, "action backoff cleared", action=key, detail=outcome.detail)
+        return outcome
 
     def _decide_from(self, obs: Observation) -> Decision:
         """``decide`` from the current state; an impossible transition (e.g. the

@@ -58,13 +58,14 @@ def agent_status_from_pb(msg: node_agent_pb2.NodeStatus) -> AgentStatus:
 
 # -- Cluster ---------------------------------------------------------------------
 
-def leader_to_pb(leader) -> cluster_pb2.Leader:
-    """A ``walrus.records.LeaderRecord`` (or None) as a ``Leader`` message."""
+def leader_to_pb(leader, writable: bool = False) -> cluster_pb2.Leader:
+    """A ``walrus.records.LeaderRecord`` (or None) as a ``Leader`` message;
+    ``writable`` as judged by ``service.leader_writable``."""
     if leader is None:
         return cluster_pb2.Leader(present=False)
     return cluster_pb2.Leader(name=leader.name, term=leader.term, timeline=leader.timeline,
                               agent_address=leader.agent_address, data_address=leader.data_address,
-                              since=leader.since, present=True)
+                              since=leader.since, present=True, writable=writable)
 
 
 def candidate_to_pb(c: dict) -> cluster_pb2.Candidate:
@@ -83,4 +84,7 @@ def history_to_pb(rec) -> cluster_pb2.HistoryRecord:
         last_primary_lsn=rec.last_primary_lsn, promoted_lsn=rec.promoted_lsn,
         bytes_possibly_lost=rec.bytes_possibly_lost, started_at=rec.started_at,
         finished_at=rec.finished_at, candidates=[candidate_to_pb(c) for c in rec.candidates],
-        reason=rec.reason, orchestrator=rec.orchestrator, timeline=rec.timeline)
+        reason=rec.reason, orchestrator=rec.orchestrator, timeline=rec.timeline,
+        discarded_by=rec.discarded_by, discarded_bytes=rec.discarded_bytes,
+        discarded_records=rec.discarded_records, discarded_transactions=rec.discarded_transactions,
+        discard_fork_lsn=rec.discard_fork_lsn, discard_end_lsn=rec.discard_end_lsn)

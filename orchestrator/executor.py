@@ -14,17 +14,21 @@ snapshot could be stale (``set_sync`` against the mod revision read).
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
 import grpc
 
-from orchestrator.core.model import (Action, ActionKind, DemoteForSwitchover, Follow, HistoryEntry, OperationKind,
+from orchestrator.core.model import (Action, ActionKind, ClearSwitchover, DemoteForSwitchover, Follow,
+                                     HistoryEntry, OperationKind,
                                      Promote, PublishSync, RecordHistory, Rejoin, RevokeLeaderLease,
                                      SaveFailoverState)
+from orchestrator.core.reseed import ReseedKeyspace
 from protos import node_agent_pb2, node_agent_pb2_grpc
 from walrus import grpcutil
 from walrus.errors import DcsUnavailable, LeaseLost
+from walrus.log import log_event
 from walrus.records import ClusterView, HistoryRecord, SyncRecord
 
 log = logging.getLogger(__name__)
@@ -37,6 +41,7 @@ class Outcome:
     ok: bool
     changed: bool = False
     detail: str = ""
+    hopeless: bool = False      # the agent refused for a reason a retry cannot fix (not unreachable)
 
 
 class Stubs(Protocol):
@@ -89,11 +94,11 @@ class Executor:
             ActionKind.REVOKE_LEADER_LEASE: self._revoke,
             ActionKind.PUBLISH_SYNC: self._publish_sync,
             ActionKind.RECORD_HISTORY: self._history,
-            ActionKind.CLEAR_SWITCHOVER: lambda a, v: (self.dcs.clear_switchover(deadline_s=self.retry_timeout),
-                                                       "switchover request cleared"),
+            ActionKind.CLEAR_SWITCHOVER: self._clear_switchover,
             ActionKind.SAVE_FAILOVER_STATE: self._save_state,
             ActionKind.CLEAR_FAILOVER_STATE: lambda a, v: (
                 self.dcs.clear_failover_state(deadline_s=self.retry_timeout), "failover state cleared"),
+            ActionKind.RESEED_KEYSPACE: self._reseed,
             ActionKind.WAIT: lambda a, v: (False, a.reason),
         }
 
@@ -103,7 +108,8 @@ class Executor:
             changed, detail = self._handlers[action.kind](action, view)
             return Outcome(action, True, bool(changed), detail)
         except grpc.RpcError as exc:
-            return Outcome(action, False, False, f"{exc.code().name}: {exc.details()}")
+            return Outcome(action, False, False, f"{exc.code().name}: {exc.details()}",
+                           hopeless=exc.code() not in _RETRYABLE)
         except (DcsUnavailable, LeaseLost) as exc:
             return Outcome(action, False, False, str(exc))
         except _Refused as exc:
@@ -130,8 +136,12 @@ class Executor:
         return grpcutil.call_with_retry(once, total)
 
     def _promote(self, a: Promote, view: ClusterView) -> tuple[bool, str]:
+        if a.forced:
+            log_event(log, "failover.forced", logging.WARNING, member=a.member, term=a.term,
+                      reason="operator forced a failover to a member not known to hold every acknowledged "
+                             "write; writes it lacks are lost (see history)")
         reply = self._call(a.member, "Promote", node_agent_pb2.PromoteRequest(
-            term=a.term, reason=f"orchestrator {self.orch_id}"))
+            term=a.term, reason=f"orchestrator {self.orch_id}" + (" (FORCED by the operator)" if a.forced else "")))
         return reply.changed, reply.detail
 
     def _leader_address(self, leader: str, view: ClusterView) -> tuple[str, int]:
@@ -176,9 +186,31 @@ class Executor:
         self.dcs.put_history(history_record(a.entry, self.orch_id), deadline_s=self.retry_timeout)
         return True, f"history/{a.entry.term} written"
 
+    def _reseed(self, a: ReseedKeyspace, view: ClusterView) -> tuple[bool, str]:
+        sync = SyncRecord(method="first", num=1, names=(a.sync_leader,), leader=a.sync_leader,
+                          term=a.term) if a.sync_leader else None
+        if self.dcs.reseed(a.term, a.initialize, sync, deadline_s=self.retry_timeout):
+            return True, f"keyspace re-seeded: term {a.term}, initialize {a.initialize}"
+        return False, "not re-seeded: the term or leader key exists again"
+
+    def _clear_switchover(self, a: ClearSwitchover, view: ClusterView) -> tuple[bool, str]:
+        """Record the request's outcome (keyed by its ``requested_at``), then delete it."""
+        req = view.switchover or {}
+        if req:
+            self.dcs.put(self.dcs.keys.switchover_outcome,
+                         {"requested_at": req.get("requested_at", 0.0), "candidate": req.get("candidate", ""),
+                          "failover": bool(req.get("failover", False)), "outcome": a.outcome.value,
+                          "reason": a.reason, "at": time.time()}, deadline_s=self.retry_timeout)
+        log_event(log, "operator request cleared", outcome=a.outcome.value, reason=a.reason)
+        return self.dcs.clear_switchover(deadline_s=self.retry_timeout), "switchover request cleared"
+
     def _save_state(self, a: SaveFailoverState, view: ClusterView) -> tuple[bool, str]:
         self.dcs.put_failover_state(a.state.to_dict(), deadline_s=self.retry_timeout)
         return True, f"failover state saved ({a.state.phase.value}, term {a.state.term})"
+
+
+_RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
+                        grpc.StatusCode.CANCELLED})
 
 
 class _Refused(Exception):

@@ -19,18 +19,40 @@ import grpc
 
 from orchestrator.agents import AgentPool
 from orchestrator.convert import candidate_to_pb, history_to_pb, leader_to_pb, role_to_pb
+from orchestrator.core.decide import forceable
 from protos import cluster_pb2, cluster_pb2_grpc
 from walrus.errors import DcsUnavailable, LeaseLost
 from walrus.log import log_event
-from walrus.records import LeaderRecord, MalformedRecord
+from walrus.names import name_problem
+from walrus.records import ClusterView, LeaderRecord, MalformedRecord
 
 log = logging.getLogger(__name__)
 
 
+def leader_writable(view: ClusterView) -> bool:
+    """True when the leader named in ``view`` accepts writes now, by its own
+    member record: role primary, not fenced, at the leader key's term, and no
+    enabled synchronous set of another leader or term is published (under
+    one, a new leader acknowledges nothing until its own set appears; see
+    ``NodeAgent.apply_sync``). Pure."""
+    leader = view.leader
+    if leader is None:
+        return False
+    member = view.member(leader.name)
+    if member is None or member.role != "primary" or member.fenced or member.term != leader.term:
+        return False
+    sync = view.sync
+    if sync is not None and sync.num > 0 and sync.names and (sync.leader, sync.term) != (leader.name, leader.term):
+        return False
+    return True
+
+
 class LeaderWatch:
-    """The current leader record, kept fresh by an etcd watch (plus a
-    periodic re-read in case a watch event is missed); subscribers block in
-    ``wait_change`` until the leader (name, term or presence) changes."""
+    """The current leader record and whether it is writable
+    (``leader_writable``), kept fresh by an etcd watch (plus a periodic
+    re-read in case a watch event is missed); subscribers block in
+    ``wait_change`` until the leader (name, term, presence) or its
+    writability changes."""
 
     def __init__(self, dcs: Any, refresh_s: float = 1.0) -> None:
         self._dcs = dcs
@@ -38,6 +60,7 @@ class LeaderWatch:
         self._cond = threading.Condition()
         self._version = 0
         self._leader: LeaderRecord | None = None
+        self._writable = False
         self._known = False
         self._fresh_at = -1e18        # monotonic time of the last successful read
         self._poke = threading.Event()
@@ -56,55 +79,64 @@ class LeaderWatch:
         with self._cond:
             self._cond.notify_all()
 
-    def _read(self) -> LeaderRecord | None:
-        value, _ = self._dcs.get(self._dcs.keys.leader, deadline_s=1.0)
+    def _read(self) -> tuple[LeaderRecord | None, bool]:
+        # One consistent read: the leader key, its member record and the sync key.
+        view = self._dcs.read_view(deadline_s=1.0)
         self._fresh_at = time.monotonic()
-        if value is None:
-            return None
-        try:
-            return LeaderRecord.from_dict(value)
-        except MalformedRecord:
-            return None
+        return view.leader, leader_writable(view)
 
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                self._update(self._read())
+                self._update(*self._read())
             except (DcsUnavailable, LeaseLost) as exc:
                 log_event(log, "leader watch", level=logging.DEBUG, error=exc)
             self._poke.wait(self._refresh_s)
             self._poke.clear()
 
-    def _update(self, leader: LeaderRecord | None) -> None:
-        key = (leader.name, leader.term) if leader else None
+    def _update(self, leader: LeaderRecord | None, writable: bool) -> None:
+        key = (leader.name, leader.term, writable) if leader else None
         with self._cond:
-            old = (self._leader.name, self._leader.term) if self._leader else None
+            old = (self._leader.name, self._leader.term, self._writable) if self._leader else None
             if not self._known or key != old or leader != self._leader:
                 changed = not self._known or key != old
-                self._leader, self._known = leader, True
+                self._leader, self._writable, self._known = leader, writable, True
                 if changed:
                     self._version += 1
                     self._cond.notify_all()
+                    log_event(log, "leader.seen", name=leader.name if leader else "-",
+                              term=leader.term if leader else 0, writable=writable,
+                              reason="no leader key" if leader is None else
+                              "member record: primary, unfenced, own term and sync set" if writable else
+                              "member record not yet primary, unfenced, own term and sync set")
 
-    def current(self) -> tuple[int, LeaderRecord | None]:
-        """(version, leader); reads etcd itself if the cached value is not
-        fresh (never read, or etcd unreachable for a while): then raises
-        DcsUnavailable rather than answer with a stale leader."""
+    def current(self) -> tuple[int, LeaderRecord | None, bool]:
+        """(version, leader, writable); reads etcd itself if the cached value
+        is not fresh (never read, or etcd unreachable for a while): then
+        raises DcsUnavailable rather than answer with a stale leader."""
         with self._cond:
             if self._known and time.monotonic() - self._fresh_at < max(2.0, 2 * self._refresh_s):
-                return self._version, self._leader
-        self._update(self._read())
+                return self._version, self._leader, self._writable
+        self._update(*self._read())
         with self._cond:
-            return self._version, self._leader
+            return self._version, self._leader, self._writable
 
-    def wait_change(self, version: int, timeout: float) -> tuple[int, LeaderRecord | None]:
+    def wait_change(self, version: int, timeout: float) -> tuple[int, LeaderRecord | None, bool]:
         with self._cond:
             self._cond.wait_for(lambda: self._version != version or self._stop.is_set(), timeout)
-            return self._version, self._leader
+            return self._version, self._leader, self._writable
 
 
 def _abort_unavailable(context: grpc.ServicerContext, exc: Exception) -> None:
     context.abort(grpc.StatusCode.UNAVAILABLE, f"etcd is unreachable: {exc}")
+
+
+def _check_names(context: grpc.ServicerContext, **names: str) -> None:
+    """INVALID_ARGUMENT (a short sentence) for a given name no member can have."""
+    for field, value in names.items():
+        why = name_problem(value, field) if value else None
+        if why is not None:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, why)
 
 
 class ClusterService(cluster_pb2_grpc.ClusterServicer):
@@ -136,22 +168,22 @@ class ClusterService(cluster_pb2_grpc.ClusterServicer):
     # -- leader ---------------------------------------------------------------------
     def GetLeader(self, request, context):
         try:
-            _, leader = self.leaders.current()
+            _, leader, writable = self.leaders.current()
         except (DcsUnavailable, LeaseLost) as exc:
             _abort_unavailable(context, exc)
-        return leader_to_pb(leader)
+        return leader_to_pb(leader, writable)
 
     def WatchLeader(self, request, context):
         try:
-            version, leader = self.leaders.current()
+            version, leader, writable = self.leaders.current()
         except (DcsUnavailable, LeaseLost) as exc:
             _abort_unavailable(context, exc)
-        yield leader_to_pb(leader)
+        yield leader_to_pb(leader, writable)
         while context.is_active():
-            new_version, leader = self.leaders.wait_change(version, timeout=1.0)
+            new_version, leader, writable = self.leaders.wait_change(version, timeout=1.0)
             if new_version != version:
                 version = new_version
-                yield leader_to_pb(leader)
+                yield leader_to_pb(leader, writable)
 
     # -- members / explain ----------------------------------------------------
     def ListMembers(self, request, context):
@@ -197,6 +229,7 @@ class ClusterService(cluster_pb2_grpc.ClusterServicer):
     def Switchover(self, request, context):
         view = self._view(context)
         candidate, expected = request.candidate.strip(), request.expected_leader.strip()
+        _check_names(context, candidate=candidate, expected_leader=expected)
         if view.leader is None:
             context.abort(grpc.StatusCode.FAILED_PRECONDITION,
                           "there is no leader to switch over from; use Failover instead")
@@ -206,6 +239,8 @@ class ClusterService(cluster_pb2_grpc.ClusterServicer):
                           f"expected leader {expected!r} but the leader is {leader!r}")
         if candidate:
             self._check_candidate(context, view, candidate)
+        _check_not_paused(context, view)
+        self._check_can_win(context, candidate, force=False)
         return self._request(context, view, candidate, expected or leader, failover=False)
 
     def Failover(self, request, context):
@@ -213,8 +248,47 @@ class ClusterService(cluster_pb2_grpc.ClusterServicer):
         candidate = request.candidate.strip()
         if not candidate:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "a failover needs a candidate")
+        _check_names(context, candidate=candidate)
         self._check_candidate(context, view, candidate)
-        return self._request(context, view, candidate, "", failover=True)
+        _check_not_paused(context, view)
+        if view.leader is None:
+            self._check_can_win(context, candidate, force=request.force)
+        elif request.force:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                          f"{view.leader.name} leads: --force only applies when there is no leader")
+        else:
+            self._check_can_win(context, candidate, force=False)
+        return self._request(context, view, candidate, "", failover=True, force=request.force)
+
+    def _check_can_win(self, context: grpc.ServicerContext, candidate: str, force: bool) -> None:
+        """Refuse up front what the core would refuse: the ranking it uses
+        (leader excluded) must make ``candidate`` eligible, or, forced, leave
+        no winner and ``candidate`` forceable. Without a candidate, someone
+        must be able to win."""
+        ranking = self.controller.explain(self._observe(context))
+        c = ranking.get(candidate) if candidate else None
+        if not candidate:
+            if ranking.winner is None:
+                context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"no member can take over: {ranking.waiting}")
+            return
+        if c is not None and c.eligible and not force:
+            if ranking.winner is None:
+                context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                              f"{candidate} cannot take over yet: {ranking.waiting}{_force_hint(ranking, candidate)}")
+            return
+        if force:
+            if ranking.winner is not None:
+                context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                              f"refusing to force: {ranking.winner} holds every acknowledged write; "
+                              f"fail over to it instead")
+            if candidate not in forceable(ranking):
+                context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                              f"{candidate} cannot be promoted even by force: {c.reason if c else 'unknown'}")
+            return
+        sync = ranking.waiting or ""
+        context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                      f"{candidate} cannot take over: {c.reason if c else 'unknown member'}"
+                      f"{'; ' + sync if sync else ''}{_force_hint(ranking, candidate)}")
 
     @staticmethod
     def _check_candidate(context: grpc.ServicerContext, view, candidate: str) -> None:
@@ -225,12 +299,10 @@ class ClusterService(cluster_pb2_grpc.ClusterServicer):
         if view.leader is not None and view.leader.name == candidate:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{candidate!r} is already the leader")
 
-    def _request(self, context, view, candidate: str, expected: str, failover: bool):
-        if view.paused:
-            context.abort(grpc.StatusCode.FAILED_PRECONDITION,
-                          "the cluster is paused: no switchover or failover happens until Resume")
+    def _request(self, context, view, candidate: str, expected: str, failover: bool, force: bool = False):
+        _check_not_paused(context, view)
         value = {"candidate": candidate, "expected_leader": expected, "leader": expected,
-                 "failover": failover, "requested_at": time.time()}
+                 "failover": failover, "force": force, "requested_at": time.time()}
         what = "failover" if failover else "switchover"
         try:
             written = self.dcs.cas_put(self.dcs.keys.switchover, value, 0, deadline_s=self.dcs.timeout_s)
@@ -239,10 +311,31 @@ class ClusterService(cluster_pb2_grpc.ClusterServicer):
         if not written:
             context.abort(grpc.StatusCode.FAILED_PRECONDITION,
                           "another switchover or failover request is pending")
-        log_event(log, "operator request", kind=what, candidate=candidate or "(best)",
-                  expected_leader=expected or "(any)")
-        detail = f"{what} to {candidate or 'the best standby'} requested"
-        return cluster_pb2.OperationReply(accepted=True, detail=detail, leader=leader_to_pb(view.leader))
+        log_event(log, "operator request", logging.WARNING if force else logging.INFO, kind=what,
+                  candidate=candidate or "(best)", expected_leader=expected or "(any)", force=force)
+        detail = f"{'FORCED ' if force else ''}{what} to {candidate or 'the best standby'} requested"
+        return cluster_pb2.OperationReply(accepted=True, detail=detail, leader=leader_to_pb(view.leader),
+                                          requested_at=value["requested_at"])
+
+    def GetOperation(self, request, context):
+        """The fate of the request written at ``requested_at``: pending, or its
+        recorded outcome; plus the active orchestrator's state as progress."""
+        try:
+            pending, _ = self.dcs.get(self.dcs.keys.switchover, deadline_s=self.dcs.timeout_s)
+            ended, _ = self.dcs.get(self.dcs.keys.switchover_outcome, deadline_s=self.dcs.timeout_s)
+            _, leader = self.leaders.current()
+        except (DcsUnavailable, LeaseLost) as exc:
+            _abort_unavailable(context, exc)
+        mine = (lambda rec: isinstance(rec, dict) and rec.get("requested_at") == request.requested_at)
+        reply = cluster_pb2.OperationStatus(pending=mine(pending), leader=leader_to_pb(leader))
+        if mine(ended):
+            reply.outcome, reply.reason = str(ended.get("outcome", "")), str(ended.get("reason", ""))
+        if self.controller.election.is_active():
+            last = getattr(self.controller, "last_decision", None)
+            reply.state, reply.detail = self.controller.state.value, last.reason if last is not None else ""
+        else:
+            reply.state = "spare"
+        return reply
 
     def Pause(self, request, context):
         return self._set_pause(context, True)
@@ -253,12 +346,12 @@ class ClusterService(cluster_pb2_grpc.ClusterServicer):
     def _set_pause(self, context, paused: bool):
         try:
             self.dcs.set_pause(paused, deadline_s=self.dcs.timeout_s)
-            _, leader = self.leaders.current()
+            _, leader, writable = self.leaders.current()
         except (DcsUnavailable, LeaseLost) as exc:
             _abort_unavailable(context, exc)
         log_event(log, "operator request", kind="pause" if paused else "resume")
         return cluster_pb2.OperationReply(
-            accepted=True, leader=leader_to_pb(leader),
+            accepted=True, leader=leader_to_pb(leader, writable),
             detail="automatic failover paused" if paused else "automatic failover resumed")
 
     def History(self, request, context):
@@ -268,3 +361,16 @@ class ClusterService(cluster_pb2_grpc.ClusterServicer):
         except (DcsUnavailable, LeaseLost) as exc:
             _abort_unavailable(context, exc)
         return cluster_pb2.HistoryReply(records=[history_to_pb(r) for r in records])
+
+
+def _force_hint(ranking, candidate: str) -> str:
+    if ranking.winner is None and candidate in forceable(ranking):
+        return (f"; to promote {candidate} anyway, accepting the loss of acknowledged writes it lacks: "
+                f"walrus ctl failover --to {candidate} --force")
+    return ""
+
+
+def _check_not_paused(context: grpc.ServicerContext, view) -> None:
+    if view.paused:
+        context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                      "the cluster is paused: no switchover or failover happens until Resume")

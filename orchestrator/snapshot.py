@@ -66,6 +66,8 @@ def member_view(name: str, record: MemberRecord | None, probe: AgentProbe | None
                       needs_reclone=record.needs_reclone)
     else:
         fields = dict(role=Role.UNKNOWN)
+    if record is not None:
+        fields["highest_term"] = record.highest_term
     return MemberView(name=name, reachable=answered, agent_up=not refused,
                       nofailover=_truthy(tags.get("nofailover", False)),
                       priority=_int(tags.get("priority", 0)),

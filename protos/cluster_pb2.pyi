@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Leader(_message.Message):
-    __slots__ = ("name", "term", "timeline", "agent_address", "data_address", "since", "present")
+    __slots__ = ("name", "term", "timeline", "agent_address", "data_address", "since", "present", "writable")
     NAME_FIELD_NUMBER: _ClassVar[int]
     TERM_FIELD_NUMBER: _ClassVar[int]
     TIMELINE_FIELD_NUMBER: _ClassVar[int]
@@ -16,6 +16,7 @@ class Leader(_message.Message):
     DATA_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     SINCE_FIELD_NUMBER: _ClassVar[int]
     PRESENT_FIELD_NUMBER: _ClassVar[int]
+    WRITABLE_FIELD_NUMBER: _ClassVar[int]
     name: str
     term: int
     timeline: int
@@ -23,7 +24,8 @@ class Leader(_message.Message):
     data_address: str
     since: float
     present: bool
-    def __init__(self, name: _Optional[str] = ..., term: _Optional[int] = ..., timeline: _Optional[int] = ..., agent_address: _Optional[str] = ..., data_address: _Optional[str] = ..., since: _Optional[float] = ..., present: _Optional[bool] = ...) -> None: ...
+    writable: bool
+    def __init__(self, name: _Optional[str] = ..., term: _Optional[int] = ..., timeline: _Optional[int] = ..., agent_address: _Optional[str] = ..., data_address: _Optional[str] = ..., since: _Optional[float] = ..., present: _Optional[bool] = ..., writable: _Optional[bool] = ...) -> None: ...
 
 class Member(_message.Message):
     __slots__ = ("name", "role", "agent_address", "data_address", "timeline", "term", "flush_lsn", "replay_lsn", "lag_bytes", "streaming", "fenced", "reachable", "tags", "upstream", "is_leader", "in_sync_set", "write_error", "write_error_since")
@@ -91,7 +93,7 @@ class Candidate(_message.Message):
     def __init__(self, name: _Optional[str] = ..., flush_lsn: _Optional[int] = ..., timeline: _Optional[int] = ..., priority: _Optional[int] = ..., eligible: _Optional[bool] = ..., reason: _Optional[str] = ..., rank: _Optional[int] = ...) -> None: ...
 
 class HistoryRecord(_message.Message):
-    __slots__ = ("term", "kind", "old_leader", "new_leader", "last_primary_lsn", "promoted_lsn", "bytes_possibly_lost", "started_at", "finished_at", "candidates", "reason", "orchestrator", "timeline")
+    __slots__ = ("term", "kind", "old_leader", "new_leader", "last_primary_lsn", "promoted_lsn", "bytes_possibly_lost", "started_at", "finished_at", "candidates", "reason", "orchestrator", "timeline", "discarded_by", "discarded_bytes", "discarded_records", "discarded_transactions", "discard_fork_lsn", "discard_end_lsn")
     TERM_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     OLD_LEADER_FIELD_NUMBER: _ClassVar[int]
@@ -105,6 +107,12 @@ class HistoryRecord(_message.Message):
     REASON_FIELD_NUMBER: _ClassVar[int]
     ORCHESTRATOR_FIELD_NUMBER: _ClassVar[int]
     TIMELINE_FIELD_NUMBER: _ClassVar[int]
+    DISCARDED_BY_FIELD_NUMBER: _ClassVar[int]
+    DISCARDED_BYTES_FIELD_NUMBER: _ClassVar[int]
+    DISCARDED_RECORDS_FIELD_NUMBER: _ClassVar[int]
+    DISCARDED_TRANSACTIONS_FIELD_NUMBER: _ClassVar[int]
+    DISCARD_FORK_LSN_FIELD_NUMBER: _ClassVar[int]
+    DISCARD_END_LSN_FIELD_NUMBER: _ClassVar[int]
     term: int
     kind: str
     old_leader: str
@@ -118,7 +126,13 @@ class HistoryRecord(_message.Message):
     reason: str
     orchestrator: str
     timeline: int
-    def __init__(self, term: _Optional[int] = ..., kind: _Optional[str] = ..., old_leader: _Optional[str] = ..., new_leader: _Optional[str] = ..., last_primary_lsn: _Optional[int] = ..., promoted_lsn: _Optional[int] = ..., bytes_possibly_lost: _Optional[int] = ..., started_at: _Optional[float] = ..., finished_at: _Optional[float] = ..., candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., reason: _Optional[str] = ..., orchestrator: _Optional[str] = ..., timeline: _Optional[int] = ...) -> None: ...
+    discarded_by: str
+    discarded_bytes: int
+    discarded_records: int
+    discarded_transactions: int
+    discard_fork_lsn: int
+    discard_end_lsn: int
+    def __init__(self, term: _Optional[int] = ..., kind: _Optional[str] = ..., old_leader: _Optional[str] = ..., new_leader: _Optional[str] = ..., last_primary_lsn: _Optional[int] = ..., promoted_lsn: _Optional[int] = ..., bytes_possibly_lost: _Optional[int] = ..., started_at: _Optional[float] = ..., finished_at: _Optional[float] = ..., candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., reason: _Optional[str] = ..., orchestrator: _Optional[str] = ..., timeline: _Optional[int] = ..., discarded_by: _Optional[str] = ..., discarded_bytes: _Optional[int] = ..., discarded_records: _Optional[int] = ..., discarded_transactions: _Optional[int] = ..., discard_fork_lsn: _Optional[int] = ..., discard_end_lsn: _Optional[int] = ...) -> None: ...
 
 class GetLeaderRequest(_message.Message):
     __slots__ = ()
@@ -155,20 +169,46 @@ class SwitchoverRequest(_message.Message):
     def __init__(self, candidate: _Optional[str] = ..., expected_leader: _Optional[str] = ...) -> None: ...
 
 class FailoverRequest(_message.Message):
-    __slots__ = ("candidate",)
+    __slots__ = ("candidate", "force")
     CANDIDATE_FIELD_NUMBER: _ClassVar[int]
+    FORCE_FIELD_NUMBER: _ClassVar[int]
     candidate: str
-    def __init__(self, candidate: _Optional[str] = ...) -> None: ...
+    force: bool
+    def __init__(self, candidate: _Optional[str] = ..., force: _Optional[bool] = ...) -> None: ...
 
 class OperationReply(_message.Message):
-    __slots__ = ("accepted", "detail", "leader")
+    __slots__ = ("accepted", "detail", "leader", "requested_at")
     ACCEPTED_FIELD_NUMBER: _ClassVar[int]
     DETAIL_FIELD_NUMBER: _ClassVar[int]
     LEADER_FIELD_NUMBER: _ClassVar[int]
+    REQUESTED_AT_FIELD_NUMBER: _ClassVar[int]
     accepted: bool
     detail: str
     leader: Leader
-    def __init__(self, accepted: _Optional[bool] = ..., detail: _Optional[str] = ..., leader: _Optional[_Union[Leader, _Mapping]] = ...) -> None: ...
+    requested_at: float
+    def __init__(self, accepted: _Optional[bool] = ..., detail: _Optional[str] = ..., leader: _Optional[_Union[Leader, _Mapping]] = ..., requested_at: _Optional[float] = ...) -> None: ...
+
+class GetOperationRequest(_message.Message):
+    __slots__ = ("requested_at",)
+    REQUESTED_AT_FIELD_NUMBER: _ClassVar[int]
+    requested_at: float
+    def __init__(self, requested_at: _Optional[float] = ...) -> None: ...
+
+class OperationStatus(_message.Message):
+    __slots__ = ("pending", "outcome", "reason", "state", "detail", "leader")
+    PENDING_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    LEADER_FIELD_NUMBER: _ClassVar[int]
+    pending: bool
+    outcome: str
+    reason: str
+    state: str
+    detail: str
+    leader: Leader
+    def __init__(self, pending: _Optional[bool] = ..., outcome: _Optional[str] = ..., reason: _Optional[str] = ..., state: _Optional[str] = ..., detail: _Optional[str] = ..., leader: _Optional[_Union[Leader, _Mapping]] = ...) -> None: ...
 
 class PauseRequest(_message.Message):
     __slots__ = ()

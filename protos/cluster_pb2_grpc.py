@@ -79,6 +79,11 @@ class ClusterStub:
                 request_serializer=protos_dot_cluster__pb2.ExplainFailoverRequest.SerializeToString,
                 response_deserializer=protos_dot_cluster__pb2.ExplainFailoverReply.FromString,
                 _registered_method=True)
+        self.GetOperation = channel.unary_unary(
+                '/walrus.v1.Cluster/GetOperation',
+                request_serializer=protos_dot_cluster__pb2.GetOperationRequest.SerializeToString,
+                response_deserializer=protos_dot_cluster__pb2.OperationStatus.FromString,
+                _registered_method=True)
 
 
 class ClusterServicer:
@@ -138,6 +143,12 @@ class ClusterServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetOperation(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ClusterServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -185,6 +196,11 @@ def add_ClusterServicer_to_server(servicer, server):
                     servicer.ExplainFailover,
                     request_deserializer=protos_dot_cluster__pb2.ExplainFailoverRequest.FromString,
                     response_serializer=protos_dot_cluster__pb2.ExplainFailoverReply.SerializeToString,
+            ),
+            'GetOperation': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetOperation,
+                    request_deserializer=protos_dot_cluster__pb2.GetOperationRequest.FromString,
+                    response_serializer=protos_dot_cluster__pb2.OperationStatus.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -430,6 +446,33 @@ class Cluster:
             '/walrus.v1.Cluster/ExplainFailover',
             protos_dot_cluster__pb2.ExplainFailoverRequest.SerializeToString,
             protos_dot_cluster__pb2.ExplainFailoverReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetOperation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/walrus.v1.Cluster/GetOperation',
+            protos_dot_cluster__pb2.GetOperationRequest.SerializeToString,
+            protos_dot_cluster__pb2.OperationStatus.FromString,
             options,
             channel_credentials,
             insecure,

@@ -12,6 +12,7 @@ import json
 import os
 import sys
 import threading
+import time
 
 from google.protobuf.json_format import MessageToDict
 
@@ -37,11 +38,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub.add_parser("list", parents=[common], help="members, roles, LSNs, lag")
     leader = sub.add_parser("leader", parents=[common], help="the current leader")
     leader.add_argument("--watch", action="store_true", help="stream leader changes (Ctrl-C to stop)")
-    sw = sub.add_parser("switchover", parents=[common], help="planned handover to a standby")
+    leader.add_argument("--writable", action="store_true",
+                        help="with --watch: print each new writable leader once (where a client sends writes)")
+    waiting = argparse.ArgumentParser(add_help=False)
+    waiting.add_argument("--no-wait", action="store_true",
+                         help="return once the request is accepted (default: wait for its outcome)")
+    waiting.add_argument("--wait-timeout", type=float, default=60.0, metavar="S",
+                         help="give up waiting after S seconds, exit 1 (default 60)")
+    sw = sub.add_parser("switchover", parents=[common, waiting], help="planned handover to a standby")
     sw.add_argument("--to", default="", metavar="NAME", help="candidate (default: the best standby)")
     sw.add_argument("--leader", default="", metavar="NAME", help="only if NAME is still the leader")
-    fo = sub.add_parser("failover", parents=[common], help="manual failover (leader unhealthy)")
+    fo = sub.add_parser("failover", parents=[common, waiting], help="manual failover (leader unhealthy)")
     fo.add_argument("--to", default="", metavar="NAME")
+    fo.add_argument("--force", action="store_true",
+                    help="promote NAME although no member provably holds every acknowledged write "
+                         "(synchronous mode); writes it lacks are lost, and history says so")
     sub.add_parser("pause", parents=[common], help="stop automatic failover")
     sub.add_parser("resume", parents=[common], help="resume automatic failover")
     hist = sub.add_parser("history", parents=[common], help="failovers and switchovers with RPO receipts")
@@ -112,7 +123,7 @@ def leader_line(leader: cluster_pb2.Leader) -> str:
     if not leader.present:
         return "no leader"
     return (f"{leader.name} (term {leader.term}, timeline {leader.timeline}, data {leader.data_address}, "
-            f"since {_ts(leader.since)})")
+            f"since {_ts(leader.since)}) {'writable' if leader.writable else 'NOT writable yet'}")
 
 
 def _note(m: cluster_pb2.Member) -> str:
@@ -150,9 +161,14 @@ def _leader(client: ClusterClient, args) -> int:
         _emit(args, to_dict(leader), leader_line(leader))
         return 0 if leader.present else 1
     stop = threading.Event()
+    followed = None      # --writable: the (name, term) last printed
     try:
         for leader in client.watch_leader(stop, on_error=lambda e: print(f"# stream broke ({e}), reconnecting",
                                                                          file=sys.stderr, flush=True)):
+            if args.writable:
+                if not (leader.present and leader.writable) or (leader.name, leader.term) == followed:
+                    continue
+                followed = (leader.name, leader.term)
             now = datetime.datetime.now().strftime("%H:%M:%S.%f")[:-3]
             if args.json:
                 print(json.dumps({"at": now, **to_dict(leader)}), flush=True)
@@ -170,11 +186,60 @@ def _operation(reply: cluster_pb2.OperationReply, args) -> int:
 
 
 def _switchover(client: ClusterClient, args) -> int:
-    return _operation(client.switchover(args.to, args.leader), args)
+    return _requested(client, client.switchover(args.to, args.leader), args)
 
 
 def _failover(client: ClusterClient, args) -> int:
-    return _operation(client.failover(args.to), args)
+    return _requested(client, client.failover(args.to, force=args.force), args)
+
+
+def _requested(client: ClusterClient, reply: cluster_pb2.OperationReply, args) -> int:
+    """After an accepted Switchover/Failover: return at once (``--no-wait``),
+    or follow the request to its outcome, printing progress. 0 only when it
+    was carried out (and, if one was named, the candidate leads)."""
+    if args.no_wait or not reply.accepted or not reply.requested_at:
+        return _operation(reply, args)
+    if not args.json:
+        print(f"accepted: {reply.detail}; waiting for the outcome (--no-wait to return at once)", flush=True)
+    deadline = time.monotonic() + args.wait_timeout
+    last = ""
+    while True:
+        try:
+            st = client.operation(reply.requested_at)
+        except WalrusError as exc:     # an orchestrator may be restarting: keep waiting
+            st, progress = None, f"no answer: {exc}"
+        else:
+            progress = f"{st.state}: {st.detail}" if st.detail else st.state
+            done = _ended(st, args)
+            if done is not None:
+                return _outcome(st, reply, args, done)
+        if progress != last and not args.json:
+            print(f"  {datetime.datetime.now().strftime('%H:%M:%S')} {progress}", flush=True)
+            last = progress
+        if time.monotonic() >= deadline:
+            _emit(args, {"accepted": True, "outcome": "timeout", "reason": last, "requested_at": reply.requested_at},
+                  f"timeout: no outcome after {args.wait_timeout:g} s (last: {last})")
+            return 1
+        time.sleep(0.3)
+
+
+def _ended(st: cluster_pb2.OperationStatus, args) -> bool | None:
+    """True: carried out; False: refused/superseded; None: keep waiting."""
+    if st.pending or not st.outcome:
+        return None
+    if st.outcome != "done":
+        return False
+    wanted = args.to
+    if wanted and not (st.leader.present and st.leader.name == wanted):
+        return None        # promoting it: wait until it holds the leader key
+    return True
+
+
+def _outcome(st: cluster_pb2.OperationStatus, reply: cluster_pb2.OperationReply, args, ok: bool) -> int:
+    data = {"accepted": True, "outcome": st.outcome, "reason": st.reason, "requested_at": reply.requested_at,
+            "leader": to_dict(st.leader)}
+    _emit(args, data, f"{st.outcome}: {st.reason}\nleader: {leader_line(st.leader)}")
+    return 0 if ok else 1
 
 
 def _pause(client: ClusterClient, args) -> int:
@@ -185,13 +250,24 @@ def _resume(client: ClusterClient, args) -> int:
     return _operation(client.resume(), args)
 
 
+def receipt_text(r) -> str:
+    """The RPO receipt: exact once the old leader rejoined (what it discarded), else a lower bound."""
+    if not r.discarded_by:
+        return f"at least {r.bytes_possibly_lost} B lost (old leader not rejoined yet)"
+    if r.discarded_bytes < 0:
+        return f"unknown: {r.discarded_by} was re-cloned"
+    counts = f", {r.discarded_records} records, {r.discarded_transactions} writes" if r.discarded_records >= 0 else ""
+    return (f"exact: {r.discarded_bytes} B{counts} discarded by {r.discarded_by} "
+            f"({format_lsn(r.discard_fork_lsn)}..{format_lsn(r.discard_end_lsn)})")
+
+
 def history_table(records) -> str:
     rows = [[r.term, r.kind, r.old_leader or "-", r.new_leader or "-", format_lsn(r.last_primary_lsn),
              format_lsn(r.promoted_lsn), r.bytes_possibly_lost, _ts(r.started_at),
-             f"{max(0.0, r.finished_at - r.started_at):.3f}" if r.finished_at else "-", r.reason]
+             f"{max(0.0, r.finished_at - r.started_at):.3f}" if r.finished_at else "-", receipt_text(r), r.reason]
             for r in records]
     return format_table(["term", "kind", "old", "new", "last_primary_lsn", "promoted_lsn", "bytes_lost?",
-                         "started", "took_s", "reason"], rows)
+                         "started", "took_s", "receipt", "reason"], rows)
 
 
 def _history(client: ClusterClient, args) -> int:

@@ -369,6 +369,17 @@ class Dcs:
         """Create ``initialize`` = name if absent. True if we hold it (now or already)."""
         return self._create_if_absent(self.keys.initialize, name, 0, deadline_s)
 
+    def reseed(self, term: int, initialize: str, sync: SyncRecord | None = None, *,
+               deadline_s: float | None = None) -> bool:
+        """etcd lost its data: put ``term``, ``initialize`` (and ``sync`` if given)
+        in one transaction that requires ``term`` and ``leader`` absent. True if done."""
+        k = self.keys
+        puts = [op_put(k.term, term), op_put(k.initialize, initialize)] + ([op_put(k.sync, sync)] if sync else [])
+        resp = self._txn("reseed", [cmp(k.term, "version", 0), cmp(k.leader, "version", 0)], puts, (), deadline_s)
+        if resp.succeeded:
+            log_event(log, "keyspace reseeded", term=term, initialize=initialize, sync=bool(sync))
+        return resp.succeeded
+
     def campaign(self, orch_id: str, lease_id: int, *, deadline_s: float | None = None) -> bool:
         """Create ``orchestrator`` = orch_id bound to the lease if absent. True if ours."""
         return self._create_if_absent(self.keys.orchestrator, orch_id, lease_id, deadline_s)

@@ -2,7 +2,8 @@
 
 * ``channel(address)``: an insecure channel with keepalive settings that
   notice a dead peer within seconds.
-* ``server(max_workers)``: a ``grpc.server`` with a thread pool.
+* ``server(max_workers)``: a ``grpc.server`` with a thread pool. Both
+  servers answer undecodable request bytes INVALID_ARGUMENT (``grpc_guard``).
 * ``aio_server(max_workers)``: a ``grpc.aio.server`` (create it on its event
   loop) whose non-async methods run in a thread pool of ``max_workers``.
 * ``call_with_retry(fn, deadline_s)``: retry UNAVAILABLE only, under a
@@ -18,6 +19,7 @@ from typing import Callable, TypeVar
 import grpc
 from tenacity import retry_if_exception, stop_after_delay, wait_random_exponential, Retrying
 
+from walrus import grpc_guard
 from walrus.errors import EngineError, Fenced, NeedsReclone, StaleTerm, WalrusError, WrongRole
 
 T = TypeVar("T")
@@ -55,14 +57,16 @@ def aio_channel(address: str, options: list[tuple[str, object]] | None = None) -
 def server(max_workers: int = 16) -> grpc.Server:
     """A grpc server with a thread pool of ``max_workers`` (add ports yourself)."""
     return grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers),
-                       options=_SERVER_OPTIONS, maximum_concurrent_rpcs=None)
+                       options=_SERVER_OPTIONS, maximum_concurrent_rpcs=None,
+                       interceptors=[grpc_guard.DecodeGuard()])
 
 
 def aio_server(max_workers: int = 16) -> "grpc.aio.Server":
     """A grpc.aio server with the same options as ``server``; sync handlers
     (plain functions and generators) run in a pool of ``max_workers``."""
     return grpc.aio.server(migration_thread_pool=futures.ThreadPoolExecutor(max_workers=max_workers),
-                           options=_SERVER_OPTIONS, maximum_concurrent_rpcs=None)
+                           options=_SERVER_OPTIONS, maximum_concurrent_rpcs=None,
+                           interceptors=[grpc_guard.AioDecodeGuard()])
 
 
 def is_unavailable(exc: BaseException) -> bool:

@@ -57,6 +57,11 @@ class Keyspace:
         return self.prefix + "switchover"
 
     @property
+    def switchover_outcome(self) -> str:
+        """How the last switchover/failover request ended (for ``walrus ctl`` to wait on)."""
+        return self.prefix + "switchover_outcome"
+
+    @property
     def pause(self) -> str:
         return self.prefix + "pause"
 

@@ -124,7 +124,9 @@ class MemberRecord(_Record):
     ``role`` is a ``node.engine.base.Role`` value (``primary``/``standby``/
     ``stopped``) or ``unknown``; LSNs are byte positions (ints);
     ``updated_at`` is wall-clock seconds, for display only (never for
-    deadlines).
+    deadlines). ``highest_term`` is the highest term this member has seen
+    (its engine's persisted term or a later one etcd showed it): an emptied
+    etcd is re-seeded above the highest of these.
     """
     name: str
     agent_address: str = ""
@@ -144,6 +146,8 @@ class MemberRecord(_Record):
     engine: str = ""
     version: str = ""
     updated_at: float = 0.0
+    highest_term: int = 0
+    discarded: dict = field(default_factory=dict)   # the last rejoin's ``node.engine.base.Discarded``
 
 
 @dataclass(frozen=True)
@@ -188,6 +192,12 @@ class HistoryRecord(_Record):
     reason: str = ""
     orchestrator: str = ""
     timeline: int = 0
+    discarded_by: str = ""              # the old leader, once it rejoined: the exact receipt below
+    discarded_bytes: int = -1           # WAL it dropped from the fork to its end; -1 unknown
+    discarded_records: int = -1         # -1: not counted (PostgreSQL)
+    discarded_transactions: int = -1
+    discard_fork_lsn: int = 0
+    discard_end_lsn: int = 0
 
 
 @dataclass(frozen=True)

@@ -9,11 +9,13 @@ Each is idempotent: asking for the state the node is already in returns
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING
 
+from node.agent import vouch
 from node.agent.convert import RepointRequest, TermRequest
 from node.agent.reconcile import Decision
-from node.engine.base import RejoinMethod, Role, Upstream
+from node.engine.base import Discarded, RejoinMethod, Role, Upstream
 from walrus.errors import DcsUnavailable, LeaseLost, StaleTerm, WalrusError
 from walrus.log import log_event
 from walrus.lsn import format_lsn
@@ -36,7 +38,9 @@ def keep(agent: "NodeAgent", d: Decision, view: ClusterView) -> None:
     s = agent.engine.status()
     if agent.held_term:
         agent.apply_sync(view)
-        if agent.fenced_by_deadline:
+        if agent.restarted_holding:
+            unfence_after_restart(agent)
+        elif agent.fenced_by_deadline:
             _reconfirm(agent)
         return
     if s.role is Role.STANDBY and view.leader is not None:
@@ -53,6 +57,37 @@ def _reconfirm(agent: "NodeAgent") -> None:
     agent.engine.unfence()
     agent.fenced_by_deadline = False
     log_event(log, "leader.reconfirmed", term=agent.held_term, reason="lease renewed after a missed deadline")
+
+
+def unfence_after_restart(agent: "NodeAgent") -> None:
+    """The engine died and was restarted fenced while we hold the leader key:
+    unfence in place once the lease is provably current, i.e. a renewal sent
+    after the restart was confirmed and a read after it still shows our key
+    under that lease. A failure leaves it fenced for the next tick; a lost
+    lease or key is handled by the keeper / the next decision."""
+    lease, term = agent.keeper.lease_id, agent.held_term
+    try:
+        deadline = agent.keeper.renew_now()
+        view = agent.dcs.read_view(deadline_s=agent.config.retry_timeout)
+    except (DcsUnavailable, LeaseLost) as exc:
+        log_event(log, "leader.restart_unproven", logging.WARNING, term=term, error=exc)
+        agent.wake()
+        return
+    lead = view.leader
+    if lead is None or lead.name != agent.config.name or lead.term != term or view.leader_lease != lease:
+        log_event(log, "leader.restart_unproven", logging.WARNING, term=term,
+                  error="the leader key is no longer ours under our lease")
+        agent.wake()
+        return
+    if deadline <= agent.clock():
+        agent.wake()
+        return
+    agent.engine.set_lease_deadline(deadline)     # before the unfence: no ack without a deadline
+    agent.engine.unfence()
+    agent.restarted_holding = False
+    agent.fenced_by_deadline = False
+    log_event(log, "leader.restarted_in_place", term=term,
+              reason="engine restarted while holding the key; lease renewed after the restart")
 
 
 def wait(agent: "NodeAgent", d: Decision, view: ClusterView) -> None:
@@ -109,7 +144,9 @@ def rejoin_leader(agent: "NodeAgent", d: Decision, view: ClusterView) -> None:
     if agent.engine.status().role is Role.STOPPED and not getattr(agent.engine, "rejoins_stopped", False):
         agent.engine.start()
         agent.engine.fence(f"rejoining {d.upstream}")
+    before = getattr(agent.engine, "last_discard", None)
     method = agent.engine.rejoin(d.upstream, d.term, allow_reclone=True)
+    note_rejoin(agent, d.upstream, d.term, method, before)
     agent.engine.unfence()
     agent._set_state(AgentState.STANDBY, f"rejoined {d.upstream} ({method.value})")
 
@@ -140,6 +177,20 @@ def leadership_lost(agent: "NodeAgent", d: Decision, view: ClusterView) -> None:
     agent.wake()        # next iteration: find and rejoin the new leader
 
 
+def note_rejoin(agent: "NodeAgent", upstream: Upstream, term: int, method: RejoinMethod, before) -> None:
+    """Record what a rejoin discarded for the RPO receipt (member record
+    ``discarded``): the engine reports a rewind itself (``last_discard``);
+    otherwise nothing was discarded (NONE) or it is unknown (-1: re-cloned,
+    or an engine that does not count what it rewound)."""
+    if getattr(agent.engine, "last_discard", None) is not before:
+        return
+    s = agent.engine.status()
+    n = 0 if method is RejoinMethod.NONE else -1
+    agent.rejoin_report = Discarded(s.timeline, s.flush_lsn, s.flush_lsn, n, n, n, str(upstream), term, time.time())
+    log_event(log, "rejoin.discarded", upstream=upstream, term=term, method=method.value,
+              bytes="unknown" if n < 0 else 0)
+
+
 # -- leadership -------------------------------------------------------------------------
 
 def _take_leadership(agent: "NodeAgent", term: int, reason: str) -> None:
@@ -165,6 +216,7 @@ def _take_leadership(agent: "NodeAgent", term: int, reason: str) -> None:
         _abandon(agent, got, "promotion failed")
         raise
     agent.fenced_by_deadline = False
+    agent.restarted_holding = False
     agent._applied_sync = None
     if agent.view is not None:
         agent.apply_sync(agent.view)    # before unfencing: no ack under a stale set
@@ -248,6 +300,8 @@ def demote(agent: "NodeAgent", req: TermRequest) -> tuple[bool, str]:
         agent.epoch += 1
         if agent.held_term and req.term < agent.held_term:
             raise StaleTerm(f"stale term {req.term}, current {agent.held_term}")
+        if req.term > max(agent.held_term, agent.highest_term):
+            _require_vouched(agent, req.term, None, "demote")
         term, lease = agent.held_term, agent.keeper.lease_id
         if not term and agent.engine.status().role is not Role.PRIMARY:
             return False, "not primary"
@@ -268,8 +322,16 @@ def _repoint(agent: "NodeAgent", req: RepointRequest, verb: str) -> None:
     if agent.held_term:
         raise Refused(f"holds the leader key at term {agent.held_term}; demote first")
     _check_term(agent, req.term, allow_equal=True)
+    _require_vouched(agent, req.term, req.upstream, verb)
     if not agent.engine.is_initialized():
         raise Refused("data directory is not initialized (the agent clones from the leader by itself)")
+
+
+def _require_vouched(agent: "NodeAgent", term: int, upstream: Upstream | None, verb: str) -> None:
+    """Refuse (nothing persisted) a term or upstream etcd does not vouch for (``vouch.py``)."""
+    why = vouch.check(agent, term, upstream, verb)
+    if why is not None:
+        raise Refused(why)
 
 
 def follow(agent: "NodeAgent", req: RepointRequest) -> tuple[bool, str]:
@@ -284,7 +346,9 @@ def follow(agent: "NodeAgent", req: RepointRequest) -> tuple[bool, str]:
         agent.highest_term = max(agent.highest_term, req.term)
         if s.role is Role.PRIMARY:
             agent.engine.fence(f"following {req.upstream}")
+            before = getattr(agent.engine, "last_discard", None)
             method = agent.engine.rejoin(req.upstream, req.term, allow_reclone=True)
+            note_rejoin(agent, req.upstream, req.term, method, before)
         else:
             if s.role is Role.STOPPED:
                 agent.engine.start()
@@ -306,7 +370,9 @@ def rejoin(agent: "NodeAgent", req: RepointRequest) -> tuple[bool, str]:
         if agent.engine.status().role is Role.STOPPED:
             agent.engine.start()
             agent.engine.fence(f"rejoining {req.upstream}")
+        before = getattr(agent.engine, "last_discard", None)
         method = agent.engine.rejoin(req.upstream, req.term, allow_reclone=req.allow_reclone)
+        note_rejoin(agent, req.upstream, req.term, method, before)
         agent.engine.unfence()
         agent._set_state(AgentState.STANDBY, f"rejoined {req.upstream} ({method.value})")
         return method is not RejoinMethod.NONE, f"rejoined {req.upstream} ({method.value})"

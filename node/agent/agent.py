@@ -14,6 +14,7 @@ Every engine role change runs under ``self.lock``.
 """
 from __future__ import annotations
 
+import dataclasses
 import enum
 import logging
 import threading
@@ -26,7 +27,7 @@ from node.agent import reconcile
 from node.agent.leader import LeaseKeeper
 from node.agent.reconcile import Decision, Facts, LeaderFacts, Step
 from node.config import NodeConfig
-from node.engine.base import Engine, EngineStatus, Role, SyncMethod, SyncSpec
+from node.engine.base import Discarded, Engine, EngineStatus, Role, SyncMethod, SyncSpec
 from walrus.dcs import Dcs
 from walrus.errors import DcsUnavailable, LeaseLost, NeedsReclone, WalrusError
 from walrus.log import log_event
@@ -92,6 +93,8 @@ class NodeAgent:
         self.highest_term = 0
         self.leader_term = 0                    # term of the leader key last seen
         self.fenced_by_deadline = False
+        self.restarted_holding = False          # engine restarted fenced while we hold the key
+        self._restart_failing_since: float | None = None
         self.epoch = 0                          # bumped by every leadership / role action
         self.view: ClusterView | None = None
         self.keeper = LeaseKeeper(self.dcs, config.ttl, config.safety_margin, clock=clock,
@@ -106,6 +109,7 @@ class NodeAgent:
         self._published_at = 0.0
         self._applied_sync: SyncSpec | None = None
         self._last_decision: tuple | None = None
+        self.rejoin_report: Discarded | None = None   # a rejoin that discarded nothing / re-cloned
         self._foreign_key: tuple[int, int, float] | None = None   # (term, lease, first seen) of a key
                                                                    # naming us under a lease not ours
         self._cancel_watch: Callable[[], None] | None = None
@@ -207,6 +211,7 @@ class NodeAgent:
             log_event(log, "leader.dropped", logging.WARNING, term=self.held_term, reason=reason)
         self.held_term = 0
         self.held_lease = None
+        self.restarted_holding = False
         self.keeper.set_holding(False)
         self.engine.set_lease_deadline(self.clock())
         if self.state is AgentState.PRIMARY:
@@ -253,9 +258,14 @@ class NodeAgent:
                 self._wake.set()
                 return
             self._observe(view)
-            if not self._rejoin_will_start(view):
-                self._start_engine_fenced()
-            decision = reconcile.decide(self._facts(view))
+            if not self._rejoin_will_start(view) and not self._start_engine_fenced():
+                return                      # a restart under our key failed: retry next tick
+            facts = self._facts(view)
+            if (facts.held_term and facts.initialized and facts.role is Role.STOPPED
+                    and self._restart_failing_since is None):
+                self._wake.set()            # died after the check above: restart it first, not RESIGN
+                return
+            decision = reconcile.decide(facts)
             self._act(decision, view)
         self._publish()
 
@@ -274,16 +284,39 @@ class NodeAgent:
                 and lead.name != self.config.name and lead.term >= self.highest_term
                 and self.engine.is_initialized() and self.engine.status().role is Role.STOPPED)
 
-    def _start_engine_fenced(self) -> None:
+    def _start_engine_fenced(self) -> bool:
         """Start an initialized engine that is not running, fenced: its data may
-        say "primary" and only Promote or a won bootstrap may unfence it."""
+        say "primary" and only Promote or a won bootstrap may unfence it.
+        False: a restart under our leader key failed; retry at the next tick
+        (no decision now). After failing for longer than ttl it returns True
+        with the engine stopped, and the decision is RESIGN (failover)."""
         if self.engine.status().role is not Role.STOPPED or not self.engine.is_initialized():
-            return
+            self._restart_failing_since = None
+            return True
         self.engine.fence("starting: leadership not proven")
         self.engine.set_lease_deadline(self.clock())
-        self.engine.start()
+        try:
+            self.engine.start()
+        except WalrusError as exc:
+            if not self.held_term:
+                raise
+            now = self.clock()
+            if self._restart_failing_since is None:
+                self._restart_failing_since = now
+            give_up = now - self._restart_failing_since > self.config.ttl
+            log_event(log, "engine.restart_failed", logging.ERROR, term=self.held_term, error=exc,
+                      action="resign" if give_up else "retry")
+            return give_up
+        self._restart_failing_since = None
         self.engine.fence("starting: leadership not proven")
-        log_event(log, "engine.started", role=self.engine.status().role.value, fenced=True)
+        if self.held_term:
+            # The engine died under us (postmaster killed alone) and came back
+            # fenced: KEEP unfences it once a renewal sent after this restart is
+            # confirmed (actions.unfence_after_restart).
+            self.restarted_holding = True
+        log_event(log, "engine.started", role=self.engine.status().role.value, fenced=True,
+                  holding_term=self.held_term)
+        return True
 
     def _facts(self, view: ClusterView) -> Facts:
         s = self.engine.status()
@@ -408,7 +441,8 @@ class NodeAgent:
             flush_lsn=e.flush_lsn, replay_lsn=e.replay_lsn, receive_lsn=e.receive_lsn,
             streaming=e.streaming, fenced=e.fenced, upstream=e.upstream, needs_reclone=e.needs_reclone,
             tags={"nofailover": self.config.tags.nofailover, "priority": self.config.tags.priority},
-            engine=e.engine or self.engine.kind, version=s.version, updated_at=time.time())
+            engine=e.engine or self.engine.kind, version=s.version, updated_at=time.time(),
+            highest_term=max(self.highest_term, self.held_term, e.term), discarded=self._discarded())
         key = rec.to_json().replace(f'"updated_at":{rec.updated_at!r}', "")
         now = self.clock()
         if key == self._published and now - self._published_at < self.config.loop_wait:
@@ -422,6 +456,11 @@ class NodeAgent:
             self._on_lost(str(exc))
         except DcsUnavailable as exc:
             log_event(log, "member.publish_failed", logging.WARNING, error=exc)
+
+    def _discarded(self) -> dict:
+        """The newest report of what a rejoin discarded (engine rewind or agent note)."""
+        reports = [r for r in (getattr(self.engine, "last_discard", None), self.rejoin_report) if r is not None]
+        return dataclasses.asdict(max(reports, key=lambda r: r.at)) if reports else {}
 
     def leader_record(self, term: int) -> LeaderRecord:
         s = self.engine.status()

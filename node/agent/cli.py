@@ -11,6 +11,7 @@ import sys
 import threading
 
 from walrus import log as wlog
+from walrus import pidfile
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,16 +33,27 @@ def run(args: argparse.Namespace) -> int:
     agent = NodeAgent(config)
     server = AgentServer(agent, config.agent_listen)
     server.start()
+    # Tools (walrus cluster status/stop/down) find this agent by its pid file,
+    # however it was started; written once the port is ours.
+    mark = (config.data_dir, config.name, args.config, config.agent_address)
+    pidfile.write(*mark)
     try:
         agent.start()
         server.set_serving(True)
         print(f"walrus node {config.name}: agent on {config.agent_address}, "
               f"data on {config.data_address}, cluster {config.cluster}", flush=True)
         while not stop.wait(0.5):
-            pass
+            # A re-clone replaces the data dir, file included; it runs under
+            # agent.lock, so never write while someone holds it.
+            if agent.lock.acquire(blocking=False):
+                try:
+                    pidfile.keep(*mark)
+                finally:
+                    agent.lock.release()
     finally:
         server.set_serving(False)
         agent.stop()
         server.stop()
+        pidfile.remove_if_mine(config.data_dir)
     print(f"walrus node {config.name}: stopped", file=sys.stderr, flush=True)
     return 0

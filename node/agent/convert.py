@@ -10,6 +10,10 @@ from node.agent.agent import AgentStatus
 from node.engine.base import EngineStatus, Role, Upstream
 from protos import common_pb2, node_agent_pb2
 from walrus.config import parse_address
+from walrus.names import name_problem
+
+MAX_ADDRESS = 300     # host:port; longer is a mistake (and would not fit an error sentence)
+MAX_REASON = 1000     # Promote/Demote reason: logged and published in the member's state
 
 _ROLE_TO_PB = {Role.PRIMARY: common_pb2.ROLE_PRIMARY, Role.STANDBY: common_pb2.ROLE_STANDBY,
                Role.STOPPED: common_pb2.ROLE_STOPPED}
@@ -43,10 +47,13 @@ def _check_term(term: int) -> int:
 def _upstream(name: str, address: str, timeline: int = 0) -> Upstream:
     if not name.strip():
         raise BadRequest("leader_name must not be empty")
-    if "/" in name or "@" in name:
-        raise BadRequest(f"leader_name {name!r} must not contain '/' or '@'")
+    why = name_problem(name, "leader_name")
+    if why is not None:
+        raise BadRequest(why)
     if not address:
         raise BadRequest("leader_data_address must not be empty (expected host:port)")
+    if len(address) > MAX_ADDRESS:
+        raise BadRequest(f"leader_data_address is {len(address)} characters long; the limit is {MAX_ADDRESS}")
     try:
         parse_address(address)
     except ValueError as exc:
@@ -54,12 +61,18 @@ def _upstream(name: str, address: str, timeline: int = 0) -> Upstream:
     return Upstream(name=name, address=address, timeline=timeline)
 
 
+def _reason(text: str) -> str:
+    if len(text) > MAX_REASON:
+        raise BadRequest(f"reason is {len(text)} characters long; the limit is {MAX_REASON}")
+    return text
+
+
 def promote_from_pb(msg: node_agent_pb2.PromoteRequest) -> TermRequest:
-    return TermRequest(_check_term(msg.term), msg.reason)
+    return TermRequest(_check_term(msg.term), _reason(msg.reason))
 
 
 def demote_from_pb(msg: node_agent_pb2.DemoteRequest) -> TermRequest:
-    return TermRequest(_check_term(msg.term), msg.reason)
+    return TermRequest(_check_term(msg.term), _reason(msg.reason))
 
 
 def follow_from_pb(msg: node_agent_pb2.FollowRequest) -> RepointRequest:

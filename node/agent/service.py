@@ -27,6 +27,7 @@ from walrus.log import log_event
 log = logging.getLogger(__name__)
 
 MIN_WATCH_INTERVAL_S = 0.02
+MAX_WATCH_INTERVAL_S = 3600.0
 SERVICE_NAME = "walrus.v1.NodeAgent"
 
 
@@ -56,8 +57,10 @@ class NodeAgentServicer(node_agent_pb2_grpc.NodeAgentServicer):
         return convert.status_to_pb(self.agent.status())
 
     def WatchStatus(self, request, context):
-        if request.min_interval_s < 0:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "min_interval_s must not be negative")
+        if not 0 <= request.min_interval_s <= MAX_WATCH_INTERVAL_S:    # also refuses NaN
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                          f"min_interval_s must be between 0 and {MAX_WATCH_INTERVAL_S:g} seconds, "
+                          f"not {request.min_interval_s!r}")
         interval = max(MIN_WATCH_INTERVAL_S, request.min_interval_s)
         ended = threading.Event()
         context.add_callback(ended.set)

@@ -141,6 +141,26 @@ class EngineStatus:
     wal_repair: str = ""              # the last one: LSN range and reason
 
 
+@dataclass(frozen=True)
+class Discarded:
+    """What a rejoin dropped from this node's WAL: ``fork_lsn`` (where its
+    history left the new upstream's) to ``end_lsn`` (its WAL end), on
+    ``timeline``. ``bytes`` counts WAL bytes of the dropped records (the
+    embedded engine leaves out its SKIP padding); ``records`` and
+    ``transactions`` (writes: put/delete/batch) are -1 when unknown
+    (PostgreSQL). ``term`` is the term of the leader it rejoined; ``at`` wall
+    time. All zero but ``term``/``at``: it rejoined without discarding anything."""
+    timeline: int
+    fork_lsn: int
+    end_lsn: int
+    bytes: int
+    records: int = -1
+    transactions: int = -1
+    upstream: str = ""
+    term: int = 0
+    at: float = 0.0
+
+
 class RejoinMethod(enum.Enum):
     NONE = "none"          # WAL had not diverged: just followed
     REWOUND = "rewound"    # divergent tail dropped, state rebuilt

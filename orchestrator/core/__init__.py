@@ -4,7 +4,7 @@ Entry points: ``decide(snapshot, config, now, previous=State.STARTING) ->
 Decision`` (one loop's decision) and ``explain(snapshot, config) -> Ranking``
 (the ExplainFailover dry run). The data model is ``orchestrator.core.model``,
 the state machine ``orchestrator.core.states``, the candidate ranking
-``orchestrator.core.ranking`` and the synchronous set rules
+``orchestrator.core.ranking``, the re-seed of an emptied etcd ``orchestrator.core.reseed`` and the synchronous set rules
 ``orchestrator.core.syncset``.
 """
 from orchestrator.core.decide import decide, repoint_actions
@@ -14,6 +14,7 @@ from orchestrator.core.model import (
     OperationKind,
     Phase,
     Exclusion,
+    RequestOutcome,
     MemberView,
     LeaderView,
     SyncView,
@@ -40,6 +41,7 @@ from orchestrator.core.model import (
     Action,
 )
 from orchestrator.core.ranking import explain, rank
+from orchestrator.core.reseed import ReseedKeyspace
 from orchestrator.core.states import TRANSITIONS, InvalidTransition, State, Transition, transition
 
 __all__ = [
@@ -50,6 +52,7 @@ __all__ = [
     "OperationKind",
     "Phase",
     "Exclusion",
+    "RequestOutcome",
     "MemberView",
     "LeaderView",
     "SyncView",
@@ -71,6 +74,7 @@ __all__ = [
     "DemoteForSwitchover",
     "SaveFailoverState",
     "ClearFailoverState",
+    "ReseedKeyspace",
     "Wait",
     "Decision",
     "Action",

@@ -14,9 +14,10 @@ from dataclasses import replace
 from orchestrator.core.model import (Action, ClearFailoverState, ClearSwitchover, ClusterSnapshot, CoreConfig,
                                      Decision, DemoteForSwitchover, Exclusion, FailoverState, Follow,
                                      HistoryEntry, LeaderView, MemberView, OperationKind, Phase, Promote,
-                                     Ranking, RecordHistory, Rejoin, RevokeLeaderLease, Role, SaveFailoverState,
-                                     SwitchoverRequest, Wait)
+                                     PublishSync, Ranking, RecordHistory, Rejoin, RequestOutcome,
+                                     RevokeLeaderLease, Role, SaveFailoverState, SwitchoverRequest, Wait)
 from orchestrator.core.ranking import explain, promoted_bound, rank, reference_lsn
+from orchestrator.core.reseed import keyspace_lost, reseed_step
 from orchestrator.core.states import State, transition
 from orchestrator.core.syncset import plan_sync
 
@@ -48,6 +49,8 @@ def _step(snapshot: ClusterSnapshot, config: CoreConfig, now: float) -> _Step:
         return State.PAUSED, [], "paused by the operator: no automatic actions", explain(snapshot, config)
     leader = snapshot.leader
     if leader is None:
+        if snapshot.term == 0 and snapshot.failover is None and keyspace_lost(snapshot):
+            return reseed_step(snapshot, config, now)
         if snapshot.term == 0 and snapshot.failover is None:
             who = "a node claimed initialize and is bootstrapping" if snapshot.initialized else \
                 "waiting for a node to claim initialize"
@@ -126,7 +129,7 @@ def _healthy(snapshot: ClusterSnapshot, config: CoreConfig, now: float, leader: 
     notes = [plan.reason] if plan.reason else []
     fs = snapshot.failover
     if fs is not None:
-        actions += _finish(snapshot, now, leader, lm, fs)
+        actions += _finish(snapshot, config, now, leader, lm, fs, plan.publish)
         notes.insert(0, f"{fs.kind.value} to {leader.name} (term {leader.term}) done")
     missing = [m.name for m in snapshot.members if not m.reachable]
     moved = [a.member for a in actions if isinstance(a, (Follow, Rejoin))]
@@ -147,9 +150,38 @@ def _healthy(snapshot: ClusterSnapshot, config: CoreConfig, now: float, leader: 
     return state, actions, "; ".join(notes) or f"{leader.name} leads term {leader.term}", None
 
 
-def _finish(snapshot: ClusterSnapshot, now: float, leader: LeaderView, lm: MemberView,
-            fs: FailoverState) -> list[Action]:
-    """RecordHistory + clear the in-flight record (and the switchover request)."""
+def _finish(snapshot: ClusterSnapshot, config: CoreConfig, now: float, leader: LeaderView, lm: MemberView,
+            fs: FailoverState, publish: PublishSync | None) -> list[Action]:
+    """RecordHistory + clear the in-flight record (and the switchover request).
+
+    Synchronous mode: the record is cleared only once the new leader's own
+    synchronous set is published (or is being published by this decision,
+    ahead of the clear). Until then the set in etcd is an older term's, and
+    if the new leader dies, the record's winner LSN (``promoted_bound``) is
+    what tells a survivor holding every acknowledged write; without it the
+    next failover could find no candidate at all. Phase SYNCING marks a
+    record whose history is already written."""
+    out: list[Action] = []
+    if fs.phase is not Phase.SYNCING:
+        out += _history(snapshot, now, leader, lm, fs)
+    if config.synchronous_mode and not _own_set(snapshot, publish, leader):
+        if fs.phase is not Phase.SYNCING:
+            out.append(SaveFailoverState(replace(fs, phase=Phase.SYNCING, phase_since=now)))
+        return out
+    out.append(ClearFailoverState())
+    return out
+
+
+def _own_set(snapshot: ClusterSnapshot, publish: PublishSync | None, leader: LeaderView) -> bool:
+    """An enabled synchronous set for ``leader`` and its term is published, or
+    ``publish`` (run before the clear) publishes one."""
+    own = [(s.leader, s.term, s.num > 0 and bool(s.names)) for s in (snapshot.sync, publish) if s is not None]
+    return (leader.name, leader.term, True) in own
+
+
+def _history(snapshot: ClusterSnapshot, now: float, leader: LeaderView, lm: MemberView,
+             fs: FailoverState) -> list[Action]:
+    """RecordHistory (+ clear the switchover request that asked for it)."""
     winner = next((c for c in fs.candidates if c.name == leader.name), None)
     promoted = winner.flush_lsn if winner is not None else lm.flush_lsn
     entry = HistoryEntry(term=leader.term, kind=fs.kind, old_leader=fs.old_leader, new_leader=leader.name,
@@ -158,9 +190,13 @@ def _finish(snapshot: ClusterSnapshot, now: float, leader: LeaderView, lm: Membe
                          started_at=fs.started_at, finished_at=now, candidates=fs.candidates,
                          reason=fs.reason, timeline=lm.timeline or leader.timeline)
     out: list[Action] = [RecordHistory(entry)]
-    if snapshot.switchover is not None:
-        out.append(ClearSwitchover(f"{fs.kind.value} finished: {leader.name} leads term {leader.term}"))
-    out.append(ClearFailoverState())
+    req = snapshot.switchover
+    if req is not None:
+        why = f"{fs.kind.value} finished: {leader.name} leads term {leader.term}"
+        if req.candidate and req.candidate != leader.name:
+            out.append(ClearSwitchover(f"{why} (not {req.candidate}: {fs.reason})", RequestOutcome.SUPERSEDED))
+        else:
+            out.append(ClearSwitchover(why, RequestOutcome.DONE))
     return out
 
 
@@ -259,7 +295,11 @@ def _leaderless(snapshot: ClusterSnapshot, config: CoreConfig, now: float) -> _S
         attempted = ()
         ranking = rank(snapshot, config)
     if ranking.winner is None:
-        return State.NO_CANDIDATE, [], f"no leader and no candidate: {ranking.waiting}", ranking
+        forced = _forced(snapshot, now, fs, ranking)
+        if forced is not None:
+            return forced
+        return State.NO_CANDIDATE, [], f"no leader and no candidate: {ranking.waiting}{_override_hint(ranking)}", \
+            ranking
     winner, why = _pick(snapshot, config, now, fs, ranking)
     if winner is None:
         return State.SWITCHING_OVER, [], why, ranking
@@ -268,7 +308,12 @@ def _leaderless(snapshot: ClusterSnapshot, config: CoreConfig, now: float) -> _S
     actions: list[Action] = [] if new == fs else [SaveFailoverState(new)]
     actions.append(Promote(winner, term))
     if fs is None and snapshot.switchover is not None:
-        actions.append(ClearSwitchover(f"superseded by a failover: promoting {winner}"))
+        req = snapshot.switchover
+        if req.failover and req.candidate == winner:
+            actions.append(ClearSwitchover(f"failover: promoting {winner} at term {term}", RequestOutcome.DONE))
+        else:
+            actions.append(ClearSwitchover(f"superseded by a failover: promoting {winner}",
+                                           RequestOutcome.SUPERSEDED))
     if fs is None:
         state = State.FAILING_OVER
     else:
@@ -321,3 +366,57 @@ def _next_state(snapshot: ClusterSnapshot, now: float, fs: FailoverState | None,
                              candidates=ranking.candidates, reason=why, ack_bound=bound)
     return replace(fs, phase=Phase.PROMOTING, term=term, new_leader=winner, phase_since=now,
                    attempted=attempted, candidates=ranking.candidates, reason=why, ack_bound=bound)
+
+
+# ------------------------------------------------------------ operator override
+
+# Exclusions an operator may override: the member holds data and runs, it is
+# only not *known* to hold every acknowledged write.
+_FORCEABLE = (Exclusion.NOT_IN_SYNC_SET, Exclusion.LAG)
+
+
+def forceable(ranking: Ranking) -> list[str]:
+    """Members a forced failover may promote when ``ranking`` has no winner."""
+    return [c.name for c in ranking.candidates if c.eligible or c.exclusion in _FORCEABLE]
+
+
+def _override_hint(ranking: Ranking) -> str:
+    names = forceable(ranking)
+    if not names:
+        return ""
+    return (f"; no member provably holds every acknowledged write: an operator may accept that loss with "
+            f"`walrus ctl failover --to NAME --force` (NAME one of {', '.join(names)})")
+
+
+def _forced(snapshot: ClusterSnapshot, now: float, fs: FailoverState | None, ranking: Ranking) -> _Step | None:
+    """An operator-forced failover (``SwitchoverRequest.force``, or the
+    in-flight record of one) while nobody provably holds every acknowledged
+    write: promote the named member anyway and say what may be lost. A target
+    that cannot be forced (down, stopped, needs a re-clone, nofailover)
+    clears the request with the reason. None: no forced request applies."""
+    req = snapshot.switchover
+    if fs is not None and fs.forced and fs.phase is Phase.PROMOTING and fs.term == snapshot.term + 1:
+        target = fs.new_leader
+    elif req is not None and req.failover and req.force and req.candidate:
+        target = req.candidate
+    else:
+        return None
+    c = ranking.get(target)
+    if c is None or target not in forceable(ranking):
+        why = f"forced failover to {target} impossible: {c.reason if c else 'unknown member'}"
+        return State.NO_CANDIDATE, [ClearSwitchover(why)] if req is not None else [], why, ranking
+    bound = promoted_bound(snapshot) or reference_lsn(snapshot)
+    lost = max(0, bound - c.flush_lsn)
+    why = (f"FORCED failover to {target} by the operator although {ranking.waiting}: {target} flushed "
+           f"{c.flush_lsn}; up to {lost} bytes of acknowledged writes (those above it, up to {bound}) "
+           f"may be lost")
+    term = snapshot.term + 1
+    if fs is not None and fs.forced and fs.new_leader == target and fs.term == term:
+        return State.PROMOTING, [Promote(target, term, forced=True)], fs.reason, ranking
+    old = snapshot.last_leader or (snapshot.sync.leader if snapshot.sync else "")
+    new = FailoverState(kind=OperationKind.FAILOVER, phase=Phase.PROMOTING, term=term, old_leader=old,
+                        new_leader=target, started_at=now, phase_since=now,
+                        last_primary_lsn=max(bound, reference_lsn(snapshot)),
+                        candidates=ranking.candidates, reason=why, ack_bound=promoted_bound(snapshot) or 0,
+                        forced=True)
+    return State.FAILING_OVER, [SaveFailoverState(new), Promote(target, term, forced=True)], why, ranking

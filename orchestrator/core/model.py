@@ -26,7 +26,7 @@ Snapshot (input)
     flush LSN the controller ever saw the current/previous primary report;
     0 = unknown), ``initialized`` (the ``initialize`` key exists),
     ``last_leader`` (the name of the last leader the controller saw, "" if
-    none; recorded as ``old_leader`` in history).
+    none; recorded as ``old_leader`` in history); ``term_floor``, ``keyspace_lost_at``: ``core.reseed``.
 
 Decision (output)
   ``state`` (``State``), ``actions`` (tuple of the ``Action`` dataclasses
@@ -43,6 +43,7 @@ import enum
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Mapping
 
+from orchestrator.core.requests import RequestOutcome, SwitchoverRequest
 from orchestrator.core.states import State, Transition
 
 
@@ -78,6 +79,9 @@ class Phase(enum.Enum):
     """Where an in-flight failover/switchover is."""
     DEMOTING = "demoting"      # switchover: old leader asked to step down
     PROMOTING = "promoting"    # winner asked to take the leader key with ``term``
+    SYNCING = "syncing"        # synchronous mode: the winner leads (history written); the record is
+                               # kept until its first synchronous set is published, because until then
+                               # only its ``promoted_bound`` says who holds every acknowledged write
 
 
 class Exclusion(enum.Enum):
@@ -124,6 +128,7 @@ class MemberView:
     sync_applied: str = ""
     write_error: str = ""           # the engine says writes fail ("" = they work)
     write_error_since: float = 0.0  # wall time of the first failure in a row
+    highest_term: int = 0      # the highest term it has seen (from its member record)
 
     @property
     def upstream_name(self) -> str:
@@ -183,30 +188,6 @@ class SyncView:
 
 
 @dataclass(frozen=True)
-class SwitchoverRequest:
-    """An operator's switchover (``candidate`` empty: the best standby).
-
-    ``expected_leader`` empty: whoever leads now. ``failover=True`` marks a
-    manual failover request (``Cluster.Failover``): it is honoured only when
-    there is no healthy leader, like an automatic failover to ``candidate``.
-    """
-    candidate: str = ""
-    expected_leader: str = ""
-    requested_at: float = 0.0
-    failover: bool = False
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | None) -> "SwitchoverRequest | None":
-        """From the ``switchover`` key's JSON object (unknown keys ignored)."""
-        if not data:
-            return None
-        return cls(candidate=str(data.get("candidate", "") or ""),
-                   expected_leader=str(data.get("expected_leader", "") or ""),
-                   requested_at=float(data.get("requested_at", 0.0) or 0.0),
-                   failover=bool(data.get("failover", False)))
-
-
-@dataclass(frozen=True)
 class Candidate:
     """One row of a ranking (mirrors ``cluster.proto`` ``Candidate``).
 
@@ -260,7 +241,8 @@ class FailoverState:
     same operation: ``term`` is the term the winner is promoted with,
     ``attempted`` the winners whose Promote timed out (skipped on retry),
     ``phase_since`` when the current phase began (``now`` of that decision),
-    ``ack_bound`` the carried ``ranking.promoted_bound`` (0 = none).
+    ``ack_bound`` the carried ``ranking.promoted_bound`` (0 = none),
+    ``forced`` the operator forced this promotion (``SwitchoverRequest.force``).
     """
     kind: OperationKind
     phase: Phase
@@ -274,6 +256,7 @@ class FailoverState:
     candidates: tuple[Candidate, ...] = ()
     reason: str = ""
     ack_bound: int = 0
+    forced: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (enums as values)."""
@@ -303,7 +286,8 @@ class FailoverState:
                        last_primary_lsn=int(data.get("last_primary_lsn", 0)),
                        attempted=tuple(str(n) for n in data.get("attempted", ())),
                        candidates=tuple(Candidate.from_dict(c) for c in data.get("candidates", ())),
-                       reason=str(data.get("reason", "")), ack_bound=int(data.get("ack_bound", 0)))
+                       reason=str(data.get("reason", "")), ack_bound=int(data.get("ack_bound", 0)),
+                       forced=bool(data.get("forced", False)))
         except (KeyError, ValueError, TypeError):
             return None
 
@@ -321,6 +305,8 @@ class ClusterSnapshot:
     last_known_primary_lsn: int = 0
     initialized: bool = True
     last_leader: str = ""
+    term_floor: int = 0
+    keyspace_lost_at: float = 0.0
 
     def member(self, name: str) -> MemberView | None:
         return next((m for m in self.members if m.name == name), None)
@@ -341,6 +327,7 @@ class CoreConfig:
     switchover_timeout: float = 30.0
     promote_timeout: float = 30.0
     primary_write_failure_timeout: float = 10.0   # fail over a primary whose writes fail this long; 0 = never
+    reseed_wait: float = 10.0     # see ``core.reseed``
 
     @classmethod
     def from_settings(cls, settings: Any) -> "CoreConfig":
@@ -367,16 +354,19 @@ class ActionKind(enum.Enum):
     DEMOTE_FOR_SWITCHOVER = "demote_for_switchover"
     SAVE_FAILOVER_STATE = "save_failover_state"
     CLEAR_FAILOVER_STATE = "clear_failover_state"
+    RESEED_KEYSPACE = "reseed_keyspace"
     WAIT = "wait"
 
 
 @dataclass(frozen=True)
 class Promote:
     """``NodeAgent.Promote(term)`` on ``member`` (it takes ``leader`` with
-    expected term ``term - 1``; already leader with ``term``: ok)."""
+    expected term ``term - 1``; already leader with ``term``: ok).
+    ``forced``: the operator overrode the synchronous-mode rule (logged loudly)."""
     kind: ClassVar[ActionKind] = ActionKind.PROMOTE
     member: str
     term: int
+    forced: bool = False
 
 
 @dataclass(frozen=True)
@@ -446,9 +436,12 @@ class RecordHistory:
 
 @dataclass(frozen=True)
 class ClearSwitchover:
-    """Delete the ``switchover`` request (done or impossible)."""
+    """Delete the ``switchover`` request (done or impossible); ``outcome`` and
+    ``reason`` are recorded for the operator who asked (``walrus ctl`` waits
+    for them)."""
     kind: ClassVar[ActionKind] = ActionKind.CLEAR_SWITCHOVER
     reason: str = ""
+    outcome: RequestOutcome = RequestOutcome.REFUSED
 
 
 @dataclass(frozen=True)

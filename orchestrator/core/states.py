@@ -12,7 +12,9 @@ entered from and left to any state, because the operator's pause flag can
 flip at any moment. Going back to ``BOOTSTRAPPING`` from a state that saw a
 leader is illegal: the ``term`` key went back to 0, i.e. etcd lost its data,
 and an orchestrator must not carry on as if nothing happened (the controller
-restarts from ``STARTING`` after logging it).
+restarts from ``STARTING`` after logging it). When the members report terms
+they have seen, that case is ``RESEEDING`` instead (``core.reseed``), which
+any state may enter.
 """
 from __future__ import annotations
 
@@ -32,6 +34,7 @@ class State(enum.Enum):
     NO_CANDIDATE = "no_candidate"        # leader gone, nobody may be promoted yet
     SWITCHING_OVER = "switching_over"    # operator switchover in progress
     PAUSED = "paused"                    # operator pause: no automatic actions
+    RESEEDING = "reseeding"              # etcd lost its data: re-seeding term/initialize from the members
 
 
 class InvalidTransition(ValueError):
@@ -90,6 +93,8 @@ _allow((S.PROMOTING,), (S.SWITCHING_OVER,), "a switchover began right after the 
 _allow((S.SWITCHING_OVER,), _LEADER_UP, "switchover finished or cancelled")
 _allow((S.SWITCHING_OVER,), (S.PROMOTING, S.FAILING_OVER, S.NO_CANDIDATE, S.PRIMARY_SUSPECT),
        "switchover moved on to promoting the target")
+_allow(tuple(State), (S.RESEEDING,), "etcd lost its data while the members kept theirs")
+_allow((S.RESEEDING,), _DECIDED, "the keyspace was re-seeded (or a leader appeared)")
 
 
 def transition(frm: State, to: State, reason: str) -> Transition | None:

@@ -102,6 +102,12 @@ def plan_sync(snapshot: ClusterSnapshot, config: CoreConfig, leader: LeaderView,
     target = _target(config, current, healthy, leader)
     short = len(healthy) < config.synchronous_node_count
     if current is None:
+        if not target.enabled:
+            # Strict synchronous mode: an empty set would let the new leader
+            # acknowledge synchronous commits that only it holds (it waits
+            # under the agent's pending set until a real one appears).
+            return SyncPlan(None, target, short, f"waiting for a standby to stream from {leader.name} before "
+                                                 "publishing its first synchronous set (synchronous commits wait)")
         if _caught_up(target.names, target.num, snapshot, leader_member.flush_lsn):
             return SyncPlan(_publish(target), target, short, "publish the synchronous set for this leader and term")
         return SyncPlan(None, target, short, f"waiting for {target.render()} to catch up with the new leader "

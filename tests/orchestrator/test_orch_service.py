@@ -99,17 +99,19 @@ def test_leader_watch_members_and_requests(served):
         with pytest.raises(grpc.RpcError) as err:
             stub.Switchover(req, timeout=5)
         assert err.value.code() == code and err.value.details()
-    assert stub.Switchover(cluster_pb2.SwitchoverRequest(candidate="b", expected_leader="a"), timeout=5).accepted
-    request = dcs.read_view().switchover
-    assert request["candidate"] == "b" and request["expected_leader"] == "a" and not request["failover"]
-    with pytest.raises(grpc.RpcError) as err:                      # one request at a time
-        stub.Failover(cluster_pb2.FailoverRequest(candidate="c"), timeout=5)
-    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-    dcs.clear_switchover()
-    assert stub.Failover(cluster_pb2.FailoverRequest(candidate="c"), timeout=5).accepted
-    assert dcs.read_view().switchover["failover"] is True
+    # What the core would refuse is refused up front, with its reason, and nothing is written.
+    for req in (cluster_pb2.SwitchoverRequest(candidate="b", expected_leader="a"),
+                cluster_pb2.FailoverRequest(candidate="c")):
+        with pytest.raises(grpc.RpcError) as err:
+            getattr(stub, "Switchover" if isinstance(req, cluster_pb2.SwitchoverRequest) else "Failover")(
+                req, timeout=5)
+        assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "cannot take over: agent refused the connection" in err.value.details()
+        assert dcs.read_view().switchover is None
+    with pytest.raises(grpc.RpcError) as err:
+        stub.Failover(cluster_pb2.FailoverRequest(candidate="c", force=True), timeout=5)
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION and "no leader" in err.value.details()
 
-    dcs.clear_switchover()
     assert stub.Pause(cluster_pb2.PauseRequest(), timeout=5).accepted
     assert dcs.read_view().paused
     assert stub.ListMembers(cluster_pb2.ListMembersRequest(), timeout=5).paused

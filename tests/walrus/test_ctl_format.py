@@ -40,6 +40,8 @@ def test_history_and_explain_tables():
 def test_leader_line():
     assert ctl.leader_line(cluster_pb2.Leader()) == "no leader"
     assert ctl.leader_line(cluster_pb2.Leader(name="a", term=2, present=True)).startswith("a (term 2")
+    assert ctl.leader_line(cluster_pb2.Leader(name="a", term=2, present=True)).endswith("NOT writable yet")
+    assert ctl.leader_line(cluster_pb2.Leader(name="a", term=2, present=True, writable=True)).endswith(" writable")
 
 
 def test_orchestrator_addresses(tmp_path, monkeypatch):

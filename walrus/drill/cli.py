@@ -68,7 +68,16 @@ def run(args: argparse.Namespace) -> int:
         raise WalrusError("--rounds must be at least 1")
     # SIGTERM cleans up like Ctrl-C: the cluster's processes live in their own sessions.
     signal.signal(signal.SIGTERM, _raise_interrupt)
+    engines = getattr(SCENARIOS[args.scenario], "engines", None)
+    existing = bool(args.dir) and os.path.exists(os.path.join(args.dir, STATE_FILE))
+    if engines and args.engine not in engines and not existing:
+        print(f"{args.scenario}: not applicable to the {args.engine} engine (only {', '.join(engines)})")
+        return 0
     cluster, owned = _open_cluster(args)
+    if engines and cluster.spec.engine.value not in engines:
+        print(f"{args.scenario}: not applicable to the {cluster.spec.engine.value} engine "
+              f"(only {', '.join(engines)})")
+        return 0
     tracker = LeaderTracker(cluster.client())
     rounds: list[RoundResult] = []
     try:

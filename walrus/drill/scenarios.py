@@ -65,17 +65,25 @@ def _wait_rejoined(ctx: DrillContext, name: str, new_primary: str | None) -> flo
     return time.monotonic()
 
 
-def _history_receipt(ctx: DrillContext, term_after: int) -> dict:
-    try:
-        records = ctx.cluster.client().history(5).records
-    except WalrusError:
-        return {}
-    for r in records:
-        if r.term == term_after or (term_after == 0 and r.kind == "failover"):
+def _history_receipt(ctx: DrillContext, term_after: int, wait_exact_s: float = 5.0) -> dict:
+    """The round's history record; waits up to ``wait_exact_s`` for its exact
+    receipt (completed once the old leader rejoined and reported its discard)."""
+    deadline = time.monotonic() + wait_exact_s
+    while True:
+        try:
+            records = ctx.cluster.client().history(5).records
+        except WalrusError:
+            return {}
+        r = next((r for r in records if r.term == term_after or (term_after == 0 and r.kind == "failover")), None)
+        if r is None:
+            return {}
+        if r.discarded_by or time.monotonic() >= deadline:
             return {"term": r.term, "kind": r.kind, "old_leader": r.old_leader, "new_leader": r.new_leader,
                     "last_primary_lsn": r.last_primary_lsn, "promoted_lsn": r.promoted_lsn,
-                    "bytes_possibly_lost": r.bytes_possibly_lost}
-    return {}
+                    "bytes_possibly_lost": r.bytes_possibly_lost, "discarded_by": r.discarded_by,
+                    "discarded_bytes": r.discarded_bytes, "discarded_records": r.discarded_records,
+                    "discarded_transactions": r.discarded_transactions}
+        time.sleep(0.1)
 
 
 def _read_back(ctx: DrillContext, acks: list[Ack]) -> tuple[int, list[str], dict]:
@@ -183,7 +191,311 @@ def _stale_backend(ctx: DrillContext, name: str):
     return ctx.factory(address)
 
 
+def _wipe_etcd(ctx: DrillContext) -> float:
+    """Stop the cluster's etcd, remove its data directory, start it empty on the
+    same address; returns the monotonic time it answers again."""
+    import shutil
+    from walrus.localcluster.render import ProcKind
+    name, p = next((n, p) for n, p in ctx.cluster.processes.items() if p.plan.kind is ProcKind.ETCD)
+    data_dir = p.plan.argv[list(p.plan.argv).index("--data-dir") + 1]
+    ctx.cluster.stop(name)
+    shutil.rmtree(data_dir)
+    ctx.cluster.start(name)
+    ctx.cluster.wait_etcd(15.0)
+    return time.monotonic()
+
+
+def _first_ack_above(ctx: DrillContext, work: Workload, after: float, term: int) -> tuple[float, str] | None:
+    """(seconds from ``after`` to the first write acknowledged at a term above
+    ``term``, its node): the engine's term in the reply, or (PostgreSQL, no
+    term in the reply) a write sent once the leader stream named a newer term."""
+    since = next((t for t, target in list(ctx.tracker.changes) if target and target.term > term), None)
+    for a in sorted(work.snapshot(), key=lambda a: a.at):
+        if a.at > after and (a.term > term if a.term else since is not None and a.at > since):
+            return a.at - after, a.node
+    return None
+
+
+def etcd_wipe_round(ctx: DrillContext, number: int) -> RoundResult:
+    """etcd loses its data (stopped, data directory removed, started empty on
+    the same address) while every member keeps its own. RTO = etcd answering
+    again -> first write acknowledged at a term above the one before."""
+    old, term_before, work = _start_round(ctx, number, "etcd-wipe")
+    ctx.progress(f"round {number}: primary is {old} (term {term_before}); wiping etcd")
+    try:
+        back_at = _wipe_etcd(ctx)
+        rto_s, new = _wait_for(lambda: _first_ack_above(ctx, work, back_at, term_before), ctx.failover_timeout_s,
+                               "a write acknowledged at a newer term")
+    finally:
+        time.sleep(0.3)
+        work.stop()
+    ctx.cluster.wait_healthy(ctx.healthy_timeout_s, ctx.progress)
+    acks = work.snapshot()
+    lost, sample, lost_by = _read_back(ctx, acks)
+    term_after = ctx.cluster.client().get_leader().term
+    ctx.progress(f"round {number}: {new} acknowledged at term {term_after} {rto_s:.3f} s after etcd came back "
+                 f"empty; {len(acks)} acknowledged writes, {lost} missing")
+    return RoundResult(round=number, scenario="etcd-wipe", old_primary=old, new_primary=new, rto_s=rto_s,
+                       rejoin_s=None, acked_writes=len(acks), lost_acked_writes=lost, failed_writes=work.failures,
+                       term_before=term_before, term_after=term_after, acked_by=checker.acked_by(acks),
+                       rpo_receipt=_history_receipt(ctx, term_after), lost_keys_sample=tuple(sample),
+                       lost_by_node=lost_by)
+
+
 SCENARIOS: dict[str, Callable[[DrillContext, int], RoundResult]] = {
     "kill-primary": kill_primary_round,
     "freeze-primary": freeze_primary_round,
+    "etcd-wipe": etcd_wipe_round,
 }
+
+
+# -- kill-engine (issue 10 item 1) ------------------------------------------------------
+import os  # noqa: E402  (kept with the scenario that needs it)
+
+
+def _postmaster_pid(ctx: DrillContext, name: str) -> int:
+    """The PID named by ``name``'s postmaster.pid (0 when absent or unreadable)."""
+    path = f"{ctx.cluster.spec.directory}/data/{name}/pgdata/postmaster.pid"
+    try:
+        with open(path) as f:
+            return int(f.readline().strip() or 0)
+    except (OSError, ValueError):
+        return 0
+
+
+def kill_engine_round(ctx: DrillContext, number: int) -> RoundResult:
+    """SIGKILL the primary's postmaster only (its agent lives on). RTO = kill ->
+    first write acknowledged after a new postmaster (same node) appeared, or by
+    another node (a failover). PostgreSQL only: the embedded engine lives in
+    the agent's process, so "the engine alone" cannot die."""
+    old, term_before, work = _start_round(ctx, number, "kill-engine")
+    pid = _postmaster_pid(ctx, old)
+    if not pid:
+        raise RoundFailed(f"no postmaster.pid for {old}")
+    ctx.progress(f"round {number}: primary is {old} (term {term_before}); SIGKILL its postmaster {pid}")
+    fault_at = time.monotonic()
+    os.kill(pid, signal.SIGKILL)
+    try:
+        restarted = [0.0]
+
+        def writable():
+            if not restarted[0] and _postmaster_pid(ctx, old) not in (0, pid):
+                restarted[0] = time.monotonic()
+            acks = work.snapshot()
+            other = checker.first_ack_after(acks, fault_at, old)
+            mine = checker.first_ack_after(acks, restarted[0], "") if restarted[0] else None
+            best = min((a for a in (other, mine) if a is not None), key=lambda a: a.at, default=None)
+            return (best.at - fault_at, best.node) if best is not None else None
+        rto_s, new = _wait_for(writable, ctx.failover_timeout_s, "a write acknowledged after the kill")
+    finally:
+        time.sleep(0.3)
+        work.stop()
+    ctx.progress(f"round {number}: {new} acknowledged a write {rto_s:.3f} s after the kill"
+                 f"{' (in place)' if new == old else ' (failed over)'}")
+    rejoin_s = 0.0 if new == old else _wait_rejoined(ctx, old, new) - fault_at
+    ctx.cluster.wait_healthy(ctx.healthy_timeout_s, ctx.progress)
+    acks = work.snapshot()
+    lost, sample, lost_by = _read_back(ctx, acks)
+    term_after = ctx.cluster.client().get_leader().term
+    ctx.progress(f"round {number}: {len(acks)} acknowledged writes, {lost} missing; term {term_before} -> "
+                 f"{term_after}")
+    return RoundResult(round=number, scenario="kill-engine", old_primary=old, new_primary=new, rto_s=rto_s,
+                       rejoin_s=rejoin_s, acked_writes=len(acks), lost_acked_writes=lost,
+                       failed_writes=work.failures, term_before=term_before, term_after=term_after,
+                       acked_by=checker.acked_by(acks), lost_keys_sample=tuple(sample), lost_by_node=lost_by,
+                       rpo_receipt=_history_receipt(ctx, term_after) if term_after != term_before else {})
+
+
+kill_engine_round.engines = ("postgres",)    # the drill says "not applicable" for other engines
+SCENARIOS["kill-engine"] = kill_engine_round
+
+
+# -- freeze-tree (issue 10 item 6) ------------------------------------------------------
+
+class _TreeSignals:
+    """The cluster, except that SIGSTOP / SIGCONT of a node freeze / thaw its
+    whole process tree at once (agent, postmaster, backends, fencer), as
+    ``docker pause`` does (``walrus.drill.freeze``)."""
+
+    def __init__(self, cluster: LocalCluster, progress: Progress):
+        self._cluster, self._progress = cluster, progress
+        self.frozen: dict = {}
+        self.frozen_at = 0.0
+
+    def __getattr__(self, name: str):
+        return getattr(self._cluster, name)
+
+    def signal(self, name: str, sig: int) -> bool:
+        from walrus.drill.freeze import TreeFreeze
+        from walrus.localcluster import procs
+        handle = self._cluster.processes[name].handle
+        if sig == signal.SIGSTOP and name not in self.frozen and handle and procs.is_ours(handle):
+            self.frozen_at = time.monotonic()
+            tree = self.frozen[name] = TreeFreeze(handle.pid)
+            pids = tree.freeze()
+            self._progress(f"froze {name}'s whole tree ({len(pids)} processes, {tree.method})")
+            return True
+        if sig == signal.SIGCONT and name in self.frozen:
+            self.frozen.pop(name).thaw()
+            return True
+        return self._cluster.signal(name, sig)
+
+
+class _GiveUpBackend:
+    """A backend whose write gives up after ``timeout_s`` (a frozen server
+    answers nothing, and PostgreSQL's own timeouts are frozen with it), so the
+    workload moves on to the new primary. An abandoned write still counts if
+    the old primary acknowledges it after the thaw: it lands in ``late``.
+    ``sent`` maps every key to the instant its write was sent."""
+
+    def __init__(self, factory, address: str, node: str, late: list, sent: dict, timeout_s: float):
+        self._factory, self.address, self.node = factory, address, node
+        self._late, self._sent, self._timeout = late, sent, timeout_s
+        self._inner = None
+
+    def write(self, key: str, value: str) -> int:
+        import threading
+        from walrus.drill.workload import WriteFailed
+        inner = self._inner = self._inner or self._factory(self.address)
+        box: dict = {}
+        abandoned = threading.Event()
+
+        def run() -> None:
+            try:
+                box["term"] = inner.write(key, value)
+                if abandoned.is_set():
+                    self._late.append(Ack(key, time.monotonic(), self.node))
+            except Exception as exc:            # WriteFailed or anything: not acknowledged
+                box["error"] = exc
+            finally:
+                box["done"] = True
+        self._sent[key] = time.monotonic()
+        t = threading.Thread(target=run, daemon=True)
+        t.start()
+        t.join(self._timeout)
+        if "done" not in box:
+            abandoned.set()
+            self._inner = None                  # its connection is busy; the next write opens another
+            raise WriteFailed(f"{self.address}: no answer within {self._timeout:g}s")
+        if "error" in box:
+            raise box["error"]
+        return box["term"]
+
+    def existing(self, keys: list[str]) -> set[str]:
+        self._inner = self._inner or self._factory(self.address)
+        return self._inner.existing(keys)
+
+    def close(self) -> None:
+        if self._inner is not None:
+            self._inner.close()
+
+
+def freeze_tree_round(ctx: DrillContext, number: int) -> RoundResult:
+    """Freeze the primary's whole process tree (agent, postmaster, backends,
+    fencer) for longer than ttl, as ``docker pause`` does, then thaw it.
+    ``dual_primary_acks``: acks by the old primary later than the new
+    primary's first; ``extra.sent_after_freeze``: those of writes sent after
+    the freeze began (the target's violations; the rest are late replies to
+    writes already in flight at the freeze); lost counts every ack."""
+    import dataclasses
+    tree = _TreeSignals(ctx.cluster, ctx.progress)
+    late: list[Ack] = []
+    sent: dict[str, float] = {}
+    factory = ctx.factory
+
+    def giving_up(address: str):
+        node = ctx.cluster.name_of_data_address(address) or address
+        return _GiveUpBackend(factory, address, node, late, sent, 1.0)
+    ctx = dataclasses.replace(ctx, cluster=tree, factory=giving_up)
+    old, term_before, work = _start_round(ctx, number, "freeze-tree")
+    ttl = ctx.cluster.spec.timings.ttl
+    stale = StaleWriter(_stale_backend(ctx, old), old, prefix=work.prefix)
+    stale.start()
+    fault_at = time.monotonic()
+    tree.signal(old, signal.SIGSTOP)
+    try:
+        try:
+            rto_s, new = _wait_for(lambda: checker.rto(work.snapshot(), fault_at, old),
+                                   ctx.failover_timeout_s + ttl, "a write acknowledged by a new primary")
+        finally:
+            time.sleep(max(0.0, fault_at + ttl + 1.0 - time.monotonic()))
+            thaw_at = time.monotonic()
+            tree.signal(old, signal.SIGCONT)
+        rejoin_s = _wait_rejoined(ctx, old, new) - thaw_at
+    finally:
+        time.sleep(0.3)
+        work.stop()
+        stale.stop()
+        for name in list(tree.frozen):
+            tree.signal(name, signal.SIGCONT)
+    ctx.cluster.wait_healthy(ctx.healthy_timeout_s, ctx.progress)
+    acks = work.snapshot()
+    all_acks = acks + stale.acks + late
+    dual = checker.dual_primary_acks(all_acks, old, new)
+    after = [a for a in dual if sent.get(a.key, 0.0) > fault_at]
+    lost, sample, lost_by = _read_back(ctx, all_acks)
+    term_after = ctx.cluster.client().get_leader().term
+    ctx.progress(f"round {number}: {new} first acknowledged {rto_s:.3f} s after the freeze; {old} thawed after "
+                 f"{thaw_at - fault_at:.1f} s, streams again {rejoin_s:.3f} s later; old primary acks after the "
+                 f"new one's first: {len(dual)} ({len(after)} sent after the freeze); {lost} acked writes lost")
+    return RoundResult(round=number, scenario="freeze-tree", old_primary=old, new_primary=new, rto_s=rto_s,
+                       rejoin_s=rejoin_s, acked_writes=len(all_acks), lost_acked_writes=lost,
+                       failed_writes=work.failures, term_before=term_before, term_after=term_after,
+                       acked_by=checker.acked_by(all_acks), rpo_receipt=_history_receipt(ctx, term_after),
+                       dual_primary_acks=len(dual), frozen_s=thaw_at - fault_at, lost_keys_sample=tuple(sample),
+                       lost_by_node=lost_by, extra={"sent_after_freeze": len(after), "late_acks": len(late)})
+
+
+SCENARIOS["freeze-tree"] = freeze_tree_round
+
+
+# -- double-kill (issue 10 item 2) ------------------------------------------------------
+
+def double_kill_round(ctx: DrillContext, number: int) -> RoundResult:
+    """``double-kill``: SIGKILL the primary, then SIGKILL the new primary the
+    moment its leader key appears (before it has standbys or, in synchronous
+    mode, a set of its own), and restart the first one at once, as a
+    supervisor would (in synchronous mode the third node needs a standby to
+    acknowledge anything). RTO = second kill -> first write acknowledged by
+    the next primary (the third node, or the restarted first one); the
+    second one is restarted after that; the others must rejoin, and every
+    acknowledged write must be on the last primary."""
+    first, term_before, work = _start_round(ctx, number, "double-kill")
+    ctx.progress(f"round {number}: primary is {first} (term {term_before}); SIGKILL {first}'s agent")
+    ctx.cluster.kill(first)
+    try:
+        heir = _wait_for(lambda: (t := ctx.tracker.current()) is not None and t.name != first
+                         and t.term > term_before and t.name, ctx.failover_timeout_s, "a new leader key")
+        fault_at = time.monotonic()
+        ctx.cluster.kill(heir)
+        ctx.notes["old_primary"] = f"{first}+{heir}"
+        ctx.cluster.start(first)
+        ctx.progress(f"round {number}: {heir} took the leader key; SIGKILL {heir}'s agent, restart {first}")
+        _wait_for(lambda: (t := ctx.tracker.current()) is not None and t.name != heir and t.term > term_before + 1,
+                  ctx.failover_timeout_s, "a leader key after the second kill")
+        ctx.progress(f"round {number}: {ctx.tracker.current().name} took the leader key "
+                     f"{time.monotonic() - fault_at:.3f} s after the second kill")
+        rto_s, third = _wait_for(lambda: checker.rto(work.snapshot(), fault_at, heir), ctx.failover_timeout_s,
+                                 "a write acknowledged by a primary after the second kill")
+    finally:
+        time.sleep(0.3)
+        work.stop()
+    ctx.progress(f"round {number}: {third} acknowledged the first write {rto_s:.3f} s after the second kill; "
+                 f"restarting {heir}")
+    restart_at = time.monotonic()
+    ctx.cluster.start(heir)
+    rejoin_s = max(_wait_rejoined(ctx, name, third) for name in (first, heir) if name != third) - restart_at
+    ctx.cluster.wait_healthy(ctx.healthy_timeout_s, ctx.progress)
+    acks = work.snapshot()
+    lost, sample, lost_by = _read_back(ctx, acks)
+    term_after = ctx.cluster.client().get_leader().term
+    ctx.progress(f"round {number}: both rejoined after {rejoin_s:.3f} s; {len(acks)} acknowledged writes, "
+                 f"{lost} missing on {third}")
+    return RoundResult(round=number, scenario="double-kill", old_primary=f"{first}+{heir}", new_primary=third,
+                       rto_s=rto_s, rejoin_s=rejoin_s, acked_writes=len(acks), lost_acked_writes=lost,
+                       failed_writes=work.failures, term_before=term_before, term_after=term_after,
+                       acked_by=checker.acked_by(acks), rpo_receipt=_history_receipt(ctx, term_after),
+                       lost_keys_sample=tuple(sample), lost_by_node=lost_by)
+
+
+SCENARIOS["double-kill"] = double_kill_round

@@ -115,9 +115,11 @@ class Target:
 
 
 class LeaderTracker:
-    """Keeps the current leader from a WatchLeader stream (with GetLeader as a
-    fallback when writers report failures). ``changes`` logs (monotonic time,
-    Target or None) for reports."""
+    """Keeps the current *writable* leader from a WatchLeader stream (with
+    GetLeader as a fallback when writers report failures): a leader the
+    stream names but does not call writable yet (still taking leadership)
+    is no target, so writers wait instead of collecting errors. ``changes``
+    logs (monotonic time, Target or None) for reports."""
 
     def __init__(self, client: ClusterClient):
         self.client = client
@@ -143,7 +145,8 @@ class LeaderTracker:
             return self._target
 
     def _set(self, leader) -> None:
-        target = Target(leader.name, leader.data_address, leader.term) if leader.present else None
+        target = Target(leader.name, leader.data_address, leader.term) if leader.present and leader.writable \
+            else None
         with self._lock:
             if target == self._target:
                 return

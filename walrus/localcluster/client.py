@@ -125,8 +125,12 @@ class ClusterClient:
         return self.call("Switchover", cluster_pb2.SwitchoverRequest(candidate=candidate,
                                                                      expected_leader=expected_leader))
 
-    def failover(self, candidate: str = "") -> cluster_pb2.OperationReply:
-        return self.call("Failover", cluster_pb2.FailoverRequest(candidate=candidate))
+    def failover(self, candidate: str = "", force: bool = False) -> cluster_pb2.OperationReply:
+        return self.call("Failover", cluster_pb2.FailoverRequest(candidate=candidate, force=force))
+
+    def operation(self, requested_at: float) -> cluster_pb2.OperationStatus:
+        """The fate of the Switchover/Failover request with that ``requested_at``."""
+        return self.call("GetOperation", cluster_pb2.GetOperationRequest(requested_at=requested_at))
 
     def pause(self) -> cluster_pb2.OperationReply:
         return self.call("Pause", cluster_pb2.PauseRequest())

@@ -17,6 +17,7 @@ from typing import Callable
 
 import yaml
 
+from walrus import pidfile
 from walrus.errors import WalrusError
 from walrus.localcluster import procs
 from walrus.localcluster.client import AgentClient, ClusterClient
@@ -170,11 +171,38 @@ class LocalCluster:
         return self._client
 
     # ---- process control ---------------------------------------------------------
-    def start(self, name: str) -> procs.ProcHandle:
-        """Start (or restart) one process with its planned argv; records its handle."""
+    def data_dir(self, name: str) -> str:
+        """A node's data dir, as its config file says (the planned one if unreadable)."""
         p = self.processes[name]
+        try:
+            with open(p.plan.config_path) as f:
+                value = (yaml.safe_load(f) or {}).get("data_dir")
+        except (OSError, yaml.YAMLError, AttributeError):
+            value = None
+        return str(value) if value else os.path.join(self.directory, "data", name)
+
+    def current(self, name: str) -> procs.ProcHandle | None:
+        """The running process of ``name``: the one we started, or (a node) the
+        agent its pid file names, verified to be ``walrus node`` with this
+        node's config (``walrus.pidfile``); None when it does not run."""
+        p = self.processes[name]
+        if p.popen is not None:
+            p.popen.poll()
         if p.handle and procs.is_ours(p.handle):
             return p.handle
+        if p.plan.kind is ProcKind.NODE and p.plan.config_path:
+            found = pidfile.running_agent(self.data_dir(name), p.plan.config_path)
+            if found is not None:
+                return found.handle
+        return None
+
+    def start(self, name: str) -> procs.ProcHandle:
+        """Start (or restart) one process with its planned argv; records its
+        handle. A process that already runs (however started) is left alone."""
+        p = self.processes[name]
+        running = self.current(name)
+        if running is not None:
+            return running
         try:
             p.popen, p.handle = procs.spawn(p.plan.argv, p.plan.log, env=_child_env(), cwd=self.directory)
         except OSError as exc:
@@ -183,10 +211,7 @@ class LocalCluster:
         return p.handle
 
     def running(self, name: str) -> bool:
-        p = self.processes[name]
-        if p.popen is not None:
-            p.popen.poll()
-        return bool(p.handle) and procs.is_ours(p.handle)
+        return self.current(name) is not None
 
     def exit_status(self, name: str) -> str:
         """How a process we started ended, as far as we can know (for error messages)."""
@@ -197,9 +222,9 @@ class LocalCluster:
         return f"killed by signal {-code}" if code < 0 else f"exit code {code}"
 
     def signal(self, name: str, sig: int) -> bool:
-        """Send ``sig`` to one process if it is still the one we started."""
-        p = self.processes[name]
-        return bool(p.handle) and procs.send(p.handle, sig)
+        """Send ``sig`` to one process if it runs (``current``; verified first)."""
+        handle = self.current(name)
+        return handle is not None and procs.send(handle, sig)
 
     def kill(self, name: str) -> bool:
         """SIGKILL one process (and reap it if it is our child)."""
@@ -213,10 +238,13 @@ class LocalCluster:
         return sent
 
     def stop(self, name: str, timeout_s: float = 10.0) -> str:
+        """SIGTERM (then SIGKILL) the process of ``name``, however it was
+        started (``current``); "gone", "terminated" or "killed"."""
         p = self.processes[name]
-        if not p.handle:
+        handle = self.current(name)
+        if handle is None:
             return "gone"
-        outcome = procs.stop(p.handle, timeout_s)
+        outcome = procs.stop(handle, timeout_s)
         if p.popen is not None:
             p.popen.poll()
         return outcome

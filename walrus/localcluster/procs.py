@@ -52,6 +52,16 @@ def _read_cmdline(pid: int) -> tuple[str, ...] | None:
     return tuple(part.decode(errors="replace") for part in raw.split(b"\0") if part)
 
 
+def handle_of(pid: int) -> ProcHandle | None:
+    """The identity of the running process ``pid`` as /proc shows it now
+    (None if it is gone or a zombie); for a process to record itself."""
+    stat = _read_stat(pid)
+    cmdline = _read_cmdline(pid)
+    if stat is None or stat[0] in ("Z", "X") or cmdline is None:
+        return None
+    return ProcHandle(pid, cmdline, stat[1])
+
+
 def spawn(argv: tuple[str, ...] | list[str], log_path: str, env: dict | None = None,
           cwd: str | None = None) -> tuple[subprocess.Popen, ProcHandle]:
     """Start ``argv`` detached (own session), stdout+stderr appended to ``log_path``.

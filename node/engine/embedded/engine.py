@@ -33,7 +33,7 @@ from typing import Callable
 import grpc
 
 from node.config import EmbeddedConfig
-from node.engine.base import CommitLevel, EngineStatus, Role, SyncSpec, Upstream
+from node.engine.base import CommitLevel, Discarded, EngineStatus, Role, SyncSpec, Upstream
 from node.engine.embedded import storage as storage_mod
 from node.engine.embedded.aio import LoopSignal, LoopThread
 from node.engine.embedded.receiver import Replayer, WalReceiver, fetch_base_backup
@@ -102,6 +102,7 @@ class EmbeddedEngine(TransitionsMixin):
         self._role = Role.STOPPED
         self._draining = False                 # demoting: writes refused, senders still ship the tail
         self._needs_reclone = ""
+        self.last_discard: Discarded | None = None     # what the last rewind dropped (``rewind``)
         self._server: grpc.aio.Server | None = None
         self._loop: LoopThread | None = None
         self._stop = threading.Event()
@@ -524,12 +525,18 @@ class EmbeddedEngine(TransitionsMixin):
         self._needs_reclone = reason or "needs re-clone"
         log_event(log, "needs_reclone", logging.ERROR, name=self.name, reason=reason)
 
-    def rewind(self, fork_lsn: int) -> None:
-        """Drop local WAL at/after ``fork_lsn`` (NeedsReclone if impossible)."""
-        before = self.storage.wal.write_lsn
+    def rewind(self, fork_lsn: int, upstream: str = "") -> None:
+        """Drop local WAL at/after ``fork_lsn`` (NeedsReclone if impossible);
+        what was dropped becomes ``last_discard`` (the exact RPO receipt)."""
+        before, tli = self.storage.wal.write_lsn, self.storage.timeline
+        self.storage.last_discard = None
         to = self.storage.rewind_to(fork_lsn)
+        frm, end, size, records, txns = self.storage.last_discard or (to, before, before - to, 0, 0)
+        r = self.receiver
+        self.last_discard = Discarded(tli, frm, end, size, records, txns, upstream or (str(r.upstream) if r else ""),
+                                      self.term, time.time())
         log_event(log, "rewound", name=self.name, frm=format_lsn(before), to=format_lsn(to),
-                  asked=format_lsn(fork_lsn))
+                  asked=format_lsn(fork_lsn), discarded_bytes=size, records=records, transactions=txns)
 
     # ------------------------------------------------------------ status
     def status(self) -> EngineStatus:

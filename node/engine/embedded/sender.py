@@ -178,6 +178,7 @@ class WalSender:
         self.chunks_sent = 0
         self.feedback_received = 0
         self.last_feedback_at = time.monotonic()
+        self.bad_feedback = ""      # why the standby's feedback was refused (the stream ends)
         self._stop = threading.Event()
         self._confirmed = threading.Condition()
         self._wake: LoopSignal | None = None      # set while messages() runs
@@ -236,7 +237,16 @@ class WalSender:
 
     def on_feedback(self, fb: walstream_pb2.Feedback) -> None:
         """Take in a standby's positions and release the commits they
-        satisfy; ``after_feedback`` does the rest (it may run a turn later)."""
+        satisfy; ``after_feedback`` does the rest (it may run a turn later).
+        A position past what was sent cannot be true: it is refused (the
+        stream ends) before it can release a commit or move the slot."""
+        if max(fb.write_lsn, fb.flush_lsn, fb.apply_lsn) > self.sent_lsn:
+            self.bad_feedback = (f"standby {self.name} reported write {format_lsn(fb.write_lsn)} / flush "
+                                 f"{format_lsn(fb.flush_lsn)} / apply {format_lsn(fb.apply_lsn)}, past the WAL "
+                                 f"sent to it ({format_lsn(self.sent_lsn)}); feedback refused")
+            log_event(log, "walsender_bad_feedback", logging.WARNING, standby=self.name, reason=self.bad_feedback)
+            self.stop()
+            return
         self.feedback_received += 1
         self.last_feedback_at = time.monotonic()
         self.write_lsn = max(self.write_lsn, fb.write_lsn)

@@ -14,12 +14,16 @@ position, which only retains more WAL, never less.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 from dataclasses import dataclass, replace
 from typing import Iterable
 
 from node.engine.base import SlotInfo
+from walrus.log import log_event
+
+log = logging.getLogger(__name__)
 
 SLOTS_FILE = "slots.json"
 
@@ -63,6 +67,7 @@ class SlotStore:
     def __init__(self, data_dir: str):
         self._path = os.path.join(data_dir, SLOTS_FILE)
         self._lock = threading.Lock()
+        self._save_lock = threading.Lock()     # serializes whole saves (tmp write + rename)
         self._slots: dict[str, Slot] = {}
         self._active: set[str] = set()
         self._dirty = False
@@ -72,31 +77,52 @@ class SlotStore:
         try:
             with open(self._path) as f:
                 data = json.load(f)
+            items = [Slot(str(item["name"]), int(item["restart_lsn"]), bool(item.get("lost", False)))
+                     for item in data.get("slots", [])]
         except FileNotFoundError:
             return
-        for item in data.get("slots", []):
-            slot = Slot(str(item["name"]), int(item["restart_lsn"]), bool(item.get("lost", False)))
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:   # JSONDecodeError is a ValueError
+            # save() only renames a complete, fsynced file into place, so this is
+            # damage from outside. Never stuck: keep it aside and start without
+            # slots; each standby recreates its slot when it connects (or
+            # re-clones if the WAL it needs was recycled meanwhile).
+            aside = self._path + ".unreadable"
+            os.replace(self._path, aside)
+            log_event(log, "slots_unreadable", logging.ERROR, path=self._path, moved_to=aside,
+                      error=f"{type(exc).__name__}: {exc}", then="starting without slots")
+            return
+        for slot in items:
             self._slots[slot.name] = slot
 
     def save(self, force: bool = False) -> None:
-        """Persist atomically (tmp + fsync + rename + dir fsync) if changed."""
-        with self._lock:
-            if not (self._dirty or force):
-                return
-            data = {"slots": [{"name": s.name, "restart_lsn": s.restart_lsn, "lost": s.lost}
-                              for s in sorted(self._slots.values(), key=lambda s: s.name)]}
-            self._dirty = False
-        tmp = self._path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(data, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self._path)
-        dfd = os.open(os.path.dirname(self._path) or ".", os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        """Persist atomically (tmp + fsync + rename + dir fsync) if changed.
+
+        The whole write happens under ``_save_lock`` (one writer at a time: a
+        fixed tmp path shared by two writers made one rename fail), and the
+        data is taken under it too, so the last rename holds the newest slots."""
+        with self._save_lock:
+            with self._lock:
+                if not (self._dirty or force):
+                    return
+                data = {"slots": [{"name": s.name, "restart_lsn": s.restart_lsn, "lost": s.lost}
+                                  for s in sorted(self._slots.values(), key=lambda s: s.name)]}
+                self._dirty = False
+            tmp = self._path + ".tmp"
+            try:
+                with open(tmp, "w") as f:
+                    json.dump(data, f)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, self._path)
+            except BaseException:
+                with self._lock:
+                    self._dirty = True       # not saved: the next save() tries again
+                raise
+            dfd = os.open(os.path.dirname(self._path) or ".", os.O_RDONLY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
 
     def get(self, name: str) -> Slot | None:
         with self._lock:

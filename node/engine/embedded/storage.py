@@ -50,7 +50,7 @@ from walrus.errors import CorruptWal, EngineError, NeedsReclone
 from walrus.lsn import format_lsn
 
 from . import checkpoint as ckpt
-from .records import SKIP_HEAD, Put, Record, Skip, TimelineSwitch, decode, encode, encode_put, is_skip
+from .records import SKIP_HEAD, Put, Record, RecordType, Skip, TimelineSwitch, decode, encode, encode_put, is_skip
 from .segments import fsync_dir
 from .state import KvState, snapshot_header
 from .timeline import TimelineHistory, read_history, remove_histories_after, write_history
@@ -133,6 +133,7 @@ class Storage:
         self._control = control
         self._lock = threading.RLock()         # serializes appends, replay, rewind
         self._ckpt_lock = threading.Lock()
+        self.last_discard: tuple[int, int, int, int, int] | None = None   # see _count (last rewind)
 
     # ------------------------------------------------------------ open/create
     @classmethod
@@ -382,12 +383,28 @@ class Storage:
                 raise NeedsReclone(f"no checkpoint at or before {format_lsn(lsn)} with its WAL retained")
             state = found[0]                             # rebuilt aside: reads see the old one till done
             lsn = self._replay(state, lsn)               # whole records that end by lsn: a boundary
+            self.last_discard = self._count(lsn)
             ckpt.remove_after(dirs["checkpoints"], lsn)   # before the WAL: crash-safe order
             self.wal.truncate(lsn)
             self.state = state
             remove_histories_after(dirs["timelines"], self.state.timeline)
             self.set_control(timeline=self.state.timeline)
             return self.wal.write_lsn
+
+    def _count(self, lsn: int) -> tuple[int, int, int, int, int]:
+        """(from, to, bytes, records, transactions) of the WAL from ``lsn`` (a
+        record start) to the end, SKIP padding left out; -1 counts on corrupt WAL."""
+        end, size, records, txns = self.wal.write_lsn, 0, 0, 0
+        try:
+            for rec in self.wal.iter_records(lsn):
+                kind = rec.payload[0] if rec.payload else 0
+                if kind == RecordType.SKIP:
+                    continue
+                size, records = size + rec.end - rec.start, records + 1
+                txns += kind in (RecordType.PUT, RecordType.DELETE, RecordType.BATCH)
+        except (CorruptWal, EngineError):
+            return lsn, end, end - lsn, -1, -1
+        return lsn, end, size, records, txns
 
     def close(self) -> None:
         self.wal.close()

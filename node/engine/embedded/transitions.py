@@ -135,7 +135,7 @@ class TransitionsMixin:
                     raise EngineError(f"cannot reach {upstream}: {exc.details() or exc.code()}") from None
                 fork = None
             if fork is not None:
-                self.rewind(fork)
+                self.rewind(fork, str(upstream))
                 method = RejoinMethod.REWOUND
             self.storage.set_control(role=Role.STANDBY, upstream=str(upstream))
             self._needs_reclone = ""

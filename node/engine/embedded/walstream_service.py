@@ -4,7 +4,9 @@ coroutine on the engine's event loop; ``TimelineHistory`` and ``BaseBackup``
 are plain methods run in the server's thread pool.
 
 Errors: the first stream message must be ``StartReplication`` with a
-non-empty standby name (else INVALID_ARGUMENT); a refused stream (stale term,
+valid member name as standby name (``walrus.names``; it names a slot), and
+feedback may not report LSNs past what was sent (else INVALID_ARGUMENT,
+nothing created or advanced); a refused stream (stale term,
 not a primary, lost slot, removed WAL, diverged timeline) gets
 FAILED_PRECONDITION; when the standby cannot catch up from WAL the sentence
 contains ``NEEDS_RECLONE_MARK``, which the receiver turns into
@@ -21,6 +23,7 @@ import grpc
 
 from node.engine.embedded.sender import NEEDS_RECLONE_MARK, REWIND_LSN_KEY, SenderRefused
 from protos import walstream_pb2, walstream_pb2_grpc
+from walrus.names import name_problem
 
 if TYPE_CHECKING:
     from node.engine.embedded.engine import EmbeddedEngine
@@ -51,6 +54,9 @@ class WalStreamServicer(walstream_pb2_grpc.WalStreamServicer):
         if first.WhichOneof("msg") != "start" or not first.start.standby_name:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                                 "the first stream message must be StartReplication with a standby_name")
+        why = name_problem(first.start.standby_name, "standby_name")
+        if why is not None:      # it names a lasting replication slot: nothing is created
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, why)
         try:
             sender = self._engine.open_sender(first.start)
         except SenderRefused as exc:
@@ -67,6 +73,8 @@ class WalStreamServicer(walstream_pb2_grpc.WalStreamServicer):
         finally:
             reader.cancel()
             self._engine.close_sender(sender)
+        if sender.bad_feedback:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, sender.bad_feedback)
 
     def TimelineHistory(self, request, context):
         current, entries = self._engine.timeline_history()
@@ -78,6 +86,9 @@ class WalStreamServicer(walstream_pb2_grpc.WalStreamServicer):
     def BaseBackup(self, request, context):
         if not request.standby_name:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "BaseBackup needs a standby_name")
+        why = name_problem(request.standby_name, "standby_name")
+        if why is not None:      # it names a lasting replication slot: nothing is created
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, why)
         try:
             lsn, timeline, term, data = self._engine.base_backup(request.standby_name)
         except SenderRefused as exc:

@@ -8,8 +8,8 @@ start as primary).
 Fencing: PostgreSQL cannot check a lease deadline before each commit, and
 a thread of the agent is frozen with the agent, so ``set_lease_deadline``
 feeds the deadline to a separate fencer *process* (``fencer.py``, one per
-postmaster, started with it), which SIGQUITs (immediate shutdown) the
-postmaster when the deadline passes unextended on an unfenced primary. The
+postmaster, started with it), which kills the postmaster and its children
+when the deadline passes unextended on an unfenced primary. The
 engine then records ``fence_reason = fencer.REASON`` and restarts the server
 fenced (read-only, after crash recovery), so the agent sees a fenced primary
 as after any fence, and ``unfence`` (after a new deadline) just lifts it.

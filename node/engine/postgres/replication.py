@@ -16,6 +16,7 @@ from node.engine.postgres.process import OsUser, run, wait_for
 from walrus.config import parse_address
 from walrus.errors import EngineError
 from walrus.log import log_event
+from walrus.lsn import parse_lsn
 
 log = logging.getLogger(__name__)
 
@@ -82,12 +83,13 @@ def base_backup(bins: Binaries, user: OsUser, pgdata: str, upstream: Upstream, r
     log_event(log, "clone.done", upstream=upstream, pgdata=pgdata)
 
 
-def rewind(bins: Binaries, user: OsUser, pgdata: str, source_conninfo: str, timeout: float) -> bool:
+def rewind(bins: Binaries, user: OsUser, pgdata: str, source_conninfo: str, timeout: float) -> tuple[bool, int | None]:
     """``pg_rewind`` the stopped target from the source server (the caller ran
     ``CHECKPOINT`` on the source first, so its control file shows the new
     timeline; PostgreSQL 15 does not checkpoint on promote).
 
-    Returns False when pg_rewind found nothing to rewind. Raises EngineError.
+    Returns (False when pg_rewind found nothing to rewind, the LSN where the
+    servers diverged as pg_rewind printed it or None). Raises EngineError.
     """
     argv = [bins.path("pg_rewind"), "--target-pgdata", pgdata, "--source-server", source_conninfo]
     for attempt in range(3):
@@ -104,4 +106,10 @@ def rewind(bins: Binaries, user: OsUser, pgdata: str, source_conninfo: str, time
             log_event(log, "rewind.retry", pgdata=pgdata, error=exc, level=logging.WARNING)
     rewound = "no rewind required" not in out
     log_event(log, "rewind.done", pgdata=pgdata, rewound=rewound)
-    return rewound
+    return rewound, diverged_at(out)
+
+
+def diverged_at(out: str) -> int | None:
+    """The LSN of pg_rewind's "servers diverged at WAL location X/Y" line, or None."""
+    m = re.search(r"servers diverged at WAL location ([0-9A-Fa-f]+/[0-9A-Fa-f]+)", out)
+    return parse_lsn(m.group(1)) if m else None

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 
-from node.engine.base import EngineStatus, RejoinMethod, SlotInfo, SyncSpec, Upstream
+from node.engine.base import Discarded, EngineStatus, RejoinMethod, SlotInfo, SyncSpec, Upstream
 from node.engine.postgres import conf, divergence, fencer, replication, sql
 from node.engine.postgres.process import wait_for
 from walrus.errors import EngineError, NeedsReclone, WrongRole
@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 
 class TransitionsMixin:
     """Promote / demote / follow / rejoin / fence for ``PostgresEngine``."""
+
+    last_discard: Discarded | None = None     # what the last pg_rewind dropped (the exact RPO receipt)
 
     def promote(self, term: int) -> EngineStatus:
         """``pg_promote(wait => true)``; stamps ``term``. Already primary: only stamps."""
@@ -132,12 +134,14 @@ class TransitionsMixin:
         t.append(time.monotonic())
         self._save(incomplete=True)     # until standby.signal is back, never start
         self._stop_postmaster()
+        end = divergence.local_wal_end(self.binaries, self.user, str(self.dir.pgdata))
         t.append(time.monotonic())
         try:
-            rewound = replication.rewind(self.binaries, self.user, str(self.dir.pgdata),
-                                         self._upstream_dsn(upstream), self.op_timeout_s)
+            rewound, fork = replication.rewind(self.binaries, self.user, str(self.dir.pgdata),
+                                               self._upstream_dsn(upstream), self.op_timeout_s)
         except EngineError as exc:
             return self._reclone(upstream, allow_reclone, f"rewind failed: {exc}")
+        self.last_discard = _discarded(end, fork, rewound, upstream, self._state.term)
         t.append(time.monotonic())
         self.dir.set_standby_signal(True)
         self._save(upstream_name="", upstream_address="", incomplete=False)
@@ -293,3 +297,18 @@ class TransitionsMixin:
                         self._session.query("SELECT pg_drop_replication_slot(%s)", (slot,))
                         log_event(log, "slot.drop", slot=slot)
             return self._session.slots()
+
+
+def _discarded(end: "divergence.WalEnd | None", fork: int | None, rewound: bool, upstream: Upstream,
+               term: int) -> Discarded:
+    """What pg_rewind dropped: from where it says the servers diverged to the
+    end of the stopped node's WAL (pg_waldump); -1 bytes when either is unknown."""
+    tli, last = (end.timeline, end.end_lsn) if end is not None else (0, 0)
+    if not rewound:
+        size, fork = 0, last
+    elif end is None or fork is None:
+        size = -1
+    else:
+        size = max(0, last - fork)
+    log_event(log, "rewind.discarded", upstream=upstream, fork=fork, end=last, bytes=size)
+    return Discarded(tli, fork or 0, last, size, -1, -1, str(upstream), term, time.time())

@@ -66,3 +66,51 @@ def _ready_as_primary_lines(proc) -> int:
     """How often the node's PostgreSQL came up read-write ("read-only" for a standby)."""
     log = proc.dir / "data" / "postgres.log"
     return log.read_text(errors="replace").count("database system is ready to accept connections")
+
+
+def _postmaster_pid(proc) -> int:
+    """The PID in the node's postmaster.pid (0 when absent)."""
+    try:
+        return int((proc.dir / "data" / "pgdata" / "postmaster.pid").read_text().split("\n")[0])
+    except (OSError, ValueError):
+        return 0
+
+
+def test_postmaster_killed_alone_is_restarted_writable_in_place(pg_agents):
+    """Issue 10 item 1: SIGKILL of the postmaster only (the agent lives on,
+    holding the leader key): the agent restarts PostgreSQL fenced and unfences
+    it in place once a renewal sent after the restart is confirmed; it never
+    stays fenced while it renews the lease."""
+    import signal as _signal
+
+    from walrus.drill.pg_backend import PgWriter
+    agents = pg_agents
+    a = agents.add("a", **PG_TIMING)
+    agents.wait_primary(timeout=120)
+    term = a.status().leader_term
+    writer = PgWriter(a.data_address)
+    try:
+        writer.write("before-kill", "1")
+        old_pid = _postmaster_pid(a)
+        assert old_pid
+        os.kill(old_pid, _signal.SIGKILL)
+
+        def writable_again():
+            pid = _postmaster_pid(a)
+            if pid in (0, old_pid):
+                return False
+            s = a.status()
+            if not (s.holds_leader and s.engine.role == ROLE_PRIMARY and not s.engine.fenced):
+                return False
+            try:
+                writer.write("after-kill", "1")
+                return True
+            except Exception:
+                return False
+        wait_for(writable_again, timeout=90, what="the same node writable again after its postmaster died")
+        s = a.status()
+        assert s.leader_term == term            # in place: no new term, no failover
+        assert writer.exists("before-kill") and writer.exists("after-kill")
+    finally:
+        writer.close()
+    assert "leader.restarted_in_place" in a.log_text()

@@ -84,7 +84,8 @@ CASES = [
     Case("paused-dead-leader-no-revoke",
          healthy(dead(primary()), standby("b", streaming=False), paused=True), State.PAUSED, []),
     # ---------------------------------------------------------------- failover
-    Case("bootstrapping-term-0", ClusterSnapshot(term=0, members=(standby("a", upstream="", streaming=False),)),
+    Case("bootstrapping-term-0", ClusterSnapshot(term=0, members=(standby("a", upstream="", streaming=False,
+                                                                           term=0),)),
          State.BOOTSTRAPPING, []),
     Case("failover-picks-highest-flush",
          leaderless(dead(primary()), standby("b", flush_lsn=990), standby("c", flush_lsn=995), term=4),

@@ -77,6 +77,11 @@ def test_sync_mode_promotes_only_inside_the_set_with_a_quorum(snap, cfg) -> None
         if bound is not None and snap.member(p.member).flush_lsn >= bound:
             continue  # holds every acknowledged write by promoted_bound's argument
         assert s is not None and s.enabled and (p.member in s.names or p.member == s.leader)
+        set_leader = snap.member(s.leader) if s.term == snap.term else None
+        winner = snap.member(p.member)
+        if set_leader is not None and oracle_eligible(set_leader, snap, cfg) and \
+                (winner.timeline, winner.flush_lsn) >= (set_leader.timeline, set_leader.flush_lsn):
+            continue  # the set's own leader acknowledged every write itself, and the winner flushed as far
         if not (p.member == s.leader and s.term == snap.term):
             heard = [n for n in s.names if (m := snap.member(n)) is not None and oracle_eligible(m, snap, cfg)]
             assert len(heard) >= len(s.names) - s.num + 1

@@ -84,7 +84,7 @@ def test_loop_fires_at_a_passed_deadline_and_records_it(tmp_path):
     # stdin is closed (EOF, no "quit"): the fencer still enforces the deadline.
     code, proc, _ = _run_fencer(tmp_path, FencerState(deadline=100.0), Clock(100.25), b"")
     assert code == fencer.EXIT_FIRED
-    assert proc.returncode == -signal.SIGQUIT
+    assert proc.returncode == -signal.SIGKILL
     rec = json.loads((tmp_path / "rec.json").read_text())
     assert rec["reason"] == fencer.REASON and rec["late_ms"] == 250.0 and rec["postmaster_pid"] == proc.pid
 
@@ -273,3 +273,70 @@ def _read_only(eng) -> bool:
         except psycopg.errors.ReadOnlySqlTransaction:
             return True
     raise AssertionError("a write was acknowledged after the deadline")
+
+
+# -- the whole tree frozen (issue 10 item 6) -------------------------------------------------
+
+FROZEN_WRITERS = 8
+
+
+@pytest.mark.postgres
+@pytest.mark.integration
+def test_a_thawed_tree_acknowledges_no_write_sent_during_the_freeze():
+    """The agent, postmaster, backends and fencer are frozen together (as
+    ``docker pause`` does) past the lease deadline while clients send writes;
+    on the thaw every process wakes at once and the backends find those
+    writes waiting. None may be acknowledged: the fencer runs first (real-time)
+    and kills the backends directly instead of asking the postmaster to."""
+    from walrus.drill.freeze import TreeFreeze
+    _require_pg()
+    base, port = _make_base(), free_port()
+    agent = AgentProc(base, port)
+    conns: list = []
+    tree = None
+    try:
+        first = agent.read()
+        conns = [psycopg.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres",
+                                 autocommit=True) for _ in range(FROZEN_WRITERS)]
+        conns[0].execute("CREATE TABLE t (x int)")
+        for c in conns:
+            _write(c, 0)
+        deadline = agent.ask("deadline 1.0")["deadline"]
+        tree = TreeFreeze(agent.proc.pid)
+        frozen = tree.freeze()
+        method = tree.method
+        assert first["pid"] in frozen and first["fencer"] in frozen
+        results: list = [None] * FROZEN_WRITERS
+
+        def attempt(i: int) -> None:
+            try:
+                _write(conns[i], i + 1)
+                results[i] = "acknowledged"
+            except psycopg.Error as exc:
+                results[i] = type(exc).__name__
+        threads = [threading.Thread(target=attempt, args=(i,)) for i in range(FROZEN_WRITERS)]
+        try:
+            for t in threads:
+                t.start()
+            while time.monotonic() < deadline + 1.0:   # the writes wait in the frozen backends' sockets
+                time.sleep(0.05)
+        finally:
+            tree.thaw()
+        for t in threads:
+            t.join(30)
+        acked = [i for i, r in enumerate(results) if r == "acknowledged"]
+        assert not acked, f"{len(acked)} writes sent during the freeze acknowledged after the thaw ({method}): {results}"
+        st = wait_until(lambda: (lambda s: s if s["role"] == "primary" and s["pid"] not in (None, first["pid"])
+                                 else None)(agent.ask("status")), what="restart fenced")
+        assert st["fenced"] and st["reason"] == fencer.REASON
+    finally:
+        if tree is not None:
+            tree.thaw()
+        for c in conns:
+            c.close()
+        if agent.proc.poll() is None:
+            agent.proc.kill()
+            agent.proc.wait(10)
+        for p in _children(agent.proc.pid):
+            os.kill(p, signal.SIGKILL)
+        shutil.rmtree(base, ignore_errors=True)
