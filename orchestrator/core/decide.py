@@ -49,7 +49,7 @@ def _step(snapshot: ClusterSnapshot, config: CoreConfig, now: float) -> _Step:
         return State.PAUSED, [], "paused by the operator: no automatic actions", explain(snapshot, config)
     leader = snapshot.leader
     if leader is None:
-        if snapshot.term == 0 and snapshot.failover is None and keyspace_lost(snapshot):
+        if snapshot.term == 0 and keyspace_lost(snapshot):   # never promote at term 1 over members' data
             return reseed_step(snapshot, config, now)
         if snapshot.term == 0 and snapshot.failover is None:
             who = "a node claimed initialize and is bootstrapping" if snapshot.initialized else \

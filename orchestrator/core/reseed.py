@@ -23,8 +23,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import ClassVar
 
-from orchestrator.core.model import Action, ActionKind, ClusterSnapshot, CoreConfig, MemberView, Ranking, Role
-from orchestrator.core.ranking import rank
+from orchestrator.core.model import (Action, ActionKind, ClusterSnapshot, CoreConfig, FailoverState, MemberView,
+                                     OperationKind, Phase, Ranking, Role, SaveFailoverState)
+from orchestrator.core.ranking import rank, reference_lsn
 from orchestrator.core.states import State
 
 
@@ -117,4 +118,10 @@ def reseed_step(snapshot: ClusterSnapshot, config: CoreConfig, now: float) -> _S
                                          f"last primary {lp.name} ({lp.flush_lsn})"), ranking
     reason = f"{lost}: re-seeding term {term} for {winner} ({why})"
     sync_leader = winner if config.synchronous_mode else ""
-    return State.RESEEDING, [ReseedKeyspace(term, winner, sync_leader, reason)], reason, ranking
+    # The in-flight record names the failover's old leader and reason for its history record.
+    fs = FailoverState(kind=OperationKind.FAILOVER, phase=Phase.PROMOTING, term=term + 1,
+                       old_leader=lp.name if lp is not None else snapshot.last_leader, new_leader=winner,
+                       started_at=now, phase_since=now,
+                       last_primary_lsn=lp.flush_lsn if lp is not None else reference_lsn(snapshot),
+                       candidates=ranking.candidates, reason=reason)
+    return State.RESEEDING, [ReseedKeyspace(term, winner, sync_leader, reason), SaveFailoverState(fs)], reason, ranking

@@ -6,7 +6,8 @@ from dataclasses import dataclass, replace
 import pytest
 
 from core_builders import dead, hung, primary, standby, sync
-from orchestrator.core import (ClusterSnapshot, CoreConfig, ReseedKeyspace, State, SwitchoverRequest, decide)
+from orchestrator.core import (ClusterSnapshot, CoreConfig, ReseedKeyspace, SaveFailoverState, State, SwitchoverRequest,
+                               decide)
 
 C = CoreConfig()
 SYNC = CoreConfig(synchronous_mode=True)
@@ -85,12 +86,21 @@ def test_reseed(case: Case) -> None:
     assert case.reason_has in d.reason
 
 
-def test_after_the_reseed_the_ordinary_failover_promotes_above_it() -> None:
+def test_after_the_reseed_the_saved_failover_promotes_above_it() -> None:
     snap = lost(fenced_primary(flush_lsn=1000), std("b"), std("c"))
-    snap = replace(snap, term=3, initialized=True)
+    saved = [a for a in decide(snap, C, NOW).actions if isinstance(a, SaveFailoverState)]
+    assert [(s.state.term, s.state.old_leader, s.state.new_leader) for s in saved] == [(4, "a", "a")]
+    snap = replace(snap, term=3, initialized=True, failover=saved[0].state)
     d = decide(snap, C, NOW, previous=State.RESEEDING)
-    assert d.state is State.FAILING_OVER
+    assert d.state is State.PROMOTING
     assert [(a.member, a.term) for a in d.actions if a.kind.value == "promote"] == [("a", 4)]
+
+
+def test_a_saved_failover_never_promotes_while_the_term_key_is_missing() -> None:
+    snap = lost(fenced_primary(flush_lsn=1000), std("b"), std("c"))
+    saved = [a for a in decide(snap, C, NOW).actions if isinstance(a, SaveFailoverState)][0].state
+    d = decide(replace(snap, failover=saved), C, NOW, previous=State.RESEEDING)
+    assert d.state is State.RESEEDING and not [a for a in d.actions if a.kind.value == "promote"]
 
 
 def test_sync_after_the_reseed_only_the_set_leader_is_promoted() -> None:
