@@ -22,7 +22,7 @@ class OrchestratorConfig:
     synchronous_mode: bool = False
     synchronous_node_count: int = constrained(1, min=1, max=16)
     synchronous_method: str = constrained("first", choices=("first", "any"))
-    fast_path: bool = True          # revoke a provably dead primary's lease (DESIGN.md 5)
+    fast_path: bool = True          # revoke a provably dead primary's lease (docs/design.md safety 5)
     primary_write_failure_timeout: float = constrained(
         10.0, min=0.0, max=3600, help="seconds a primary's writes may fail (disk full) before it is "
                                       "replaced by a healthy standby; 0 = never")

@@ -2,7 +2,7 @@
 snapshot builder (plain frozen dataclasses, no gRPC).
 
 ``ProbeOutcome`` keeps "refused" and "timed out" apart on purpose: the fast
-path (DESIGN.md safety 5) may only treat a primary whose port *refuses*
+path (docs/design.md safety 5) may only treat a primary whose port *refuses*
 connections as dead; a hung or partitioned one merely times out.
 """
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""etcd access: the only module that talks to etcd (DESIGN.md, internals.md).
+"""etcd access: the only module that talks to etcd (docs/design.md, docs/internals.md).
 
 The one rule: every vendor error (gRPC status, etcd3 exception) stops here
 and leaves as ``DcsUnavailable`` or ``LeaseLost``; retries happen only here,

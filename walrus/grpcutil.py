@@ -109,7 +109,7 @@ def is_connection_refused(exc: BaseException) -> bool:
     A hung peer (SIGSTOP, blackholed, a socket that never answers) shows up
     as DEADLINE_EXCEEDED instead, and a dropped connection as UNAVAILABLE
     "Socket closed"/"Connection reset": neither proves the peer is dead, so
-    both are False here (DESIGN.md, fast path).
+    both are False here (docs/design.md safety 5, fast path).
     """
     if not isinstance(exc, grpc.RpcError) or not hasattr(exc, "code"):
         return False

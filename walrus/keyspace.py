@@ -1,4 +1,4 @@
-"""The etcd keyspace of one cluster: ``/walrus/<cluster>/...`` (DESIGN.md).
+"""The etcd keyspace of one cluster: ``/walrus/<cluster>/...`` (docs/design.md).
 
 Pure string building, no I/O: both the agent and the orchestrator use it so
 that nobody spells a key by hand.

@@ -1,6 +1,6 @@
 """The node agent's life cycle: one engine, one etcd lease, one loop.
 
-The one rule (DESIGN.md safety argument): the engine accepts writes only
+The one rule (docs/design.md, safety 2 and 7): the engine accepts writes only
 while this agent holds the leader key under its live lease; it is fenced
 before the lease can expire (``leader.LeaseKeeper``), when the lease is
 lost, when the leader key is seen gone, on Demote and on shutdown. A node

@@ -1,6 +1,6 @@
 """Lease renewal and self-fencing of the node agent.
 
-The one rule (DESIGN.md, safety argument 2): while this node holds the leader
+The one rule (docs/design.md, safety 2): while this node holds the leader
 key, no write may be acknowledged later than ``t_sent + ttl - safety_margin``,
 where ``t_sent`` is the monotonic instant the last *successful* renewal was
 sent. etcd restarts the lease's ttl when it receives the renewal, which is

@@ -70,7 +70,7 @@ def promoted_bound(snapshot: ClusterSnapshot) -> int | None:
     the current term died before a synchronous set was published for it, or
     None when that case does not apply.
 
-    Why it is safe (DESIGN.md safety argument 4): the published set is for
+    Why it is safe (docs/design.md safety 4): the published set is for
     an older term ``T_s`` than ``snapshot.term``, so every leader of a later
     term never had a set of its own. An agent promoted while an enabled set
     of another leader/term is published acknowledges nothing until its own
