@@ -112,7 +112,9 @@ def reseed_step(snapshot: ClusterSnapshot, config: CoreConfig, now: float) -> _S
         winner, why = ranking.winner, f"the last primary ({who}) did not come back within {config.reseed_wait:g}s"
     else:
         winner, why = ranking.winner, f"the last primary {lp.name} answers"
-        best = ranking.get(winner)
+        best, own = ranking.get(winner), ranking.get(lp.name)
+        if own is not None and own.eligible and (own.timeline, own.flush_lsn) >= (best.timeline, best.flush_lsn):
+            winner = lp.name        # on a tie the last primary keeps leading: nobody has to rejoin
         if config.synchronous_mode and (best.timeline, best.flush_lsn) < (lp.timeline, lp.flush_lsn):
             return State.RESEEDING, [], (f"{lost}; synchronous mode: no eligible member flushed as far as the "
                                          f"last primary {lp.name} ({lp.flush_lsn})"), ranking
