@@ -323,11 +323,11 @@ class ClusterService(cluster_pb2_grpc.ClusterServicer):
         try:
             pending, _ = self.dcs.get(self.dcs.keys.switchover, deadline_s=self.dcs.timeout_s)
             ended, _ = self.dcs.get(self.dcs.keys.switchover_outcome, deadline_s=self.dcs.timeout_s)
-            _, leader = self.leaders.current()
+            _, leader, writable = self.leaders.current()
         except (DcsUnavailable, LeaseLost) as exc:
             _abort_unavailable(context, exc)
         mine = (lambda rec: isinstance(rec, dict) and rec.get("requested_at") == request.requested_at)
-        reply = cluster_pb2.OperationStatus(pending=mine(pending), leader=leader_to_pb(leader))
+        reply = cluster_pb2.OperationStatus(pending=mine(pending), leader=leader_to_pb(leader, writable))
         if mine(ended):
             reply.outcome, reply.reason = str(ended.get("outcome", "")), str(ended.get("reason", ""))
         if self.controller.election.is_active():

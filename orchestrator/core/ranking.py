@@ -111,17 +111,21 @@ def _why_lost(c: Candidate, best: Candidate) -> str:
     return "same LSN and priority, name sorts after the winner's"
 
 
-def _bound_only(snapshot: ClusterSnapshot, config: CoreConfig, eligible: list[Candidate]) -> int | None:
-    """``promoted_bound`` when it alone vouches for the candidates (too few
-    members of the set heard, no set leader among them), else None. Then only
-    a member that flushed the bound is sure to hold every acknowledged write,
-    so it must win even over one on a newer timeline (one repointed to a new
-    leader that died before it had a set of its own, say)."""
+def _bound_first(snapshot: ClusterSnapshot, config: CoreConfig, eligible: list[Candidate]) -> int | None:
+    """``promoted_bound`` in synchronous mode unless a set leader of the
+    current term is eligible, else None. A member that flushed the bound is
+    sure to hold every acknowledged write, so it must win even over one on a
+    newer timeline: a member repointed to a new leader that died before it
+    had a set of its own reports that leader's timeline with a flush LSN
+    that may lie below the fork (found by the durability random walk: ANY 2
+    (b, c, d), c promoted at 1 and died, b repointed to c at flush 0, d at 1
+    on the old timeline; with two of the set heard, timeline order picked
+    b). This holds whether or not enough of the set answer; ``rank`` also
+    compares members below the bound by flush LSN alone."""
     sync = snapshot.sync
     if not config.synchronous_mode or sync is None or not sync.enabled:
         return None
-    names = {c.name for c in eligible}
-    if any(_is_set_leader(n, snapshot) for n in names) or len(names & set(sync.names)) >= sync.quorum:
+    if any(_is_set_leader(c.name, snapshot) for c in eligible):
         return None
     return promoted_bound(snapshot)
 
@@ -162,8 +166,16 @@ def rank(snapshot: ClusterSnapshot, config: CoreConfig,
             eligible.append(replace(base, eligible=True))
         else:
             rejected.append(replace(base, exclusion=why[0], reason=why[1]))
-    bound = _bound_only(snapshot, config, eligible)
-    eligible.sort(key=lambda c: (bound is not None and c.flush_lsn < bound, *sort_key(c)))
+    bound = _bound_first(snapshot, config, eligible)
+    if bound is None:
+        eligible.sort(key=sort_key)
+    else:
+        # Below the bound a member's timeline says nothing: it may have been
+        # repointed to the dead leader's timeline without reaching its fork
+        # (the bound), so its WAL is a prefix of the old timeline's. Those
+        # compare by flush LSN alone, after every member that holds the bound.
+        eligible.sort(key=lambda c: (c.flush_lsn < bound, -c.timeline if c.flush_lsn >= bound else 0,
+                                     -c.flush_lsn, -c.priority, c.name))
     rejected.sort(key=lambda c: c.name)
     ranked = []
     for i, c in enumerate(eligible):
@@ -171,7 +183,7 @@ def rank(snapshot: ClusterSnapshot, config: CoreConfig,
             reason = f"highest flush LSN {c.flush_lsn} on timeline {c.timeline}"
         elif bound is not None and c.flush_lsn < bound <= eligible[0].flush_lsn:
             reason = (f"flushed {c.flush_lsn}, below {bound}, the LSN that holds every acknowledged "
-                      "write now that too few members of the synchronous set answer")
+                      "write of the leader that died before its own synchronous set was published")
         else:
             reason = _why_lost(c, eligible[0])
         ranked.append(replace(c, rank=i + 1, reason=reason))

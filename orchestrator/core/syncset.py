@@ -118,7 +118,9 @@ def plan_sync(snapshot: ClusterSnapshot, config: CoreConfig, leader: LeaderView,
     k_old = current.num if current.enabled else 0
     added = [n for n in target.names if n not in old]
     if k_old and added and (old - new or target.num > k_old):
-        grow = SyncView(current.method, k_old, tuple(current.names) + tuple(added), leader.name, leader.term)
+        # The leader itself never counts as a synchronous standby: never carry its name along.
+        kept_names = tuple(n for n in current.names if n != leader.name)
+        grow = SyncView(current.method, k_old, kept_names + tuple(added), leader.name, leader.term)
         return SyncPlan(_publish(grow), target, short, f"add {', '.join(added)} to the synchronous set first")
     if k_old - len(old - new) >= target.num:
         return SyncPlan(_publish(target), target, short, "synchronous set change keeps every acknowledged write")

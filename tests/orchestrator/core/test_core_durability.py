@@ -235,3 +235,25 @@ def test_new_leader_set_waits_for_its_members_to_catch_up() -> None:
     m.leader_fails(False, expire=True)
     m.orchestrate(None)
     m.promoted_members_hold_every_acknowledged_write()
+
+
+def test_a_member_repointed_below_the_fork_does_not_win_by_its_timeline() -> None:
+    """Found by the random walk: ANY 2 (b, c, d); d flushed 60 and c 10 of a
+    79-byte write (10 acknowledged); a is lost and d promoted; b is repointed
+    to d (timeline 2, flush 0) before the orchestrator crashes; d hangs. b and
+    c are two of the set, enough to hear, but b's timeline says nothing below
+    d's fork: c, holding the acknowledged write, must win, not b."""
+    s = SyncCluster()
+    s.start(count=2, method=SyncMethod.ANY)
+    s.orchestrate(None, 1)
+    s.traffic(79, [0, 0, 10, 60])
+    assert s.acked == 10
+    s.fail(dead=False, name="a")
+    s.lease_expires()
+    s.orchestrate(None, 1)
+    s.orchestrate(1, 1)
+    s.leader_fails(dead=False, expire=False)
+    s.lease_expires()
+    s.orchestrate(None, 1)
+    s.promoted_members_hold_every_acknowledged_write()
+    assert [m for m, _, _ in s.promotions] == ["d", "c"]

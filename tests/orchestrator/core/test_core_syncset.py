@@ -114,3 +114,12 @@ def test_walk_from_lost_member_to_new_set_converges() -> None:
         p = plan.publish
         snap = replace(snap, sync=SyncView(p.method, p.num, p.names, p.leader, p.term))
     assert seen == ["FIRST 1 (b, c)", "FIRST 1 (c)"]
+
+
+def test_growing_a_set_never_carries_the_leader_along() -> None:
+    """Found by hypothesis: a published set that names its own leader (an
+    operator's edit, or an older leader's set) grows without the leader's
+    name: the leader is no synchronous standby of itself."""
+    snap = healthy(primary(), dead(standby("b")), standby("c"), sync=sync("a", "b"))
+    plan = plan_sync(snap, FIRST1, LeaderView("a", 1, 1), snap.member("a"))
+    assert plan.publish is not None and "a" not in plan.publish.names, plan.reason
