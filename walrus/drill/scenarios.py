@@ -98,6 +98,36 @@ def _read_back(ctx: DrillContext, acks: list[Ack]) -> tuple[int, list[str], dict
     return len(lost), lost[:10], checker.lost_by_node(acks, lost)
 
 
+@dataclass(frozen=True)
+class _Tally:
+    """What a round ends with: its acknowledged writes, those missing on the
+    leader (count, sample, by acknowledging node), and the leader's term."""
+    acks: list[Ack]
+    lost: int
+    sample: list[str]
+    lost_by: dict
+    term_after: int
+
+
+def _tally(ctx: DrillContext, acks: list[Ack]) -> _Tally:
+    """Wait until the cluster is healthy again, then read every acknowledged key back from the leader."""
+    ctx.cluster.wait_healthy(ctx.healthy_timeout_s, ctx.progress)
+    lost, sample, lost_by = _read_back(ctx, acks)
+    return _Tally(acks, lost, sample, lost_by, ctx.cluster.client().get_leader().term)
+
+
+def _result(ctx: DrillContext, work: Workload, t: _Tally, number: int, scenario: str, old: str, new: str | None,
+            rto_s: float, rejoin_s: float | None, term_before: int, receipt: bool = True, **fields) -> RoundResult:
+    """The round's ``RoundResult`` (``fields``: the scenario's own ones); with
+    ``receipt`` the history record of the term the round ended in."""
+    return RoundResult(round=number, scenario=scenario, old_primary=old, new_primary=new, rto_s=rto_s,
+                       rejoin_s=rejoin_s, acked_writes=len(t.acks), lost_acked_writes=t.lost,
+                       failed_writes=work.failures, term_before=term_before, term_after=t.term_after,
+                       acked_by=checker.acked_by(t.acks),
+                       rpo_receipt=_history_receipt(ctx, t.term_after) if receipt else {},
+                       lost_keys_sample=tuple(t.sample), lost_by_node=t.lost_by, **fields)
+
+
 def _start_round(ctx: DrillContext, number: int, scenario: str) -> tuple[str, int, Workload]:
     verdict = ctx.cluster.wait_healthy(ctx.healthy_timeout_s, ctx.progress)
     old = verdict.leader
@@ -129,17 +159,10 @@ def kill_primary_round(ctx: DrillContext, number: int) -> RoundResult:
     restart_at = time.monotonic()
     ctx.cluster.start(old)
     rejoin_s = _wait_rejoined(ctx, old, new) - restart_at
-    ctx.cluster.wait_healthy(ctx.healthy_timeout_s, ctx.progress)
-    acks = work.snapshot()
-    lost, sample, lost_by = _read_back(ctx, acks)
-    term_after = ctx.cluster.client().get_leader().term
-    ctx.progress(f"round {number}: {old} streams again after {rejoin_s:.3f} s; {len(acks)} acknowledged "
-                 f"writes, {lost} missing on {new}")
-    return RoundResult(round=number, scenario="kill-primary", old_primary=old, new_primary=new, rto_s=rto_s,
-                       rejoin_s=rejoin_s, acked_writes=len(acks), lost_acked_writes=lost,
-                       failed_writes=work.failures, term_before=term_before, term_after=term_after,
-                       acked_by=checker.acked_by(acks), rpo_receipt=_history_receipt(ctx, term_after),
-                       lost_keys_sample=tuple(sample), lost_by_node=lost_by)
+    t = _tally(ctx, work.snapshot())
+    ctx.progress(f"round {number}: {old} streams again after {rejoin_s:.3f} s; {len(t.acks)} acknowledged "
+                 f"writes, {t.lost} missing on {new}")
+    return _result(ctx, work, t, number, "kill-primary", old, new, rto_s, rejoin_s, term_before)
 
 
 def freeze_primary_round(ctx: DrillContext, number: int) -> RoundResult:
@@ -167,20 +190,13 @@ def freeze_primary_round(ctx: DrillContext, number: int) -> RoundResult:
         time.sleep(0.3)
         work.stop()
         stale.stop()
-    ctx.cluster.wait_healthy(ctx.healthy_timeout_s, ctx.progress)
     acks = work.snapshot()
-    all_acks = acks + [a for a in stale.acks if a.at < fault_at]
     dual = checker.dual_primary_acks(acks + stale.acks, old, new)
-    lost, sample, lost_by = _read_back(ctx, all_acks)
-    term_after = ctx.cluster.client().get_leader().term
+    t = _tally(ctx, acks + [a for a in stale.acks if a.at < fault_at])
     ctx.progress(f"round {number}: {old} streams again {rejoin_s:.3f} s after thawing; "
-                 f"{len(dual)} writes acknowledged by two primaries; {lost} acknowledged writes missing")
-    return RoundResult(round=number, scenario="freeze-primary", old_primary=old, new_primary=new, rto_s=rto_s,
-                       rejoin_s=rejoin_s, acked_writes=len(all_acks), lost_acked_writes=lost,
-                       failed_writes=work.failures, term_before=term_before, term_after=term_after,
-                       acked_by=checker.acked_by(all_acks), rpo_receipt=_history_receipt(ctx, term_after),
-                       dual_primary_acks=len(dual), frozen_s=thaw_at - fault_at,
-                       lost_keys_sample=tuple(sample), lost_by_node=lost_by)
+                 f"{len(dual)} writes acknowledged by two primaries; {t.lost} acknowledged writes missing")
+    return _result(ctx, work, t, number, "freeze-primary", old, new, rto_s, rejoin_s, term_before,
+                   dual_primary_acks=len(dual), frozen_s=thaw_at - fault_at)
 
 
 def _stale_backend(ctx: DrillContext, name: str):
@@ -229,17 +245,10 @@ def etcd_wipe_round(ctx: DrillContext, number: int) -> RoundResult:
     finally:
         time.sleep(0.3)
         work.stop()
-    ctx.cluster.wait_healthy(ctx.healthy_timeout_s, ctx.progress)
-    acks = work.snapshot()
-    lost, sample, lost_by = _read_back(ctx, acks)
-    term_after = ctx.cluster.client().get_leader().term
-    ctx.progress(f"round {number}: {new} acknowledged at term {term_after} {rto_s:.3f} s after etcd came back "
-                 f"empty; {len(acks)} acknowledged writes, {lost} missing")
-    return RoundResult(round=number, scenario="etcd-wipe", old_primary=old, new_primary=new, rto_s=rto_s,
-                       rejoin_s=None, acked_writes=len(acks), lost_acked_writes=lost, failed_writes=work.failures,
-                       term_before=term_before, term_after=term_after, acked_by=checker.acked_by(acks),
-                       rpo_receipt=_history_receipt(ctx, term_after), lost_keys_sample=tuple(sample),
-                       lost_by_node=lost_by)
+    t = _tally(ctx, work.snapshot())
+    ctx.progress(f"round {number}: {new} acknowledged at term {t.term_after} {rto_s:.3f} s after etcd came back "
+                 f"empty; {len(t.acks)} acknowledged writes, {t.lost} missing")
+    return _result(ctx, work, t, number, "etcd-wipe", old, new, rto_s, None, term_before)
 
 
 SCENARIOS: dict[str, Callable[[DrillContext, int], RoundResult]] = {
@@ -293,17 +302,11 @@ def kill_engine_round(ctx: DrillContext, number: int) -> RoundResult:
     ctx.progress(f"round {number}: {new} acknowledged a write {rto_s:.3f} s after the kill"
                  f"{' (in place)' if new == old else ' (failed over)'}")
     rejoin_s = 0.0 if new == old else _wait_rejoined(ctx, old, new) - fault_at
-    ctx.cluster.wait_healthy(ctx.healthy_timeout_s, ctx.progress)
-    acks = work.snapshot()
-    lost, sample, lost_by = _read_back(ctx, acks)
-    term_after = ctx.cluster.client().get_leader().term
-    ctx.progress(f"round {number}: {len(acks)} acknowledged writes, {lost} missing; term {term_before} -> "
-                 f"{term_after}")
-    return RoundResult(round=number, scenario="kill-engine", old_primary=old, new_primary=new, rto_s=rto_s,
-                       rejoin_s=rejoin_s, acked_writes=len(acks), lost_acked_writes=lost,
-                       failed_writes=work.failures, term_before=term_before, term_after=term_after,
-                       acked_by=checker.acked_by(acks), lost_keys_sample=tuple(sample), lost_by_node=lost_by,
-                       rpo_receipt=_history_receipt(ctx, term_after) if term_after != term_before else {})
+    t = _tally(ctx, work.snapshot())
+    ctx.progress(f"round {number}: {len(t.acks)} acknowledged writes, {t.lost} missing; term {term_before} -> "
+                 f"{t.term_after}")
+    return _result(ctx, work, t, number, "kill-engine", old, new, rto_s, rejoin_s, term_before,
+                   receipt=t.term_after != term_before)
 
 
 kill_engine_round.engines = ("postgres",)    # the drill says "not applicable" for other engines
@@ -428,22 +431,16 @@ def freeze_tree_round(ctx: DrillContext, number: int) -> RoundResult:
         stale.stop()
         for name in list(tree.frozen):
             tree.signal(name, signal.SIGCONT)
-    ctx.cluster.wait_healthy(ctx.healthy_timeout_s, ctx.progress)
-    acks = work.snapshot()
-    all_acks = acks + stale.acks + late
+    all_acks = work.snapshot() + stale.acks + late
     dual = checker.dual_primary_acks(all_acks, old, new)
     after = [a for a in dual if sent.get(a.key, 0.0) > fault_at]
-    lost, sample, lost_by = _read_back(ctx, all_acks)
-    term_after = ctx.cluster.client().get_leader().term
+    t = _tally(ctx, all_acks)
     ctx.progress(f"round {number}: {new} first acknowledged {rto_s:.3f} s after the freeze; {old} thawed after "
                  f"{thaw_at - fault_at:.1f} s, streams again {rejoin_s:.3f} s later; old primary acks after the "
-                 f"new one's first: {len(dual)} ({len(after)} sent after the freeze); {lost} acked writes lost")
-    return RoundResult(round=number, scenario="freeze-tree", old_primary=old, new_primary=new, rto_s=rto_s,
-                       rejoin_s=rejoin_s, acked_writes=len(all_acks), lost_acked_writes=lost,
-                       failed_writes=work.failures, term_before=term_before, term_after=term_after,
-                       acked_by=checker.acked_by(all_acks), rpo_receipt=_history_receipt(ctx, term_after),
-                       dual_primary_acks=len(dual), frozen_s=thaw_at - fault_at, lost_keys_sample=tuple(sample),
-                       lost_by_node=lost_by, extra={"sent_after_freeze": len(after), "late_acks": len(late)})
+                 f"new one's first: {len(dual)} ({len(after)} sent after the freeze); {t.lost} acked writes lost")
+    return _result(ctx, work, t, number, "freeze-tree", old, new, rto_s, rejoin_s, term_before,
+                   dual_primary_acks=len(dual), frozen_s=thaw_at - fault_at,
+                   extra={"sent_after_freeze": len(after), "late_acks": len(late)})
 
 
 SCENARIOS["freeze-tree"] = freeze_tree_round
@@ -485,17 +482,10 @@ def double_kill_round(ctx: DrillContext, number: int) -> RoundResult:
     restart_at = time.monotonic()
     ctx.cluster.start(heir)
     rejoin_s = max(_wait_rejoined(ctx, name, third) for name in (first, heir) if name != third) - restart_at
-    ctx.cluster.wait_healthy(ctx.healthy_timeout_s, ctx.progress)
-    acks = work.snapshot()
-    lost, sample, lost_by = _read_back(ctx, acks)
-    term_after = ctx.cluster.client().get_leader().term
-    ctx.progress(f"round {number}: both rejoined after {rejoin_s:.3f} s; {len(acks)} acknowledged writes, "
-                 f"{lost} missing on {third}")
-    return RoundResult(round=number, scenario="double-kill", old_primary=f"{first}+{heir}", new_primary=third,
-                       rto_s=rto_s, rejoin_s=rejoin_s, acked_writes=len(acks), lost_acked_writes=lost,
-                       failed_writes=work.failures, term_before=term_before, term_after=term_after,
-                       acked_by=checker.acked_by(acks), rpo_receipt=_history_receipt(ctx, term_after),
-                       lost_keys_sample=tuple(sample), lost_by_node=lost_by)
+    t = _tally(ctx, work.snapshot())
+    ctx.progress(f"round {number}: both rejoined after {rejoin_s:.3f} s; {len(t.acks)} acknowledged writes, "
+                 f"{t.lost} missing on {third}")
+    return _result(ctx, work, t, number, "double-kill", f"{first}+{heir}", third, rto_s, rejoin_s, term_before)
 
 
 SCENARIOS["double-kill"] = double_kill_round
