@@ -12,10 +12,12 @@ ENV PATH="/usr/lib/postgresql/15/bin:${PATH}"
 
 WORKDIR /opt/walrus
 COPY pyproject.toml README.md ./
-COPY walrus ./walrus
+COPY walrus_ha ./walrus_ha
+COPY protos ./protos
+COPY common ./common
 COPY node ./node
 COPY orchestrator ./orchestrator
-COPY protos ./protos
+COPY tools ./tools
 RUN pip install --no-cache-dir . && mkdir -p /var/lib/walrus /etc/walrus
 
 VOLUME ["/var/lib/walrus"]

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from walrus.config import constrained, from_dict, load_file, parse_address
-from walrus.names import name_problem
+from walrus_ha.common.config import constrained, from_dict, load_file, parse_address
+from walrus_ha.common.names import name_problem
 
 
 @dataclass(frozen=True)

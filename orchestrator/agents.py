@@ -14,10 +14,10 @@ from typing import Callable
 
 import grpc
 
-from orchestrator.convert import agent_status_from_pb
-from orchestrator.probe import AgentProbe, AgentStatus, ProbeOutcome
-from protos import node_agent_pb2, node_agent_pb2_grpc
-from walrus import grpcutil
+from walrus_ha.orchestrator.convert import agent_status_from_pb
+from walrus_ha.orchestrator.probe import AgentProbe, AgentStatus, ProbeOutcome
+from walrus_ha.protos import node_agent_pb2, node_agent_pb2_grpc
+from walrus_ha.common import grpcutil
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ import signal
 import sys
 import threading
 
-from walrus import log as wlog
+from walrus_ha.common import log as wlog
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,12 +22,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def serve(config, stop: threading.Event) -> int:
     """Run an orchestrator for ``config`` until ``stop`` is set."""
-    from orchestrator.controller import Controller
-    from orchestrator.service import ClusterService, LeaderWatch
-    from protos import cluster_pb2_grpc
-    from walrus import grpcutil
-    from walrus.dcs import Dcs
-    from walrus.errors import ConfigError
+    from walrus_ha.orchestrator.controller import Controller
+    from walrus_ha.orchestrator.service import ClusterService, LeaderWatch
+    from walrus_ha.protos import cluster_pb2_grpc
+    from walrus_ha.common import grpcutil
+    from walrus_ha.common.dcs import Dcs
+    from walrus_ha.common.errors import ConfigError
 
     dcs = Dcs(list(config.etcd.endpoints), config.cluster, timeout_s=config.etcd.timeout_s)
     controller = Controller(config, dcs)
@@ -61,7 +61,7 @@ def serve(config, stop: threading.Event) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from orchestrator.config import load_orchestrator_config
+    from walrus_ha.orchestrator.config import load_orchestrator_config
 
     config = load_orchestrator_config(args.config)
     wlog.setup(args.log_level or config.log_level, name=config.id)

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from node.config import EtcdConfig
-from walrus.config import constrained, load_file, parse_address
+from walrus_ha.node.config import EtcdConfig
+from walrus_ha.common.config import constrained, load_file, parse_address
 
 
 @dataclass(frozen=True)

@@ -19,33 +19,25 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
-import pathlib
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from orchestrator.agents import AgentPool
-from orchestrator.backoff import FREE_RUNS, ActionBackoff
-from orchestrator.core.model import ActionKind, ClusterSnapshot, CoreConfig, Decision
-from orchestrator.core.states import InvalidTransition, State
-from orchestrator.election import Election
-from orchestrator.executor import Executor, Outcome
-from orchestrator.probe import AgentProbe
-from orchestrator.receipts import Receipts
-from orchestrator.snapshot import PrimaryLsnTracker, agent_addresses, build_snapshot, core_config
-from walrus.errors import DcsUnavailable, LeaseLost
-from walrus.log import log_event
-from walrus.records import ClusterView
+from walrus_ha.orchestrator.agents import AgentPool
+from walrus_ha.orchestrator.backoff import FREE_RUNS, ActionBackoff
+from walrus_ha.orchestrator.core.model import ActionKind, ClusterSnapshot, CoreConfig, Decision
+from walrus_ha.orchestrator.core.states import InvalidTransition, State
+from walrus_ha.orchestrator.election import Election
+from walrus_ha.orchestrator.executor import Executor, Outcome
+from walrus_ha.orchestrator.probe import AgentProbe
+from walrus_ha.orchestrator.receipts import Receipts
+from walrus_ha.orchestrator.snapshot import PrimaryLsnTracker, agent_addresses, build_snapshot, core_config
+from walrus_ha.common.errors import DcsUnavailable, LeaseLost
+from walrus_ha.common.log import log_event
+from walrus_ha.common.records import ClusterView
 
 log = logging.getLogger(__name__)
-
-# Test-only hook: after saving the in-flight failover state, write this file
-# and stop (hang) so that a test can SIGKILL the active orchestrator exactly
-# mid-failover. Never set in production.
-HANG_HOOK_ENV = "WALRUS_TEST_HANG_AFTER_FAILOVER_STATE"
-
 
 # Repointing one standby does not depend on repointing another, nor does the
 # history record: a standby that refuses Follow/Rejoin must not hold up the
@@ -87,8 +79,8 @@ class Controller:
     def __init__(self, config: Any, dcs: Any, *, decide: Callable | None = None,
                  explain: Callable | None = None, wall: Callable[[], float] = time.time) -> None:
         if decide is None or explain is None:
-            from orchestrator.core.decide import decide as core_decide
-            from orchestrator.core.ranking import explain as core_explain
+            from walrus_ha.orchestrator.core.decide import decide as core_decide
+            from walrus_ha.orchestrator.core.ranking import explain as core_explain
             decide, explain = decide or core_decide, explain or core_explain
         self.config = config
         self.dcs = dcs
@@ -132,7 +124,7 @@ class Controller:
 
     def _keyspace_facts(self, snapshot: ClusterSnapshot) -> dict:
         """``term_floor`` and ``keyspace_lost_at`` for the core (``core.reseed``)."""
-        from orchestrator.core.reseed import keyspace_lost
+        from walrus_ha.orchestrator.core.reseed import keyspace_lost
         leader_term = snapshot.leader.term if snapshot.leader is not None else 0
         self._term_floor = max(self._term_floor, snapshot.term, leader_term)
         if not keyspace_lost(dataclasses.replace(snapshot, term_floor=self._term_floor)):
@@ -183,8 +175,6 @@ class Controller:
             self.changed = self.changed or outcome.changed
             if not outcome.ok and action.kind not in INDEPENDENT:
                 break
-            if action.kind is ActionKind.SAVE_FAILOVER_STATE:
-                self._test_hang_hook()
         if self.election.is_active():
             self._receipts.complete(obs.view)
         return decision
@@ -242,15 +232,6 @@ class Controller:
         level = logging.WARNING if not o.ok else logging.INFO if o.changed else logging.DEBUG
         log_event(log, "action", level=level,
                   action=_describe(o.action), ok=o.ok, changed=o.changed, detail=o.detail)
-
-    def _test_hang_hook(self) -> None:
-        marker = os.environ.get(HANG_HOOK_ENV)
-        if not marker:
-            return
-        log_event(log, "test hook", level=logging.WARNING, hook=HANG_HOOK_ENV, marker=marker)
-        pathlib.Path(marker).write_text(str(os.getpid()))
-        while True:  # wait to be killed by the test
-            time.sleep(1)
 
     def _loop(self) -> None:
         while not self._stop.is_set():

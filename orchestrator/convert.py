@@ -4,9 +4,9 @@ field by field.
 """
 from __future__ import annotations
 
-from node.engine.base import EngineStatus, Role, SlotInfo, StandbyInfo
-from orchestrator.probe import AgentStatus
-from protos import cluster_pb2, common_pb2, node_agent_pb2
+from walrus_ha.node.engine.base import EngineStatus, Role, SlotInfo, StandbyInfo
+from walrus_ha.orchestrator.probe import AgentStatus
+from walrus_ha.protos import cluster_pb2, common_pb2, node_agent_pb2
 
 _ROLE_FROM_PB = {common_pb2.ROLE_PRIMARY: Role.PRIMARY, common_pb2.ROLE_STANDBY: Role.STANDBY,
                  common_pb2.ROLE_STOPPED: Role.STOPPED, common_pb2.ROLE_UNSPECIFIED: Role.STOPPED}
@@ -59,7 +59,7 @@ def agent_status_from_pb(msg: node_agent_pb2.NodeStatus) -> AgentStatus:
 # -- Cluster ---------------------------------------------------------------------
 
 def leader_to_pb(leader, writable: bool = False) -> cluster_pb2.Leader:
-    """A ``walrus.records.LeaderRecord`` (or None) as a ``Leader`` message;
+    """A ``common.records.LeaderRecord`` (or None) as a ``Leader`` message;
     ``writable`` as judged by ``service.leader_writable``."""
     if leader is None:
         return cluster_pb2.Leader(present=False)
@@ -78,7 +78,7 @@ def candidate_to_pb(c: dict) -> cluster_pb2.Candidate:
 
 
 def history_to_pb(rec) -> cluster_pb2.HistoryRecord:
-    """A ``walrus.records.HistoryRecord`` as a message."""
+    """A ``common.records.HistoryRecord`` as a message."""
     return cluster_pb2.HistoryRecord(
         term=rec.term, kind=rec.kind, old_leader=rec.old_leader, new_leader=rec.new_leader,
         last_primary_lsn=rec.last_primary_lsn, promoted_lsn=rec.promoted_lsn,

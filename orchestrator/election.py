@@ -19,14 +19,14 @@ import threading
 import time
 from typing import Callable, Protocol
 
-from walrus.errors import DcsUnavailable, LeaseLost
-from walrus.log import log_event
+from walrus_ha.common.errors import DcsUnavailable, LeaseLost
+from walrus_ha.common.log import log_event
 
 log = logging.getLogger(__name__)
 
 
 class ElectionDcs(Protocol):
-    """The part of ``walrus.dcs.Dcs`` the election uses."""
+    """The part of ``common.dcs.Dcs`` the election uses."""
 
     def grant_lease(self, ttl: float) -> int: ...
     def refresh_lease(self, lease_id: int) -> float: ...

@@ -5,7 +5,7 @@ only while the agent is unreachable (UNAVAILABLE / DEADLINE_EXCEEDED), each
 attempt bounded by ``action_timeout`` (``max(rpc_timeout, retry_timeout)``:
 a promote does real work, and an attempt cut short would only be sent again
 while the first still runs) and the whole by twice that (tenacity, via
-``walrus.grpcutil.call_with_retry``); etcd writes use the
+``common.grpcutil.call_with_retry``); etcd writes use the
 DCS's own deadline-bounded retries and compare-and-swap where the core's
 snapshot could be stale (``set_sync`` against the mod revision read).
 ``execute`` never raises for an expected failure: it returns an
@@ -20,16 +20,16 @@ from typing import Any, Callable, Protocol
 
 import grpc
 
-from orchestrator.core.model import (Action, ActionKind, ClearSwitchover, DemoteForSwitchover, Follow,
+from walrus_ha.orchestrator.core.model import (Action, ActionKind, ClearSwitchover, DemoteForSwitchover, Follow,
                                      HistoryEntry, OperationKind,
                                      Promote, PublishSync, RecordHistory, Rejoin, RevokeLeaderLease,
                                      SaveFailoverState)
-from orchestrator.core.reseed import ReseedKeyspace
-from protos import node_agent_pb2, node_agent_pb2_grpc
-from walrus import grpcutil
-from walrus.errors import DcsUnavailable, LeaseLost
-from walrus.log import log_event
-from walrus.records import ClusterView, HistoryRecord, SyncRecord
+from walrus_ha.orchestrator.core.reseed import ReseedKeyspace
+from walrus_ha.protos import node_agent_pb2, node_agent_pb2_grpc
+from walrus_ha.common import grpcutil
+from walrus_ha.common.errors import DcsUnavailable, LeaseLost
+from walrus_ha.common.log import log_event
+from walrus_ha.common.records import ClusterView, HistoryRecord, SyncRecord
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
-from node.engine.base import EngineStatus, Role
+from walrus_ha.node.engine.base import EngineStatus, Role
 
 
 class ProbeOutcome(enum.Enum):

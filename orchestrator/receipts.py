@@ -14,9 +14,9 @@ import logging
 from dataclasses import replace
 from typing import Any, Iterable, Mapping
 
-from walrus.errors import DcsUnavailable, LeaseLost
-from walrus.log import log_event
-from walrus.records import ClusterView, HistoryRecord
+from walrus_ha.common.errors import DcsUnavailable, LeaseLost
+from walrus_ha.common.log import log_event
+from walrus_ha.common.records import ClusterView, HistoryRecord
 
 log = logging.getLogger(__name__)
 

@@ -17,14 +17,14 @@ from typing import Any, Callable
 
 import grpc
 
-from orchestrator.agents import AgentPool
-from orchestrator.convert import candidate_to_pb, history_to_pb, leader_to_pb, role_to_pb
-from orchestrator.core.decide import forceable
-from protos import cluster_pb2, cluster_pb2_grpc
-from walrus.errors import DcsUnavailable, LeaseLost
-from walrus.log import log_event
-from walrus.names import name_problem
-from walrus.records import ClusterView, LeaderRecord, MalformedRecord
+from walrus_ha.orchestrator.agents import AgentPool
+from walrus_ha.orchestrator.convert import candidate_to_pb, history_to_pb, leader_to_pb, role_to_pb
+from walrus_ha.orchestrator.core.decide import forceable
+from walrus_ha.protos import cluster_pb2, cluster_pb2_grpc
+from walrus_ha.common.errors import DcsUnavailable, LeaseLost
+from walrus_ha.common.log import log_event
+from walrus_ha.common.names import name_problem
+from walrus_ha.common.records import ClusterView, LeaderRecord, MalformedRecord
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 """Build the decision core's immutable ``ClusterSnapshot`` from one etcd
-view (``walrus.records.ClusterView``) and the agents' probes.
+view (``common.records.ClusterView``) and the agents' probes.
 
 The one rule: pure functions over plain data (no etcd, no gRPC, no clock):
 everything I/O-shaped has already happened when these are called, so the
@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from orchestrator.core.model import (ClusterSnapshot, CoreConfig, FailoverState, LeaderView,
+from walrus_ha.orchestrator.core.model import (ClusterSnapshot, CoreConfig, FailoverState, LeaderView,
                                      MemberView, Role, SwitchoverRequest, SyncMethod, SyncView)
-from orchestrator.probe import AgentProbe, ProbeOutcome
-from walrus.records import ClusterView, MemberRecord
+from walrus_ha.orchestrator.probe import AgentProbe, ProbeOutcome
+from walrus_ha.common.records import ClusterView, MemberRecord
 
 
 def _truthy(value: Any) -> bool:

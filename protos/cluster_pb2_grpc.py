@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from protos import cluster_pb2 as protos_dot_cluster__pb2
+from walrus_ha.protos import cluster_pb2 as walrus__ha_dot_protos_dot_cluster__pb2
 
 GRPC_GENERATED_VERSION = '1.81.1'
 GRPC_VERSION = grpc.__version__
@@ -18,7 +18,7 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in protos/cluster_pb2_grpc.py depends on'
+        + ' but the generated code in walrus_ha/protos/cluster_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
@@ -36,53 +36,53 @@ class ClusterStub:
         """
         self.GetLeader = channel.unary_unary(
                 '/walrus.v1.Cluster/GetLeader',
-                request_serializer=protos_dot_cluster__pb2.GetLeaderRequest.SerializeToString,
-                response_deserializer=protos_dot_cluster__pb2.Leader.FromString,
+                request_serializer=walrus__ha_dot_protos_dot_cluster__pb2.GetLeaderRequest.SerializeToString,
+                response_deserializer=walrus__ha_dot_protos_dot_cluster__pb2.Leader.FromString,
                 _registered_method=True)
         self.WatchLeader = channel.unary_stream(
                 '/walrus.v1.Cluster/WatchLeader',
-                request_serializer=protos_dot_cluster__pb2.WatchLeaderRequest.SerializeToString,
-                response_deserializer=protos_dot_cluster__pb2.Leader.FromString,
+                request_serializer=walrus__ha_dot_protos_dot_cluster__pb2.WatchLeaderRequest.SerializeToString,
+                response_deserializer=walrus__ha_dot_protos_dot_cluster__pb2.Leader.FromString,
                 _registered_method=True)
         self.ListMembers = channel.unary_unary(
                 '/walrus.v1.Cluster/ListMembers',
-                request_serializer=protos_dot_cluster__pb2.ListMembersRequest.SerializeToString,
-                response_deserializer=protos_dot_cluster__pb2.ListMembersReply.FromString,
+                request_serializer=walrus__ha_dot_protos_dot_cluster__pb2.ListMembersRequest.SerializeToString,
+                response_deserializer=walrus__ha_dot_protos_dot_cluster__pb2.ListMembersReply.FromString,
                 _registered_method=True)
         self.Switchover = channel.unary_unary(
                 '/walrus.v1.Cluster/Switchover',
-                request_serializer=protos_dot_cluster__pb2.SwitchoverRequest.SerializeToString,
-                response_deserializer=protos_dot_cluster__pb2.OperationReply.FromString,
+                request_serializer=walrus__ha_dot_protos_dot_cluster__pb2.SwitchoverRequest.SerializeToString,
+                response_deserializer=walrus__ha_dot_protos_dot_cluster__pb2.OperationReply.FromString,
                 _registered_method=True)
         self.Failover = channel.unary_unary(
                 '/walrus.v1.Cluster/Failover',
-                request_serializer=protos_dot_cluster__pb2.FailoverRequest.SerializeToString,
-                response_deserializer=protos_dot_cluster__pb2.OperationReply.FromString,
+                request_serializer=walrus__ha_dot_protos_dot_cluster__pb2.FailoverRequest.SerializeToString,
+                response_deserializer=walrus__ha_dot_protos_dot_cluster__pb2.OperationReply.FromString,
                 _registered_method=True)
         self.Pause = channel.unary_unary(
                 '/walrus.v1.Cluster/Pause',
-                request_serializer=protos_dot_cluster__pb2.PauseRequest.SerializeToString,
-                response_deserializer=protos_dot_cluster__pb2.OperationReply.FromString,
+                request_serializer=walrus__ha_dot_protos_dot_cluster__pb2.PauseRequest.SerializeToString,
+                response_deserializer=walrus__ha_dot_protos_dot_cluster__pb2.OperationReply.FromString,
                 _registered_method=True)
         self.Resume = channel.unary_unary(
                 '/walrus.v1.Cluster/Resume',
-                request_serializer=protos_dot_cluster__pb2.ResumeRequest.SerializeToString,
-                response_deserializer=protos_dot_cluster__pb2.OperationReply.FromString,
+                request_serializer=walrus__ha_dot_protos_dot_cluster__pb2.ResumeRequest.SerializeToString,
+                response_deserializer=walrus__ha_dot_protos_dot_cluster__pb2.OperationReply.FromString,
                 _registered_method=True)
         self.History = channel.unary_unary(
                 '/walrus.v1.Cluster/History',
-                request_serializer=protos_dot_cluster__pb2.HistoryRequest.SerializeToString,
-                response_deserializer=protos_dot_cluster__pb2.HistoryReply.FromString,
+                request_serializer=walrus__ha_dot_protos_dot_cluster__pb2.HistoryRequest.SerializeToString,
+                response_deserializer=walrus__ha_dot_protos_dot_cluster__pb2.HistoryReply.FromString,
                 _registered_method=True)
         self.ExplainFailover = channel.unary_unary(
                 '/walrus.v1.Cluster/ExplainFailover',
-                request_serializer=protos_dot_cluster__pb2.ExplainFailoverRequest.SerializeToString,
-                response_deserializer=protos_dot_cluster__pb2.ExplainFailoverReply.FromString,
+                request_serializer=walrus__ha_dot_protos_dot_cluster__pb2.ExplainFailoverRequest.SerializeToString,
+                response_deserializer=walrus__ha_dot_protos_dot_cluster__pb2.ExplainFailoverReply.FromString,
                 _registered_method=True)
         self.GetOperation = channel.unary_unary(
                 '/walrus.v1.Cluster/GetOperation',
-                request_serializer=protos_dot_cluster__pb2.GetOperationRequest.SerializeToString,
-                response_deserializer=protos_dot_cluster__pb2.OperationStatus.FromString,
+                request_serializer=walrus__ha_dot_protos_dot_cluster__pb2.GetOperationRequest.SerializeToString,
+                response_deserializer=walrus__ha_dot_protos_dot_cluster__pb2.OperationStatus.FromString,
                 _registered_method=True)
 
 
@@ -154,53 +154,53 @@ def add_ClusterServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'GetLeader': grpc.unary_unary_rpc_method_handler(
                     servicer.GetLeader,
-                    request_deserializer=protos_dot_cluster__pb2.GetLeaderRequest.FromString,
-                    response_serializer=protos_dot_cluster__pb2.Leader.SerializeToString,
+                    request_deserializer=walrus__ha_dot_protos_dot_cluster__pb2.GetLeaderRequest.FromString,
+                    response_serializer=walrus__ha_dot_protos_dot_cluster__pb2.Leader.SerializeToString,
             ),
             'WatchLeader': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchLeader,
-                    request_deserializer=protos_dot_cluster__pb2.WatchLeaderRequest.FromString,
-                    response_serializer=protos_dot_cluster__pb2.Leader.SerializeToString,
+                    request_deserializer=walrus__ha_dot_protos_dot_cluster__pb2.WatchLeaderRequest.FromString,
+                    response_serializer=walrus__ha_dot_protos_dot_cluster__pb2.Leader.SerializeToString,
             ),
             'ListMembers': grpc.unary_unary_rpc_method_handler(
                     servicer.ListMembers,
-                    request_deserializer=protos_dot_cluster__pb2.ListMembersRequest.FromString,
-                    response_serializer=protos_dot_cluster__pb2.ListMembersReply.SerializeToString,
+                    request_deserializer=walrus__ha_dot_protos_dot_cluster__pb2.ListMembersRequest.FromString,
+                    response_serializer=walrus__ha_dot_protos_dot_cluster__pb2.ListMembersReply.SerializeToString,
             ),
             'Switchover': grpc.unary_unary_rpc_method_handler(
                     servicer.Switchover,
-                    request_deserializer=protos_dot_cluster__pb2.SwitchoverRequest.FromString,
-                    response_serializer=protos_dot_cluster__pb2.OperationReply.SerializeToString,
+                    request_deserializer=walrus__ha_dot_protos_dot_cluster__pb2.SwitchoverRequest.FromString,
+                    response_serializer=walrus__ha_dot_protos_dot_cluster__pb2.OperationReply.SerializeToString,
             ),
             'Failover': grpc.unary_unary_rpc_method_handler(
                     servicer.Failover,
-                    request_deserializer=protos_dot_cluster__pb2.FailoverRequest.FromString,
-                    response_serializer=protos_dot_cluster__pb2.OperationReply.SerializeToString,
+                    request_deserializer=walrus__ha_dot_protos_dot_cluster__pb2.FailoverRequest.FromString,
+                    response_serializer=walrus__ha_dot_protos_dot_cluster__pb2.OperationReply.SerializeToString,
             ),
             'Pause': grpc.unary_unary_rpc_method_handler(
                     servicer.Pause,
-                    request_deserializer=protos_dot_cluster__pb2.PauseRequest.FromString,
-                    response_serializer=protos_dot_cluster__pb2.OperationReply.SerializeToString,
+                    request_deserializer=walrus__ha_dot_protos_dot_cluster__pb2.PauseRequest.FromString,
+                    response_serializer=walrus__ha_dot_protos_dot_cluster__pb2.OperationReply.SerializeToString,
             ),
             'Resume': grpc.unary_unary_rpc_method_handler(
                     servicer.Resume,
-                    request_deserializer=protos_dot_cluster__pb2.ResumeRequest.FromString,
-                    response_serializer=protos_dot_cluster__pb2.OperationReply.SerializeToString,
+                    request_deserializer=walrus__ha_dot_protos_dot_cluster__pb2.ResumeRequest.FromString,
+                    response_serializer=walrus__ha_dot_protos_dot_cluster__pb2.OperationReply.SerializeToString,
             ),
             'History': grpc.unary_unary_rpc_method_handler(
                     servicer.History,
-                    request_deserializer=protos_dot_cluster__pb2.HistoryRequest.FromString,
-                    response_serializer=protos_dot_cluster__pb2.HistoryReply.SerializeToString,
+                    request_deserializer=walrus__ha_dot_protos_dot_cluster__pb2.HistoryRequest.FromString,
+                    response_serializer=walrus__ha_dot_protos_dot_cluster__pb2.HistoryReply.SerializeToString,
             ),
             'ExplainFailover': grpc.unary_unary_rpc_method_handler(
                     servicer.ExplainFailover,
-                    request_deserializer=protos_dot_cluster__pb2.ExplainFailoverRequest.FromString,
-                    response_serializer=protos_dot_cluster__pb2.ExplainFailoverReply.SerializeToString,
+                    request_deserializer=walrus__ha_dot_protos_dot_cluster__pb2.ExplainFailoverRequest.FromString,
+                    response_serializer=walrus__ha_dot_protos_dot_cluster__pb2.ExplainFailoverReply.SerializeToString,
             ),
             'GetOperation': grpc.unary_unary_rpc_method_handler(
                     servicer.GetOperation,
-                    request_deserializer=protos_dot_cluster__pb2.GetOperationRequest.FromString,
-                    response_serializer=protos_dot_cluster__pb2.OperationStatus.SerializeToString,
+                    request_deserializer=walrus__ha_dot_protos_dot_cluster__pb2.GetOperationRequest.FromString,
+                    response_serializer=walrus__ha_dot_protos_dot_cluster__pb2.OperationStatus.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -228,8 +228,8 @@ class Cluster:
             request,
             target,
             '/walrus.v1.Cluster/GetLeader',
-            protos_dot_cluster__pb2.GetLeaderRequest.SerializeToString,
-            protos_dot_cluster__pb2.Leader.FromString,
+            walrus__ha_dot_protos_dot_cluster__pb2.GetLeaderRequest.SerializeToString,
+            walrus__ha_dot_protos_dot_cluster__pb2.Leader.FromString,
             options,
             channel_credentials,
             insecure,
@@ -255,8 +255,8 @@ class Cluster:
             request,
             target,
             '/walrus.v1.Cluster/WatchLeader',
-            protos_dot_cluster__pb2.WatchLeaderRequest.SerializeToString,
-            protos_dot_cluster__pb2.Leader.FromString,
+            walrus__ha_dot_protos_dot_cluster__pb2.WatchLeaderRequest.SerializeToString,
+            walrus__ha_dot_protos_dot_cluster__pb2.Leader.FromString,
             options,
             channel_credentials,
             insecure,
@@ -282,8 +282,8 @@ class Cluster:
             request,
             target,
             '/walrus.v1.Cluster/ListMembers',
-            protos_dot_cluster__pb2.ListMembersRequest.SerializeToString,
-            protos_dot_cluster__pb2.ListMembersReply.FromString,
+            walrus__ha_dot_protos_dot_cluster__pb2.ListMembersRequest.SerializeToString,
+            walrus__ha_dot_protos_dot_cluster__pb2.ListMembersReply.FromString,
             options,
             channel_credentials,
             insecure,
@@ -309,8 +309,8 @@ class Cluster:
             request,
             target,
             '/walrus.v1.Cluster/Switchover',
-            protos_dot_cluster__pb2.SwitchoverRequest.SerializeToString,
-            protos_dot_cluster__pb2.OperationReply.FromString,
+            walrus__ha_dot_protos_dot_cluster__pb2.SwitchoverRequest.SerializeToString,
+            walrus__ha_dot_protos_dot_cluster__pb2.OperationReply.FromString,
             options,
             channel_credentials,
             insecure,
@@ -336,8 +336,8 @@ class Cluster:
             request,
             target,
             '/walrus.v1.Cluster/Failover',
-            protos_dot_cluster__pb2.FailoverRequest.SerializeToString,
-            protos_dot_cluster__pb2.OperationReply.FromString,
+            walrus__ha_dot_protos_dot_cluster__pb2.FailoverRequest.SerializeToString,
+            walrus__ha_dot_protos_dot_cluster__pb2.OperationReply.FromString,
             options,
             channel_credentials,
             insecure,
@@ -363,8 +363,8 @@ class Cluster:
             request,
             target,
             '/walrus.v1.Cluster/Pause',
-            protos_dot_cluster__pb2.PauseRequest.SerializeToString,
-            protos_dot_cluster__pb2.OperationReply.FromString,
+            walrus__ha_dot_protos_dot_cluster__pb2.PauseRequest.SerializeToString,
+            walrus__ha_dot_protos_dot_cluster__pb2.OperationReply.FromString,
             options,
             channel_credentials,
             insecure,
@@ -390,8 +390,8 @@ class Cluster:
             request,
             target,
             '/walrus.v1.Cluster/Resume',
-            protos_dot_cluster__pb2.ResumeRequest.SerializeToString,
-            protos_dot_cluster__pb2.OperationReply.FromString,
+            walrus__ha_dot_protos_dot_cluster__pb2.ResumeRequest.SerializeToString,
+            walrus__ha_dot_protos_dot_cluster__pb2.OperationReply.FromString,
             options,
             channel_credentials,
             insecure,
@@ -417,8 +417,8 @@ class Cluster:
             request,
             target,
             '/walrus.v1.Cluster/History',
-            protos_dot_cluster__pb2.HistoryRequest.SerializeToString,
-            protos_dot_cluster__pb2.HistoryReply.FromString,
+            walrus__ha_dot_protos_dot_cluster__pb2.HistoryRequest.SerializeToString,
+            walrus__ha_dot_protos_dot_cluster__pb2.HistoryReply.FromString,
             options,
             channel_credentials,
             insecure,
@@ -444,8 +444,8 @@ class Cluster:
             request,
             target,
             '/walrus.v1.Cluster/ExplainFailover',
-            protos_dot_cluster__pb2.ExplainFailoverRequest.SerializeToString,
-            protos_dot_cluster__pb2.ExplainFailoverReply.FromString,
+            walrus__ha_dot_protos_dot_cluster__pb2.ExplainFailoverRequest.SerializeToString,
+            walrus__ha_dot_protos_dot_cluster__pb2.ExplainFailoverReply.FromString,
             options,
             channel_credentials,
             insecure,
@@ -471,8 +471,8 @@ class Cluster:
             request,
             target,
             '/walrus.v1.Cluster/GetOperation',
-            protos_dot_cluster__pb2.GetOperationRequest.SerializeToString,
-            protos_dot_cluster__pb2.OperationStatus.FromString,
+            walrus__ha_dot_protos_dot_cluster__pb2.GetOperationRequest.SerializeToString,
+            walrus__ha_dot_protos_dot_cluster__pb2.OperationStatus.FromString,
             options,
             channel_credentials,
             insecure,

@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from protos import node_agent_pb2 as protos_dot_node__agent__pb2
+from walrus_ha.protos import node_agent_pb2 as walrus__ha_dot_protos_dot_node__agent__pb2
 
 GRPC_GENERATED_VERSION = '1.81.1'
 GRPC_VERSION = grpc.__version__
@@ -18,7 +18,7 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in protos/node_agent_pb2_grpc.py depends on'
+        + ' but the generated code in walrus_ha/protos/node_agent_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
@@ -36,33 +36,33 @@ class NodeAgentStub:
         """
         self.GetStatus = channel.unary_unary(
                 '/walrus.v1.NodeAgent/GetStatus',
-                request_serializer=protos_dot_node__agent__pb2.GetStatusRequest.SerializeToString,
-                response_deserializer=protos_dot_node__agent__pb2.NodeStatus.FromString,
+                request_serializer=walrus__ha_dot_protos_dot_node__agent__pb2.GetStatusRequest.SerializeToString,
+                response_deserializer=walrus__ha_dot_protos_dot_node__agent__pb2.NodeStatus.FromString,
                 _registered_method=True)
         self.WatchStatus = channel.unary_stream(
                 '/walrus.v1.NodeAgent/WatchStatus',
-                request_serializer=protos_dot_node__agent__pb2.WatchStatusRequest.SerializeToString,
-                response_deserializer=protos_dot_node__agent__pb2.NodeStatus.FromString,
+                request_serializer=walrus__ha_dot_protos_dot_node__agent__pb2.WatchStatusRequest.SerializeToString,
+                response_deserializer=walrus__ha_dot_protos_dot_node__agent__pb2.NodeStatus.FromString,
                 _registered_method=True)
         self.Promote = channel.unary_unary(
                 '/walrus.v1.NodeAgent/Promote',
-                request_serializer=protos_dot_node__agent__pb2.PromoteRequest.SerializeToString,
-                response_deserializer=protos_dot_node__agent__pb2.ActionReply.FromString,
+                request_serializer=walrus__ha_dot_protos_dot_node__agent__pb2.PromoteRequest.SerializeToString,
+                response_deserializer=walrus__ha_dot_protos_dot_node__agent__pb2.ActionReply.FromString,
                 _registered_method=True)
         self.Demote = channel.unary_unary(
                 '/walrus.v1.NodeAgent/Demote',
-                request_serializer=protos_dot_node__agent__pb2.DemoteRequest.SerializeToString,
-                response_deserializer=protos_dot_node__agent__pb2.ActionReply.FromString,
+                request_serializer=walrus__ha_dot_protos_dot_node__agent__pb2.DemoteRequest.SerializeToString,
+                response_deserializer=walrus__ha_dot_protos_dot_node__agent__pb2.ActionReply.FromString,
                 _registered_method=True)
         self.Follow = channel.unary_unary(
                 '/walrus.v1.NodeAgent/Follow',
-                request_serializer=protos_dot_node__agent__pb2.FollowRequest.SerializeToString,
-                response_deserializer=protos_dot_node__agent__pb2.ActionReply.FromString,
+                request_serializer=walrus__ha_dot_protos_dot_node__agent__pb2.FollowRequest.SerializeToString,
+                response_deserializer=walrus__ha_dot_protos_dot_node__agent__pb2.ActionReply.FromString,
                 _registered_method=True)
         self.Rejoin = channel.unary_unary(
                 '/walrus.v1.NodeAgent/Rejoin',
-                request_serializer=protos_dot_node__agent__pb2.RejoinRequest.SerializeToString,
-                response_deserializer=protos_dot_node__agent__pb2.ActionReply.FromString,
+                request_serializer=walrus__ha_dot_protos_dot_node__agent__pb2.RejoinRequest.SerializeToString,
+                response_deserializer=walrus__ha_dot_protos_dot_node__agent__pb2.ActionReply.FromString,
                 _registered_method=True)
 
 
@@ -110,33 +110,33 @@ def add_NodeAgentServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'GetStatus': grpc.unary_unary_rpc_method_handler(
                     servicer.GetStatus,
-                    request_deserializer=protos_dot_node__agent__pb2.GetStatusRequest.FromString,
-                    response_serializer=protos_dot_node__agent__pb2.NodeStatus.SerializeToString,
+                    request_deserializer=walrus__ha_dot_protos_dot_node__agent__pb2.GetStatusRequest.FromString,
+                    response_serializer=walrus__ha_dot_protos_dot_node__agent__pb2.NodeStatus.SerializeToString,
             ),
             'WatchStatus': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchStatus,
-                    request_deserializer=protos_dot_node__agent__pb2.WatchStatusRequest.FromString,
-                    response_serializer=protos_dot_node__agent__pb2.NodeStatus.SerializeToString,
+                    request_deserializer=walrus__ha_dot_protos_dot_node__agent__pb2.WatchStatusRequest.FromString,
+                    response_serializer=walrus__ha_dot_protos_dot_node__agent__pb2.NodeStatus.SerializeToString,
             ),
             'Promote': grpc.unary_unary_rpc_method_handler(
                     servicer.Promote,
-                    request_deserializer=protos_dot_node__agent__pb2.PromoteRequest.FromString,
-                    response_serializer=protos_dot_node__agent__pb2.ActionReply.SerializeToString,
+                    request_deserializer=walrus__ha_dot_protos_dot_node__agent__pb2.PromoteRequest.FromString,
+                    response_serializer=walrus__ha_dot_protos_dot_node__agent__pb2.ActionReply.SerializeToString,
             ),
             'Demote': grpc.unary_unary_rpc_method_handler(
                     servicer.Demote,
-                    request_deserializer=protos_dot_node__agent__pb2.DemoteRequest.FromString,
-                    response_serializer=protos_dot_node__agent__pb2.ActionReply.SerializeToString,
+                    request_deserializer=walrus__ha_dot_protos_dot_node__agent__pb2.DemoteRequest.FromString,
+                    response_serializer=walrus__ha_dot_protos_dot_node__agent__pb2.ActionReply.SerializeToString,
             ),
             'Follow': grpc.unary_unary_rpc_method_handler(
                     servicer.Follow,
-                    request_deserializer=protos_dot_node__agent__pb2.FollowRequest.FromString,
-                    response_serializer=protos_dot_node__agent__pb2.ActionReply.SerializeToString,
+                    request_deserializer=walrus__ha_dot_protos_dot_node__agent__pb2.FollowRequest.FromString,
+                    response_serializer=walrus__ha_dot_protos_dot_node__agent__pb2.ActionReply.SerializeToString,
             ),
             'Rejoin': grpc.unary_unary_rpc_method_handler(
                     servicer.Rejoin,
-                    request_deserializer=protos_dot_node__agent__pb2.RejoinRequest.FromString,
-                    response_serializer=protos_dot_node__agent__pb2.ActionReply.SerializeToString,
+                    request_deserializer=walrus__ha_dot_protos_dot_node__agent__pb2.RejoinRequest.FromString,
+                    response_serializer=walrus__ha_dot_protos_dot_node__agent__pb2.ActionReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -164,8 +164,8 @@ class NodeAgent:
             request,
             target,
             '/walrus.v1.NodeAgent/GetStatus',
-            protos_dot_node__agent__pb2.GetStatusRequest.SerializeToString,
-            protos_dot_node__agent__pb2.NodeStatus.FromString,
+            walrus__ha_dot_protos_dot_node__agent__pb2.GetStatusRequest.SerializeToString,
+            walrus__ha_dot_protos_dot_node__agent__pb2.NodeStatus.FromString,
             options,
             channel_credentials,
             insecure,
@@ -191,8 +191,8 @@ class NodeAgent:
             request,
             target,
             '/walrus.v1.NodeAgent/WatchStatus',
-            protos_dot_node__agent__pb2.WatchStatusRequest.SerializeToString,
-            protos_dot_node__agent__pb2.NodeStatus.FromString,
+            walrus__ha_dot_protos_dot_node__agent__pb2.WatchStatusRequest.SerializeToString,
+            walrus__ha_dot_protos_dot_node__agent__pb2.NodeStatus.FromString,
             options,
             channel_credentials,
             insecure,
@@ -218,8 +218,8 @@ class NodeAgent:
             request,
             target,
             '/walrus.v1.NodeAgent/Promote',
-            protos_dot_node__agent__pb2.PromoteRequest.SerializeToString,
-            protos_dot_node__agent__pb2.ActionReply.FromString,
+            walrus__ha_dot_protos_dot_node__agent__pb2.PromoteRequest.SerializeToString,
+            walrus__ha_dot_protos_dot_node__agent__pb2.ActionReply.FromString,
             options,
             channel_credentials,
             insecure,
@@ -245,8 +245,8 @@ class NodeAgent:
             request,
             target,
             '/walrus.v1.NodeAgent/Demote',
-            protos_dot_node__agent__pb2.DemoteRequest.SerializeToString,
-            protos_dot_node__agent__pb2.ActionReply.FromString,
+            walrus__ha_dot_protos_dot_node__agent__pb2.DemoteRequest.SerializeToString,
+            walrus__ha_dot_protos_dot_node__agent__pb2.ActionReply.FromString,
             options,
             channel_credentials,
             insecure,
@@ -272,8 +272,8 @@ class NodeAgent:
             request,
             target,
             '/walrus.v1.NodeAgent/Follow',
-            protos_dot_node__agent__pb2.FollowRequest.SerializeToString,
-            protos_dot_node__agent__pb2.ActionReply.FromString,
+            walrus__ha_dot_protos_dot_node__agent__pb2.FollowRequest.SerializeToString,
+            walrus__ha_dot_protos_dot_node__agent__pb2.ActionReply.FromString,
             options,
             channel_credentials,
             insecure,
@@ -299,8 +299,8 @@ class NodeAgent:
             request,
             target,
             '/walrus.v1.NodeAgent/Rejoin',
-            protos_dot_node__agent__pb2.RejoinRequest.SerializeToString,
-            protos_dot_node__agent__pb2.ActionReply.FromString,
+            walrus__ha_dot_protos_dot_node__agent__pb2.RejoinRequest.SerializeToString,
+            walrus__ha_dot_protos_dot_node__agent__pb2.ActionReply.FromString,
             options,
             channel_credentials,
             insecure,

@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from protos import store_pb2 as protos_dot_store__pb2
+from walrus_ha.protos import store_pb2 as walrus__ha_dot_protos_dot_store__pb2
 
 GRPC_GENERATED_VERSION = '1.81.1'
 GRPC_VERSION = grpc.__version__
@@ -18,7 +18,7 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in protos/store_pb2_grpc.py depends on'
+        + ' but the generated code in walrus_ha/protos/store_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
@@ -36,28 +36,28 @@ class StoreStub:
         """
         self.Put = channel.unary_unary(
                 '/walrus.v1.Store/Put',
-                request_serializer=protos_dot_store__pb2.PutRequest.SerializeToString,
-                response_deserializer=protos_dot_store__pb2.WriteReply.FromString,
+                request_serializer=walrus__ha_dot_protos_dot_store__pb2.PutRequest.SerializeToString,
+                response_deserializer=walrus__ha_dot_protos_dot_store__pb2.WriteReply.FromString,
                 _registered_method=True)
         self.Delete = channel.unary_unary(
                 '/walrus.v1.Store/Delete',
-                request_serializer=protos_dot_store__pb2.DeleteRequest.SerializeToString,
-                response_deserializer=protos_dot_store__pb2.WriteReply.FromString,
+                request_serializer=walrus__ha_dot_protos_dot_store__pb2.DeleteRequest.SerializeToString,
+                response_deserializer=walrus__ha_dot_protos_dot_store__pb2.WriteReply.FromString,
                 _registered_method=True)
         self.Batch = channel.unary_unary(
                 '/walrus.v1.Store/Batch',
-                request_serializer=protos_dot_store__pb2.BatchRequest.SerializeToString,
-                response_deserializer=protos_dot_store__pb2.WriteReply.FromString,
+                request_serializer=walrus__ha_dot_protos_dot_store__pb2.BatchRequest.SerializeToString,
+                response_deserializer=walrus__ha_dot_protos_dot_store__pb2.WriteReply.FromString,
                 _registered_method=True)
         self.Get = channel.unary_unary(
                 '/walrus.v1.Store/Get',
-                request_serializer=protos_dot_store__pb2.GetRequest.SerializeToString,
-                response_deserializer=protos_dot_store__pb2.GetReply.FromString,
+                request_serializer=walrus__ha_dot_protos_dot_store__pb2.GetRequest.SerializeToString,
+                response_deserializer=walrus__ha_dot_protos_dot_store__pb2.GetReply.FromString,
                 _registered_method=True)
         self.WriteStream = channel.stream_stream(
                 '/walrus.v1.Store/WriteStream',
-                request_serializer=protos_dot_store__pb2.WriteRequest.SerializeToString,
-                response_deserializer=protos_dot_store__pb2.WriteStreamReply.FromString,
+                request_serializer=walrus__ha_dot_protos_dot_store__pb2.WriteRequest.SerializeToString,
+                response_deserializer=walrus__ha_dot_protos_dot_store__pb2.WriteStreamReply.FromString,
                 _registered_method=True)
 
 
@@ -102,28 +102,28 @@ def add_StoreServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'Put': grpc.unary_unary_rpc_method_handler(
                     servicer.Put,
-                    request_deserializer=protos_dot_store__pb2.PutRequest.FromString,
-                    response_serializer=protos_dot_store__pb2.WriteReply.SerializeToString,
+                    request_deserializer=walrus__ha_dot_protos_dot_store__pb2.PutRequest.FromString,
+                    response_serializer=walrus__ha_dot_protos_dot_store__pb2.WriteReply.SerializeToString,
             ),
             'Delete': grpc.unary_unary_rpc_method_handler(
                     servicer.Delete,
-                    request_deserializer=protos_dot_store__pb2.DeleteRequest.FromString,
-                    response_serializer=protos_dot_store__pb2.WriteReply.SerializeToString,
+                    request_deserializer=walrus__ha_dot_protos_dot_store__pb2.DeleteRequest.FromString,
+                    response_serializer=walrus__ha_dot_protos_dot_store__pb2.WriteReply.SerializeToString,
             ),
             'Batch': grpc.unary_unary_rpc_method_handler(
                     servicer.Batch,
-                    request_deserializer=protos_dot_store__pb2.BatchRequest.FromString,
-                    response_serializer=protos_dot_store__pb2.WriteReply.SerializeToString,
+                    request_deserializer=walrus__ha_dot_protos_dot_store__pb2.BatchRequest.FromString,
+                    response_serializer=walrus__ha_dot_protos_dot_store__pb2.WriteReply.SerializeToString,
             ),
             'Get': grpc.unary_unary_rpc_method_handler(
                     servicer.Get,
-                    request_deserializer=protos_dot_store__pb2.GetRequest.FromString,
-                    response_serializer=protos_dot_store__pb2.GetReply.SerializeToString,
+                    request_deserializer=walrus__ha_dot_protos_dot_store__pb2.GetRequest.FromString,
+                    response_serializer=walrus__ha_dot_protos_dot_store__pb2.GetReply.SerializeToString,
             ),
             'WriteStream': grpc.stream_stream_rpc_method_handler(
                     servicer.WriteStream,
-                    request_deserializer=protos_dot_store__pb2.WriteRequest.FromString,
-                    response_serializer=protos_dot_store__pb2.WriteStreamReply.SerializeToString,
+                    request_deserializer=walrus__ha_dot_protos_dot_store__pb2.WriteRequest.FromString,
+                    response_serializer=walrus__ha_dot_protos_dot_store__pb2.WriteStreamReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -151,8 +151,8 @@ class Store:
             request,
             target,
             '/walrus.v1.Store/Put',
-            protos_dot_store__pb2.PutRequest.SerializeToString,
-            protos_dot_store__pb2.WriteReply.FromString,
+            walrus__ha_dot_protos_dot_store__pb2.PutRequest.SerializeToString,
+            walrus__ha_dot_protos_dot_store__pb2.WriteReply.FromString,
             options,
             channel_credentials,
             insecure,
@@ -178,8 +178,8 @@ class Store:
             request,
             target,
             '/walrus.v1.Store/Delete',
-            protos_dot_store__pb2.DeleteRequest.SerializeToString,
-            protos_dot_store__pb2.WriteReply.FromString,
+            walrus__ha_dot_protos_dot_store__pb2.DeleteRequest.SerializeToString,
+            walrus__ha_dot_protos_dot_store__pb2.WriteReply.FromString,
             options,
             channel_credentials,
             insecure,
@@ -205,8 +205,8 @@ class Store:
             request,
             target,
             '/walrus.v1.Store/Batch',
-            protos_dot_store__pb2.BatchRequest.SerializeToString,
-            protos_dot_store__pb2.WriteReply.FromString,
+            walrus__ha_dot_protos_dot_store__pb2.BatchRequest.SerializeToString,
+            walrus__ha_dot_protos_dot_store__pb2.WriteReply.FromString,
             options,
             channel_credentials,
             insecure,
@@ -232,8 +232,8 @@ class Store:
             request,
             target,
             '/walrus.v1.Store/Get',
-            protos_dot_store__pb2.GetRequest.SerializeToString,
-            protos_dot_store__pb2.GetReply.FromString,
+            walrus__ha_dot_protos_dot_store__pb2.GetRequest.SerializeToString,
+            walrus__ha_dot_protos_dot_store__pb2.GetReply.FromString,
             options,
             channel_credentials,
             insecure,
@@ -259,8 +259,8 @@ class Store:
             request_iterator,
             target,
             '/walrus.v1.Store/WriteStream',
-            protos_dot_store__pb2.WriteRequest.SerializeToString,
-            protos_dot_store__pb2.WriteStreamReply.FromString,
+            walrus__ha_dot_protos_dot_store__pb2.WriteRequest.SerializeToString,
+            walrus__ha_dot_protos_dot_store__pb2.WriteStreamReply.FromString,
             options,
             channel_credentials,
             insecure,

@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from protos import walstream_pb2 as protos_dot_walstream__pb2
+from walrus_ha.protos import walstream_pb2 as walrus__ha_dot_protos_dot_walstream__pb2
 
 GRPC_GENERATED_VERSION = '1.81.1'
 GRPC_VERSION = grpc.__version__
@@ -18,7 +18,7 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in protos/walstream_pb2_grpc.py depends on'
+        + ' but the generated code in walrus_ha/protos/walstream_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
@@ -36,18 +36,18 @@ class WalStreamStub:
         """
         self.Stream = channel.stream_stream(
                 '/walrus.v1.WalStream/Stream',
-                request_serializer=protos_dot_walstream__pb2.StandbyMessage.SerializeToString,
-                response_deserializer=protos_dot_walstream__pb2.WalMessage.FromString,
+                request_serializer=walrus__ha_dot_protos_dot_walstream__pb2.StandbyMessage.SerializeToString,
+                response_deserializer=walrus__ha_dot_protos_dot_walstream__pb2.WalMessage.FromString,
                 _registered_method=True)
         self.TimelineHistory = channel.unary_unary(
                 '/walrus.v1.WalStream/TimelineHistory',
-                request_serializer=protos_dot_walstream__pb2.TimelineHistoryRequest.SerializeToString,
-                response_deserializer=protos_dot_walstream__pb2.TimelineHistoryReply.FromString,
+                request_serializer=walrus__ha_dot_protos_dot_walstream__pb2.TimelineHistoryRequest.SerializeToString,
+                response_deserializer=walrus__ha_dot_protos_dot_walstream__pb2.TimelineHistoryReply.FromString,
                 _registered_method=True)
         self.BaseBackup = channel.unary_stream(
                 '/walrus.v1.WalStream/BaseBackup',
-                request_serializer=protos_dot_walstream__pb2.BaseBackupRequest.SerializeToString,
-                response_deserializer=protos_dot_walstream__pb2.BaseBackupChunk.FromString,
+                request_serializer=walrus__ha_dot_protos_dot_walstream__pb2.BaseBackupRequest.SerializeToString,
+                response_deserializer=walrus__ha_dot_protos_dot_walstream__pb2.BaseBackupChunk.FromString,
                 _registered_method=True)
 
 
@@ -77,18 +77,18 @@ def add_WalStreamServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'Stream': grpc.stream_stream_rpc_method_handler(
                     servicer.Stream,
-                    request_deserializer=protos_dot_walstream__pb2.StandbyMessage.FromString,
-                    response_serializer=protos_dot_walstream__pb2.WalMessage.SerializeToString,
+                    request_deserializer=walrus__ha_dot_protos_dot_walstream__pb2.StandbyMessage.FromString,
+                    response_serializer=walrus__ha_dot_protos_dot_walstream__pb2.WalMessage.SerializeToString,
             ),
             'TimelineHistory': grpc.unary_unary_rpc_method_handler(
                     servicer.TimelineHistory,
-                    request_deserializer=protos_dot_walstream__pb2.TimelineHistoryRequest.FromString,
-                    response_serializer=protos_dot_walstream__pb2.TimelineHistoryReply.SerializeToString,
+                    request_deserializer=walrus__ha_dot_protos_dot_walstream__pb2.TimelineHistoryRequest.FromString,
+                    response_serializer=walrus__ha_dot_protos_dot_walstream__pb2.TimelineHistoryReply.SerializeToString,
             ),
             'BaseBackup': grpc.unary_stream_rpc_method_handler(
                     servicer.BaseBackup,
-                    request_deserializer=protos_dot_walstream__pb2.BaseBackupRequest.FromString,
-                    response_serializer=protos_dot_walstream__pb2.BaseBackupChunk.SerializeToString,
+                    request_deserializer=walrus__ha_dot_protos_dot_walstream__pb2.BaseBackupRequest.FromString,
+                    response_serializer=walrus__ha_dot_protos_dot_walstream__pb2.BaseBackupChunk.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -116,8 +116,8 @@ class WalStream:
             request_iterator,
             target,
             '/walrus.v1.WalStream/Stream',
-            protos_dot_walstream__pb2.StandbyMessage.SerializeToString,
-            protos_dot_walstream__pb2.WalMessage.FromString,
+            walrus__ha_dot_protos_dot_walstream__pb2.StandbyMessage.SerializeToString,
+            walrus__ha_dot_protos_dot_walstream__pb2.WalMessage.FromString,
             options,
             channel_credentials,
             insecure,
@@ -143,8 +143,8 @@ class WalStream:
             request,
             target,
             '/walrus.v1.WalStream/TimelineHistory',
-            protos_dot_walstream__pb2.TimelineHistoryRequest.SerializeToString,
-            protos_dot_walstream__pb2.TimelineHistoryReply.FromString,
+            walrus__ha_dot_protos_dot_walstream__pb2.TimelineHistoryRequest.SerializeToString,
+            walrus__ha_dot_protos_dot_walstream__pb2.TimelineHistoryReply.FromString,
             options,
             channel_credentials,
             insecure,
@@ -170,8 +170,8 @@ class WalStream:
             request,
             target,
             '/walrus.v1.WalStream/BaseBackup',
-            protos_dot_walstream__pb2.BaseBackupRequest.SerializeToString,
-            protos_dot_walstream__pb2.BaseBackupChunk.FromString,
+            walrus__ha_dot_protos_dot_walstream__pb2.BaseBackupRequest.SerializeToString,
+            walrus__ha_dot_protos_dot_walstream__pb2.BaseBackupChunk.FromString,
             options,
             channel_credentials,
             insecure,

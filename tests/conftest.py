@@ -1,6 +1,6 @@
 """Shared fixtures (rootdir conftest).
 
-* ``etcd``: a real etcd (``walrus.etcd_server.EtcdServer``) for one test, on
+* ``etcd``: a real etcd (``tools.etcd_server.EtcdServer``) for one test, on
   free 127.0.0.1 ports with its data in ``tmp_path``; stopped by PID after
   the test. Use ``etcd.endpoint`` (``"127.0.0.1:<port>"``); ``etcd.stop()``
   / ``etcd.start()`` / ``etcd.kill()`` / ``etcd.pause()`` to disturb it.
@@ -17,7 +17,7 @@ import uuid
 
 import pytest
 
-from walrus.etcd_server import EtcdServer, EtcdServerError, find_etcd
+from walrus_ha.tools.etcd_server import EtcdServer, EtcdServerError, find_etcd
 
 
 def _require_etcd() -> None:

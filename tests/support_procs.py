@@ -20,9 +20,9 @@ from typing import Mapping
 import grpc
 import yaml
 
-from protos import node_agent_pb2, node_agent_pb2_grpc, store_pb2, store_pb2_grpc
+from walrus_ha.protos import node_agent_pb2, node_agent_pb2_grpc, store_pb2, store_pb2_grpc
 from support_wait import wait_for
-from walrus.etcd_server import free_port
+from walrus_ha.tools.etcd_server import free_port
 
 ROLE_PRIMARY, ROLE_STANDBY = 1, 2
 
@@ -37,8 +37,12 @@ def channel(address: str) -> grpc.Channel:
 class Proc:
     """One ``walrus <command> --config`` subprocess with its log file."""
 
-    def __init__(self, directory: Path, command: str, config: dict, env: dict | None = None):
+    def __init__(self, directory: Path, command: str, config: dict, env: dict | None = None,
+                 launcher: list[str] | None = None):
         self.dir = directory
+        # argv before "<command> --config F": the walrus command itself, or a
+        # test wrapper that patches the process first (fault injection).
+        self.launcher = launcher or [sys.executable, "-m", "walrus_ha"]
         self.dir.mkdir(parents=True, exist_ok=True)
         self.command = command
         self.config_path = self.dir / f"{command}.yaml"
@@ -52,7 +56,7 @@ class Proc:
         with open(self.log_path, "ab") as log:
             env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "walrus.cli", self.command, "--config", str(self.config_path)],
+                [*self.launcher, self.command, "--config", str(self.config_path)],
                 stdout=log, stderr=subprocess.STDOUT, env=env)
         return self
 

@@ -13,5 +13,5 @@ def test_stubs_import(name):
 
 def test_stubs_are_current():
     pytest.importorskip("grpc_tools")
-    out = subprocess.run([sys.executable, "-m", "protos.generate", "--check"], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-m", "walrus_ha.protos.generate", "--check"], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr

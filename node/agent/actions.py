@@ -12,17 +12,17 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from node.agent import vouch
-from node.agent.convert import RepointRequest, TermRequest
-from node.agent.reconcile import Decision
-from node.engine.base import Discarded, RejoinMethod, Role, Upstream
-from walrus.errors import DcsUnavailable, LeaseLost, StaleTerm, WalrusError
-from walrus.log import log_event
-from walrus.lsn import format_lsn
-from walrus.records import ClusterView
+from walrus_ha.node.agent import vouch
+from walrus_ha.node.agent.convert import RepointRequest, TermRequest
+from walrus_ha.node.agent.reconcile import Decision
+from walrus_ha.node.engine.base import Discarded, RejoinMethod, Role, Upstream
+from walrus_ha.common.errors import DcsUnavailable, LeaseLost, StaleTerm, WalrusError
+from walrus_ha.common.log import log_event
+from walrus_ha.common.lsn import format_lsn
+from walrus_ha.common.records import ClusterView
 
 if TYPE_CHECKING:
-    from node.agent.agent import NodeAgent
+    from walrus_ha.node.agent.agent import NodeAgent
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ class Refused(WalrusError):
 # -- loop steps -------------------------------------------------------------------------
 
 def keep(agent: "NodeAgent", d: Decision, view: ClusterView) -> None:
-    from node.agent.agent import AgentState
+    from walrus_ha.node.agent.agent import AgentState
     s = agent.engine.status()
     if agent.held_term:
         agent.apply_sync(view)
@@ -91,7 +91,7 @@ def unfence_after_restart(agent: "NodeAgent") -> None:
 
 
 def wait(agent: "NodeAgent", d: Decision, view: ClusterView) -> None:
-    from node.agent.agent import AgentState
+    from walrus_ha.node.agent.agent import AgentState
     s = agent.engine.status()
     role = s.role
     if role is Role.PRIMARY and not s.fenced:
@@ -101,7 +101,7 @@ def wait(agent: "NodeAgent", d: Decision, view: ClusterView) -> None:
 
 def bootstrap(agent: "NodeAgent", d: Decision, view: ClusterView) -> None:
     """Claim ``initialize``; the winner creates timeline 1, takes term 1 and unfences."""
-    from node.agent.agent import AgentState
+    from walrus_ha.node.agent.agent import AgentState
     me = agent.config.name
     if view.initialize != me and not agent.dcs.claim_initialize(me, deadline_s=agent.config.retry_timeout):
         log_event(log, "bootstrap.lost_race", reason="another node claimed initialize")
@@ -116,7 +116,7 @@ def bootstrap(agent: "NodeAgent", d: Decision, view: ClusterView) -> None:
 
 
 def clone(agent: "NodeAgent", d: Decision, view: ClusterView) -> None:
-    from node.agent.agent import AgentState
+    from walrus_ha.node.agent.agent import AgentState
     agent._set_state(AgentState.CLONING, d.reason)
     agent.engine.clone(d.upstream)
     agent.engine.start()
@@ -126,7 +126,7 @@ def clone(agent: "NodeAgent", d: Decision, view: ClusterView) -> None:
 
 
 def follow_leader(agent: "NodeAgent", d: Decision, view: ClusterView) -> None:
-    from node.agent.agent import AgentState
+    from walrus_ha.node.agent.agent import AgentState
     if agent.engine.status().role is Role.STOPPED:
         if getattr(agent.engine, "rejoins_stopped", False):
             # Its data may say "primary": the engine's rejoin starts it as a standby only.
@@ -138,7 +138,7 @@ def follow_leader(agent: "NodeAgent", d: Decision, view: ClusterView) -> None:
 
 
 def rejoin_leader(agent: "NodeAgent", d: Decision, view: ClusterView) -> None:
-    from node.agent.agent import AgentState
+    from walrus_ha.node.agent.agent import AgentState
     agent._set_state(AgentState.REJOINING, d.reason)
     agent.engine.fence(f"rejoining {d.upstream}")
     if agent.engine.status().role is Role.STOPPED and not getattr(agent.engine, "rejoins_stopped", False):
@@ -197,7 +197,7 @@ def _take_leadership(agent: "NodeAgent", term: int, reason: str) -> None:
     """acquire_leader(expected_term=term-1), promote the engine, set the
     deadline, unfence. Raises Refused when etcd refuses; on any failure after
     the key was taken, the key is released again and the engine stays fenced."""
-    from node.agent.agent import AgentState
+    from walrus_ha.node.agent.agent import AgentState
     t0 = agent.clock()
     lease, got = _acquire(agent, term)
     t1 = agent.clock()
@@ -295,7 +295,7 @@ def promote(agent: "NodeAgent", req: TermRequest) -> tuple[bool, str]:
 
 def demote(agent: "NodeAgent", req: TermRequest) -> tuple[bool, str]:
     """Switchover: fence, demote the engine, release the leader key."""
-    from node.agent.agent import AgentState
+    from walrus_ha.node.agent.agent import AgentState
     with agent.lock:
         agent.epoch += 1
         if agent.held_term and req.term < agent.held_term:
@@ -336,7 +336,7 @@ def _require_vouched(agent: "NodeAgent", term: int, upstream: Upstream | None, v
 
 def follow(agent: "NodeAgent", req: RepointRequest) -> tuple[bool, str]:
     """Stream from ``req.upstream``; a node with primary data rejoins instead."""
-    from node.agent.agent import AgentState
+    from walrus_ha.node.agent.agent import AgentState
     with agent.lock:
         agent.epoch += 1
         _repoint(agent, req, "follow")
@@ -361,7 +361,7 @@ def follow(agent: "NodeAgent", req: RepointRequest) -> tuple[bool, str]:
 
 def rejoin(agent: "NodeAgent", req: RepointRequest) -> tuple[bool, str]:
     """Rewind (or re-clone when allowed) and follow ``req.upstream``."""
-    from node.agent.agent import AgentState
+    from walrus_ha.node.agent.agent import AgentState
     with agent.lock:
         _repoint(agent, req, "rejoin")
         agent.highest_term = max(agent.highest_term, req.term)

@@ -22,16 +22,16 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-import walrus
-from node.agent import reconcile
-from node.agent.leader import LeaseKeeper
-from node.agent.reconcile import Decision, Facts, LeaderFacts, Step
-from node.config import NodeConfig
-from node.engine.base import Discarded, Engine, EngineStatus, Role, SyncMethod, SyncSpec
-from walrus.dcs import Dcs
-from walrus.errors import DcsUnavailable, LeaseLost, NeedsReclone, WalrusError
-from walrus.log import log_event
-from walrus.records import ClusterView, LeaderRecord, MemberRecord
+import walrus_ha
+from walrus_ha.node.agent import reconcile
+from walrus_ha.node.agent.leader import LeaseKeeper
+from walrus_ha.node.agent.reconcile import Decision, Facts, LeaderFacts, Step
+from walrus_ha.node.config import NodeConfig
+from walrus_ha.node.engine.base import Discarded, Engine, EngineStatus, Role, SyncMethod, SyncSpec
+from walrus_ha.common.dcs import Dcs
+from walrus_ha.common.errors import DcsUnavailable, LeaseLost, NeedsReclone, WalrusError
+from walrus_ha.common.log import log_event
+from walrus_ha.common.records import ClusterView, LeaderRecord, MemberRecord
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class AgentStatus:
     lease_remaining_s: float
     tags: dict = field(default_factory=dict)
     state: AgentState = AgentState.STARTING
-    version: str = walrus.__version__
+    version: str = walrus_ha.__version__
 
 
 class NodeAgent:
@@ -80,7 +80,7 @@ class NodeAgent:
     def __init__(self, config: NodeConfig, engine: Engine | None = None, dcs: Dcs | None = None,
                  clock: Callable[[], float] = time.monotonic):
         if engine is None:
-            from node.engine import create_engine
+            from walrus_ha.node.engine import create_engine
             engine = create_engine(config)
         self.config = config
         self.engine = engine
@@ -347,7 +347,7 @@ class NodeAgent:
         if d.step is not Step.KEEP and (d.step, d.reason) != self._last_decision:
             log_event(log, "decision", step=d.step.value, reason=d.reason, state=self.state.value)
         self._last_decision = (d.step, d.reason)
-        from node.agent import actions
+        from walrus_ha.node.agent import actions
         handler = {
             Step.KEEP: actions.keep, Step.BOOTSTRAP: actions.bootstrap, Step.CLONE: actions.clone,
             Step.WAIT_FOR_LEADER: actions.wait, Step.WAIT_FOR_EXPIRY: actions.wait,

@@ -10,8 +10,8 @@ import signal
 import sys
 import threading
 
-from walrus import log as wlog
-from walrus import pidfile
+from walrus_ha.common import log as wlog
+from walrus_ha.common import pidfile
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,9 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from node.agent.agent import NodeAgent
-    from node.agent.service import AgentServer
-    from node.config import load_node_config
+    from walrus_ha.node.agent.agent import NodeAgent
+    from walrus_ha.node.agent.service import AgentServer
+    from walrus_ha.node.config import load_node_config
 
     config = load_node_config(args.config)
     wlog.setup(args.log_level or config.log_level, name=config.name)

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from node.agent.agent import AgentStatus
-from node.engine.base import EngineStatus, Role, Upstream
-from protos import common_pb2, node_agent_pb2
-from walrus.config import parse_address
-from walrus.names import name_problem
+from walrus_ha.node.agent.agent import AgentStatus
+from walrus_ha.node.engine.base import EngineStatus, Role, Upstream
+from walrus_ha.protos import common_pb2, node_agent_pb2
+from walrus_ha.common.config import parse_address
+from walrus_ha.common.names import name_problem
 
 MAX_ADDRESS = 300     # host:port; longer is a mistake (and would not fit an error sentence)
 MAX_REASON = 1000     # Promote/Demote reason: logged and published in the member's state

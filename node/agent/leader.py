@@ -18,8 +18,8 @@ import time
 from dataclasses import dataclass, replace
 from typing import Callable, Protocol
 
-from walrus.errors import DcsUnavailable, LeaseLost
-from walrus.log import log_event
+from walrus_ha.common.errors import DcsUnavailable, LeaseLost
+from walrus_ha.common.log import log_event
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from node.engine.base import Role, Upstream
+from walrus_ha.node.engine.base import Role, Upstream
 
 
 class Step(enum.Enum):

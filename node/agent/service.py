@@ -16,13 +16,13 @@ from typing import Callable
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from node.agent import actions, convert
-from node.agent.agent import NodeAgent
-from protos import node_agent_pb2, node_agent_pb2_grpc
-from walrus import grpcutil
-from walrus.errors import (DcsUnavailable, EngineError, Fenced, LeaseLost, NeedsReclone, StaleTerm,
+from walrus_ha.node.agent import actions, convert
+from walrus_ha.node.agent.agent import NodeAgent
+from walrus_ha.protos import node_agent_pb2, node_agent_pb2_grpc
+from walrus_ha.common import grpcutil
+from walrus_ha.common.errors import (DcsUnavailable, EngineError, Fenced, LeaseLost, NeedsReclone, StaleTerm,
                            WalrusError, WrongRole)
-from walrus.log import log_event
+from walrus_ha.common.log import log_event
 
 log = logging.getLogger(__name__)
 

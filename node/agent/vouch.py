@@ -16,12 +16,12 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from node.engine.base import Upstream
-from walrus.log import log_event
-from walrus.records import ClusterView
+from walrus_ha.node.engine.base import Upstream
+from walrus_ha.common.log import log_event
+from walrus_ha.common.records import ClusterView
 
 if TYPE_CHECKING:
-    from node.agent.agent import NodeAgent
+    from walrus_ha.node.agent.agent import NodeAgent
 
 log = logging.getLogger(__name__)
 

@@ -8,16 +8,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from node.config import NodeConfig
-    from node.engine.base import Engine
+    from walrus_ha.node.config import NodeConfig
+    from walrus_ha.node.engine.base import Engine
 
 
 def create_engine(config: "NodeConfig") -> "Engine":
     """Build the engine the node config names (not started)."""
     if config.engine == "embedded":
-        from node.engine.embedded import EmbeddedEngine
+        from walrus_ha.node.engine.embedded import EmbeddedEngine
         return EmbeddedEngine.from_node_config(config)
     if config.engine == "postgres":
-        from node.engine.postgres import PostgresEngine
+        from walrus_ha.node.engine.postgres import PostgresEngine
         return PostgresEngine.from_node_config(config)
     raise ValueError(f"unknown engine {config.engine!r}")

@@ -3,7 +3,7 @@
 Both implementations (``embedded``, ``postgres``) satisfy ``Engine`` and pass
 the same contract suite (``tests/node/engine/test_engine_contract.py``). Every
 operation is idempotent: asking for the state the engine is already in is a
-no-op that returns normally. Errors are the project's own (``walrus.errors``):
+no-op that returns normally. Errors are the project's own (``common.errors``):
 ``WrongRole``, ``StaleTerm``, ``NeedsReclone``, ``Fenced``, ``EngineError``.
 """
 from __future__ import annotations

@@ -7,8 +7,8 @@ the state machine ``orchestrator.core.states``, the candidate ranking
 ``orchestrator.core.ranking``, the re-seed of an emptied etcd ``orchestrator.core.reseed`` and the synchronous set rules
 ``orchestrator.core.syncset``.
 """
-from orchestrator.core.decide import decide, repoint_actions
-from orchestrator.core.model import (
+from walrus_ha.orchestrator.core.decide import decide, repoint_actions
+from walrus_ha.orchestrator.core.model import (
     Role,
     SyncMethod,
     OperationKind,
@@ -40,9 +40,9 @@ from orchestrator.core.model import (
     Decision,
     Action,
 )
-from orchestrator.core.ranking import explain, rank
-from orchestrator.core.reseed import ReseedKeyspace
-from orchestrator.core.states import TRANSITIONS, InvalidTransition, State, Transition, transition
+from walrus_ha.orchestrator.core.ranking import explain, rank
+from walrus_ha.orchestrator.core.reseed import ReseedKeyspace
+from walrus_ha.orchestrator.core.states import TRANSITIONS, InvalidTransition, State, Transition, transition
 
 __all__ = [
     "decide", "repoint_actions", "explain", "rank",

@@ -35,7 +35,7 @@ Decision (output)
   ``transition`` (``previous -> state`` record, None when unchanged).
 
 Enums are stored/sent as their ``.value`` strings, which match
-``walrus.records`` (``"primary"``, ``"first"``, ``"failover"``).
+``common.records`` (``"primary"``, ``"first"``, ``"failover"``).
 """
 from __future__ import annotations
 
@@ -43,8 +43,8 @@ import enum
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Mapping
 
-from orchestrator.core.requests import RequestOutcome, SwitchoverRequest
-from orchestrator.core.states import State, Transition
+from walrus_ha.orchestrator.core.requests import RequestOutcome, SwitchoverRequest
+from walrus_ha.orchestrator.core.states import State, Transition
 
 
 class Role(enum.Enum):
@@ -64,7 +64,7 @@ class Role(enum.Enum):
 
 
 class SyncMethod(enum.Enum):
-    """``FIRST n (...)`` or ``ANY n (...)`` (values match ``walrus.records``)."""
+    """``FIRST n (...)`` or ``ANY n (...)`` (values match ``common.records``)."""
     FIRST = "first"
     ANY = "any"
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from orchestrator.core.model import (Candidate, ClusterSnapshot, CoreConfig, Exclusion,
+from walrus_ha.orchestrator.core.model import (Candidate, ClusterSnapshot, CoreConfig, Exclusion,
                                      MemberView, Ranking, Role)
 
 

@@ -23,10 +23,10 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import ClassVar
 
-from orchestrator.core.model import (Action, ActionKind, ClusterSnapshot, CoreConfig, FailoverState, MemberView,
+from walrus_ha.orchestrator.core.model import (Action, ActionKind, ClusterSnapshot, CoreConfig, FailoverState, MemberView,
                                      OperationKind, Phase, Ranking, Role, SaveFailoverState)
-from orchestrator.core.ranking import rank, reference_lsn
-from orchestrator.core.states import State
+from walrus_ha.orchestrator.core.ranking import rank, reference_lsn
+from walrus_ha.orchestrator.core.states import State
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from orchestrator.core.model import (ClusterSnapshot, CoreConfig, LeaderView, MemberView,
+from walrus_ha.orchestrator.core.model import (ClusterSnapshot, CoreConfig, LeaderView, MemberView,
                                      PublishSync, Role, SyncMethod, SyncView)
 
 

@@ -28,8 +28,8 @@ import grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from orch_procs import AGENT_TIMING, Procs, wait_for  # noqa: E402
-from protos import cluster_pb2, store_pb2  # noqa: E402
-from walrus.etcd_server import EtcdServer  # noqa: E402
+from walrus_ha.protos import cluster_pb2, store_pb2  # noqa: E402
+from walrus_ha.tools.etcd_server import EtcdServer  # noqa: E402
 
 
 def first_ack(agents, deadline_s: float = 60.0) -> tuple[float, str]:

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from protos import cluster_pb2, cluster_pb2_grpc
+from walrus_ha.protos import cluster_pb2, cluster_pb2_grpc
 from support_procs import ROLE_PRIMARY, ROLE_STANDBY, AgentProc, Proc, wait_one_primary, wait_streaming_from
 from support_wait import wait_for
-from walrus.dcs import Dcs
-from walrus.etcd_server import free_port
+from walrus_ha.common.dcs import Dcs
+from walrus_ha.tools.etcd_server import free_port
 
 __all__ = ["AGENT_TIMING", "ORCH_TIMING", "ROLE_PRIMARY", "ROLE_STANDBY", "Agent", "Orchestrator", "Procs",
            "history", "procs", "wait_for"]
@@ -31,12 +31,12 @@ class Agent(AgentProc):
 
 class Orchestrator(Proc):
     def __init__(self, base: Path, orch_id: str, etcd: str, cluster: str, env: dict | None = None,
-                 **overrides):
+                 launcher: list[str] | None = None, **overrides):
         self.id = orch_id
         self.address = f"127.0.0.1:{free_port()}"
         cfg = {"id": orch_id, "cluster": cluster, "listen": self.address, "etcd": {"endpoints": [etcd]},
                **ORCH_TIMING, **overrides}
-        super().__init__(base / orch_id, "orchestrator", cfg, env)
+        super().__init__(base / orch_id, "orchestrator", cfg, env, launcher)
         self.cluster = cluster_pb2_grpc.ClusterStub(self.channel(self.address))
 
     def leader(self, timeout: float = 2.0) -> cluster_pb2.Leader:
@@ -56,8 +56,9 @@ class Procs:
         self.agents[name] = a
         return a.start() if start else a
 
-    def orchestrator(self, orch_id: str, start: bool = True, env: dict | None = None, **overrides) -> Orchestrator:
-        o = Orchestrator(self.base, orch_id, self.etcd, self.cluster, env=env, **overrides)
+    def orchestrator(self, orch_id: str, start: bool = True, env: dict | None = None,
+                     launcher: list[str] | None = None, **overrides) -> Orchestrator:
+        o = Orchestrator(self.base, orch_id, self.etcd, self.cluster, env=env, launcher=launcher, **overrides)
         self.orchs[orch_id] = o
         return o.start() if start else o
 

@@ -2,13 +2,13 @@
 (pure sequencing logic: who may act, in which order, when to stop)."""
 from __future__ import annotations
 
-from orchestrator.config import OrchestratorConfig
-from orchestrator.controller import Controller
-from orchestrator.core.model import (ClearFailoverState, ClearSwitchover, Decision, RevokeLeaderLease,
+from walrus_ha.orchestrator.config import OrchestratorConfig
+from walrus_ha.orchestrator.controller import Controller
+from walrus_ha.orchestrator.core.model import (ClearFailoverState, ClearSwitchover, Decision, RevokeLeaderLease,
                                      Wait)
-from orchestrator.core.states import State
-from walrus.errors import DcsUnavailable
-from walrus.records import ClusterView, LeaderRecord
+from walrus_ha.orchestrator.core.states import State
+from walrus_ha.common.errors import DcsUnavailable
+from walrus_ha.common.records import ClusterView, LeaderRecord
 
 
 class FakeDcs:
@@ -105,7 +105,7 @@ def test_stops_acting_when_no_longer_active():
 
 
 def test_a_failed_repoint_does_not_hold_up_the_rest():
-    from orchestrator.core.model import Follow
+    from walrus_ha.orchestrator.core.model import Follow
     dcs = FakeDcs()
     c = make(dcs, [Follow(member="b", leader="a", term=2), ClearSwitchover(), ClearFailoverState()])
     c.election.tick()
@@ -116,7 +116,7 @@ def test_a_failed_repoint_does_not_hold_up_the_rest():
 def test_an_impossible_transition_restarts_the_state_machine():
     """decide raising InvalidTransition (etcd lost its data: term back to 0)
     must not wedge every later round: the controller restarts from STARTING."""
-    from orchestrator.core.states import InvalidTransition
+    from walrus_ha.orchestrator.core.states import InvalidTransition
     seen = []
 
     def decide(snapshot, config, now, previous):

@@ -12,13 +12,13 @@ import sys
 import pytest
 
 from orch_procs import procs, wait_for  # noqa: F401  (procs is a fixture)
-from walrus.dcs import Dcs
+from walrus_ha.common.dcs import Dcs
 
 pytestmark = pytest.mark.integration
 
 
 def ctl(orch, *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "walrus.cli", "ctl", *args, "--orchestrators", orch.address, "--timeout", "10"],
+    return subprocess.run([sys.executable, "-m", "walrus_ha", "ctl", *args, "--orchestrators", orch.address, "--timeout", "10"],
                           capture_output=True, text=True, timeout=timeout)
 
 

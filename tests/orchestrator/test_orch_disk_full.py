@@ -17,7 +17,7 @@ import grpc
 import pytest
 
 from orch_procs import history, procs, wait_for  # noqa: F401  (procs is a fixture)
-from protos import cluster_pb2
+from walrus_ha.protos import cluster_pb2
 
 pytestmark = pytest.mark.integration
 

@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from orchestrator.election import Election
-from walrus.dcs import Dcs
-from walrus.errors import DcsUnavailable, LeaseLost
+from walrus_ha.orchestrator.election import Election
+from walrus_ha.common.dcs import Dcs
+from walrus_ha.common.errors import DcsUnavailable, LeaseLost
 
 
 def wait_for(cond, timeout=15.0):

@@ -14,8 +14,8 @@ import signal
 import pytest
 
 from orch_procs import history, procs, wait_for  # noqa: F401  (procs is a fixture)
-from protos import cluster_pb2
-from walrus.ctl import history_table
+from walrus_ha.protos import cluster_pb2
+from walrus_ha.tools.ctl import history_table
 
 pytestmark = pytest.mark.integration
 

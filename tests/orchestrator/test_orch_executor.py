@@ -4,14 +4,14 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from orchestrator.core.model import (Candidate, ClearFailoverState, ClearSwitchover, DemoteForSwitchover,
+from walrus_ha.orchestrator.core.model import (Candidate, ClearFailoverState, ClearSwitchover, DemoteForSwitchover,
                                      FailoverState, Follow, HistoryEntry, OperationKind, Phase, Promote,
                                      PublishSync, RecordHistory, Rejoin, RevokeLeaderLease,
                                      SaveFailoverState, SyncMethod, Wait)
-from orchestrator.executor import Executor
-from protos import node_agent_pb2
-from walrus.errors import DcsUnavailable
-from walrus.records import ClusterView, LeaderRecord, MemberRecord, SyncRecord
+from walrus_ha.orchestrator.executor import Executor
+from walrus_ha.protos import node_agent_pb2
+from walrus_ha.common.errors import DcsUnavailable
+from walrus_ha.common.records import ClusterView, LeaderRecord, MemberRecord, SyncRecord
 
 
 class FakeRpcError(grpc.RpcError):

@@ -12,9 +12,9 @@ import signal
 import pytest
 
 from orch_procs import history, procs, wait_for  # noqa: F401  (procs is a fixture)
-from protos import store_pb2
+from walrus_ha.protos import store_pb2
 from test_orch_ctl_wait import ctl
-from walrus.dcs import Dcs
+from walrus_ha.common.dcs import Dcs
 
 pytestmark = pytest.mark.integration
 
@@ -54,10 +54,10 @@ def test_failover_to_a_member_missing_acked_writes_needs_force(procs, etcd):
 
 
 def _explain_req():
-    from protos import cluster_pb2
+    from walrus_ha.protos import cluster_pb2
     return cluster_pb2.ExplainFailoverRequest()
 
 
 def _state(orch) -> str:
-    from protos import cluster_pb2
+    from walrus_ha.protos import cluster_pb2
     return orch.cluster.ListMembers(cluster_pb2.ListMembersRequest(), timeout=5).state

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.receipts import pick
-from walrus.records import HistoryRecord
+from walrus_ha.orchestrator.receipts import pick
+from walrus_ha.common.records import HistoryRecord
 
 
 def rec(term, old="a", new="b", started=100.0, **kw) -> HistoryRecord:

@@ -14,14 +14,14 @@ import grpc
 import pytest
 
 from orch_procs import wait_for
-from orchestrator.config import OrchestratorConfig
-from orchestrator.controller import Controller
-from orchestrator.service import ClusterService, LeaderWatch
-from protos import cluster_pb2, cluster_pb2_grpc
-from walrus import grpcutil
-from walrus.dcs import Dcs
-from walrus.etcd_server import free_port
-from walrus.records import HistoryRecord, LeaderRecord, MemberRecord
+from walrus_ha.orchestrator.config import OrchestratorConfig
+from walrus_ha.orchestrator.controller import Controller
+from walrus_ha.orchestrator.service import ClusterService, LeaderWatch
+from walrus_ha.protos import cluster_pb2, cluster_pb2_grpc
+from walrus_ha.common import grpcutil
+from walrus_ha.common.dcs import Dcs
+from walrus_ha.tools.etcd_server import free_port
+from walrus_ha.common.records import HistoryRecord, LeaderRecord, MemberRecord
 
 
 @pytest.fixture
@@ -167,7 +167,7 @@ def test_etcd_down_is_unavailable_with_a_sentence(served, etcd):
 def test_bad_config_exits_with_one_clear_line(tmp_path, text, key):
     path = tmp_path / "orch.yaml"
     path.write_text(text)
-    out = subprocess.run([sys.executable, "-m", "walrus.cli", "orchestrator", "--config", str(path)],
+    out = subprocess.run([sys.executable, "-m", "walrus_ha", "orchestrator", "--config", str(path)],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 1
     assert str(path) in out.stderr and key in out.stderr

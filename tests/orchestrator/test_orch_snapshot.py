@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import pytest
 
-from node.engine.base import EngineStatus, Role as EngineRole
-from orchestrator.core.model import FailoverState, OperationKind, Phase, Role, SyncMethod
-from orchestrator.probe import AgentProbe, AgentStatus, ProbeOutcome
-from orchestrator.snapshot import (PrimaryLsnTracker, agent_addresses, build_snapshot, core_config,
+from walrus_ha.node.engine.base import EngineStatus, Role as EngineRole
+from walrus_ha.orchestrator.core.model import FailoverState, OperationKind, Phase, Role, SyncMethod
+from walrus_ha.orchestrator.probe import AgentProbe, AgentStatus, ProbeOutcome
+from walrus_ha.orchestrator.snapshot import (PrimaryLsnTracker, agent_addresses, build_snapshot, core_config,
                                    member_view)
-from orchestrator.config import OrchestratorConfig
-from walrus.records import ClusterView, LeaderRecord, MemberRecord, SyncRecord
+from walrus_ha.orchestrator.config import OrchestratorConfig
+from walrus_ha.common.records import ClusterView, LeaderRecord, MemberRecord, SyncRecord
 
 
 def record(name, **kw):

@@ -4,13 +4,14 @@ the spare finishes the job from the in-flight state saved in etcd; a stopped
 """
 from __future__ import annotations
 
+import pathlib
 import signal
+import sys
 
 import pytest
 
 from orch_procs import history, procs, wait_for  # noqa: F401  (procs is a fixture)
-from orchestrator.controller import HANG_HOOK_ENV
-from walrus.dcs import Dcs
+from walrus_ha.common.dcs import Dcs
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +29,8 @@ def failover_state(etcd, cluster):
 def test_spare_finishes_a_failover_the_active_one_died_in(procs, etcd, tmp_path):
     primary, standbys = procs.cluster3()
     marker = tmp_path / "hung"
-    o1 = procs.orchestrator("o1", env={HANG_HOOK_ENV: str(marker)})
+    hang = pathlib.Path(__file__).with_name("hang_after_failover_state.py")
+    o1 = procs.orchestrator("o1", launcher=[sys.executable, str(hang), str(marker)])
     wait_for(lambda: active(etcd, procs.cluster) == "o1", what="o1 active")
     o2 = procs.orchestrator("o2")
     wait_for(lambda: o2.leader().name == primary.name, what="o2 serves GetLeader")

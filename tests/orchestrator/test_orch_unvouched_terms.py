@@ -19,14 +19,14 @@ import tempfile
 import grpc
 import pytest
 
-from protos import cluster_pb2, cluster_pb2_grpc, node_agent_pb2 as pb, node_agent_pb2_grpc
+from walrus_ha.protos import cluster_pb2, cluster_pb2_grpc, node_agent_pb2 as pb, node_agent_pb2_grpc
 from support_procs import ROLE_PRIMARY, ROLE_STANDBY, channel
 from support_wait import wait_for
-from walrus.localcluster.cluster import LocalCluster
+from walrus_ha.tools.localcluster.cluster import LocalCluster
 
 pytestmark = pytest.mark.integration
 
-WALRUS = [sys.executable, "-m", "walrus.cli"]
+WALRUS = [sys.executable, "-m", "walrus_ha"]
 HUGE = 2 ** 64 - 1
 REFUSED = grpc.StatusCode.FAILED_PRECONDITION
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
@@ -36,8 +36,8 @@ INVALID = grpc.StatusCode.INVALID_ARGUMENT
 def local_cluster(request):
     engine = request.param
     if engine == "postgres":
-        from node.engine.postgres.binaries import find_binaries
-        from walrus.errors import EngineError
+        from walrus_ha.node.engine.postgres.binaries import find_binaries
+        from walrus_ha.common.errors import EngineError
         try:
             find_binaries()
         except EngineError as exc:

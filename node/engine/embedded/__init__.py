@@ -11,7 +11,7 @@ from __future__ import annotations
 def __getattr__(name: str):
     # Lazy, so importing a storage module does not pull in gRPC.
     if name == "EmbeddedEngine":
-        from node.engine.embedded.engine import EmbeddedEngine
+        from walrus_ha.node.engine.embedded.engine import EmbeddedEngine
         return EmbeddedEngine
     raise AttributeError(name)
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import crc32c
 
-from walrus.errors import CorruptWal
+from walrus_ha.common.errors import CorruptWal
 
 from .segments import fsync_dir
 from .state import KvState, snapshot_header

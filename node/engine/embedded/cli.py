@@ -22,13 +22,13 @@ import threading
 
 import grpc
 
-from node.config import EmbeddedConfig
-from node.engine.base import EngineStatus, Role, SyncSpec, Upstream
-from protos import common_pb2, node_agent_pb2, node_agent_pb2_grpc
-from walrus import log as wlog
-from walrus.config import from_dict, parse_address
-from walrus.errors import ConfigError, EngineError, Fenced, NeedsReclone, StaleTerm, WrongRole
-from walrus.lsn import format_lsn
+from walrus_ha.node.config import EmbeddedConfig
+from walrus_ha.node.engine.base import EngineStatus, Role, SyncSpec, Upstream
+from walrus_ha.protos import common_pb2, node_agent_pb2, node_agent_pb2_grpc
+from walrus_ha.common import log as wlog
+from walrus_ha.common.config import from_dict, parse_address
+from walrus_ha.common.errors import ConfigError, EngineError, Fenced, NeedsReclone, StaleTerm, WrongRole
+from walrus_ha.common.lsn import format_lsn
 
 _ROLE_PB = {Role.PRIMARY: common_pb2.ROLE_PRIMARY, Role.STANDBY: common_pb2.ROLE_STANDBY,
             Role.STOPPED: common_pb2.ROLE_STOPPED}
@@ -138,7 +138,7 @@ class EngineControlServicer(node_agent_pb2_grpc.NodeAgentServicer):
 
 
 def run(args: argparse.Namespace) -> int:
-    from node.engine.embedded.engine import EmbeddedEngine
+    from walrus_ha.node.engine.embedded.engine import EmbeddedEngine
 
     wlog.setup(args.log_level, args.name)
     try:
@@ -177,8 +177,3 @@ def run(args: argparse.Namespace) -> int:
         engine.stop()
     logging.getLogger(__name__).info("stopped")
     return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    from walrus.cli import main
-    sys.exit(main(["engine", *sys.argv[1:]]))

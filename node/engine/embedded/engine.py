@@ -32,23 +32,23 @@ from typing import Callable
 
 import grpc
 
-from node.config import EmbeddedConfig
-from node.engine.base import CommitLevel, Discarded, EngineStatus, Role, SyncSpec, Upstream
-from node.engine.embedded import storage as storage_mod
-from node.engine.embedded.aio import LoopSignal, LoopThread
-from node.engine.embedded.receiver import Replayer, WalReceiver, fetch_base_backup
-from node.engine.embedded.records import Batch, BatchOp, Delete
-from node.engine.embedded.sender import SenderRefused, StartPoint, StartRequest, WalSender, check_start
-from node.engine.embedded.slots import SlotStore
-from node.engine.embedded.syncrep import SyncRep, sync_states
-from node.engine.embedded.transitions import TransitionsMixin
-from node.engine.embedded.wal import SHIP_AHEAD
-from node.engine.embedded.writehealth import WriteHealth
-from protos import store_pb2_grpc, walstream_pb2_grpc
-from walrus import grpcutil
-from walrus.errors import EngineError, WrongRole
-from walrus.log import log_event
-from walrus.lsn import format_lsn
+from walrus_ha.node.config import EmbeddedConfig
+from walrus_ha.node.engine.base import CommitLevel, Discarded, EngineStatus, Role, SyncSpec, Upstream
+from walrus_ha.node.engine.embedded import storage as storage_mod
+from walrus_ha.node.engine.embedded.aio import LoopSignal, LoopThread
+from walrus_ha.node.engine.embedded.receiver import Replayer, WalReceiver, fetch_base_backup
+from walrus_ha.node.engine.embedded.records import Batch, BatchOp, Delete
+from walrus_ha.node.engine.embedded.sender import SenderRefused, StartPoint, StartRequest, WalSender, check_start
+from walrus_ha.node.engine.embedded.slots import SlotStore
+from walrus_ha.node.engine.embedded.syncrep import SyncRep, sync_states
+from walrus_ha.node.engine.embedded.transitions import TransitionsMixin
+from walrus_ha.node.engine.embedded.wal import SHIP_AHEAD
+from walrus_ha.node.engine.embedded.writehealth import WriteHealth
+from walrus_ha.protos import store_pb2_grpc, walstream_pb2_grpc
+from walrus_ha.common import grpcutil
+from walrus_ha.common.errors import EngineError, WrongRole
+from walrus_ha.common.log import log_event
+from walrus_ha.common.lsn import format_lsn
 
 log = logging.getLogger(__name__)
 
@@ -238,8 +238,8 @@ class EmbeddedEngine(TransitionsMixin):
         """Create and start the grpc.aio server on the engine loop: ``Store``
         and the ``WalStream`` stream are coroutines on the loop; the other
         (sync) methods run in a small thread pool."""
-        from node.engine.embedded.store_service import StoreServicer
-        from node.engine.embedded.walstream_service import WalStreamServicer
+        from walrus_ha.node.engine.embedded.store_service import StoreServicer
+        from walrus_ha.node.engine.embedded.walstream_service import WalStreamServicer
         server = grpcutil.aio_server(SERVER_WORKERS)
         store_pb2_grpc.add_StoreServicer_to_server(StoreServicer(self), server)
         walstream_pb2_grpc.add_WalStreamServicer_to_server(WalStreamServicer(self), server)

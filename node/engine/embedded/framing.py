@@ -15,8 +15,8 @@ import struct
 from dataclasses import dataclass
 import crc32c
 
-from walrus.errors import CorruptWal, EngineError
-from walrus.lsn import format_lsn
+from walrus_ha.common.errors import CorruptWal, EngineError
+from walrus_ha.common.lsn import format_lsn
 
 HEADER = struct.Struct("<IIQI")
 HEADER_SIZE = HEADER.size          # 20

@@ -32,19 +32,19 @@ from typing import TYPE_CHECKING
 
 import grpc
 
-from node.engine.base import Upstream
-from node.engine.embedded.aio import LoopSignal
-from node.engine.embedded.sender import NEEDS_RECLONE_MARK, REWIND_LSN_KEY, REWIND_MARK
-from node.engine.embedded.timeline import HistoryEntry, TimelineHistory, find_divergence
-from node.engine.embedded.wal import SHIP_AHEAD
-from protos import walstream_pb2, walstream_pb2_grpc
-from walrus import grpcutil
-from walrus.errors import CorruptWal, EngineError, NeedsReclone, StaleTerm
-from walrus.log import log_event
-from walrus.lsn import format_lsn
+from walrus_ha.node.engine.base import Upstream
+from walrus_ha.node.engine.embedded.aio import LoopSignal
+from walrus_ha.node.engine.embedded.sender import NEEDS_RECLONE_MARK, REWIND_LSN_KEY, REWIND_MARK
+from walrus_ha.node.engine.embedded.timeline import HistoryEntry, TimelineHistory, find_divergence
+from walrus_ha.node.engine.embedded.wal import SHIP_AHEAD
+from walrus_ha.protos import walstream_pb2, walstream_pb2_grpc
+from walrus_ha.common import grpcutil
+from walrus_ha.common.errors import CorruptWal, EngineError, NeedsReclone, StaleTerm
+from walrus_ha.common.log import log_event
+from walrus_ha.common.lsn import format_lsn
 
 if TYPE_CHECKING:
-    from node.engine.embedded.engine import EmbeddedEngine
+    from walrus_ha.node.engine.embedded.engine import EmbeddedEngine
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ import struct
 from dataclasses import dataclass
 from typing import Union
 
-from walrus.errors import CorruptWal
+from walrus_ha.common.errors import CorruptWal
 
 
 class RecordType(enum.IntEnum):

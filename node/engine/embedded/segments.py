@@ -14,8 +14,8 @@ from __future__ import annotations
 import os
 import threading
 
-from walrus.errors import EngineError
-from walrus.lsn import format_lsn
+from walrus_ha.common.errors import EngineError
+from walrus_ha.common.lsn import format_lsn
 
 from .framing import parse_segment_name, segment_name
 

@@ -29,19 +29,19 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, AsyncIterator, Callable
 
-from node.engine.base import StandbyInfo
-from node.engine.embedded.aio import LoopSignal
-from node.engine.embedded.syncrep import StandbyPosition
-from node.engine.embedded.wal import SHIP_AHEAD
-from protos import walstream_pb2
-from walrus.errors import CorruptWal, EngineError, WalRemoved
-from walrus.log import log_event
-from walrus.lsn import format_lsn
+from walrus_ha.node.engine.base import StandbyInfo
+from walrus_ha.node.engine.embedded.aio import LoopSignal
+from walrus_ha.node.engine.embedded.syncrep import StandbyPosition
+from walrus_ha.node.engine.embedded.wal import SHIP_AHEAD
+from walrus_ha.protos import walstream_pb2
+from walrus_ha.common.errors import CorruptWal, EngineError, WalRemoved
+from walrus_ha.common.log import log_event
+from walrus_ha.common.lsn import format_lsn
 
 if TYPE_CHECKING:
-    from node.engine.embedded.engine import EmbeddedEngine
-    from node.engine.embedded.slots import Slot
-    from node.engine.embedded.timeline import TimelineHistory
+    from walrus_ha.node.engine.embedded.engine import EmbeddedEngine
+    from walrus_ha.node.engine.embedded.slots import Slot
+    from walrus_ha.node.engine.embedded.timeline import TimelineHistory
 
 log = logging.getLogger(__name__)
 

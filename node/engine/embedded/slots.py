@@ -20,8 +20,8 @@ import threading
 from dataclasses import dataclass, replace
 from typing import Iterable
 
-from node.engine.base import SlotInfo
-from walrus.log import log_event
+from walrus_ha.node.engine.base import SlotInfo
+from walrus_ha.common.log import log_event
 
 log = logging.getLogger(__name__)
 

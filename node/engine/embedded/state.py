@@ -13,7 +13,7 @@ from __future__ import annotations
 import struct
 import threading
 
-from walrus.errors import CorruptWal
+from walrus_ha.common.errors import CorruptWal
 
 from .records import Batch, CheckpointMark, Delete, Noop, Put, Record, Skip, TimelineSwitch
 

@@ -44,10 +44,10 @@ from dataclasses import dataclass
 
 import crc32c
 
-from node.config import EmbeddedConfig
-from node.engine.base import Role
-from walrus.errors import CorruptWal, EngineError, NeedsReclone
-from walrus.lsn import format_lsn
+from walrus_ha.node.config import EmbeddedConfig
+from walrus_ha.node.engine.base import Role
+from walrus_ha.common.errors import CorruptWal, EngineError, NeedsReclone
+from walrus_ha.common.lsn import format_lsn
 
 from . import checkpoint as ckpt
 from .records import SKIP_HEAD, Put, Record, RecordType, Skip, TimelineSwitch, decode, encode, encode_put, is_skip

@@ -24,12 +24,12 @@ from typing import TYPE_CHECKING
 
 import grpc
 
-from node.engine.base import CommitLevel
-from protos import store_pb2, store_pb2_grpc
-from walrus.errors import EngineError, Fenced, WrongRole
+from walrus_ha.node.engine.base import CommitLevel
+from walrus_ha.protos import store_pb2, store_pb2_grpc
+from walrus_ha.common.errors import EngineError, Fenced, WrongRole
 
 if TYPE_CHECKING:
-    from node.engine.embedded.engine import EmbeddedEngine
+    from walrus_ha.node.engine.embedded.engine import EmbeddedEngine
 
 MAX_BATCH_OPS = 10_000
 

@@ -26,9 +26,9 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
-from node.engine.base import CommitLevel, SyncMethod, SyncSpec
-from node.engine.embedded.aio import LoopSignal
-from walrus.errors import Fenced
+from walrus_ha.node.engine.base import CommitLevel, SyncMethod, SyncSpec
+from walrus_ha.node.engine.embedded.aio import LoopSignal
+from walrus_ha.common.errors import Fenced
 
 REMOTE_LEVELS = (CommitLevel.REMOTE_WRITE, CommitLevel.ON, CommitLevel.REMOTE_APPLY)
 

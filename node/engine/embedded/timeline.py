@@ -15,8 +15,8 @@ import os
 import re
 from dataclasses import dataclass
 
-from walrus.errors import CorruptWal
-from walrus.lsn import MAX_LSN, format_lsn, parse_lsn
+from walrus_ha.common.errors import CorruptWal
+from walrus_ha.common.lsn import MAX_LSN, format_lsn, parse_lsn
 
 _NAME_RE = re.compile(r"^([0-9A-F]{8})\.history$")
 

@@ -71,9 +71,9 @@ import threading
 import time
 from typing import Iterator
 
-from walrus.errors import CorruptWal, EngineError, WalRemoved
-from walrus.log import log_event
-from walrus.lsn import format_lsn
+from walrus_ha.common.errors import CorruptWal, EngineError, WalRemoved
+from walrus_ha.common.log import log_event
+from walrus_ha.common.lsn import format_lsn
 
 from .framing import (HEADER, HEADER_SIZE, MAX_RECORD, ScanStop, WalRecord,  # noqa: F401 (re-exported)
                       decode_header, encode_record, parse_segment_name, scan, segment_name,

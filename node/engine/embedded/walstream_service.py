@@ -4,7 +4,7 @@ coroutine on the engine's event loop; ``TimelineHistory`` and ``BaseBackup``
 are plain methods run in the server's thread pool.
 
 Errors: the first stream message must be ``StartReplication`` with a
-valid member name as standby name (``walrus.names``; it names a slot), and
+valid member name as standby name (``common.names``; it names a slot), and
 feedback may not report LSNs past what was sent (else INVALID_ARGUMENT,
 nothing created or advanced); a refused stream (stale term,
 not a primary, lost slot, removed WAL, diverged timeline) gets
@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING
 
 import grpc
 
-from node.engine.embedded.sender import NEEDS_RECLONE_MARK, REWIND_LSN_KEY, SenderRefused
-from protos import walstream_pb2, walstream_pb2_grpc
-from walrus.names import name_problem
+from walrus_ha.node.engine.embedded.sender import NEEDS_RECLONE_MARK, REWIND_LSN_KEY, SenderRefused
+from walrus_ha.protos import walstream_pb2, walstream_pb2_grpc
+from walrus_ha.common.names import name_problem
 
 if TYPE_CHECKING:
-    from node.engine.embedded.engine import EmbeddedEngine
+    from walrus_ha.node.engine.embedded.engine import EmbeddedEngine
 
 BACKUP_CHUNK = 1 << 20
 

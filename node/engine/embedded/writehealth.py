@@ -13,7 +13,7 @@ import threading
 import time
 from typing import Callable
 
-from walrus.log import log_event
+from walrus_ha.common.log import log_event
 
 log = logging.getLogger(__name__)
 

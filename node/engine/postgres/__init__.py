@@ -4,6 +4,6 @@
 for the fencing model and ``process.py`` for how the postmaster is tied to
 the agent's life.
 """
-from node.engine.postgres.engine import PostgresEngine
+from walrus_ha.node.engine.postgres.engine import PostgresEngine
 
 __all__ = ["PostgresEngine"]

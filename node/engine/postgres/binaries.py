@@ -19,7 +19,7 @@ import re
 import subprocess
 from dataclasses import dataclass
 
-from walrus.errors import EngineError
+from walrus_ha.common.errors import EngineError
 
 MIN_MAJOR = 15
 REQUIRED = ("postgres", "initdb", "pg_basebackup", "pg_rewind", "pg_controldata")

@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from node.engine.base import SyncSpec
+from walrus_ha.node.engine.base import SyncSpec
 
 DYNAMIC_CONF = "walrus.dynamic.conf"
 

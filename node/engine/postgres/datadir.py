@@ -25,9 +25,9 @@ import pathlib
 import shutil
 from dataclasses import asdict, dataclass, replace
 
-from node.engine.postgres import conf
-from node.engine.postgres.process import OsUser, check_traversable, prepare_dir
-from walrus.errors import EngineError
+from walrus_ha.node.engine.postgres import conf
+from walrus_ha.node.engine.postgres.process import OsUser, check_traversable, prepare_dir
+from walrus_ha.common.errors import EngineError
 
 STATE_FILE = "walrus-state.json"
 

@@ -22,12 +22,12 @@ import re
 import subprocess
 from dataclasses import dataclass
 
-from node.engine.postgres import sql
-from node.engine.postgres.binaries import Binaries
-from node.engine.postgres.process import OsUser
-from walrus.errors import EngineError
-from walrus.log import log_event
-from walrus.lsn import parse_lsn
+from walrus_ha.node.engine.postgres import sql
+from walrus_ha.node.engine.postgres.binaries import Binaries
+from walrus_ha.node.engine.postgres.process import OsUser
+from walrus_ha.common.errors import EngineError
+from walrus_ha.common.log import log_event
+from walrus_ha.common.lsn import parse_lsn
 
 log = logging.getLogger(__name__)
 

@@ -26,18 +26,18 @@ import logging
 import threading
 import time
 
-from node.config import NodeConfig, PostgresConfig
-from node.engine.base import EngineStatus, Role, Upstream
-from node.engine.postgres import conf, replication, sql
-from node.engine.postgres import fencer as fencer_mod
-from node.engine.postgres.binaries import Binaries, find_binaries
-from node.engine.postgres.datadir import NodeDir
-from node.engine.postgres.fencing import FencerProcess, take_record
-from node.engine.postgres.process import OsUser, Postmaster, run, wait_for
-from node.engine.postgres.transitions import TransitionsMixin
-from walrus.config import parse_address
-from walrus.errors import EngineError, NeedsReclone, StaleTerm
-from walrus.log import log_event
+from walrus_ha.node.config import NodeConfig, PostgresConfig
+from walrus_ha.node.engine.base import EngineStatus, Role, Upstream
+from walrus_ha.node.engine.postgres import conf, replication, sql
+from walrus_ha.node.engine.postgres import fencer as fencer_mod
+from walrus_ha.node.engine.postgres.binaries import Binaries, find_binaries
+from walrus_ha.node.engine.postgres.datadir import NodeDir
+from walrus_ha.node.engine.postgres.fencing import FencerProcess, take_record
+from walrus_ha.node.engine.postgres.process import OsUser, Postmaster, run, wait_for
+from walrus_ha.node.engine.postgres.transitions import TransitionsMixin
+from walrus_ha.common.config import parse_address
+from walrus_ha.common.errors import EngineError, NeedsReclone, StaleTerm
+from walrus_ha.common.log import log_event
 
 log = logging.getLogger(__name__)
 

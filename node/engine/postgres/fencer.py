@@ -31,7 +31,7 @@ a commit waits for a standby that now follows the new primary.
 
 Not stopped with the agent: drills and operators freeze the agent's PID
 (``walrus drill freeze-primary`` SIGSTOPs exactly that PID, see
-``walrus.drill.scenarios`` and ``walrus.localcluster``), not its process
+``tools.drill.scenarios`` and ``tools.localcluster``), not its process
 group or children, so a separate process keeps running. (A freeze of the
 whole host freezes PostgreSQL too, which then acknowledges nothing.) The
 fencer is in its own process group, so terminal signals to the agent do not

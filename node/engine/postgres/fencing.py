@@ -18,10 +18,10 @@ import subprocess
 import sys
 import threading
 
-from node.engine.postgres import fencer
-from node.engine.postgres.process import Postmaster, _get_spawner
-from walrus.errors import EngineError
-from walrus.log import log_event
+from walrus_ha.node.engine.postgres import fencer
+from walrus_ha.node.engine.postgres.process import Postmaster, _get_spawner
+from walrus_ha.common.errors import EngineError
+from walrus_ha.common.log import log_event
 
 log = logging.getLogger(__name__)
 

@@ -27,8 +27,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Callable
 
-from walrus.errors import EngineError
-from walrus.log import log_event
+from walrus_ha.common.errors import EngineError
+from walrus_ha.common.log import log_event
 
 log = logging.getLogger(__name__)
 

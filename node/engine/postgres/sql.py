@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import psycopg
 
-from node.engine.base import SlotInfo, StandbyInfo
-from walrus.errors import EngineError
-from walrus.lsn import parse_lsn
+from walrus_ha.node.engine.base import SlotInfo, StandbyInfo
+from walrus_ha.common.errors import EngineError
+from walrus_ha.common.lsn import parse_lsn
 
 APP_NAME = "walrus-engine"
 

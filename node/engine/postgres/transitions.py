@@ -9,11 +9,11 @@ from __future__ import annotations
 import logging
 import time
 
-from node.engine.base import Discarded, EngineStatus, RejoinMethod, SlotInfo, SyncSpec, Upstream
-from node.engine.postgres import conf, divergence, fencer, replication, sql
-from node.engine.postgres.process import wait_for
-from walrus.errors import EngineError, NeedsReclone, WrongRole
-from walrus.log import log_event
+from walrus_ha.node.engine.base import Discarded, EngineStatus, RejoinMethod, SlotInfo, SyncSpec, Upstream
+from walrus_ha.node.engine.postgres import conf, divergence, fencer, replication, sql
+from walrus_ha.node.engine.postgres.process import wait_for
+from walrus_ha.common.errors import EngineError, NeedsReclone, WrongRole
+from walrus_ha.common.log import log_event
 
 log = logging.getLogger(__name__)
 

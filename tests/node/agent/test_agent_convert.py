@@ -1,10 +1,10 @@
 """The agent's proto adapter: request validation and status messages."""
 import pytest
 
-from node.agent import convert
-from node.agent.agent import AgentState, AgentStatus
-from node.engine.base import EngineStatus, Role, SlotInfo, StandbyInfo, Upstream
-from protos import node_agent_pb2 as pb
+from walrus_ha.node.agent import convert
+from walrus_ha.node.agent.agent import AgentState, AgentStatus
+from walrus_ha.node.engine.base import EngineStatus, Role, SlotInfo, StandbyInfo, Upstream
+from walrus_ha.protos import node_agent_pb2 as pb
 
 
 @pytest.mark.parametrize("msg,fn,words", [
@@ -32,7 +32,7 @@ def test_good_requests():
 
 
 def test_status_round_trips_through_the_orchestrator_adapter():
-    from orchestrator.convert import agent_status_from_pb
+    from walrus_ha.orchestrator.convert import agent_status_from_pb
     engine = EngineStatus(role=Role.PRIMARY, timeline=3, term=4, write_lsn=100, flush_lsn=90, replay_lsn=80,
                           receive_lsn=90, fenced=True, fence_reason="why", engine="embedded",
                           standbys=(StandbyInfo("b", sent_lsn=90, flush_lsn=80, flush_lag_bytes=10,

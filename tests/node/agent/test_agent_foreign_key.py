@@ -16,8 +16,8 @@ import time
 import pytest
 
 from agent_procs import TIMING, wait_for
-from walrus.dcs import Dcs
-from walrus.records import LeaderRecord
+from walrus_ha.common.dcs import Dcs
+from walrus_ha.common.records import LeaderRecord
 
 pytestmark = pytest.mark.integration
 
@@ -57,15 +57,15 @@ def test_key_naming_us_under_a_foreign_live_lease_is_released(agents, etcd, clus
 
 
 def _facts(**kw):
-    from node.agent.reconcile import Facts, LeaderFacts
-    from node.engine.base import Role
+    from walrus_ha.node.agent.reconcile import Facts, LeaderFacts
+    from walrus_ha.node.engine.base import Role
     base = dict(me="a", initialized=True, role=Role.PRIMARY, upstream="", engine_term=2, needs_reclone=False,
                 held_term=0, leader=LeaderFacts("a", 3, "127.0.0.1:1", 2), highest_term=3)
     return Facts(**{**base, **kw})
 
 
 def test_reconcile_waits_for_expiry_first_then_releases():
-    from node.agent.reconcile import Step, decide
+    from walrus_ha.node.agent.reconcile import Step, decide
     assert decide(_facts()).step is Step.WAIT_FOR_EXPIRY
     d = decide(_facts(foreign_lease_overdue=True))
     assert d.step is Step.RELEASE_KEY and d.term == 3

@@ -11,8 +11,8 @@ import tempfile
 import pytest
 
 from agent_procs import Agents, ROLE_PRIMARY, ROLE_STANDBY, wait_for
-from protos import node_agent_pb2 as pb
-from walrus.dcs import Dcs
+from walrus_ha.protos import node_agent_pb2 as pb
+from walrus_ha.common.dcs import Dcs
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 
@@ -22,8 +22,8 @@ PG_TIMING = {"engine": "postgres", "ttl": 10.0, "loop_wait": 1.0, "retry_timeout
 @pytest.fixture
 def pg_agents(etcd, cluster_name):
     """Agents whose data dirs the ``postgres`` OS user can reach (tmp_path is 0700)."""
-    from node.engine.postgres.binaries import find_binaries
-    from walrus.errors import EngineError
+    from walrus_ha.node.engine.postgres.binaries import find_binaries
+    from walrus_ha.common.errors import EngineError
     try:
         find_binaries("")
     except EngineError as exc:
@@ -83,7 +83,7 @@ def test_postmaster_killed_alone_is_restarted_writable_in_place(pg_agents):
     stays fenced while it renews the lease."""
     import signal as _signal
 
-    from walrus.drill.pg_backend import PgWriter
+    from walrus_ha.tools.drill.pg_backend import PgWriter
     agents = pg_agents
     a = agents.add("a", **PG_TIMING)
     agents.wait_primary(timeout=120)

@@ -1,8 +1,8 @@
 """The agent loop's pure decision: what to do given etcd's view and the engine."""
 import pytest
 
-from node.agent.reconcile import Facts, LeaderFacts, Step, decide
-from node.engine.base import Role
+from walrus_ha.node.agent.reconcile import Facts, LeaderFacts, Step, decide
+from walrus_ha.node.engine.base import Role
 
 B = LeaderFacts("b", 5, "127.0.0.1:9002", 3)
 ME_LEADER = LeaderFacts("a", 5, "127.0.0.1:9001", 3)
@@ -59,7 +59,7 @@ def test_primary_data_never_keeps_writing_without_leader():
 
 
 def test_core_has_no_io_imports():
-    import node.agent.reconcile as mod
+    import walrus_ha.node.agent.reconcile as mod
     imports = [line for line in open(mod.__file__) if line.startswith(("import ", "from "))]
-    for banned in ("grpc", "etcd", "subprocess", "time", "threading", "walrus.dcs"):
+    for banned in ("grpc", "etcd", "subprocess", "time", "threading", "common.dcs"):
         assert not [i for i in imports if banned in i], imports

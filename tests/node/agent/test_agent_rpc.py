@@ -10,7 +10,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from agent_procs import ROLE_PRIMARY, ROLE_STANDBY, wait_for
-from protos import node_agent_pb2 as pb
+from walrus_ha.protos import node_agent_pb2 as pb
 
 pytestmark = pytest.mark.integration
 
@@ -85,7 +85,7 @@ def single(agents):
 def test_bad_config_file_exits_with_a_clear_error(tmp_path, text, words):
     path = tmp_path / "node.yaml"
     path.write_text(text)
-    out = subprocess.run([sys.executable, "-m", "walrus.cli", "node", "--config", str(path)],
+    out = subprocess.run([sys.executable, "-m", "walrus_ha", "node", "--config", str(path)],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 1
     assert str(path) in out.stderr and words in out.stderr

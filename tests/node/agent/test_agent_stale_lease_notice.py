@@ -13,9 +13,9 @@ import pytest
 import yaml
 
 from agent_procs import TIMING, wait_for
-from node.agent.agent import AgentState, NodeAgent
-from node.config import load_node_config
-from walrus.etcd_server import free_port
+from walrus_ha.node.agent.agent import AgentState, NodeAgent
+from walrus_ha.node.config import load_node_config
+from walrus_ha.tools.etcd_server import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -16,8 +16,8 @@ import time
 
 import pytest
 
-from node.engine.base import Engine, RejoinMethod, Role, SyncMethod, SyncSpec, Upstream
-from walrus.errors import StaleTerm, WalrusError
+from walrus_ha.node.engine.base import Engine, RejoinMethod, Role, SyncMethod, SyncSpec, Upstream
+from walrus_ha.common.errors import StaleTerm, WalrusError
 from support_wait import wait_for
 
 pytestmark = pytest.mark.integration
@@ -37,8 +37,8 @@ class PostgresHarness:
     kind = "postgres"
 
     def __init__(self, base: str):
-        from node.engine.postgres import PostgresEngine
-        from node.engine.postgres.binaries import find_binaries
+        from walrus_ha.node.engine.postgres import PostgresEngine
+        from walrus_ha.node.engine.postgres.binaries import find_binaries
         find_binaries()                      # EngineError -> skipped by the fixture
         self.base, self.cls = base, PostgresEngine
 
@@ -47,7 +47,7 @@ class PostgresHarness:
 
     def write(self, engine, key: str, value: str) -> None:
         import psycopg
-        from walrus.drill.pg_backend import PgWriter
+        from walrus_ha.tools.drill.pg_backend import PgWriter
         w = PgWriter(engine.data_address)
         try:
             w.write(key, value)
@@ -57,7 +57,7 @@ class PostgresHarness:
             w.close()
 
     def read(self, engine, key: str) -> bool:
-        from walrus.drill.pg_backend import PgWriter
+        from walrus_ha.tools.drill.pg_backend import PgWriter
         w = PgWriter(engine.data_address)
         try:
             return w.exists(key)
@@ -69,7 +69,7 @@ class EmbeddedHarness:
     kind = "embedded"
 
     def __init__(self, base: str):
-        from node.engine.embedded import EmbeddedEngine
+        from walrus_ha.node.engine.embedded import EmbeddedEngine
         self.base, self.cls = base, EmbeddedEngine
 
     def make(self, name: str) -> Engine:

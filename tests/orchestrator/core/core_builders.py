@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from orchestrator.core import ClusterSnapshot, LeaderView, MemberView, Role, SyncMethod, SyncView
+from walrus_ha.orchestrator.core import ClusterSnapshot, LeaderView, MemberView, Role, SyncMethod, SyncView
 
 
 def primary(name: str = "a", **kw) -> MemberView:
@@ -49,7 +49,7 @@ def sync(*names: str, num: int = 1, method: SyncMethod = SyncMethod.FIRST, leade
 
 def summary(decision) -> list[str]:
     """The decision's actions as short readable strings (Wait left out)."""
-    from orchestrator.core import (ClearFailoverState, ClearSwitchover, DemoteForSwitchover, Follow, Promote,
+    from walrus_ha.orchestrator.core import (ClearFailoverState, ClearSwitchover, DemoteForSwitchover, Follow, Promote,
                                    PublishSync, RecordHistory, Rejoin, RevokeLeaderLease, SaveFailoverState, Wait)
     out = []
     for a in decision.actions:

@@ -5,7 +5,7 @@ from dataclasses import replace
 
 from hypothesis import strategies as st
 
-from orchestrator.core import (Candidate, ClusterSnapshot, CoreConfig, FailoverState, LeaderView, MemberView, OperationKind,
+from walrus_ha.orchestrator.core import (Candidate, ClusterSnapshot, CoreConfig, FailoverState, LeaderView, MemberView, OperationKind,
                                Phase, Role, SwitchoverRequest, SyncMethod, SyncView)
 
 NAMES = ("a", "b", "c", "d", "e")

@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 import pytest
 
 from core_builders import healthy, leaderless, primary, standby, summary
-from orchestrator.core import ClusterSnapshot, CoreConfig, FailoverState, OperationKind, Phase, State, decide
+from walrus_ha.orchestrator.core import ClusterSnapshot, CoreConfig, FailoverState, OperationKind, Phase, State, decide
 
 NOW = 1000.0
 C = CoreConfig(primary_write_failure_timeout=10.0)

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from core_builders import dead, leaderless, primary, standby, sync
 
-from orchestrator.core import CoreConfig, Promote, decide
-from orchestrator.core.model import Candidate, FailoverState, OperationKind, Phase
-from orchestrator.core.ranking import promoted_bound, rank
+from walrus_ha.orchestrator.core import CoreConfig, Promote, decide
+from walrus_ha.orchestrator.core.model import Candidate, FailoverState, OperationKind, Phase
+from walrus_ha.orchestrator.core.ranking import promoted_bound, rank
 
 CFG = CoreConfig(synchronous_mode=True)
 

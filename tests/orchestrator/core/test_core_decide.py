@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 import pytest
 
 from core_builders import dead, healthy, hung, leaderless, primary, standby, summary, sync
-from orchestrator.core import (Candidate, ClusterSnapshot, CoreConfig, FailoverState, LeaderView, OperationKind,
+from walrus_ha.orchestrator.core import (Candidate, ClusterSnapshot, CoreConfig, FailoverState, LeaderView, OperationKind,
                                Phase, Role, State, SwitchoverRequest, SyncMethod, decide)
 
 C = CoreConfig()

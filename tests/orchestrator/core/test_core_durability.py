@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from core_builders import primary, standby
-from orchestrator.core import (CoreConfig, LeaderView, Promote, Role, State, SwitchoverRequest, SyncMethod, decide)
+from walrus_ha.orchestrator.core import (CoreConfig, LeaderView, Promote, Role, State, SwitchoverRequest, SyncMethod, decide)
 from test_core_replay import Refused, Sim
 
 NAMES = ("a", "b", "c", "d")

@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core_strategies import NOW, configs, snapshots
-from orchestrator.core.ranking import promoted_bound
-from orchestrator.core import (ActionKind, ClusterSnapshot, CoreConfig, DemoteForSwitchover, Exclusion, Follow,
+from walrus_ha.orchestrator.core.ranking import promoted_bound
+from walrus_ha.orchestrator.core import (ActionKind, ClusterSnapshot, CoreConfig, DemoteForSwitchover, Exclusion, Follow,
                                InvalidTransition, MemberView, Promote, PublishSync, Rejoin, RevokeLeaderLease,
                                Role, State, decide)
 

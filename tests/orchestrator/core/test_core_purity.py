@@ -4,12 +4,12 @@ from __future__ import annotations
 import ast
 import pathlib
 
-import orchestrator.core
+import walrus_ha.orchestrator.core
 
 FORBIDDEN = {"grpc", "etcd3", "subprocess", "socket", "time", "threading", "random", "os", "asyncio",
-             "protos", "walrus.dcs", "walrus.grpcutil", "logging", "datetime", "multiprocessing",
-             "signal", "select", "shutil", "tempfile", "urllib", "http", "requests", "psycopg", "node"}
-CORE_DIR = pathlib.Path(orchestrator.core.__file__).parent
+             "walrus_ha.protos", "walrus_ha.common.dcs", "walrus_ha.common.grpcutil", "logging", "datetime", "multiprocessing",
+             "signal", "select", "shutil", "tempfile", "urllib", "http", "requests", "psycopg", "walrus_ha.node"}
+CORE_DIR = pathlib.Path(walrus_ha.orchestrator.core.__file__).parent
 
 
 def _imports(path: pathlib.Path) -> set[str]:
@@ -39,12 +39,12 @@ def test_core_imports_no_io() -> None:
 
 
 def test_core_imports_only_stdlib_and_itself() -> None:
-    allowed_roots = {"__future__", "enum", "dataclasses", "typing", "orchestrator"}
+    allowed_roots = {"__future__", "enum", "dataclasses", "typing", "walrus_ha"}
     for p in CORE_DIR.glob("*.py"):
         for name in _imports(p):
             assert name.split(".")[0] in allowed_roots, f"{p.name} imports {name}"
-            if name.startswith("orchestrator"):
-                assert name.startswith("orchestrator.core"), f"{p.name} imports {name}"
+            if name.startswith("walrus_ha"):
+                assert name.startswith("walrus_ha.orchestrator.core"), f"{p.name} imports {name}"
 
 
 def test_detector_catches_a_forbidden_import(tmp_path: pathlib.Path) -> None:

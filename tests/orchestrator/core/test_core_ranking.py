@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from core_builders import dead, healthy, hung, leaderless, primary, standby, sync
-from orchestrator.core import (Candidate, CoreConfig, Exclusion, FailoverState, OperationKind, Phase, explain,
+from walrus_ha.orchestrator.core import (Candidate, CoreConfig, Exclusion, FailoverState, OperationKind, Phase, explain,
                                rank)
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 import pytest
 
 from core_builders import dead, hung, primary, standby, sync
-from orchestrator.core import (ClusterSnapshot, CoreConfig, ReseedKeyspace, SaveFailoverState, State, SwitchoverRequest,
+from walrus_ha.orchestrator.core import (ClusterSnapshot, CoreConfig, ReseedKeyspace, SaveFailoverState, State, SwitchoverRequest,
                                decide)
 
 C = CoreConfig()

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.core import TRANSITIONS, InvalidTransition, State, Transition, transition
+from walrus_ha.orchestrator.core import TRANSITIONS, InvalidTransition, State, Transition, transition
 
 
 def test_same_state_is_not_a_transition() -> None:

@@ -16,9 +16,9 @@ from dataclasses import dataclass, replace
 import pytest
 
 from core_builders import dead, leaderless, primary, standby, summary, sync
-from orchestrator.core import (Candidate, ClusterSnapshot, CoreConfig, FailoverState, LeaderView, OperationKind,
+from walrus_ha.orchestrator.core import (Candidate, ClusterSnapshot, CoreConfig, FailoverState, LeaderView, OperationKind,
                                Phase, State, SwitchoverRequest, decide)
-from orchestrator.core.syncset import plan_sync
+from walrus_ha.orchestrator.core.syncset import plan_sync
 
 SYNC = CoreConfig(synchronous_mode=True)
 NOW = 1000.0

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 import pytest
 
 from core_builders import dead, healthy, hung, primary, standby, sync
-from orchestrator.core import CoreConfig, LeaderView, SyncMethod
-from orchestrator.core.syncset import plan_sync
+from walrus_ha.orchestrator.core import CoreConfig, LeaderView, SyncMethod
+from walrus_ha.orchestrator.core.syncset import plan_sync
 
 FIRST1 = CoreConfig(synchronous_mode=True)
 FIRST2 = CoreConfig(synchronous_mode=True, synchronous_node_count=2)
@@ -110,7 +110,7 @@ def test_walk_from_lost_member_to_new_set_converges() -> None:
             break
         seen.append(render(plan.publish))
         from dataclasses import replace
-        from orchestrator.core import SyncView
+        from walrus_ha.orchestrator.core import SyncView
         p = plan.publish
         snap = replace(snap, sync=SyncView(p.method, p.num, p.names, p.leader, p.term))
     assert seen == ["FIRST 1 (b, c)", "FIRST 1 (c)"]

@@ -14,7 +14,7 @@ import time
 
 import grpc
 
-from protos import node_agent_pb2, node_agent_pb2_grpc, store_pb2, store_pb2_grpc
+from walrus_ha.protos import node_agent_pb2, node_agent_pb2_grpc, store_pb2, store_pb2_grpc
 
 DEADLINE_S = 30.0
 
@@ -59,7 +59,7 @@ class EngineProc:
     def start(self, *extra: str, timeout: float = DEADLINE_S) -> "EngineProc":
         if extra:
             self.extra = list(extra)
-        cmd = [sys.executable, "-m", "walrus.cli", "engine", "--name", self.name, "--data-dir", self.data_dir,
+        cmd = [sys.executable, "-m", "walrus_ha", "engine", "--name", self.name, "--data-dir", self.data_dir,
                "--listen", f"127.0.0.1:{self.port}", *self.extra]
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL)

@@ -14,14 +14,14 @@ import threading
 
 import pytest
 
-from node.config import EmbeddedConfig
-from node.engine.base import CommitLevel, Role, SyncSpec
-from node.engine.embedded import EmbeddedEngine
-from node.engine.embedded import wal as wal_mod
-from node.engine.embedded.aio import LoopSignal, LoopThread, _Poster
-from node.engine.embedded.syncrep import StandbyPosition, SyncRep
-from node.engine.embedded.wal import Wal
-from walrus.errors import Fenced, WrongRole
+from walrus_ha.node.config import EmbeddedConfig
+from walrus_ha.node.engine.base import CommitLevel, Role, SyncSpec
+from walrus_ha.node.engine.embedded import EmbeddedEngine
+from walrus_ha.node.engine.embedded import wal as wal_mod
+from walrus_ha.node.engine.embedded.aio import LoopSignal, LoopThread, _Poster
+from walrus_ha.node.engine.embedded.syncrep import StandbyPosition, SyncRep
+from walrus_ha.node.engine.embedded.wal import Wal
+from walrus_ha.common.errors import Fenced, WrongRole
 
 GUARD_S = 10.0          # hang guard only, never a latency bound
 ON = CommitLevel.ON

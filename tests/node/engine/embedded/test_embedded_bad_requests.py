@@ -12,7 +12,7 @@ import queue
 import grpc
 import pytest
 
-from protos import store_pb2, walstream_pb2, walstream_pb2_grpc
+from walrus_ha.protos import store_pb2, walstream_pb2, walstream_pb2_grpc
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 JUNK = b"\xff\xff\xff\xff\x0f"      # a field tag with a truncated varint: not a protobuf message

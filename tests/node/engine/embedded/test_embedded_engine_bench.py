@@ -10,7 +10,7 @@ import pytest
 @pytest.mark.parametrize("protocol", ["unary", "stream"])
 def test_bench_engine_writes_json(tmp_path, protocol):
     out = tmp_path / "bench.json"
-    res = subprocess.run([sys.executable, "-m", "walrus.cli", "bench", "engine", "--rounds", "1", "--duration", "0.5",
+    res = subprocess.run([sys.executable, "-m", "walrus_ha", "bench", "engine", "--rounds", "1", "--duration", "0.5",
                           "--levels", "local,on", "--clients", "2", "--json", str(out), "--protocol", protocol,
                           "--data-dir", str(tmp_path / "data")], capture_output=True, text=True, timeout=180)
     assert res.returncode == 0, res.stderr[-2000:]
@@ -24,6 +24,6 @@ def test_bench_engine_writes_json(tmp_path, protocol):
 
 
 def test_bench_rejects_unknown_level():
-    res = subprocess.run([sys.executable, "-m", "walrus.cli", "bench", "engine", "--levels", "fast"],
+    res = subprocess.run([sys.executable, "-m", "walrus_ha", "bench", "engine", "--levels", "fast"],
                          capture_output=True, text=True, timeout=60)
     assert res.returncode == 2 and "unknown commit level" in res.stderr

@@ -6,7 +6,7 @@ import pytest
 
 
 def run_engine(tmp_path, *args):
-    return subprocess.run([sys.executable, "-m", "walrus.cli", "engine", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "walrus_ha", "engine", *args], capture_output=True,
                           text=True, timeout=60, cwd=tmp_path)
 
 

@@ -14,8 +14,8 @@ import time
 import pytest
 
 from embedded_engine_procs import has, wait_for
-from node.engine.embedded.receiver import HISTORY_TIMEOUT_S
-from protos import common_pb2, node_agent_pb2
+from walrus_ha.node.engine.embedded.receiver import HISTORY_TIMEOUT_S
+from walrus_ha.protos import common_pb2, node_agent_pb2
 
 pytestmark = pytest.mark.integration
 

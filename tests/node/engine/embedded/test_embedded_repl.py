@@ -5,7 +5,7 @@ import threading
 import pytest
 
 from embedded_engine_procs import wait_for
-from protos import node_agent_pb2, store_pb2
+from walrus_ha.protos import node_agent_pb2, store_pb2
 
 pytestmark = pytest.mark.integration
 ON = store_pb2.COMMIT_ON

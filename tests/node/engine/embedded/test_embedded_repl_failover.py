@@ -5,7 +5,7 @@ import grpc
 import pytest
 
 from embedded_engine_procs import has, wait_for
-from protos import common_pb2, node_agent_pb2, store_pb2
+from walrus_ha.protos import common_pb2, node_agent_pb2, store_pb2
 
 pytestmark = pytest.mark.integration
 LOCAL = store_pb2.COMMIT_LOCAL

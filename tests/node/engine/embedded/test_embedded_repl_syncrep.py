@@ -3,10 +3,10 @@ import threading
 
 import pytest
 
-from node.engine.base import CommitLevel, SyncSpec
-from node.engine.embedded.slots import Slot, SlotStore, plan_retention
-from node.engine.embedded.syncrep import StandbyPosition, SyncRep, confirmed_lsn, sync_states
-from walrus.errors import Fenced
+from walrus_ha.node.engine.base import CommitLevel, SyncSpec
+from walrus_ha.node.engine.embedded.slots import Slot, SlotStore, plan_retention
+from walrus_ha.node.engine.embedded.syncrep import StandbyPosition, SyncRep, confirmed_lsn, sync_states
+from walrus_ha.common.errors import Fenced
 
 P = StandbyPosition
 ON, WRITE, APPLY = CommitLevel.ON, CommitLevel.REMOTE_WRITE, CommitLevel.REMOTE_APPLY
@@ -117,7 +117,7 @@ def test_slot_store_persists(tmp_path):
 
 
 def test_lag_tracker_measures_time_to_confirmation():
-    from node.engine.embedded.sender import LagTracker
+    from walrus_ha.node.engine.embedded.sender import LagTracker
     now = [10.0]
     lag = LagTracker(clock=lambda: now[0])
     lag.sent(100)
@@ -134,7 +134,7 @@ def test_lag_tracker_measures_time_to_confirmation():
 
 
 def test_signal_waits_and_resets():
-    from node.engine.embedded.syncrep import _Signal
+    from walrus_ha.node.engine.embedded.syncrep import _Signal
     s = _Signal()
     assert not s.wait(0.01)
     s.set()
@@ -149,7 +149,7 @@ def test_signal_waits_and_resets():
 
 
 def _hist(tli, *entries):
-    from node.engine.embedded.timeline import HistoryEntry, TimelineHistory
+    from walrus_ha.node.engine.embedded.timeline import HistoryEntry, TimelineHistory
     return TimelineHistory(tli, tuple(HistoryEntry(t, lsn) for t, lsn in entries))
 
 
@@ -166,7 +166,7 @@ def _hist(tli, *entries):
 ], ids=["stale-term", "lost-slot", "ahead", "removed", "newer-timeline", "diverged", "foreign-timeline",
         "at-fork-ok", "same-timeline-ok"])
 def test_check_start(req, slot, history, needle, reclone):
-    from node.engine.embedded.sender import SenderRefused, StartRequest, check_start
+    from walrus_ha.node.engine.embedded.sender import SenderRefused, StartRequest, check_start
     args = (StartRequest("b", *req), 5, 1000, 20, slot, history)
     if needle is None:
         check_start(*args)

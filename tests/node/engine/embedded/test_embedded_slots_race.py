@@ -11,7 +11,7 @@ import threading
 
 import grpc
 
-from protos import walstream_pb2, walstream_pb2_grpc
+from walrus_ha.protos import walstream_pb2, walstream_pb2_grpc
 
 
 def _log_has_traceback(proc) -> bool:

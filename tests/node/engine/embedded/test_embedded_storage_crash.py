@@ -10,16 +10,16 @@ import subprocess
 import sys
 import time
 
-from node.config import EmbeddedConfig
-from node.engine.embedded.storage import Storage
+from walrus_ha.node.config import EmbeddedConfig
+from walrus_ha.node.engine.embedded.storage import Storage
 
 SEG = 64 * 1024
 CFG = EmbeddedConfig(segment_size=SEG)
 
 CHILD = r"""
 import os, sys, threading
-from node.config import EmbeddedConfig
-from node.engine.embedded.storage import Storage
+from walrus_ha.node.config import EmbeddedConfig
+from walrus_ha.node.engine.embedded.storage import Storage
 
 data_dir, ack_path, round_no, threads = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 storage = Storage.open(data_dir, EmbeddedConfig(segment_size=%d))
@@ -47,10 +47,10 @@ threading.Event().wait()
 
 STANDBY_CHILD = r"""
 import os, sys, threading
-from node.config import EmbeddedConfig
-from node.engine.embedded.records import Put, encode
-from node.engine.embedded.storage import Storage
-from node.engine.embedded.wal import encode_record
+from walrus_ha.node.config import EmbeddedConfig
+from walrus_ha.node.engine.embedded.records import Put, encode
+from walrus_ha.node.engine.embedded.storage import Storage
+from walrus_ha.node.engine.embedded.wal import encode_record
 
 data_dir, ack_path, round_no = sys.argv[1], sys.argv[2], sys.argv[3]
 storage = Storage.open(data_dir, EmbeddedConfig(segment_size=%d))

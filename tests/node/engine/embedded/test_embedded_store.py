@@ -6,10 +6,10 @@ import grpc
 import pytest
 
 from embedded_engine_procs import Cluster, wait_for
-from node.config import EmbeddedConfig
-from node.engine.base import SyncSpec
-from node.engine.embedded import EmbeddedEngine
-from protos import store_pb2, store_pb2_grpc
+from walrus_ha.node.config import EmbeddedConfig
+from walrus_ha.node.engine.base import SyncSpec
+from walrus_ha.node.engine.embedded import EmbeddedEngine
+from walrus_ha.protos import store_pb2, store_pb2_grpc
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 

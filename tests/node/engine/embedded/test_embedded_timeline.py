@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from node.engine.embedded.timeline import (TimelineHistory, find_divergence, latest_timeline,
+from walrus_ha.node.engine.embedded.timeline import (TimelineHistory, find_divergence, latest_timeline,
                                            read_history, remove_histories_after, write_history)
-from walrus.errors import CorruptWal
-from walrus.lsn import MAX_LSN
+from walrus_ha.common.errors import CorruptWal
+from walrus_ha.common.lsn import MAX_LSN
 
 T1 = TimelineHistory()
 T2_AT_100 = T1.branch(2, 100, "failover")

@@ -55,7 +55,7 @@ def parse_args() -> argparse.Namespace:
 def main() -> int:
     a = parse_args()
     if a.walrus:
-        import walrus  # noqa: F401  (sets GRPC_ENABLE_FORK_SUPPORT)
+        import walrus_ha  # noqa: F401  (sets GRPC_ENABLE_FORK_SUPPORT)
     import grpc
 
     def echo(req, ctx):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from node.engine.base import RejoinMethod
+from walrus_ha.node.engine.base import RejoinMethod
 from pgtest_util import sql, streaming, upstream_of, wait_until
 
 pytestmark = [pytest.mark.postgres, pytest.mark.integration]

@@ -5,7 +5,7 @@ import psycopg
 import pytest
 
 from pgtest_util import free_port, wait_until
-from walrus.drill.pg_backend import PgWriter
+from walrus_ha.tools.drill.pg_backend import PgWriter
 
 pytestmark = [pytest.mark.postgres, pytest.mark.integration]
 

@@ -17,8 +17,8 @@ import time
 import psycopg
 import pytest
 
-from node.engine.postgres import fencer
-from node.engine.postgres.fencer import Act, Fencer, FencerState, apply, decide
+from walrus_ha.node.engine.postgres import fencer
+from walrus_ha.node.engine.postgres.fencer import Act, Fencer, FencerState, apply, decide
 from pgtest_util import _make_base, _require_pg, free_port, wait_until
 
 
@@ -122,7 +122,7 @@ def test_loop_leaves_a_standby_alone_and_exits_with_the_postmaster(tmp_path):
 
 AGENT = textwrap.dedent("""
     import json, sys, time
-    from node.engine.postgres import PostgresEngine
+    from walrus_ha.node.engine.postgres import PostgresEngine
     eng = PostgresEngine("a", sys.argv[1], "127.0.0.1:" + sys.argv[2])
     eng.bootstrap()
     eng.start()
@@ -288,7 +288,7 @@ def test_a_thawed_tree_acknowledges_no_write_sent_during_the_freeze():
     on the thaw every process wakes at once and the backends find those
     writes waiting. None may be acknowledged: the fencer runs first (real-time)
     and kills the backends directly instead of asking the postmaster to."""
-    from walrus.drill.freeze import TreeFreeze
+    from walrus_ha.tools.drill.freeze import TreeFreeze
     _require_pg()
     base, port = _make_base(), free_port()
     agent = AgentProc(base, port)

@@ -24,7 +24,8 @@ def _python(code: str, **env: str) -> str:
     return out.stdout.strip()
 
 
-@pytest.mark.parametrize("module", ["node.agent.service", "node.engine.postgres.process", "walrus.cli"])
+@pytest.mark.parametrize("module", ["walrus_ha.node.agent.service", "walrus_ha.node.engine.postgres.process", "walrus_ha.tools.cli",
+                                    "walrus_ha.orchestrator.controller", "walrus_ha.protos.cluster_pb2_grpc"])
 def test_fork_handlers_off_before_grpc_is_imported(module):
     code = (f"import os; import {module}; "
             "print(os.environ.get('GRPC_ENABLE_FORK_SUPPORT'))")
@@ -32,7 +33,7 @@ def test_fork_handlers_off_before_grpc_is_imported(module):
 
 
 def test_an_explicit_setting_wins():
-    assert _python("import walrus, os; print(os.environ['GRPC_ENABLE_FORK_SUPPORT'])",
+    assert _python("import walrus_ha, os; print(os.environ['GRPC_ENABLE_FORK_SUPPORT'])",
                    GRPC_ENABLE_FORK_SUPPORT="1") == "1"
 
 

@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.integration]
 
 AGENT = textwrap.dedent("""
     import json, sys, threading, time
-    from node.engine.postgres import PostgresEngine
+    from walrus_ha.node.engine.postgres import PostgresEngine
     eng = PostgresEngine("a", sys.argv[1], "127.0.0.1:" + sys.argv[2])
     eng.bootstrap()
     t = threading.Thread(target=eng.start)   # exits right after starting postgres

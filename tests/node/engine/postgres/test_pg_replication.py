@@ -10,8 +10,8 @@ import time
 import psycopg
 import pytest
 
-from node.engine.base import Role, SyncMethod, SyncSpec
-from node.engine.postgres import fencer
+from walrus_ha.node.engine.base import Role, SyncMethod, SyncSpec
+from walrus_ha.node.engine.postgres import fencer
 from pgtest_util import sql, streaming, upstream_of, wait_until
 
 pytestmark = [pytest.mark.postgres, pytest.mark.integration]

@@ -7,11 +7,11 @@ import pathlib
 
 import pytest
 
-from node.engine.base import SyncMethod, SyncSpec
-from node.engine.postgres import conf
-from node.engine.postgres.binaries import REQUIRED, find_binaries, system_candidates
-from node.engine.postgres.process import OsUser, check_traversable
-from walrus.errors import EngineError
+from walrus_ha.node.engine.base import SyncMethod, SyncSpec
+from walrus_ha.node.engine.postgres import conf
+from walrus_ha.node.engine.postgres.binaries import REQUIRED, find_binaries, system_candidates
+from walrus_ha.node.engine.postgres.process import OsUser, check_traversable
+from walrus_ha.common.errors import EngineError
 
 
 @pytest.mark.parametrize("spec, text", [
@@ -59,7 +59,7 @@ def test_hba_is_loopback_only_plus_configured_rows():
 
 
 def test_node_config_hba_loads():
-    from node.config import NodeConfig, from_dict
+    from walrus_ha.node.config import NodeConfig, from_dict
     nc = from_dict(NodeConfig, {"name": "n", "data_dir": "/d", "engine": "postgres",
                                 "postgres": {"hba": ["host all all 10.0.0.0/8 scram-sha-256"]}})
     assert nc.postgres.hba == ("host all all 10.0.0.0/8 scram-sha-256",)

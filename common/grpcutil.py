@@ -1,0 +1,118 @@
+"""Small gRPC helpers shared by every client and server in walrus.
+
+* ``channel(address)``: an insecure channel with keepalive settings that
+  notice a dead peer within seconds.
+* ``server(max_workers)``: a ``grpc.server`` with a thread pool. Both
+  servers answer undecodable request bytes INVALID_ARGUMENT (``grpc_guard``).
+* ``aio_server(max_workers)``: a ``grpc.aio.server`` (create it on its event
+  loop) whose non-async methods run in a thread pool of ``max_workers``.
+* ``call_with_retry(fn, deadline_s)``: retry UNAVAILABLE only, under a
+  deadline, with jittered exponential backoff (tenacity); never forever.
+* ``map_rpc_error(exc, what)``: a vendor ``grpc.RpcError`` as the project's
+  own exception (``common.errors``), with the server's sentence.
+"""
+from __future__ import annotations
+
+from concurrent import futures
+from typing import Callable, TypeVar
+
+import grpc
+from tenacity import retry_if_exception, stop_after_delay, wait_random_exponential, Retrying
+
+from walrus_ha.common import grpc_guard
+from walrus_ha.common.errors import EngineError, Fenced, NeedsReclone, StaleTerm, WalrusError, WrongRole
+
+T = TypeVar("T")
+
+_KEEPALIVE = [
+    ("grpc.keepalive_time_ms", 2000),
+    ("grpc.keepalive_timeout_ms", 2000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.max_pings_without_data", 0),
+    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+    ("grpc.max_send_message_length", 64 * 1024 * 1024),
+]
+_SERVER_OPTIONS = [
+    ("grpc.keepalive_time_ms", 2000),
+    ("grpc.keepalive_timeout_ms", 2000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_ping_interval_without_data_ms", 500),
+    ("grpc.http2.max_ping_strikes", 0),
+    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+    ("grpc.max_send_message_length", 64 * 1024 * 1024),
+    ("grpc.so_reuseport", 0),
+]
+
+
+def channel(address: str, options: list[tuple[str, object]] | None = None) -> grpc.Channel:
+    """An insecure channel to ``host:port`` with keepalives (not connected yet)."""
+    return grpc.insecure_channel(address, options=_KEEPALIVE + list(options or []))
+
+
+def aio_channel(address: str, options: list[tuple[str, object]] | None = None) -> "grpc.aio.Channel":
+    """``channel`` for grpc.aio (create it on the event loop that uses it)."""
+    return grpc.aio.insecure_channel(address, options=_KEEPALIVE + list(options or []))
+
+
+def server(max_workers: int = 16) -> grpc.Server:
+    """A grpc server with a thread pool of ``max_workers`` (add ports yourself)."""
+    return grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers),
+                       options=_SERVER_OPTIONS, maximum_concurrent_rpcs=None,
+                       interceptors=[grpc_guard.DecodeGuard()])
+
+
+def aio_server(max_workers: int = 16) -> "grpc.aio.Server":
+    """A grpc.aio server with the same options as ``server``; sync handlers
+    (plain functions and generators) run in a pool of ``max_workers``."""
+    return grpc.aio.server(migration_thread_pool=futures.ThreadPoolExecutor(max_workers=max_workers),
+                           options=_SERVER_OPTIONS, maximum_concurrent_rpcs=None,
+                           interceptors=[grpc_guard.AioDecodeGuard()])
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    return isinstance(exc, grpc.RpcError) and exc.code() in (
+        grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+
+
+def call_with_retry(fn: Callable[[], T], deadline_s: float) -> T:
+    """Call ``fn`` and retry while it fails UNAVAILABLE, for at most ``deadline_s``."""
+    for attempt in Retrying(stop=stop_after_delay(deadline_s),
+                            wait=wait_random_exponential(multiplier=0.05, max=1.0),
+                            retry=retry_if_exception(is_unavailable), reraise=True):
+        with attempt:
+            return fn()
+    raise AssertionError("unreachable")
+
+
+def map_rpc_error(exc: grpc.RpcError, what: str) -> WalrusError:
+    """The project's exception for a failed RPC (``what`` names the call)."""
+    code = exc.code() if hasattr(exc, "code") else None
+    detail = exc.details() if hasattr(exc, "details") else str(exc)
+    text = f"{what}: {detail}"
+    if code == grpc.StatusCode.FAILED_PRECONDITION:
+        low = (detail or "").lower()
+        if "term" in low and "stale" in low:
+            return StaleTerm(text)
+        if "reclone" in low or "removed" in low or "lost" in low:
+            return NeedsReclone(text)
+        return WrongRole(text)
+    if code == grpc.StatusCode.UNAVAILABLE and "fenced" in (detail or "").lower():
+        return Fenced(text)
+    return EngineError(text)
+
+
+def is_connection_refused(exc: BaseException) -> bool:
+    """True only if the peer's port actively refused the TCP connection.
+
+    gRPC reports a closed port as UNAVAILABLE with "...Failed to connect to
+    remote host: Connection refused" in the details (ECONNREFUSED), at once.
+    A hung peer (SIGSTOP, blackholed, a socket that never answers) shows up
+    as DEADLINE_EXCEEDED instead, and a dropped connection as UNAVAILABLE
+    "Socket closed"/"Connection reset": neither proves the peer is dead, so
+    both are False here (docs/design.md safety 5, fast path).
+    """
+    if not isinstance(exc, grpc.RpcError) or not hasattr(exc, "code"):
+        return False
+    if exc.code() is not grpc.StatusCode.UNAVAILABLE:
+        return False
+    return "connection refused" in (exc.details() or "").lower()

@@ -1,0 +1,78 @@
+"""The drill checker and report math on synthetic data."""
+import pytest
+
+from walrus_ha.tools.drill import checker, report
+from walrus_ha.tools.drill.checker import Ack
+
+ACKS = [Ack("k1", 1.0, "a"), Ack("k2", 2.0, "a"), Ack("k3", 2.4, "a"),   # k3 acked just after the kill
+        Ack("k4", 3.5, "b"), Ack("k5", 3.2, "c"), Ack("k6", 4.0, "b")]
+
+
+def test_rto_is_kill_to_first_ack_by_another_node():
+    assert checker.rto(ACKS, 2.2, "a") == pytest.approx((1.0, "c"))
+    assert checker.rto(ACKS, 5.0, "a") is None
+    assert checker.rto([], 0.0, "a") is None
+
+
+def test_lost_writes_in_ack_order():
+    assert checker.lost_writes(ACKS, {"k1", "k4", "k5", "k6"}) == ["k2", "k3"]
+    assert checker.lost_writes(ACKS, {a.key for a in ACKS}) == []
+
+
+def test_dual_primary_acks():
+    assert checker.dual_primary_acks(ACKS, "a", "b") == []
+    late = ACKS + [Ack("k7", 3.6, "a")]
+    assert [a.key for a in checker.dual_primary_acks(late, "a", "b")] == ["k7"]
+    assert checker.dual_primary_acks(late, "a", "nobody") == []
+
+
+def test_acked_by():
+    assert checker.acked_by(ACKS) == {"a": 3, "b": 2, "c": 1}
+
+
+@pytest.mark.parametrize("values,q,expected", [
+    ([], 0.5, None), ([3.0], 0.9, 3.0), ([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 0.9, 9),
+    ([5, 1, 3], 0.5, 3), ([1, 2], 1.0, 2),
+], ids=["empty", "one", "p90-of-10", "unsorted-median", "max"])
+def test_quantile(values, q, expected):
+    assert report.quantile(values, q) == expected
+
+
+def _round(n, rto, rejoin=1.0, lost=0, error=""):
+    return report.RoundResult(round=n, scenario="kill-primary", old_primary="a", new_primary="b", rto_s=rto,
+                              rejoin_s=rejoin, acked_writes=100, lost_acked_writes=lost, error=error)
+
+
+def test_document_has_the_documented_keys():
+    rounds = [_round(1, 0.4), _round(2, 0.2, lost=2), _round(3, None, None, error="timed out")]
+    doc = report.document(rounds, {"scenario": "kill-primary"})
+    assert set(doc) == {"rounds", "summary", "config"}
+    for r in doc["rounds"]:
+        assert {"round", "rto_s", "lost_acked_writes", "rejoin_s", "old_primary", "new_primary",
+                "acked_writes"} <= set(r)
+    s = doc["summary"]
+    assert s["rto_median_s"] == pytest.approx(0.3)
+    assert s["rto_max_s"] == pytest.approx(0.4)
+    assert s["rto_p90_s"] == pytest.approx(0.4)
+    assert s["lost_acked_writes_total"] == 2
+    assert s["rejoin_median_s"] == pytest.approx(1.0)
+    assert s["failed_rounds"] == 1
+    assert s["acked_writes_total"] == 300
+    assert "timed out" in report.rounds_table(rounds)
+    assert "RTO median 0.300" in report.summary_text(s)
+
+
+def test_losses_by_survivors_are_counted_apart():
+    r1 = report.RoundResult(round=1, scenario="kill-primary", old_primary="a", new_primary="b", rto_s=0.1,
+                            rejoin_s=1.0, acked_writes=10, lost_acked_writes=3, lost_by_node={"a": 2, "b": 1})
+    s = report.summarize([r1])
+    assert s["lost_acked_writes_total"] == 3 and s["lost_acked_by_survivors_total"] == 1
+
+
+def test_summary_of_no_measurements():
+    s = report.summarize([])
+    assert s["rto_median_s"] is None and s["rejoin_median_s"] is None and s["rounds"] == 0
+
+
+def test_lost_by_node():
+    assert checker.lost_by_node(ACKS, ["k2", "k4", "zz"]) == {"a": 1, "b": 1, "?": 1}
