@@ -177,6 +177,12 @@ class Engine(Protocol):
 
     kind: str            # "embedded" or "postgres"
     data_address: str    # where clients and standbys reach this engine
+    # ``rejoin`` takes a stopped node and starts it as a standby (never as a
+    # primary first); False: the agent starts the engine (fenced) before ``rejoin``.
+    rejoins_stopped: bool
+    # What the last rejoin discarded (set by a rewind; None when none did):
+    # the exact RPO receipt. The agent compares it before and after ``rejoin``.
+    last_discard: Discarded | None
 
     def is_initialized(self) -> bool:
         """True when the data directory holds a usable database."""

@@ -23,15 +23,13 @@ import threading
 import grpc
 
 from walrus_ha.node.config import EmbeddedConfig
-from walrus_ha.node.engine.base import EngineStatus, Role, SyncSpec, Upstream
-from walrus_ha.protos import common_pb2, node_agent_pb2, node_agent_pb2_grpc
+from walrus_ha.node.engine.base import Role, SyncSpec, Upstream
+from walrus_ha.node.engine.convert import engine_status_to_pb
+from walrus_ha.protos import node_agent_pb2, node_agent_pb2_grpc
 from walrus_ha.common import log as wlog
 from walrus_ha.common.config import from_dict, parse_address
 from walrus_ha.common.errors import ConfigError, EngineError, Fenced, NeedsReclone, StaleTerm, WrongRole
 from walrus_ha.common.lsn import format_lsn
-
-_ROLE_PB = {Role.PRIMARY: common_pb2.ROLE_PRIMARY, Role.STANDBY: common_pb2.ROLE_STANDBY,
-            Role.STOPPED: common_pb2.ROLE_STOPPED}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -79,24 +77,6 @@ def config_from_args(args: argparse.Namespace) -> EmbeddedConfig:
     return from_dict(EmbeddedConfig, data, source="walrus engine flags")
 
 
-def status_to_pb(st: EngineStatus) -> common_pb2.EngineStatus:
-    """EngineStatus dataclass -> message (the one place this is done here)."""
-    return common_pb2.EngineStatus(
-        role=_ROLE_PB[st.role], timeline=st.timeline, term=st.term, write_lsn=st.write_lsn,
-        flush_lsn=st.flush_lsn, replay_lsn=st.replay_lsn, receive_lsn=st.receive_lsn,
-        upstream=st.upstream, streaming=st.streaming, fenced=st.fenced, fence_reason=st.fence_reason,
-        needs_reclone=st.needs_reclone, engine=st.engine, sync_standbys=st.sync_standbys, detail=st.detail,
-        write_error=st.write_error, write_error_since=st.write_error_since, wal_repairs=st.wal_repairs,
-        wal_repair=st.wal_repair,
-        standbys=[common_pb2.StandbyStatus(
-            name=s.name, sent_lsn=s.sent_lsn, write_lsn=s.write_lsn, flush_lsn=s.flush_lsn,
-            replay_lsn=s.replay_lsn, send_lag_bytes=s.send_lag_bytes, flush_lag_bytes=s.flush_lag_bytes,
-            replay_lag_bytes=s.replay_lag_bytes, write_lag_s=s.write_lag_s, flush_lag_s=s.flush_lag_s,
-            replay_lag_s=s.replay_lag_s, sync_state=s.sync_state) for s in st.standbys],
-        slots=[common_pb2.SlotStatus(name=s.name, restart_lsn=s.restart_lsn, active=s.active, lost=s.lost,
-                                     retained_bytes=s.retained_bytes) for s in st.slots])
-
-
 class EngineControlServicer(node_agent_pb2_grpc.NodeAgentServicer):
     """A minimal NodeAgent over a bare engine (no etcd, no leader key)."""
 
@@ -106,7 +86,7 @@ class EngineControlServicer(node_agent_pb2_grpc.NodeAgentServicer):
     def _status(self) -> node_agent_pb2.NodeStatus:
         e = self._engine
         return node_agent_pb2.NodeStatus(name=e.name, data_address=e.data_address,
-                                         engine=status_to_pb(e.status()), state="standalone-engine")
+                                         engine=engine_status_to_pb(e.status()), state="standalone-engine")
 
     def _act(self, context, fn) -> node_agent_pb2.ActionReply:
         try:

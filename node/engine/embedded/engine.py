@@ -78,6 +78,7 @@ class EmbeddedEngine(TransitionsMixin):
     """See the module docstring and ``node.engine.base.Engine``."""
 
     kind = "embedded"
+    rejoins_stopped = False    # rejoin() needs a running engine (the agent starts it fenced first)
 
     def __init__(self, name: str, data_dir: str, listen: str, config: EmbeddedConfig = EmbeddedConfig(),
                  advertise: str = "", clock: Callable[[], float] = time.monotonic):
