@@ -1,6 +1,7 @@
 """The agent's actions: the loop's steps (``reconcile.Step``) and the RPCs.
 
-Every function takes the ``NodeAgent`` and runs under ``agent.lock``. The RPC
+Every function takes the agent as an ``AgentPort`` (``port.py``: the members
+it may use; ``NodeAgent`` is one) and runs under ``agent.lock``. The RPC
 actions return ``(changed, detail)`` and raise ``StaleTerm`` / ``Refused`` /
 ``DcsUnavailable`` / engine errors, which the servicer maps to status codes.
 Each is idempotent: asking for the state the node is already in returns
@@ -10,19 +11,16 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING
 
 from walrus_ha.node.agent import vouch
-from walrus_ha.node.agent.convert import RepointRequest, TermRequest
+from walrus_ha.node.agent.port import AgentPort, RepointRequest, TermRequest
 from walrus_ha.node.agent.reconcile import Decision
+from walrus_ha.node.agent.status import AgentState
 from walrus_ha.node.engine.base import Discarded, RejoinMethod, Role, Upstream
 from walrus_ha.common.errors import DcsUnavailable, LeaseLost, StaleTerm, WalrusError
 from walrus_ha.common.log import log_event
 from walrus_ha.common.lsn import format_lsn
 from walrus_ha.common.records import ClusterView
-
-if TYPE_CHECKING:
-    from walrus_ha.node.agent.agent import NodeAgent
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +31,7 @@ class Refused(WalrusError):
 
 # -- loop steps -------------------------------------------------------------------------
 
-def keep(agent: "NodeAgent", d: Decision, view: ClusterView) -> None:
-    from walrus_ha.node.agent.agent import AgentState
+def keep(agent: AgentPort, d: Decision, view: ClusterView) -> None:
     s = agent.engine.status()
     if agent.held_term:
         agent.apply_sync(view)
@@ -44,10 +41,10 @@ def keep(agent: "NodeAgent", d: Decision, view: ClusterView) -> None:
             _reconfirm(agent)
         return
     if s.role is Role.STANDBY and view.leader is not None:
-        agent._set_state(AgentState.STANDBY, d.reason)
+        agent.set_state(AgentState.STANDBY, d.reason)
 
 
-def _reconfirm(agent: "NodeAgent") -> None:
+def _reconfirm(agent: AgentPort) -> None:
     """The deadline passed but a later renewal succeeded and the view still
     shows our leader key: the lease never expired, so writes may resume."""
     snap = agent.keeper.snapshot()
@@ -59,7 +56,7 @@ def _reconfirm(agent: "NodeAgent") -> None:
     log_event(log, "leader.reconfirmed", term=agent.held_term, reason="lease renewed after a missed deadline")
 
 
-def unfence_after_restart(agent: "NodeAgent") -> None:
+def unfence_after_restart(agent: AgentPort) -> None:
     """The engine died and was restarted fenced while we hold the leader key:
     unfence in place once the lease is provably current, i.e. a renewal sent
     after the restart was confirmed and a read after it still shows our key
@@ -90,24 +87,22 @@ def unfence_after_restart(agent: "NodeAgent") -> None:
               reason="engine restarted while holding the key; lease renewed after the restart")
 
 
-def wait(agent: "NodeAgent", d: Decision, view: ClusterView) -> None:
-    from walrus_ha.node.agent.agent import AgentState
+def wait(agent: AgentPort, d: Decision, view: ClusterView) -> None:
     s = agent.engine.status()
     role = s.role
     if role is Role.PRIMARY and not s.fenced:
         agent.engine.fence(d.reason)
-    agent._set_state(AgentState.FENCED if role is Role.PRIMARY else AgentState.WAITING, d.reason)
+    agent.set_state(AgentState.FENCED if role is Role.PRIMARY else AgentState.WAITING, d.reason)
 
 
-def bootstrap(agent: "NodeAgent", d: Decision, view: ClusterView) -> None:
+def bootstrap(agent: AgentPort, d: Decision, view: ClusterView) -> None:
     """Claim ``initialize``; the winner creates timeline 1, takes term 1 and unfences."""
-    from walrus_ha.node.agent.agent import AgentState
     me = agent.config.name
     if view.initialize != me and not agent.dcs.claim_initialize(me, deadline_s=agent.config.retry_timeout):
         log_event(log, "bootstrap.lost_race", reason="another node claimed initialize")
         agent.wake()
         return
-    agent._set_state(AgentState.BOOTSTRAPPING, d.reason)
+    agent.set_state(AgentState.BOOTSTRAPPING, d.reason)
     agent.engine.bootstrap()
     agent.engine.fence("bootstrapped: leadership not proven yet")
     agent.engine.start()
@@ -115,74 +110,71 @@ def bootstrap(agent: "NodeAgent", d: Decision, view: ClusterView) -> None:
     _take_leadership(agent, 1, "bootstrap")
 
 
-def clone(agent: "NodeAgent", d: Decision, view: ClusterView) -> None:
-    from walrus_ha.node.agent.agent import AgentState
-    agent._set_state(AgentState.CLONING, d.reason)
+def clone(agent: AgentPort, d: Decision, view: ClusterView) -> None:
+    agent.set_state(AgentState.CLONING, d.reason)
     agent.engine.clone(d.upstream)
     agent.engine.start()
     agent.engine.follow(d.upstream, d.term)
     agent.engine.unfence()     # a standby refuses writes by role; no stale fence in its status
-    agent._set_state(AgentState.STANDBY, f"cloned from {d.upstream}")
+    agent.set_state(AgentState.STANDBY, f"cloned from {d.upstream}")
 
 
-def follow_leader(agent: "NodeAgent", d: Decision, view: ClusterView) -> None:
-    from walrus_ha.node.agent.agent import AgentState
+def follow_leader(agent: AgentPort, d: Decision, view: ClusterView) -> None:
     if agent.engine.status().role is Role.STOPPED:
-        if getattr(agent.engine, "rejoins_stopped", False):
+        if agent.engine.rejoins_stopped:
             # Its data may say "primary": the engine's rejoin starts it as a standby only.
             return rejoin_leader(agent, d, view)
         agent.engine.start()
     agent.engine.follow(d.upstream, d.term)
     agent.engine.unfence()
-    agent._set_state(AgentState.STANDBY, f"following {d.upstream} at term {d.term}")
+    agent.set_state(AgentState.STANDBY, f"following {d.upstream} at term {d.term}")
 
 
-def rejoin_leader(agent: "NodeAgent", d: Decision, view: ClusterView) -> None:
-    from walrus_ha.node.agent.agent import AgentState
-    agent._set_state(AgentState.REJOINING, d.reason)
+def rejoin_leader(agent: AgentPort, d: Decision, view: ClusterView) -> None:
+    agent.set_state(AgentState.REJOINING, d.reason)
     agent.engine.fence(f"rejoining {d.upstream}")
-    if agent.engine.status().role is Role.STOPPED and not getattr(agent.engine, "rejoins_stopped", False):
+    if agent.engine.status().role is Role.STOPPED and not agent.engine.rejoins_stopped:
         agent.engine.start()
         agent.engine.fence(f"rejoining {d.upstream}")
-    before = getattr(agent.engine, "last_discard", None)
+    before = agent.engine.last_discard
     method = agent.engine.rejoin(d.upstream, d.term, allow_reclone=True)
     note_rejoin(agent, d.upstream, d.term, method, before)
     agent.engine.unfence()
-    agent._set_state(AgentState.STANDBY, f"rejoined {d.upstream} ({method.value})")
+    agent.set_state(AgentState.STANDBY, f"rejoined {d.upstream} ({method.value})")
 
 
-def release_key(agent: "NodeAgent", d: Decision, view: ClusterView) -> None:
+def release_key(agent: AgentPort, d: Decision, view: ClusterView) -> None:
     # The lease the key is bound to (ours, or one we lost track of): the delete
     # compares it and the term, so a key someone took since is never touched.
     lease = view.leader_lease if view.leader is not None and view.leader_lease else agent.keeper.lease_id
-    agent._fence(d.reason)
+    agent.fence(d.reason)
     if lease is not None:
         agent.dcs.release_leader(lease, d.term, deadline_s=agent.config.retry_timeout)
     agent.wake()
 
 
-def resign(agent: "NodeAgent", d: Decision, view: ClusterView) -> None:
+def resign(agent: AgentPort, d: Decision, view: ClusterView) -> None:
     """Holding the key with a stopped engine: fence, release the key, forget it."""
     lease, term = agent.keeper.lease_id, agent.held_term
-    agent._fence(d.reason)
-    agent._drop_leader(d.reason)
+    agent.fence(d.reason)
+    agent.drop_leader(d.reason)
     if lease is not None and term:
         agent.dcs.release_leader(lease, term, deadline_s=agent.config.retry_timeout)
     agent.wake()
 
 
-def leadership_lost(agent: "NodeAgent", d: Decision, view: ClusterView) -> None:
-    agent._fence(d.reason)
-    agent._drop_leader(d.reason)
+def leadership_lost(agent: AgentPort, d: Decision, view: ClusterView) -> None:
+    agent.fence(d.reason)
+    agent.drop_leader(d.reason)
     agent.wake()        # next iteration: find and rejoin the new leader
 
 
-def note_rejoin(agent: "NodeAgent", upstream: Upstream, term: int, method: RejoinMethod, before) -> None:
+def note_rejoin(agent: AgentPort, upstream: Upstream, term: int, method: RejoinMethod, before) -> None:
     """Record what a rejoin discarded for the RPO receipt (member record
     ``discarded``): the engine reports a rewind itself (``last_discard``);
     otherwise nothing was discarded (NONE) or it is unknown (-1: re-cloned,
     or an engine that does not count what it rewound)."""
-    if getattr(agent.engine, "last_discard", None) is not before:
+    if agent.engine.last_discard is not before:
         return
     s = agent.engine.status()
     n = 0 if method is RejoinMethod.NONE else -1
@@ -193,11 +185,10 @@ def note_rejoin(agent: "NodeAgent", upstream: Upstream, term: int, method: Rejoi
 
 # -- leadership -------------------------------------------------------------------------
 
-def _take_leadership(agent: "NodeAgent", term: int, reason: str) -> None:
+def _take_leadership(agent: AgentPort, term: int, reason: str) -> None:
     """acquire_leader(expected_term=term-1), promote the engine, set the
     deadline, unfence. Raises Refused when etcd refuses; on any failure after
     the key was taken, the key is released again and the engine stays fenced."""
-    from walrus_ha.node.agent.agent import AgentState
     t0 = agent.clock()
     lease, got = _acquire(agent, term)
     t1 = agent.clock()
@@ -217,16 +208,14 @@ def _take_leadership(agent: "NodeAgent", term: int, reason: str) -> None:
         raise
     agent.fenced_by_deadline = False
     agent.restarted_holding = False
-    agent._applied_sync = None
-    if agent.view is not None:
-        agent.apply_sync(agent.view)    # before unfencing: no ack under a stale set
+    agent.reapply_sync()    # before unfencing: no ack under a stale set
     agent.engine.unfence()
     log_event(log, "leader.acquired", term=got, reason=reason, acquire_ms=round((t1 - t0) * 1000, 1),
               promote_ms=round((t2 - t1) * 1000, 1), total_ms=round((agent.clock() - t0) * 1000, 1))
-    agent._set_state(AgentState.PRIMARY, f"{reason}: leader at term {got}")
+    agent.set_state(AgentState.PRIMARY, f"{reason}: leader at term {got}")
 
 
-def _acquire(agent: "NodeAgent", term: int) -> tuple[int, int]:
+def _acquire(agent: AgentPort, term: int) -> tuple[int, int]:
     """Fence, renew the lease (a fresh deadline), take the leader key at ``term``.
     Returns (lease id, term); the engine stays fenced until the caller unfences."""
     lease = agent.keeper.lease_id
@@ -253,10 +242,10 @@ def _acquire(agent: "NodeAgent", term: int) -> tuple[int, int]:
     return lease, got
 
 
-def _abandon(agent: "NodeAgent", term: int, reason: str) -> None:
-    agent._fence(reason)
+def _abandon(agent: AgentPort, term: int, reason: str) -> None:
+    agent.fence(reason)
     lease = agent.keeper.lease_id
-    agent._drop_leader(reason)
+    agent.drop_leader(reason)
     if lease is not None:
         try:
             agent.dcs.release_leader(lease, term, deadline_s=agent.config.retry_timeout)
@@ -264,7 +253,7 @@ def _abandon(agent: "NodeAgent", term: int, reason: str) -> None:
             log_event(log, "leader.release_failed", logging.WARNING, term=term, error=exc)
 
 
-def _check_term(agent: "NodeAgent", term: int, *, allow_equal: bool) -> None:
+def _check_term(agent: AgentPort, term: int, *, allow_equal: bool) -> None:
     current = max(agent.highest_term, agent.held_term)
     if term < current or (term == current and not allow_equal):
         raise StaleTerm(f"stale term {term}, current {current}")
@@ -272,7 +261,7 @@ def _check_term(agent: "NodeAgent", term: int, *, allow_equal: bool) -> None:
 
 # -- RPC actions -----------------------------------------------------------------------
 
-def promote(agent: "NodeAgent", req: TermRequest) -> tuple[bool, str]:
+def promote(agent: AgentPort, req: TermRequest) -> tuple[bool, str]:
     """Become primary at ``req.term`` (= etcd term + 1)."""
     with agent.lock:
         agent.epoch += 1
@@ -293,9 +282,8 @@ def promote(agent: "NodeAgent", req: TermRequest) -> tuple[bool, str]:
         return True, f"promoted at term {req.term}"
 
 
-def demote(agent: "NodeAgent", req: TermRequest) -> tuple[bool, str]:
+def demote(agent: AgentPort, req: TermRequest) -> tuple[bool, str]:
     """Switchover: fence, demote the engine, release the leader key."""
-    from walrus_ha.node.agent.agent import AgentState
     with agent.lock:
         agent.epoch += 1
         if agent.held_term and req.term < agent.held_term:
@@ -305,18 +293,18 @@ def demote(agent: "NodeAgent", req: TermRequest) -> tuple[bool, str]:
         term, lease = agent.held_term, agent.keeper.lease_id
         if not term and agent.engine.status().role is not Role.PRIMARY:
             return False, "not primary"
-        agent._fence(req.reason or "demote requested")
-        agent._drop_leader(req.reason or "demote requested")
+        agent.fence(req.reason or "demote requested")
+        agent.drop_leader(req.reason or "demote requested")
         agent.engine.demote(max(req.term, term))
         if term and lease is not None:
             agent.dcs.release_leader(lease, term, deadline_s=agent.config.retry_timeout)
         flush = agent.engine.status().flush_lsn
-        agent._set_state(AgentState.WAITING, "demoted")
+        agent.set_state(AgentState.WAITING, "demoted")
         log_event(log, "leader.demoted", term=term, flush_lsn=format_lsn(flush))
         return True, f"demoted; final flush LSN {format_lsn(flush)}"
 
 
-def _repoint(agent: "NodeAgent", req: RepointRequest, verb: str) -> None:
+def _repoint(agent: AgentPort, req: RepointRequest, verb: str) -> None:
     if req.upstream.name == agent.config.name:
         raise Refused(f"cannot {verb} itself")
     if agent.held_term:
@@ -327,16 +315,16 @@ def _repoint(agent: "NodeAgent", req: RepointRequest, verb: str) -> None:
         raise Refused("data directory is not initialized (the agent clones from the leader by itself)")
 
 
-def _require_vouched(agent: "NodeAgent", term: int, upstream: Upstream | None, verb: str) -> None:
+def _require_vouched(agent: AgentPort, term: int, upstream: Upstream | None, verb: str) -> None:
     """Refuse (nothing persisted) a term or upstream etcd does not vouch for (``vouch.py``)."""
-    why = vouch.check(agent, term, upstream, verb)
+    why = vouch.check(agent.view, lambda: agent.dcs.read_view(deadline_s=agent.config.retry_timeout),
+                      term, upstream, verb)
     if why is not None:
         raise Refused(why)
 
 
-def follow(agent: "NodeAgent", req: RepointRequest) -> tuple[bool, str]:
+def follow(agent: AgentPort, req: RepointRequest) -> tuple[bool, str]:
     """Stream from ``req.upstream``; a node with primary data rejoins instead."""
-    from walrus_ha.node.agent.agent import AgentState
     with agent.lock:
         agent.epoch += 1
         _repoint(agent, req, "follow")
@@ -346,7 +334,7 @@ def follow(agent: "NodeAgent", req: RepointRequest) -> tuple[bool, str]:
         agent.highest_term = max(agent.highest_term, req.term)
         if s.role is Role.PRIMARY:
             agent.engine.fence(f"following {req.upstream}")
-            before = getattr(agent.engine, "last_discard", None)
+            before = agent.engine.last_discard
             method = agent.engine.rejoin(req.upstream, req.term, allow_reclone=True)
             note_rejoin(agent, req.upstream, req.term, method, before)
         else:
@@ -355,26 +343,25 @@ def follow(agent: "NodeAgent", req: RepointRequest) -> tuple[bool, str]:
             agent.engine.follow(req.upstream, req.term)
             method = RejoinMethod.NONE
         agent.engine.unfence()
-        agent._set_state(AgentState.STANDBY, f"follow {req.upstream} at term {req.term}")
+        agent.set_state(AgentState.STANDBY, f"follow {req.upstream} at term {req.term}")
         return True, f"following {req.upstream} ({method.value})"
 
 
-def rejoin(agent: "NodeAgent", req: RepointRequest) -> tuple[bool, str]:
+def rejoin(agent: AgentPort, req: RepointRequest) -> tuple[bool, str]:
     """Rewind (or re-clone when allowed) and follow ``req.upstream``."""
-    from walrus_ha.node.agent.agent import AgentState
     with agent.lock:
         _repoint(agent, req, "rejoin")
         agent.highest_term = max(agent.highest_term, req.term)
-        agent._set_state(AgentState.REJOINING, f"rejoin {req.upstream}")
+        agent.set_state(AgentState.REJOINING, f"rejoin {req.upstream}")
         agent.engine.fence(f"rejoining {req.upstream}")
         if agent.engine.status().role is Role.STOPPED:
             agent.engine.start()
             agent.engine.fence(f"rejoining {req.upstream}")
-        before = getattr(agent.engine, "last_discard", None)
+        before = agent.engine.last_discard
         method = agent.engine.rejoin(req.upstream, req.term, allow_reclone=req.allow_reclone)
         note_rejoin(agent, req.upstream, req.term, method, before)
         agent.engine.unfence()
-        agent._set_state(AgentState.STANDBY, f"rejoined {req.upstream} ({method.value})")
+        agent.set_state(AgentState.STANDBY, f"rejoined {req.upstream} ({method.value})")
         return method is not RejoinMethod.NONE, f"rejoined {req.upstream} ({method.value})"
 
 

@@ -15,19 +15,17 @@ Every engine role change runs under ``self.lock``.
 from __future__ import annotations
 
 import dataclasses
-import enum
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import Callable
 
-import walrus_ha
-from walrus_ha.node.agent import reconcile
+from walrus_ha.node.agent import actions, reconcile
 from walrus_ha.node.agent.leader import LeaseKeeper
 from walrus_ha.node.agent.reconcile import Decision, Facts, LeaderFacts, Step
+from walrus_ha.node.agent.status import AgentState, AgentStatus
 from walrus_ha.node.config import NodeConfig
-from walrus_ha.node.engine.base import Discarded, Engine, EngineStatus, Role, SyncMethod, SyncSpec
+from walrus_ha.node.engine.base import Discarded, Engine, Role, SyncMethod, SyncSpec
 from walrus_ha.common.dcs import Dcs
 from walrus_ha.common.errors import DcsUnavailable, LeaseLost, NeedsReclone, WalrusError
 from walrus_ha.common.log import log_event
@@ -40,41 +38,13 @@ STATUS_POLL_S = 0.05
 PENDING_SYNC_SPEC = SyncSpec(SyncMethod.FIRST, 1, ("walrus_pending_sync_set",))
 
 
-class AgentState(enum.Enum):
-    STARTING = "starting"
-    BOOTSTRAPPING = "bootstrapping"
-    CLONING = "cloning"
-    WAITING = "waiting"            # no leader to follow (standby or empty data)
-    FENCED = "fenced"              # primary data, not leader: waits for Promote or a leader to rejoin
-    PRIMARY = "primary"            # holds the leader key
-    STANDBY = "standby"            # follows the leader
-    REJOINING = "rejoining"
-    STOPPING = "stopping"
-    STOPPED = "stopped"
-
-
-@dataclass(frozen=True)
-class AgentStatus:
-    """What GetStatus reports: the engine's status plus the agent's view."""
-    name: str
-    cluster: str
-    agent_address: str
-    data_address: str
-    engine: EngineStatus
-    holds_leader: bool
-    leader_term: int
-    lease_remaining_s: float
-    tags: dict = field(default_factory=dict)
-    state: AgentState = AgentState.STARTING
-    version: str = walrus_ha.__version__
-
-
 class NodeAgent:
     """Runs one node: ``start()``, then ``stop()`` (idempotent).
 
     ``engine`` and ``dcs`` may be injected (tests); by default they are built
-    from ``config``. RPC actions live in ``node.agent.actions`` and are bound
-    here as methods (``promote``, ``demote``, ``follow``, ``rejoin``).
+    from ``config``. The loop's steps and the RPC actions (``promote``,
+    ``demote``, ``follow``, ``rejoin``) live in ``node.agent.actions`` and take
+    the agent as a ``port.AgentPort``: the public members below.
     """
 
     def __init__(self, config: NodeConfig, engine: Engine | None = None, dcs: Dcs | None = None,
@@ -121,7 +91,7 @@ class NodeAgent:
         """Grant the lease, start the loop and the keeper. Returns at once; the
         engine is bootstrapped / cloned / started by the loop."""
         if self.engine.is_initialized():       # an empty data dir has nothing to fence yet
-            self._fence("agent starting: leadership not proven")
+            self.fence("agent starting: leadership not proven")
         self._ensure_lease()
         self.keeper.start()
         self._cancel_watch = self.dcs.watch_prefix(self._wake.set)
@@ -138,14 +108,14 @@ class NodeAgent:
             return
         self._stop.set()
         self._wake.set()
-        self._set_state(AgentState.STOPPING, "stop requested")
-        self._fence("agent stopping")
+        self.set_state(AgentState.STOPPING, "stop requested")
+        self.fence("agent stopping")
         for t in self._threads:
             t.join(timeout=30)
         with self.lock:
-            self._fence("agent stopping")       # again: an RPC may have run meanwhile
+            self.fence("agent stopping")       # again: an RPC may have run meanwhile
             term, lease = self.held_term, self.keeper.lease_id
-            self._drop_leader("agent stopping")
+            self.drop_leader("agent stopping")
             if term and lease is not None:
                 self._quietly("release_leader", lambda: self.dcs.release_leader(lease, term))
             self._quietly("engine.stop", self.engine.stop)
@@ -154,7 +124,7 @@ class NodeAgent:
                 self._cancel_watch()
             if lease is not None:
                 self._quietly("revoke_lease", lambda: self.dcs.revoke_lease(lease))
-            self._set_state(AgentState.STOPPED, "stopped")
+            self.set_state(AgentState.STOPPED, "stopped")
         self.dcs.close()
 
     def _quietly(self, what: str, fn: Callable[[], object]) -> None:
@@ -171,7 +141,7 @@ class NodeAgent:
 
     def _on_deadline(self, reason: str) -> None:
         self.fenced_by_deadline = True
-        self._fence(f"lease deadline passed: {reason}")
+        self.fence(f"lease deadline passed: {reason}")
         self._wake.set()
 
     def _on_lost(self, reason: str) -> None:
@@ -182,10 +152,10 @@ class NodeAgent:
             log_event(log, "lease.lost_ignored", logging.WARNING, reason=reason, term=self.held_term)
             return
         if self.held_term or self._engine_role() is Role.PRIMARY:
-            self._fence(f"lease lost: {reason}")      # first, before waiting for the lock
+            self.fence(f"lease lost: {reason}")      # first, before waiting for the lock
         with self.lock:
             if self.held_term and not self._held_lease_tracked():
-                self._drop_leader(f"lease lost: {reason}")
+                self.drop_leader(f"lease lost: {reason}")
         self._wake.set()
 
     def _held_lease_tracked(self) -> bool:
@@ -198,13 +168,14 @@ class NodeAgent:
         except Exception:            # unknown: assume the worst
             return Role.PRIMARY
 
-    def _fence(self, reason: str) -> None:
+    def fence(self, reason: str) -> None:
+        """Fence the engine; never raises (a failure is logged)."""
         try:
             self.engine.fence(reason)
         except Exception as exc:     # fencing must never kill the caller's thread
             log_event(log, "fence.failed", logging.ERROR, reason=reason, error=repr(exc))
 
-    def _drop_leader(self, reason: str) -> None:
+    def drop_leader(self, reason: str) -> None:
         """Forget the leader role (engine already fenced)."""
         self.epoch += 1
         if self.held_term:
@@ -215,7 +186,7 @@ class NodeAgent:
         self.keeper.set_holding(False)
         self.engine.set_lease_deadline(self.clock())
         if self.state is AgentState.PRIMARY:
-            self._set_state(AgentState.FENCED, reason)
+            self.set_state(AgentState.FENCED, reason)
 
     def _ensure_lease(self) -> bool:
         """Grant a new lease if we have none; re-publish the member key under it."""
@@ -280,7 +251,7 @@ class NodeAgent:
         decision is then FOLLOW and the rejoin starts it as a standby (no start
         as a fenced primary, whose crash recovery would also diverge it)."""
         lead = view.leader
-        return (getattr(self.engine, "rejoins_stopped", False) and not self.held_term and lead is not None
+        return (self.engine.rejoins_stopped and not self.held_term and lead is not None
                 and lead.name != self.config.name and lead.term >= self.highest_term
                 and self.engine.is_initialized() and self.engine.status().role is Role.STOPPED)
 
@@ -347,7 +318,6 @@ class NodeAgent:
         if d.step is not Step.KEEP and (d.step, d.reason) != self._last_decision:
             log_event(log, "decision", step=d.step.value, reason=d.reason, state=self.state.value)
         self._last_decision = (d.step, d.reason)
-        from walrus_ha.node.agent import actions
         handler = {
             Step.KEEP: actions.keep, Step.BOOTSTRAP: actions.bootstrap, Step.CLONE: actions.clone,
             Step.WAIT_FOR_LEADER: actions.wait, Step.WAIT_FOR_EXPIRY: actions.wait,
@@ -381,8 +351,16 @@ class NodeAgent:
             self._applied_sync = spec
             log_event(log, "sync.applied", standbys=spec.render() or "async", term=self.held_term)
 
+    def reapply_sync(self) -> None:
+        """Forget the applied set and apply the last view's afresh (a new term:
+        no ack under a set applied for an older one)."""
+        self._applied_sync = None
+        if self.view is not None:
+            self.apply_sync(self.view)
+
     # -- status ----------------------------------------------------------------------
-    def _set_state(self, state: AgentState, reason: str) -> None:
+    def set_state(self, state: AgentState, reason: str) -> None:
+        """Move to ``state``; a change is logged as a transition and refreshes the status."""
         if state is not self.state:
             log_event(log, "transition", frm=self.state.value, to=state.value, reason=reason)
             self.state = state
@@ -459,7 +437,7 @@ class NodeAgent:
 
     def _discarded(self) -> dict:
         """The newest report of what a rejoin discarded (engine rewind or agent note)."""
-        reports = [r for r in (getattr(self.engine, "last_discard", None), self.rejoin_report) if r is not None]
+        reports = [r for r in (self.engine.last_discard, self.rejoin_report) if r is not None]
         return dataclasses.asdict(max(reports, key=lambda r: r.at)) if reports else {}
 
     def leader_record(self, term: int) -> LeaderRecord:

@@ -8,20 +8,18 @@ ever reach (``Follow(term=2**64-1)``: the node then refuses every stream and
 every Promote for good) or point it at a stranger.
 
 ``problem(view, term, upstream)`` is pure (no I/O); ``check`` asks the
-agent's last loop view first and reads etcd afresh only when that view does
-not vouch (terms only grow, so an older view that vouches is enough).
+agent's last loop view first and reads etcd afresh (``read_view``) only when
+that view does not vouch (terms only grow, so an older view that vouches is
+enough).
 """
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import Callable
 
 from walrus_ha.node.engine.base import Upstream
 from walrus_ha.common.log import log_event
 from walrus_ha.common.records import ClusterView
-
-if TYPE_CHECKING:
-    from walrus_ha.node.agent.agent import NodeAgent
 
 log = logging.getLogger(__name__)
 
@@ -55,13 +53,15 @@ def problem(view: ClusterView, term: int, upstream: Upstream | None = None) -> s
     return None
 
 
-def check(agent: "NodeAgent", term: int, upstream: Upstream | None, what: str) -> str | None:
-    """``problem`` against the agent's last view, then against a fresh etcd
-    read (raises ``DcsUnavailable`` when etcd cannot be read in time)."""
-    view = agent.view
+def check(last_view: ClusterView | None, read_view: Callable[[], ClusterView], term: int,
+          upstream: Upstream | None, what: str) -> str | None:
+    """``problem`` against ``last_view`` (the agent's loop view, if any), then
+    against a fresh etcd read, ``read_view()`` (which raises ``DcsUnavailable``
+    when etcd cannot be read in time)."""
+    view = last_view
     if view is not None and problem(view, term, upstream) is None:
         return None
-    view = agent.dcs.read_view(deadline_s=agent.config.retry_timeout)
+    view = read_view()
     why = problem(view, term, upstream)
     if why is not None:
         log_event(log, "rpc.unvouched", logging.WARNING, rpc=what, term=term, etcd_term=view.term,
