@@ -3,7 +3,9 @@
 Storage (``wal``, ``records``, ``state``, ``checkpoint``, ``timeline``,
 ``storage``) and replication (``sender``, ``receiver``, ``syncrep``,
 ``slots``, the gRPC servicers) are wired together by ``EmbeddedEngine``
-(``engine``; its role changes in ``transitions``).
+(``engine``; its write path in ``writes``, its role changes in
+``transitions``). The replication modules and servicers declare what they
+need of the engine as Protocols and do not import ``engine``.
 """
 from __future__ import annotations
 

@@ -1,10 +1,5 @@
 """``EmbeddedEngine``: the embedded WAL engine behind ``node.engine.base.Engine``.
 
-The rule: **a write is acknowledged only after its commit level is met and
-``SyncRep.check_ack`` passed (not fenced, lease deadline not passed)**, and a
-node writes WAL only while it is the primary (role check and append happen
-under one gate, so a demotion never interleaves with a write).
-
 It wires the storage (``storage.py``, WAL + state + checkpoints + timelines)
 to replication: one ``WalSender`` per connected standby (``sender.py``), a
 ``WalReceiver`` + ``Replayer`` on a standby (``receiver.py``), synchronous
@@ -12,22 +7,24 @@ commit (``syncrep.py``), slots (``slots.py``), and serves ``Store`` and
 ``WalStream`` on ``listen`` from an in-process grpc.aio server on the
 engine's own event loop thread (``aio.py``): client writes, WAL senders and
 the standby's receive stream are coroutines there, so a commit costs no
-thread hand-off of its own. Role changes (promote / demote / follow /
-rejoin) and fencing live in ``transitions.py``. Background threads: a
-checkpointer (also recycles WAL and enforces the slot cap) and a WAL writer
-that fsyncs at once for waiting commits (after ``commit_delay_s``, 1 ms,
-when ``commit_siblings``, 4, are in flight, so they share the fsync) and flushes
-``synchronous_commit=off`` writes within ~10 ms. A commit that is alone
-fsyncs itself; on the loop it first yields a few turns to make sure it is.
+thread hand-off of its own. The write path and its rule (no acknowledgement
+before the commit level is met and ``SyncRep.check_ack`` passed; WAL is
+written only while primary) live in ``writes.py``; role changes (promote /
+demote / follow / rejoin) and fencing in ``transitions.py``. Background
+threads: a checkpointer (also recycles WAL and enforces the slot cap) and
+the WAL writer (``writes.py``).
+
+Imports point one way: the sender, the receiver and the two servicers
+declare what they need of the engine as a Protocol (``SenderHost``,
+``StandbyHost``, ``StoreHost``, ``WalStreamHost``) and never import this
+module; ``EmbeddedEngine`` satisfies them all.
 """
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import threading
 import time
-from dataclasses import dataclass
 from typing import Callable
 
 import grpc
@@ -35,46 +32,28 @@ import grpc
 from walrus_ha.node.config import EmbeddedConfig
 from walrus_ha.node.engine.base import CommitLevel, Discarded, EngineStatus, Role, SyncSpec, Upstream
 from walrus_ha.node.engine.embedded import storage as storage_mod
-from walrus_ha.node.engine.embedded.aio import LoopSignal, LoopThread
+from walrus_ha.node.engine.embedded.aio import LoopThread
 from walrus_ha.node.engine.embedded.receiver import Replayer, WalReceiver, fetch_base_backup
-from walrus_ha.node.engine.embedded.records import Batch, BatchOp, Delete
 from walrus_ha.node.engine.embedded.sender import SenderRefused, StartPoint, StartRequest, WalSender, check_start
 from walrus_ha.node.engine.embedded.slots import SlotStore
+from walrus_ha.node.engine.embedded.store_service import StoreServicer
 from walrus_ha.node.engine.embedded.syncrep import SyncRep, sync_states
 from walrus_ha.node.engine.embedded.transitions import TransitionsMixin
-from walrus_ha.node.engine.embedded.wal import SHIP_AHEAD
+from walrus_ha.node.engine.embedded.walstream_service import WalStreamServicer
 from walrus_ha.node.engine.embedded.writehealth import WriteHealth
+from walrus_ha.node.engine.embedded.writes import WritePathMixin
 from walrus_ha.protos import store_pb2_grpc, walstream_pb2_grpc
 from walrus_ha.common import grpcutil
-from walrus_ha.common.errors import EngineError, WrongRole
+from walrus_ha.common.errors import EngineError
 from walrus_ha.common.log import log_event
 from walrus_ha.common.lsn import format_lsn
 
 log = logging.getLogger(__name__)
 
-WALWRITER_DELAY_S = 0.01
-_ALONE_PROBE_TURNS = 3      # loop turns a lone commit yields before its inline fsync (see write_async)
 SERVER_WORKERS = 64
 
 
-@dataclass(frozen=True)
-class WriteResult:
-    lsn: int
-    timeline: int
-    term: int
-
-
-@dataclass(frozen=True)
-class ReadResult:
-    found: bool
-    value: bytes | None
-    replay_lsn: int
-    lag_bytes: int
-    lag_s: float
-    role: str
-
-
-class EmbeddedEngine(TransitionsMixin):
+class EmbeddedEngine(WritePathMixin, TransitionsMixin):
     """See the module docstring and ``node.engine.base.Engine``."""
 
     kind = "embedded"
@@ -239,8 +218,6 @@ class EmbeddedEngine(TransitionsMixin):
         """Create and start the grpc.aio server on the engine loop: ``Store``
         and the ``WalStream`` stream are coroutines on the loop; the other
         (sync) methods run in a small thread pool."""
-        from walrus_ha.node.engine.embedded.store_service import StoreServicer
-        from walrus_ha.node.engine.embedded.walstream_service import WalStreamServicer
         server = grpcutil.aio_server(SERVER_WORKERS)
         store_pb2_grpc.add_StoreServicer_to_server(StoreServicer(self), server)
         walstream_pb2_grpc.add_WalStreamServicer_to_server(WalStreamServicer(self), server)
@@ -295,150 +272,6 @@ class EmbeddedEngine(TransitionsMixin):
             self._role = Role.STOPPED
 
     # ------------------------------------------------------------ data path
-    def write(self, ops: list[tuple[bytes, bytes | None]], level: CommitLevel | None) -> WriteResult:
-        """Write ``ops`` (value None = delete) at ``level`` (None = the default)
-        from a thread other than the engine loop: ``write_async`` run there.
-
-        Raises WrongRole on a standby, Fenced when fenced / past the lease
-        deadline (before or after writing; never acknowledged then).
-        """
-        loop = self._loop
-        if loop is None:
-            raise WrongRole(self._not_primary_text())
-        if loop.on_loop:
-            raise RuntimeError("EmbeddedEngine.write() on the engine loop would deadlock; await write_async()")
-        return loop.run(self.write_async(ops, level))
-
-    async def write_async(self, ops: list[tuple[bytes, bytes | None]], level: CommitLevel | None) -> WriteResult:
-        """Write ``ops`` (value None = delete) at ``level`` (None = the
-        default), on the engine's event loop (the Store service).
-
-        Raises WrongRole on a standby, Fenced when fenced / past the lease
-        deadline (before or after writing; never acknowledged then).
-
-        Alone, a commit fsyncs itself (no thread hand-off). With company it
-        asks the WAL writer, which fsyncs for everyone (after
-        ``commit_delay_s``), so each commit waits once. A lone commit that
-        waits for standbys first has its record shipped ahead of its fsync
-        (``_ship_ahead``), so a standby's confirmation does not imply our
-        flush: every durable commit checks its own flush before the ack.
-        """
-        storage, level, res, alone = self._append(ops, level)
-        if level is CommitLevel.OFF:
-            self.syncrep.check_ack()
-            self.write_health.succeeded()
-            return res
-        try:
-            end = res.lsn
-            if alone and self.syncrep.needs_wait(level):
-                self._ship_ahead(end)
-            if alone:
-                # Let the loop take in whatever arrived meanwhile first: an fsync
-                # here blocks every stream, so a commit that is not really alone
-                # must leave it to the WAL writer (else, under load, each commit
-                # would find itself "alone" behind the previous one's fsync).
-                for _ in range(_ALONE_PROBE_TURNS):
-                    await asyncio.sleep(0)
-                alone = self._inflight == 1
-            if alone:
-                self._flush(storage, end)   # nobody to share the fsync with: no hand-off
-            elif not self._flush_wanted.is_set():
-                self._flush_wanted.set()
-            if self.syncrep.needs_wait(level):
-                if alone:
-                    await asyncio.sleep(0)  # the WAL senders (woken by our flush) ship it first
-                await self.syncrep.wait_async(end, level)
-            if storage.wal.flush_lsn < end and not await self._flushed_async(storage.wal, end, 1.0):
-                self._flush(storage, end)
-            self.syncrep.check_ack()
-            self.write_health.succeeded()
-        finally:
-            with self._gate:
-                self._inflight -= 1
-        return res
-
-    def _flush(self, storage, end: int) -> None:
-        """``storage.flush(end)``, remembering a failure in ``write_health``."""
-        try:
-            storage.flush(end)
-        except EngineError as exc:
-            self.write_health.failed("WAL flush", exc)
-            raise
-
-    def _ship_ahead(self, end: int) -> None:
-        """Let the WAL senders ship up to ``end`` before it is flushed here,
-        so our fdatasync overlaps the standby's. Only for a lone commit:
-        under load, chunks cut at every commit would cost more than they
-        save. The senders never go past flush LSN + SHIP_AHEAD."""
-        if end - self.storage.wal.flush_lsn > SHIP_AHEAD:
-            return
-        self.ship_ahead_lsn = max(self.ship_ahead_lsn, end)
-        with self._senders_lock:
-            senders = list(self._senders.values())
-        for s in senders:
-            s.poke()
-
-    @staticmethod
-    async def _flushed_async(wal, end: int, timeout: float) -> bool:
-        """Await (on the event loop) the WAL writer flushing up to ``end``."""
-        sig = LoopSignal()
-
-        def on_flush(flush_lsn: int) -> None:
-            if flush_lsn >= end:
-                sig.set()
-        wal.add_flush_listener(on_flush)
-        try:
-            if wal.flush_lsn >= end:
-                return True
-            await sig.wait(timeout)
-            return wal.flush_lsn >= end
-        finally:
-            wal.remove_flush_listener(on_flush)
-
-    def _append(self, ops: list[tuple[bytes, bytes | None]], level: CommitLevel | None):
-        """Role check + WAL append under the gate: (storage, level, result,
-        alone). For a durable level the caller owns one ``_inflight`` count
-        and must drop it; ``alone`` = no other commit is waiting."""
-        level = level or self.default_level
-        storage = self.storage
-        alone = False
-        with self._gate:
-            if self._role is not Role.PRIMARY or storage is None:
-                raise WrongRole(self._not_primary_text())
-            self.syncrep.check_ack()
-            try:
-                if len(ops) == 1 and ops[0][1] is not None:
-                    _, end = storage.put(ops[0][0], ops[0][1])
-                elif len(ops) == 1:
-                    _, end = storage.apply_local(Delete(ops[0][0]))
-                else:
-                    _, end = storage.apply_local(Batch(tuple(BatchOp(k, v) for k, v in ops)))
-            except EngineError as exc:      # disk full, I/O error: status and the orchestrator see it
-                self.write_health.failed("WAL append", exc)
-                raise
-            res = WriteResult(end, storage.timeline, storage.control.term)
-            if level is not CommitLevel.OFF:
-                self._inflight += 1
-                alone = self._inflight == 1
-        return storage, level, res, alone
-
-    def _not_primary_text(self) -> str:
-        if self._role is Role.STANDBY:
-            up = self.receiver.upstream if self.receiver else None
-            where = f"the primary is {up}" if up else "it follows no primary right now"
-            return f"{self.name} is a read-only standby; {where}"
-        return f"{self.name} is not running"
-
-    def read(self, key: bytes) -> ReadResult:
-        storage = self.storage
-        if storage is None:
-            raise WrongRole(self._not_primary_text())
-        value = storage.get(key)
-        lag_bytes, lag_s = (0, 0.0)
-        if self._role is Role.STANDBY and self.receiver is not None:
-            lag_bytes, lag_s = self.receiver.lag()
-        return ReadResult(value is not None, value, storage.replay_lsn, lag_bytes, lag_s, self._role.value)
-
     def replay_to(self, lsn: int) -> int:
         return self.storage.replay_up_to(lsn)
 
@@ -590,30 +423,3 @@ class EmbeddedEngine(TransitionsMixin):
                         self._checkpoint()
             except Exception as exc:   # keep the thread alive; log and retry next round
                 log_event(log, "checkpoint_failed", logging.ERROR, error=exc)
-
-    def _walwriter(self) -> None:
-        """Flush at once when a synchronous commit asks (``_flush_wanted``),
-        else flush ``off`` commits within ~WALWRITER_DELAY_S (0.2 s when idle).
-        Concurrent flushes share one fsync (group commit in ``Wal.flush``)."""
-        while not self._stop.is_set():
-            storage = self.storage
-            if storage is None:
-                return
-            wal = storage.wal
-            pending = wal.flush_lsn < wal.write_lsn
-            if self._flush_wanted.wait(WALWRITER_DELAY_S if pending else 0.2):
-                self._flush_wanted.clear()
-                if self._inflight >= self.config.commit_siblings and self.config.commit_delay_s > 0:
-                    # like PostgreSQL's commit_delay: with many commits in flight,
-                    # let a few more join this fsync (fewer fsyncs, chunks and
-                    # feedback messages per commit: ~30% more commits/s here)
-                    self._stop.wait(self.config.commit_delay_s)
-            if self._stop.is_set() or wal.flush_lsn >= wal.write_lsn:
-                continue
-            try:
-                storage.flush()
-            except EngineError as exc:
-                log_event(log, "walwriter_flush_failed", logging.ERROR, error=exc)
-                if self._role is Role.PRIMARY:
-                    self.write_health.failed("WAL flush", exc)
-                self._stop.wait(0.1)

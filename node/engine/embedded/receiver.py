@@ -28,12 +28,12 @@ import logging
 import random
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import grpc
 
 from walrus_ha.node.engine.base import Upstream
-from walrus_ha.node.engine.embedded.aio import LoopSignal
+from walrus_ha.node.engine.embedded.aio import LoopSignal, LoopThread
 from walrus_ha.node.engine.embedded.sender import NEEDS_RECLONE_MARK, REWIND_LSN_KEY, REWIND_MARK
 from walrus_ha.node.engine.embedded.timeline import HistoryEntry, TimelineHistory, find_divergence
 from walrus_ha.node.engine.embedded.wal import SHIP_AHEAD
@@ -44,7 +44,7 @@ from walrus_ha.common.log import log_event
 from walrus_ha.common.lsn import format_lsn
 
 if TYPE_CHECKING:
-    from walrus_ha.node.engine.embedded.engine import EmbeddedEngine
+    from walrus_ha.node.engine.embedded.storage import Storage
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,44 @@ BACKOFF_MIN_S = 0.05
 BACKOFF_MAX_S = 1.0
 INLINE_APPLY_MAX = 64 * 1024   # chunks up to this size are applied by the receiver itself
 HISTORY_TIMEOUT_S = 5.0        # the session's TimelineHistory call (stop() cancels it sooner)
+
+
+class StandbyHost(Protocol):
+    """What ``WalReceiver`` and ``Replayer`` need of their standby
+    (``EmbeddedEngine`` is one). They write WAL and replay it through
+    ``storage``; everything else they change goes through the methods."""
+
+    name: str                        # our standby (and slot) name on the upstream
+    storage: Storage | None
+    receiver: WalReceiver | None     # the replayer asks it to send feedback
+
+    @property
+    def term(self) -> int:
+        """The highest term seen (persisted)."""
+
+    @property
+    def timeline(self) -> int:
+        """Our timeline."""
+
+    @property
+    def replay_lsn(self) -> int:
+        """How far the state has applied the WAL."""
+
+    @property
+    def event_loop(self) -> LoopThread | None:
+        """The loop the stream runs on (None when not serving)."""
+
+    def replay_to(self, lsn: int) -> int:
+        """Apply flushed WAL up to ``lsn``; returns the new replay LSN."""
+
+    def observe_term(self, term: int) -> None:
+        """Persist a newer term seen on the stream."""
+
+    def mark_needs_reclone(self, reason: str) -> None:
+        """WAL cannot help this standby any more: report ``needs_reclone``."""
+
+    def rewind(self, fork_lsn: int, upstream: str = "") -> None:
+        """Drop local WAL at/after ``fork_lsn``; NeedsReclone (an EngineError) if impossible."""
 
 
 class Diverged(EngineError):
@@ -67,11 +105,10 @@ def history_from_reply(reply: walstream_pb2.TimelineHistoryReply) -> TimelineHis
                            tuple(HistoryEntry(e.timeline, e.switch_lsn, e.reason) for e in reply.entries))
 
 
-def divergence_with(engine: "EmbeddedEngine", upstream_history: TimelineHistory) -> int | None:
+def divergence_with(storage: "Storage", upstream_history: TimelineHistory) -> int | None:
     """The LSN to rewind to before streaming from an upstream with this
     history, or None when our WAL has not diverged. Replays local WAL first so
     the local history is current."""
-    storage = engine.storage
     storage.replay_up_to(storage.wal.write_lsn)
     local = storage.history()
     d = find_divergence(local, storage.wal.write_lsn, upstream_history)
@@ -81,13 +118,13 @@ def divergence_with(engine: "EmbeddedEngine", upstream_history: TimelineHistory)
     return d.fork_lsn if d.diverged else None
 
 
-def check_divergence(engine: "EmbeddedEngine", upstream: Upstream, timeout: float = 5.0) -> int | None:
+def check_divergence(storage: "Storage", upstream: Upstream, timeout: float = 5.0) -> int | None:
     """Fetch ``upstream``'s timeline history and compare (see ``divergence_with``).
     Raises grpc.RpcError when the upstream cannot be reached."""
     with grpcutil.channel(upstream.address) as ch:
         reply = walstream_pb2_grpc.WalStreamStub(ch).TimelineHistory(
             walstream_pb2.TimelineHistoryRequest(), timeout=timeout)
-    return divergence_with(engine, history_from_reply(reply))
+    return divergence_with(storage, history_from_reply(reply))
 
 
 def fetch_base_backup(upstream: Upstream, name: str, deadline_s: float = 60.0
@@ -118,7 +155,7 @@ def fetch_base_backup(upstream: Upstream, name: str, deadline_s: float = 60.0
 class WalReceiver:
     """Streams from ``upstream`` into the local WAL until ``stop()``."""
 
-    def __init__(self, engine: "EmbeddedEngine", upstream: Upstream):
+    def __init__(self, engine: StandbyHost, upstream: Upstream):
         self.engine = engine
         self.upstream = upstream
         self.streaming = False
@@ -248,7 +285,7 @@ class WalReceiver:
             finally:
                 self._call = None
         wal.flush()
-        fork = divergence_with(engine, hist)
+        fork = divergence_with(engine.storage, hist)
         if fork is not None:
             raise Diverged(f"our WAL ends at {format_lsn(wal.write_lsn)}, past the fork of our "
                            f"timeline at {format_lsn(fork)}", fork)
@@ -357,7 +394,7 @@ class WalReceiver:
 class Replayer:
     """Applies flushed WAL to the state in order; reports each step."""
 
-    def __init__(self, engine: "EmbeddedEngine"):
+    def __init__(self, engine: StandbyHost):
         self.engine = engine
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="replayer", daemon=True)

@@ -27,11 +27,12 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, AsyncIterator, Callable
+from typing import TYPE_CHECKING, AsyncIterator, Callable, Protocol
 
+from walrus_ha.node.config import EmbeddedConfig
 from walrus_ha.node.engine.base import StandbyInfo
 from walrus_ha.node.engine.embedded.aio import LoopSignal
-from walrus_ha.node.engine.embedded.syncrep import StandbyPosition
+from walrus_ha.node.engine.embedded.syncrep import StandbyPosition, SyncRep
 from walrus_ha.node.engine.embedded.wal import SHIP_AHEAD
 from walrus_ha.protos import walstream_pb2
 from walrus_ha.common.errors import CorruptWal, EngineError, WalRemoved
@@ -39,8 +40,8 @@ from walrus_ha.common.log import log_event
 from walrus_ha.common.lsn import format_lsn
 
 if TYPE_CHECKING:
-    from walrus_ha.node.engine.embedded.engine import EmbeddedEngine
-    from walrus_ha.node.engine.embedded.slots import Slot
+    from walrus_ha.node.engine.embedded.slots import Slot, SlotStore
+    from walrus_ha.node.engine.embedded.storage import Storage
     from walrus_ha.node.engine.embedded.timeline import TimelineHistory
 
 log = logging.getLogger(__name__)
@@ -166,10 +167,37 @@ def check_start(req: StartRequest, term: int, write_lsn: int, oldest_lsn: int,
                         f"history; not streaming")
 
 
+class SenderHost(Protocol):
+    """What a ``WalSender`` needs of its primary (``EmbeddedEngine`` is one).
+    It reads these; it changes nothing of the host but through ``syncrep``
+    (standby positions release commits) and ``slots`` (advance the slot)."""
+
+    config: EmbeddedConfig          # wal_sender_timeout_s
+    storage: Storage | None         # the WAL to ship; None once the engine stopped
+    syncrep: SyncRep
+    slots: SlotStore | None
+    ship_ahead_lsn: int             # a lone commit's record end: ship up to it before the flush
+
+    @property
+    def term(self) -> int:
+        """The primary's term (stamped on every chunk and keepalive)."""
+
+    @property
+    def timeline(self) -> int:
+        """The primary's timeline."""
+
+    @property
+    def is_draining(self) -> bool:
+        """A demotion waits for the standbys to confirm the final WAL."""
+
+    def is_serving_wal(self) -> bool:
+        """False: the stream ends (no longer primary, not draining, or stopping)."""
+
+
 class WalSender:
     """Streams WAL from ``start_lsn`` to standby ``name`` until stopped."""
 
-    def __init__(self, engine: "EmbeddedEngine", name: str, start_lsn: int):
+    def __init__(self, engine: SenderHost, name: str, start_lsn: int):
         self.engine = engine
         self.name = name
         self.sent_lsn = start_lsn

@@ -20,16 +20,15 @@ Limits and errors (the client-facing contract):
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import grpc
 
+from walrus_ha.node.config import EmbeddedConfig
 from walrus_ha.node.engine.base import CommitLevel
+from walrus_ha.node.engine.embedded.writes import ReadResult, WriteResult
 from walrus_ha.protos import store_pb2, store_pb2_grpc
 from walrus_ha.common.errors import EngineError, Fenced, WrongRole
-
-if TYPE_CHECKING:
-    from walrus_ha.node.engine.embedded.engine import EmbeddedEngine
 
 MAX_BATCH_OPS = 10_000
 
@@ -86,10 +85,22 @@ def ops_from_batch(req: store_pb2.BatchRequest, max_key: int, max_value: int) ->
     return out
 
 
-class StoreServicer(store_pb2_grpc.StoreServicer):
-    """Put / Delete / Batch / Get against one ``EmbeddedEngine``."""
+class StoreHost(Protocol):
+    """What the servicer needs of its engine (``EmbeddedEngine`` is one; see ``writes.py``)."""
 
-    def __init__(self, engine: "EmbeddedEngine"):
+    config: EmbeddedConfig           # max_key_bytes, max_value_bytes
+
+    async def write_async(self, ops: list[tuple[bytes, bytes | None]], level: CommitLevel | None) -> WriteResult:
+        """Write at ``level`` (None: the default); WrongRole / Fenced / EngineError."""
+
+    def read(self, key: bytes) -> ReadResult:
+        """Read ``key`` in any role; WrongRole when not running."""
+
+
+class StoreServicer(store_pb2_grpc.StoreServicer):
+    """Put / Delete / Batch / Get against one engine."""
+
+    def __init__(self, engine: StoreHost):
         self._engine = engine
         self._max_key = engine.config.max_key_bytes
         self._max_value = engine.config.max_value_bytes

@@ -129,7 +129,7 @@ class TransitionsMixin:
             self._stop_receiver()
             method = RejoinMethod.NONE
             try:
-                fork = check_divergence(self, upstream)
+                fork = check_divergence(self.storage, upstream)
             except grpc.RpcError as exc:
                 if must_reach:
                     raise EngineError(f"cannot reach {upstream}: {exc.details() or exc.code()}") from None

@@ -1,5 +1,5 @@
 """The ``WalStream`` gRPC servicer: replication stream, timeline history and
-base backups, as a thin adapter over ``EmbeddedEngine``. ``Stream`` is a
+base backups, as a thin adapter over a ``WalStreamHost`` (``EmbeddedEngine``). ``Stream`` is a
 coroutine on the engine's event loop; ``TimelineHistory`` and ``BaseBackup``
 are plain methods run in the server's thread pool.
 
@@ -17,16 +17,13 @@ ahead and lost, ``REWIND_MARK`` with the LSN in the trailing metadata
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import grpc
 
-from walrus_ha.node.engine.embedded.sender import NEEDS_RECLONE_MARK, REWIND_LSN_KEY, SenderRefused
+from walrus_ha.node.engine.embedded.sender import NEEDS_RECLONE_MARK, REWIND_LSN_KEY, SenderRefused, WalSender
 from walrus_ha.protos import walstream_pb2, walstream_pb2_grpc
 from walrus_ha.common.names import name_problem
-
-if TYPE_CHECKING:
-    from walrus_ha.node.engine.embedded.engine import EmbeddedEngine
 
 BACKUP_CHUNK = 1 << 20
 
@@ -38,10 +35,26 @@ def refusal_text(exc: SenderRefused) -> str:
     return text
 
 
-class WalStreamServicer(walstream_pb2_grpc.WalStreamServicer):
-    """Serves standbys of one ``EmbeddedEngine``."""
+class WalStreamHost(Protocol):
+    """What the servicer needs of its primary (``EmbeddedEngine`` is one)."""
 
-    def __init__(self, engine: "EmbeddedEngine"):
+    def open_sender(self, start: walstream_pb2.StartReplication) -> WalSender:
+        """Check a ``StartReplication`` and register a sender; SenderRefused if it may not stream."""
+
+    def close_sender(self, sender: WalSender) -> None:
+        """Unregister a sender whose stream ended."""
+
+    def timeline_history(self) -> tuple[int, list[tuple[int, int, str]]]:
+        """(current timeline, [(timeline, switch LSN, reason)])."""
+
+    def base_backup(self, standby_name: str) -> tuple[int, int, int, bytes]:
+        """(checkpoint LSN, timeline, term, state snapshot); SenderRefused on a standby."""
+
+
+class WalStreamServicer(walstream_pb2_grpc.WalStreamServicer):
+    """Serves standbys of one primary."""
+
+    def __init__(self, engine: WalStreamHost):
         self._engine = engine
 
     async def Stream(self, request_iterator, context):
