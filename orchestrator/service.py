@@ -25,6 +25,7 @@ from walrus_ha.common.errors import DcsUnavailable, LeaseLost
 from walrus_ha.common.log import log_event
 from walrus_ha.common.names import name_problem
 from walrus_ha.common.records import ClusterView, LeaderRecord, MalformedRecord
+from walrus_ha.common.status import Role
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ def leader_writable(view: ClusterView) -> bool:
     if leader is None:
         return False
     member = view.member(leader.name)
-    if member is None or member.role != "primary" or member.fenced or member.term != leader.term:
+    if member is None or member.role != Role.PRIMARY.value or member.fenced or member.term != leader.term:
         return False
     sync = view.sync
     if sync is not None and sync.num > 0 and sync.names and (sync.leader, sync.term) != (leader.name, leader.term):
@@ -199,9 +200,9 @@ class ClusterService(cluster_pb2_grpc.ClusterServicer):
             probe = obs.probes.get(m.name)
             tags = {str(k): str(v) for k, v in (rec.tags.items() if rec else ())}
             if probe is not None and probe.answered:
-                tags.update(dict(probe.status.tags))
+                tags.update(dict(probe.tags))
             members.append(cluster_pb2.Member(
-                name=m.name, role=role_to_pb(m.role.value),
+                name=m.name, role=role_to_pb(m.role),
                 agent_address=rec.agent_address if rec else (probe.address if probe else ""),
                 data_address=rec.data_address if rec else "", timeline=m.timeline, term=m.term,
                 flush_lsn=m.flush_lsn, replay_lsn=m.replay_lsn,
