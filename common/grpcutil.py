@@ -8,8 +8,8 @@
   loop) whose non-async methods run in a thread pool of ``max_workers``.
 * ``call_with_retry(fn, deadline_s)``: retry UNAVAILABLE only, under a
   deadline, with jittered exponential backoff (tenacity); never forever.
-* ``map_rpc_error(exc, what)``: a vendor ``grpc.RpcError`` as the project's
-  own exception (``common.errors``), with the server's sentence.
+* Turning a failed call into the project's exception is
+  ``common.rpcerrors`` (by reason code).
 """
 from __future__ import annotations
 
@@ -20,7 +20,6 @@ import grpc
 from tenacity import retry_if_exception, stop_after_delay, wait_random_exponential, Retrying
 
 from walrus_ha.common import grpc_guard
-from walrus_ha.common.errors import EngineError, Fenced, NeedsReclone, StaleTerm, WalrusError, WrongRole
 
 T = TypeVar("T")
 
@@ -82,23 +81,6 @@ def call_with_retry(fn: Callable[[], T], deadline_s: float) -> T:
         with attempt:
             return fn()
     raise AssertionError("unreachable")
-
-
-def map_rpc_error(exc: grpc.RpcError, what: str) -> WalrusError:
-    """The project's exception for a failed RPC (``what`` names the call)."""
-    code = exc.code() if hasattr(exc, "code") else None
-    detail = exc.details() if hasattr(exc, "details") else str(exc)
-    text = f"{what}: {detail}"
-    if code == grpc.StatusCode.FAILED_PRECONDITION:
-        low = (detail or "").lower()
-        if "term" in low and "stale" in low:
-            return StaleTerm(text)
-        if "reclone" in low or "removed" in low or "lost" in low:
-            return NeedsReclone(text)
-        return WrongRole(text)
-    if code == grpc.StatusCode.UNAVAILABLE and "fenced" in (detail or "").lower():
-        return Fenced(text)
-    return EngineError(text)
 
 
 def is_connection_refused(exc: BaseException) -> bool:
