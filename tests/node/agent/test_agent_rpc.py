@@ -11,6 +11,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from agent_procs import ROLE_PRIMARY, ROLE_STANDBY, wait_for
 from walrus_ha.common.rpcerrors import Reason, reason_of
+from walrus_ha.orchestrator.agents import classify
+from walrus_ha.orchestrator.probe import ProbeOutcome
 from walrus_ha.protos import node_agent_pb2 as pb
 
 pytestmark = pytest.mark.integration
@@ -75,6 +77,18 @@ def test_leader_rpcs(single):
     # It can be promoted again with the next term (no one else is there).
     assert a.agent.Promote(pb.PromoteRequest(term=2), timeout=15).changed
     wait_for(lambda: a.put(b"k", b"v").term == 2, what="writes at term 2")
+
+
+def test_a_killed_agent_is_refused_by_its_port_and_a_live_one_is_not(single):
+    a = single
+    with pytest.raises(grpc.RpcError) as err:      # an error from the live agent: it answered
+        a.agent.Promote(pb.PromoteRequest(term=0), timeout=5)
+    assert classify(err.value, a.agent_address) is ProbeOutcome.ERROR
+    a.kill()
+    with pytest.raises(grpc.RpcError) as err:
+        a.agent.GetStatus(pb.GetStatusRequest(), timeout=5)
+    assert err.value.code() is grpc.StatusCode.UNAVAILABLE and reason_of(err.value) is Reason.UNSPECIFIED
+    assert classify(err.value, a.agent_address) is ProbeOutcome.REFUSED      # decided by a TCP connect
 
 
 @pytest.fixture
