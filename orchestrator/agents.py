@@ -29,16 +29,11 @@ CHANNEL_OPTIONS = (("grpc.initial_reconnect_backoff_ms", 50),
                    ("grpc.max_reconnect_backoff_ms", 500))
 
 
-def _is_refused(exc: grpc.RpcError) -> bool:
-    helper = getattr(grpcutil, "is_connection_refused", None)
-    if helper is not None:
-        return bool(helper(exc))
-    return exc.code() is grpc.StatusCode.UNAVAILABLE and "connection refused" in (exc.details() or "").lower()
-
-
-def classify(exc: grpc.RpcError) -> ProbeOutcome:
-    """Map a failed call to REFUSED / TIMEOUT / ERROR."""
-    if _is_refused(exc):
+def classify(exc: grpc.RpcError, address: str) -> ProbeOutcome:
+    """Map a failed call to ``address`` to REFUSED / TIMEOUT / ERROR. REFUSED
+    is decided by a TCP connect to ``address`` (``grpcutil.is_connection_refused``),
+    never by the error's message."""
+    if grpcutil.is_connection_refused(exc, address):
         return ProbeOutcome.REFUSED
     if exc.code() in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE):
         return ProbeOutcome.TIMEOUT
@@ -160,6 +155,12 @@ class AgentPool:
             agent = self._agents.get(name)
         return agent.stub if agent is not None else None
 
+    def address(self, name: str) -> str:
+        """The agent address ``name``'s client calls ("" if none)."""
+        with self._lock:
+            agent = self._agents.get(name)
+        return agent.address if agent is not None else ""
+
     def probe_all(self, first: str | None = None) -> dict[str, AgentProbe]:
         """``GetStatus`` of every known agent, bounded by rpc_timeout each.
 
@@ -184,7 +185,7 @@ class AgentPool:
                 probes[agent.name] = probe_from_pb(agent.name, agent.address, fut.result(),
                                                    stream_broken=agent.stream_broken)
             except grpc.RpcError as exc:
-                probes[agent.name] = AgentProbe(agent.name, agent.address, classify(exc),
+                probes[agent.name] = AgentProbe(agent.name, agent.address, classify(exc, agent.address),
                                                 detail=exc.details() or str(exc.code()),
                                                 stream_broken=agent.stream_broken)
 

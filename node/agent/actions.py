@@ -16,6 +16,7 @@ from walrus_ha.node.agent import vouch
 from walrus_ha.node.agent.convert import RepointRequest, TermRequest
 from walrus_ha.node.agent.reconcile import Decision
 from walrus_ha.node.engine.base import Discarded, RejoinMethod, Role, Upstream
+from walrus_ha.common import errors
 from walrus_ha.common.errors import DcsUnavailable, LeaseLost, StaleTerm, WalrusError
 from walrus_ha.common.log import log_event
 from walrus_ha.common.lsn import format_lsn
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class Refused(WalrusError):
+class Refused(errors.Refused):
     """The request cannot be done in the node's current state (FAILED_PRECONDITION)."""
 
 

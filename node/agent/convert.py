@@ -10,6 +10,7 @@ from walrus_ha.node.agent.agent import AgentStatus
 from walrus_ha.node.engine.base import EngineStatus, Role, Upstream
 from walrus_ha.protos import common_pb2, node_agent_pb2
 from walrus_ha.common.config import parse_address
+from walrus_ha.common.errors import InvalidArgument
 from walrus_ha.common.names import name_problem
 
 MAX_ADDRESS = 300     # host:port; longer is a mistake (and would not fit an error sentence)
@@ -19,7 +20,7 @@ _ROLE_TO_PB = {Role.PRIMARY: common_pb2.ROLE_PRIMARY, Role.STANDBY: common_pb2.R
                Role.STOPPED: common_pb2.ROLE_STOPPED}
 
 
-class BadRequest(ValueError):
+class BadRequest(InvalidArgument):
     """A request argument is invalid; the message is a sentence for the caller."""
 
 
