@@ -9,6 +9,9 @@ Field constraints live in ``dataclasses.field(metadata=...)``:
 ``help`` (one line shown in errors). A dataclass may define
 ``check(self) -> list[tuple[str, str]]`` returning ``(key, problem)`` pairs
 for contradictions between fields; the loader raises on the first one.
+
+``EtcdConfig`` (the ``etcd:`` section) lives here because the node agent and
+the orchestrator both read it.
 """
 from __future__ import annotations
 
@@ -156,3 +159,21 @@ def parse_address(text: str) -> tuple[str, int]:
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ValueError(f"not a host:port address: {text!r}")
     return host, int(port)
+
+
+@dataclasses.dataclass(frozen=True)
+class EtcdConfig:
+    """The ``etcd:`` section of the node and orchestrator configs."""
+    endpoints: tuple[str, ...] = ("127.0.0.1:2379",)
+    timeout_s: float = constrained(2.0, min=0.1, max=60)
+
+    def check(self) -> list[tuple[str, str]]:
+        problems = []
+        if not self.endpoints:
+            problems.append(("endpoints", "needs at least one host:port"))
+        for i, ep in enumerate(self.endpoints):
+            try:
+                parse_address(ep.removeprefix("http://"))
+            except ValueError as exc:
+                problems.append((f"endpoints[{i}]", str(exc)))
+        return problems

@@ -1,10 +1,20 @@
 """The project's own exceptions. Vendor errors (etcd, gRPC, OS) are mapped
 to these at the boundary, so the rest of the code never catches a vendor type.
+Those that cross the wire travel as a gRPC code plus a reason code
+(``common.rpcerrors``), never as words to search the message for.
 """
 
 
 class WalrusError(Exception):
     """Base of every walrus error."""
+
+
+class InvalidArgument(WalrusError, ValueError):
+    """A request argument is malformed or out of range; the message names it."""
+
+
+class Refused(WalrusError):
+    """A valid request that cannot be carried out in the current state."""
 
 
 class ConfigError(WalrusError):
@@ -45,3 +55,8 @@ class WalRemoved(EngineError):
 
 class NeedsReclone(EngineError):
     """The standby cannot catch up from WAL (slot lost, or rewind impossible)."""
+
+
+class MustRewind(EngineError):
+    """The standby holds WAL its upstream shipped ahead and then lost in a
+    crash; it must drop that tail (from an LSN the upstream names) and ask again."""

@@ -5,7 +5,8 @@ message with UNKNOWN ``Unexpected <class ...DecodeError>`` (grpc.aio) or
 INTERNAL plus a server-side traceback (the thread-pool server). The
 interceptors here wrap each method's request deserializer so a failure
 becomes an ``Undecodable`` marker, and the method's behaviour so the marker
-is answered INVALID_ARGUMENT (``what could not be decoded``) before the
+is answered INVALID_ARGUMENT, reason INVALID_ARGUMENT (``common.rpcerrors``;
+``what could not be decoded``) before the
 servicer sees it; for a request stream, at the message that failed.
 ``grpcutil.server`` and ``grpcutil.aio_server`` install them.
 """
@@ -17,6 +18,8 @@ from typing import Any, Callable
 
 import grpc
 
+from walrus_ha.common import rpcerrors
+from walrus_ha.common.errors import InvalidArgument
 from walrus_ha.common.log import log_event
 
 log = logging.getLogger(__name__)
@@ -56,7 +59,7 @@ def _sync_behaviour(fn: Callable, streaming_request: bool) -> Callable:
         def checked_iter(it, context):
             for msg in it:
                 if isinstance(msg, Undecodable):
-                    context.abort(grpc.StatusCode.INVALID_ARGUMENT, msg.sentence())
+                    rpcerrors.abort(context, InvalidArgument(msg.sentence()))
                 yield msg
         if inspect.isgeneratorfunction(fn):
             def gen(it, context):
@@ -66,13 +69,13 @@ def _sync_behaviour(fn: Callable, streaming_request: bool) -> Callable:
     if inspect.isgeneratorfunction(fn):
         def gen_unary(request, context):
             if isinstance(request, Undecodable):
-                context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.sentence())
+                rpcerrors.abort(context, InvalidArgument(request.sentence()))
             yield from fn(request, context)
         return gen_unary
 
     def unary(request, context):
         if isinstance(request, Undecodable):
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.sentence())
+            rpcerrors.abort(context, InvalidArgument(request.sentence()))
         return fn(request, context)
     return unary
 
@@ -81,7 +84,7 @@ def _async_behaviour(fn: Callable, streaming_request: bool) -> Callable:
     async def checked_aiter(it, context):
         async for msg in it:
             if isinstance(msg, Undecodable):
-                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, msg.sentence())
+                await rpcerrors.abort_async(context, InvalidArgument(msg.sentence()))
             yield msg
 
     if inspect.isasyncgenfunction(fn):
@@ -89,7 +92,7 @@ def _async_behaviour(fn: Callable, streaming_request: bool) -> Callable:
             if streaming_request:
                 request = checked_aiter(request, context)
             elif isinstance(request, Undecodable):
-                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.sentence())
+                await rpcerrors.abort_async(context, InvalidArgument(request.sentence()))
             async for reply in fn(request, context):
                 yield reply
         return agen
@@ -98,7 +101,7 @@ def _async_behaviour(fn: Callable, streaming_request: bool) -> Callable:
         if streaming_request:
             request = checked_aiter(request, context)
         elif isinstance(request, Undecodable):
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.sentence())
+            await rpcerrors.abort_async(context, InvalidArgument(request.sentence()))
         return await fn(request, context)
     return coro
 

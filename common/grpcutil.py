@@ -8,11 +8,15 @@
   loop) whose non-async methods run in a thread pool of ``max_workers``.
 * ``call_with_retry(fn, deadline_s)``: retry UNAVAILABLE only, under a
   deadline, with jittered exponential backoff (tenacity); never forever.
-* ``map_rpc_error(exc, what)``: a vendor ``grpc.RpcError`` as the project's
-  own exception (``common.errors``), with the server's sentence.
+* ``is_connection_refused(exc, address)``: did the call fail because the
+  peer's port refuses TCP connections (provably down)? Asked of the socket
+  (``connect_refused``), never of the message. Turning a failed call into the
+  project's exception is ``common.rpcerrors`` (by reason code).
 """
 from __future__ import annotations
 
+import socket
+import time
 from concurrent import futures
 from typing import Callable, TypeVar
 
@@ -20,9 +24,14 @@ import grpc
 from tenacity import retry_if_exception, stop_after_delay, wait_random_exponential, Retrying
 
 from walrus_ha.common import grpc_guard
-from walrus_ha.common.errors import EngineError, Fenced, NeedsReclone, StaleTerm, WalrusError, WrongRole
+from walrus_ha.common.rpcerrors import Reason, reason_of
 
 T = TypeVar("T")
+
+# Bound of the TCP connect that tells "refused" from "timed out": a refusal
+# comes back within one round trip; waiting longer only delays a verdict of
+# "not proven down".
+CONNECT_PROBE_S = 0.5
 
 _KEEPALIVE = [
     ("grpc.keepalive_time_ms", 2000),
@@ -84,35 +93,55 @@ def call_with_retry(fn: Callable[[], T], deadline_s: float) -> T:
     raise AssertionError("unreachable")
 
 
-def map_rpc_error(exc: grpc.RpcError, what: str) -> WalrusError:
-    """The project's exception for a failed RPC (``what`` names the call)."""
-    code = exc.code() if hasattr(exc, "code") else None
-    detail = exc.details() if hasattr(exc, "details") else str(exc)
-    text = f"{what}: {detail}"
-    if code == grpc.StatusCode.FAILED_PRECONDITION:
-        low = (detail or "").lower()
-        if "term" in low and "stale" in low:
-            return StaleTerm(text)
-        if "reclone" in low or "removed" in low or "lost" in low:
-            return NeedsReclone(text)
-        return WrongRole(text)
-    if code == grpc.StatusCode.UNAVAILABLE and "fenced" in (detail or "").lower():
-        return Fenced(text)
-    return EngineError(text)
+def split_address(address: str) -> tuple[str, int]:
+    """``host:port`` or ``[v6]:port`` -> (host, port); ValueError if malformed."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ValueError(f"not host:port: {address!r}")
+    return host.strip("[]"), int(port)
 
 
-def is_connection_refused(exc: BaseException) -> bool:
-    """True only if the peer's port actively refused the TCP connection.
+def connect_refused(address: str, timeout_s: float = CONNECT_PROBE_S) -> bool:
+    """True only if a TCP connect to ``address`` is actively refused
+    (ECONNREFUSED: nothing listens there) on every address its host resolves
+    to, each attempt within ``timeout_s`` in all. Anything else (accepted,
+    timed out, unreachable, unresolvable) is False: it proves nothing."""
+    try:
+        host, port = split_address(address)
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (ValueError, OSError):
+        return False
+    deadline = time.monotonic() + timeout_s
+    for family, socktype, proto, _, sockaddr in infos:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        with socket.socket(family, socktype, proto) as sock:
+            sock.settimeout(left)              # a non-blocking connect, bounded
+            try:
+                sock.connect(sockaddr)
+            except ConnectionRefusedError:
+                continue
+            except OSError:
+                return False
+            return False                       # something listens there
+    return bool(infos)
 
-    gRPC reports a closed port as UNAVAILABLE with "...Failed to connect to
-    remote host: Connection refused" in the details (ECONNREFUSED), at once.
+
+def is_connection_refused(exc: BaseException, address: str, timeout_s: float = CONNECT_PROBE_S) -> bool:
+    """True only if ``exc`` is an UNAVAILABLE call to ``address`` that no
+    walrus server answered and whose port now actively refuses a TCP
+    connection (``connect_refused``): the peer is provably down.
+
+    Decided from the connect error itself, never from gRPC's message text.
     A hung peer (SIGSTOP, blackholed, a socket that never answers) shows up
-    as DEADLINE_EXCEEDED instead, and a dropped connection as UNAVAILABLE
-    "Socket closed"/"Connection reset": neither proves the peer is dead, so
-    both are False here (docs/design.md safety 5, fast path).
+    as DEADLINE_EXCEEDED, or its kernel still accepts the connect, and a
+    server's own refusal carries a reason code: all three are False here
+    (docs/design.md safety 5, fast path). A refused connect to a local or
+    LAN port fails within a round trip, so the fast path stays fast.
     """
     if not isinstance(exc, grpc.RpcError) or not hasattr(exc, "code"):
         return False
-    if exc.code() is not grpc.StatusCode.UNAVAILABLE:
+    if exc.code() is not grpc.StatusCode.UNAVAILABLE or reason_of(exc) is not Reason.UNSPECIFIED:
         return False
-    return "connection refused" in (exc.details() or "").lower()
+    return connect_refused(address, timeout_s)

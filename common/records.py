@@ -7,8 +7,9 @@ written to etcd; ``from_json()`` accepts what any walrus version wrote
 DCS layer can log and skip one bad key without crashing a loop.
 
 Roles, kinds and methods are stored as their Enum *values* (``"primary"``,
-``"failover"``, ``"first"``) so that this module needs nothing from
-``node`` or ``orchestrator``.
+``"failover"``, ``"first"``): roles and sync methods of ``common.status``,
+kinds of ``orchestrator.core.model.OperationKind``; this module needs nothing
+from ``node`` or ``orchestrator``.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from typing import Any, Iterable, Mapping, TypeVar
 
 from walrus_ha.common.keyspace import Keyspace
 from walrus_ha.common.log import log_event
+from walrus_ha.common.status import Role, SyncMethod
 
 log = logging.getLogger(__name__)
 
@@ -121,9 +123,9 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
 class MemberRecord(_Record):
     """``members/<name>``: one node agent's self-report, bound to its lease.
 
-    ``role`` is a ``node.engine.base.Role`` value (``primary``/``standby``/
-    ``stopped``) or ``unknown``; LSNs are byte positions (ints);
-    ``updated_at`` is wall-clock seconds, for display only (never for
+    ``role`` is a ``common.status.Role`` value (``primary``/``standby``/
+    ``stopped``, by default ``unknown``; ``Role.parse`` reads it back); LSNs
+    are byte positions (ints); ``updated_at`` is wall-clock seconds, for display only (never for
     deadlines). ``highest_term`` is the highest term this member has seen
     (its engine's persisted term or a later one etcd showed it): an emptied
     etcd is re-seeded above the highest of these.
@@ -131,7 +133,7 @@ class MemberRecord(_Record):
     name: str
     agent_address: str = ""
     data_address: str = ""
-    role: str = "unknown"
+    role: str = Role.UNKNOWN.value
     timeline: int = 0
     term: int = 0
     write_lsn: int = 0
@@ -163,8 +165,9 @@ class LeaderRecord(_Record):
 
 @dataclass(frozen=True)
 class SyncRecord(_Record):
-    """``sync``: the published synchronous standby set (``method`` first/any)."""
-    method: str = "first"
+    """``sync``: the published synchronous standby set (``method`` a
+    ``common.status.SyncMethod`` value, first/any)."""
+    method: str = SyncMethod.FIRST.value
     num: int = 0
     names: tuple[str, ...] = ()
     leader: str = ""

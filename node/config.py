@@ -3,25 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from walrus_ha.common.config import constrained, from_dict, load_file, parse_address
+from walrus_ha.common.config import EtcdConfig, constrained, from_dict, load_file, parse_address
 from walrus_ha.common.names import name_problem
-
-
-@dataclass(frozen=True)
-class EtcdConfig:
-    endpoints: tuple[str, ...] = ("127.0.0.1:2379",)
-    timeout_s: float = constrained(2.0, min=0.1, max=60)
-
-    def check(self) -> list[tuple[str, str]]:
-        problems = []
-        if not self.endpoints:
-            problems.append(("endpoints", "needs at least one host:port"))
-        for i, ep in enumerate(self.endpoints):
-            try:
-                parse_address(ep.removeprefix("http://"))
-            except ValueError as exc:
-                problems.append((f"endpoints[{i}]", str(exc)))
-        return problems
 
 
 @dataclass(frozen=True)

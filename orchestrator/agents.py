@@ -14,8 +14,10 @@ from typing import Callable
 
 import grpc
 
-from walrus_ha.orchestrator.convert import agent_status_from_pb
-from walrus_ha.orchestrator.probe import AgentProbe, AgentStatus, ProbeOutcome
+from walrus_ha.common.status import Role
+from walrus_ha.orchestrator.convert import probe_from_pb
+from walrus_ha.orchestrator.core.model import MemberView
+from walrus_ha.orchestrator.probe import AgentProbe, ProbeOutcome
 from walrus_ha.protos import node_agent_pb2, node_agent_pb2_grpc
 from walrus_ha.common import grpcutil
 
@@ -27,26 +29,21 @@ CHANNEL_OPTIONS = (("grpc.initial_reconnect_backoff_ms", 50),
                    ("grpc.max_reconnect_backoff_ms", 500))
 
 
-def _is_refused(exc: grpc.RpcError) -> bool:
-    helper = getattr(grpcutil, "is_connection_refused", None)
-    if helper is not None:
-        return bool(helper(exc))
-    return exc.code() is grpc.StatusCode.UNAVAILABLE and "connection refused" in (exc.details() or "").lower()
-
-
-def classify(exc: grpc.RpcError) -> ProbeOutcome:
-    """Map a failed call to REFUSED / TIMEOUT / ERROR."""
-    if _is_refused(exc):
+def classify(exc: grpc.RpcError, address: str) -> ProbeOutcome:
+    """Map a failed call to ``address`` to REFUSED / TIMEOUT / ERROR. REFUSED
+    is decided by a TCP connect to ``address`` (``grpcutil.is_connection_refused``),
+    never by the error's message."""
+    if grpcutil.is_connection_refused(exc, address):
         return ProbeOutcome.REFUSED
     if exc.code() in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE):
         return ProbeOutcome.TIMEOUT
     return ProbeOutcome.ERROR
 
 
-def _significant(s: AgentStatus) -> tuple:
-    e = s.engine
-    return (e.role, e.timeline, e.term, e.streaming, e.fenced, e.upstream, e.needs_reclone,
-            s.holds_leader, s.leader_term, e.sync_standbys)
+def _significant(p: AgentProbe) -> tuple:
+    m = p.member
+    return (m.role, m.timeline, m.term, m.streaming, m.fenced, m.upstream, m.needs_reclone,
+            p.holds_leader, p.leader_term, m.sync_applied)
 
 
 class _Agent:
@@ -74,9 +71,9 @@ class _Agent:
                 for msg in self._call:
                     if self.stream_broken:
                         self.stream_broken = False
-                    status = agent_status_from_pb(msg)
-                    self._note_primary(status)
-                    key = _significant(status)
+                    probe = probe_from_pb(self.name, self.address, msg)
+                    self._note_primary(probe.member)
+                    key = _significant(probe)
                     if key != self._last_key:
                         self._last_key = key
                         self._on_event()
@@ -92,18 +89,17 @@ class _Agent:
                 self._on_event()
             self._stop.wait(0.1)
 
-    def _note_primary(self, status: AgentStatus) -> None:
+    def _note_primary(self, m: MemberView) -> None:
         """Remember the highest flush LSN this agent pushed while primary (per
         term): the freshest the orchestrator can know of a primary that dies
         between two loops (its last push is at most ~50 ms old)."""
-        e = status.engine
-        if e.role.value != "primary":
+        if m.role is not Role.PRIMARY:
             return
         seen = self.primary_flush
-        if seen is None or e.term > seen[0]:
-            self.primary_flush = (e.term, e.flush_lsn)
-        elif e.term == seen[0] and e.flush_lsn > seen[1]:
-            self.primary_flush = (e.term, e.flush_lsn)
+        if seen is None or m.term > seen[0]:
+            self.primary_flush = (m.term, m.flush_lsn)
+        elif m.term == seen[0] and m.flush_lsn > seen[1]:
+            self.primary_flush = (m.term, m.flush_lsn)
 
     def close(self) -> None:
         self._stop.set()
@@ -159,6 +155,12 @@ class AgentPool:
             agent = self._agents.get(name)
         return agent.stub if agent is not None else None
 
+    def address(self, name: str) -> str:
+        """The agent address ``name``'s client calls ("" if none)."""
+        with self._lock:
+            agent = self._agents.get(name)
+        return agent.address if agent is not None else ""
+
     def probe_all(self, first: str | None = None) -> dict[str, AgentProbe]:
         """``GetStatus`` of every known agent, bounded by rpc_timeout each.
 
@@ -180,11 +182,10 @@ class AgentPool:
     def _collect(probes: dict[str, AgentProbe], futures: list) -> None:
         for agent, fut in futures:
             try:
-                status = agent_status_from_pb(fut.result())
-                probes[agent.name] = AgentProbe(agent.name, agent.address, ProbeOutcome.ANSWERED, status,
-                                                stream_broken=agent.stream_broken)
+                probes[agent.name] = probe_from_pb(agent.name, agent.address, fut.result(),
+                                                   stream_broken=agent.stream_broken)
             except grpc.RpcError as exc:
-                probes[agent.name] = AgentProbe(agent.name, agent.address, classify(exc),
+                probes[agent.name] = AgentProbe(agent.name, agent.address, classify(exc, agent.address),
                                                 detail=exc.details() or str(exc.code()),
                                                 stream_broken=agent.stream_broken)
 

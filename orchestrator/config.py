@@ -3,8 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from walrus_ha.node.config import EtcdConfig
-from walrus_ha.common.config import constrained, load_file, parse_address
+from walrus_ha.common.config import EtcdConfig, constrained, load_file, parse_address
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ from walrus_ha.orchestrator.snapshot import PrimaryLsnTracker, agent_addresses, 
 from walrus_ha.common.errors import DcsUnavailable, LeaseLost
 from walrus_ha.common.log import log_event
 from walrus_ha.common.records import ClusterView
+from walrus_ha.common.status import Role
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +142,7 @@ class Controller:
         primary's stream reported up to ~50 ms before it died)."""
         name = self._tracker.leader
         rec = view.member(name) if name else None
-        if rec is not None and rec.role == "primary":
+        if rec is not None and rec.role == Role.PRIMARY.value:
             self._tracker.merge((rec.term, rec.flush_lsn))
         return self._tracker.merge(pool.primary_flush(name) if name else None)
 

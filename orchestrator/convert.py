@@ -1,11 +1,16 @@
 """The one adapter between protobuf messages and the orchestrator's
 dataclasses. Nothing else in ``orchestrator/`` builds or reads a message
 field by field.
+
+An agent's ``NodeStatus`` becomes the core's ``MemberView`` here, in one
+step (``probe_from_pb``); the orchestrator keeps no other copy of it.
 """
 from __future__ import annotations
 
-from walrus_ha.node.engine.base import EngineStatus, Role, SlotInfo, StandbyInfo
-from walrus_ha.orchestrator.probe import AgentStatus
+from walrus_ha.common.status import Role
+from walrus_ha.orchestrator.core.model import MemberView
+from walrus_ha.orchestrator.probe import AgentProbe, ProbeOutcome
+from walrus_ha.orchestrator.snapshot import tag_fields
 from walrus_ha.protos import cluster_pb2, common_pb2, node_agent_pb2
 
 _ROLE_FROM_PB = {common_pb2.ROLE_PRIMARY: Role.PRIMARY, common_pb2.ROLE_STANDBY: Role.STANDBY,
@@ -15,45 +20,36 @@ _ROLE_TO_PB = {Role.PRIMARY: common_pb2.ROLE_PRIMARY, Role.STANDBY: common_pb2.R
 
 
 def role_from_pb(value: int) -> Role:
+    """An engine's reported role; unspecified or unknown values read as STOPPED."""
     return _ROLE_FROM_PB.get(value, Role.STOPPED)
 
 
-def role_to_pb(role: Role | str | None) -> int:
-    if isinstance(role, str):
-        try:
-            role = Role(role)
-        except ValueError:
-            return common_pb2.ROLE_UNSPECIFIED
+def role_to_pb(role: Role) -> int:
+    """``Role.UNKNOWN`` is ``ROLE_UNSPECIFIED``."""
     return _ROLE_TO_PB.get(role, common_pb2.ROLE_UNSPECIFIED)
 
 
 # -- NodeAgent -------------------------------------------------------------------
 
-def engine_status_from_pb(msg: common_pb2.EngineStatus) -> EngineStatus:
-    return EngineStatus(
-        role=role_from_pb(msg.role), timeline=msg.timeline, term=msg.term,
-        write_lsn=msg.write_lsn, flush_lsn=msg.flush_lsn, replay_lsn=msg.replay_lsn,
-        receive_lsn=msg.receive_lsn, upstream=msg.upstream, streaming=msg.streaming,
-        fenced=msg.fenced, fence_reason=msg.fence_reason, needs_reclone=msg.needs_reclone,
-        standbys=tuple(StandbyInfo(
-            name=s.name, sent_lsn=s.sent_lsn, write_lsn=s.write_lsn, flush_lsn=s.flush_lsn,
-            replay_lsn=s.replay_lsn, send_lag_bytes=s.send_lag_bytes,
-            flush_lag_bytes=s.flush_lag_bytes, replay_lag_bytes=s.replay_lag_bytes,
-            write_lag_s=s.write_lag_s, flush_lag_s=s.flush_lag_s, replay_lag_s=s.replay_lag_s,
-            sync_state=s.sync_state) for s in msg.standbys),
-        slots=tuple(SlotInfo(name=s.name, restart_lsn=s.restart_lsn, active=s.active,
-                             lost=s.lost, retained_bytes=s.retained_bytes) for s in msg.slots),
-        engine=msg.engine, sync_standbys=msg.sync_standbys, detail=msg.detail,
-        write_error=msg.write_error, write_error_since=msg.write_error_since,
-        wal_repairs=msg.wal_repairs, wal_repair=msg.wal_repair)
-
-
-def agent_status_from_pb(msg: node_agent_pb2.NodeStatus) -> AgentStatus:
-    return AgentStatus(
-        name=msg.name, agent_address=msg.agent_address, data_address=msg.data_address,
-        engine=engine_status_from_pb(msg.engine), holds_leader=msg.holds_leader,
-        leader_term=msg.leader_term, lease_remaining_s=msg.lease_remaining_s,
-        tags=tuple(sorted(msg.tags.items())), state=msg.state, version=msg.version)
+def probe_from_pb(name: str, address: str, msg: node_agent_pb2.NodeStatus,
+                  stream_broken: bool = False) -> AgentProbe:
+    """The answered probe of member ``name`` (the name it has in etcd) at
+    ``address``: ``msg`` as the core's ``MemberView`` (reachable, agent up;
+    priority and nofailover from the agent's tags) plus the agent's tags and
+    its view of the leader key. The rest of the status (write/receive LSNs,
+    standbys, slots, state, version, ...) is for operators; the orchestrator
+    does not read it."""
+    e = msg.engine
+    tags = tuple(sorted(msg.tags.items()))
+    member = MemberView(
+        name=name, reachable=True, agent_up=True, role=role_from_pb(e.role), timeline=e.timeline,
+        term=e.term, flush_lsn=e.flush_lsn, replay_lsn=e.replay_lsn, streaming=e.streaming,
+        upstream=e.upstream, fenced=e.fenced, needs_reclone=e.needs_reclone,
+        sync_applied=e.sync_standbys, write_error=e.write_error,
+        write_error_since=e.write_error_since, **tag_fields(dict(tags)))
+    return AgentProbe(name, address, ProbeOutcome.ANSWERED, member, tags=tags,
+                      holds_leader=msg.holds_leader, leader_term=msg.leader_term,
+                      stream_broken=stream_broken)
 
 
 # -- Cluster ---------------------------------------------------------------------

@@ -47,6 +47,8 @@ class Outcome:
 class Stubs(Protocol):
     def stub(self, name: str) -> node_agent_pb2_grpc.NodeAgentStub | None: ...
 
+    def address(self, name: str) -> str: ...
+
 
 LOWER_BOUND_NOTE = ("RPO: at least {n} bytes possibly lost (a lower bound: last_primary_lsn is the "
                     "dead primary's last reported flush LSN; it may have flushed more before it died)")
@@ -130,7 +132,7 @@ class Executor:
             except grpc.RpcError as exc:
                 # A refused port is a dead agent: retrying only delays the next
                 # decision (e.g. a cascade: the new primary died mid-promote).
-                if grpcutil.is_connection_refused(exc):
+                if grpcutil.is_connection_refused(exc, self.stubs.address(member)):
                     raise _Refused(f"{member}'s agent refused the connection") from None
                 raise
         return grpcutil.call_with_retry(once, total)

@@ -4,16 +4,17 @@ Thin: convert the request (``orchestrator.convert``), ask etcd or the
 controller, convert back. Operator requests (Switchover, Failover, Pause,
 Resume) are *written to etcd*; the active orchestrator executes them, so it
 does not matter which orchestrator a client talks to. Errors are gRPC status
-codes with one sentence: INVALID_ARGUMENT for bad or stale arguments,
-FAILED_PRECONDITION when the cluster is not in a state to do it,
-UNAVAILABLE when etcd cannot be reached.
+codes with one sentence and a reason code (``common.rpcerrors``):
+INVALID_ARGUMENT for bad or stale arguments, FAILED_PRECONDITION (REFUSED)
+when the cluster is not in a state to do it, UNAVAILABLE (DCS_UNAVAILABLE)
+when etcd cannot be reached.
 """
 from __future__ import annotations
 
 import logging
 import threading
 import time
-from typing import Any, Callable
+from typing import Any, Callable, NoReturn
 
 import grpc
 
@@ -21,10 +22,12 @@ from walrus_ha.orchestrator.agents import AgentPool
 from walrus_ha.orchestrator.convert import candidate_to_pb, history_to_pb, leader_to_pb, role_to_pb
 from walrus_ha.orchestrator.core.decide import forceable
 from walrus_ha.protos import cluster_pb2, cluster_pb2_grpc
-from walrus_ha.common.errors import DcsUnavailable, LeaseLost
+from walrus_ha.common import rpcerrors
+from walrus_ha.common.errors import DcsUnavailable, InvalidArgument, LeaseLost, Refused
 from walrus_ha.common.log import log_event
 from walrus_ha.common.names import name_problem
 from walrus_ha.common.records import ClusterView, LeaderRecord, MalformedRecord
+from walrus_ha.common.status import Role
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +42,7 @@ def leader_writable(view: ClusterView) -> bool:
     if leader is None:
         return False
     member = view.member(leader.name)
-    if member is None or member.role != "primary" or member.fenced or member.term != leader.term:
+    if member is None or member.role != Role.PRIMARY.value or member.fenced or member.term != leader.term:
         return False
     sync = view.sync
     if sync is not None and sync.num > 0 and sync.names and (sync.leader, sync.term) != (leader.name, leader.term):
@@ -127,8 +130,18 @@ class LeaderWatch:
             return self._version, self._leader, self._writable
 
 
-def _abort_unavailable(context: grpc.ServicerContext, exc: Exception) -> None:
-    context.abort(grpc.StatusCode.UNAVAILABLE, f"etcd is unreachable: {exc}")
+def _abort_unavailable(context: grpc.ServicerContext, exc: Exception) -> NoReturn:
+    rpcerrors.abort(context, DcsUnavailable(f"etcd is unreachable: {exc}"))
+
+
+def _refuse(context: grpc.ServicerContext, sentence: str) -> NoReturn:
+    """FAILED_PRECONDITION, reason REFUSED: not possible in the cluster's state."""
+    rpcerrors.abort(context, Refused(sentence))
+
+
+def _invalid(context: grpc.ServicerContext, sentence: str) -> NoReturn:
+    """INVALID_ARGUMENT, reason INVALID_ARGUMENT: a bad or stale argument."""
+    rpcerrors.abort(context, InvalidArgument(sentence))
 
 
 def _check_names(context: grpc.ServicerContext, **names: str) -> None:
@@ -136,7 +149,7 @@ def _check_names(context: grpc.ServicerContext, **names: str) -> None:
     for field, value in names.items():
         why = name_problem(value, field) if value else None
         if why is not None:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, why)
+            _invalid(context, why)
 
 
 class ClusterService(cluster_pb2_grpc.ClusterServicer):
@@ -199,9 +212,9 @@ class ClusterService(cluster_pb2_grpc.ClusterServicer):
             probe = obs.probes.get(m.name)
             tags = {str(k): str(v) for k, v in (rec.tags.items() if rec else ())}
             if probe is not None and probe.answered:
-                tags.update(dict(probe.status.tags))
+                tags.update(dict(probe.tags))
             members.append(cluster_pb2.Member(
-                name=m.name, role=role_to_pb(m.role.value),
+                name=m.name, role=role_to_pb(m.role),
                 agent_address=rec.agent_address if rec else (probe.address if probe else ""),
                 data_address=rec.data_address if rec else "", timeline=m.timeline, term=m.term,
                 flush_lsn=m.flush_lsn, replay_lsn=m.replay_lsn,
@@ -231,12 +244,12 @@ class ClusterService(cluster_pb2_grpc.ClusterServicer):
         candidate, expected = request.candidate.strip(), request.expected_leader.strip()
         _check_names(context, candidate=candidate, expected_leader=expected)
         if view.leader is None:
-            context.abort(grpc.StatusCode.FAILED_PRECONDITION,
-                          "there is no leader to switch over from; use Failover instead")
+            _refuse(context,
+                    "there is no leader to switch over from; use Failover instead")
         leader = view.leader.name
         if expected and expected != leader:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                          f"expected leader {expected!r} but the leader is {leader!r}")
+            _invalid(context,
+                     f"expected leader {expected!r} but the leader is {leader!r}")
         if candidate:
             self._check_candidate(context, view, candidate)
         _check_not_paused(context, view)
@@ -247,15 +260,15 @@ class ClusterService(cluster_pb2_grpc.ClusterServicer):
         view = self._view(context)
         candidate = request.candidate.strip()
         if not candidate:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "a failover needs a candidate")
+            _invalid(context, "a failover needs a candidate")
         _check_names(context, candidate=candidate)
         self._check_candidate(context, view, candidate)
         _check_not_paused(context, view)
         if view.leader is None:
             self._check_can_win(context, candidate, force=request.force)
         elif request.force:
-            context.abort(grpc.StatusCode.FAILED_PRECONDITION,
-                          f"{view.leader.name} leads: --force only applies when there is no leader")
+            _refuse(context,
+                    f"{view.leader.name} leads: --force only applies when there is no leader")
         else:
             self._check_can_win(context, candidate, force=False)
         return self._request(context, view, candidate, "", failover=True, force=request.force)
@@ -269,35 +282,35 @@ class ClusterService(cluster_pb2_grpc.ClusterServicer):
         c = ranking.get(candidate) if candidate else None
         if not candidate:
             if ranking.winner is None:
-                context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"no member can take over: {ranking.waiting}")
+                _refuse(context, f"no member can take over: {ranking.waiting}")
             return
         if c is not None and c.eligible and not force:
             if ranking.winner is None:
-                context.abort(grpc.StatusCode.FAILED_PRECONDITION,
-                              f"{candidate} cannot take over yet: {ranking.waiting}{_force_hint(ranking, candidate)}")
+                _refuse(context,
+                        f"{candidate} cannot take over yet: {ranking.waiting}{_force_hint(ranking, candidate)}")
             return
         if force:
             if ranking.winner is not None:
-                context.abort(grpc.StatusCode.FAILED_PRECONDITION,
-                              f"refusing to force: {ranking.winner} holds every acknowledged write; "
-                              f"fail over to it instead")
+                _refuse(context,
+                        f"refusing to force: {ranking.winner} holds every acknowledged write; "
+                        f"fail over to it instead")
             if candidate not in forceable(ranking):
-                context.abort(grpc.StatusCode.FAILED_PRECONDITION,
-                              f"{candidate} cannot be promoted even by force: {c.reason if c else 'unknown'}")
+                _refuse(context,
+                        f"{candidate} cannot be promoted even by force: {c.reason if c else 'unknown'}")
             return
         sync = ranking.waiting or ""
-        context.abort(grpc.StatusCode.FAILED_PRECONDITION,
-                      f"{candidate} cannot take over: {c.reason if c else 'unknown member'}"
-                      f"{'; ' + sync if sync else ''}{_force_hint(ranking, candidate)}")
+        _refuse(context,
+                f"{candidate} cannot take over: {c.reason if c else 'unknown member'}"
+                f"{'; ' + sync if sync else ''}{_force_hint(ranking, candidate)}")
 
     @staticmethod
     def _check_candidate(context: grpc.ServicerContext, view, candidate: str) -> None:
         if view.member(candidate) is None:
             known = ", ".join(sorted(m.name for m in view.members)) or "none"
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                          f"unknown candidate {candidate!r} (members: {known})")
+            _invalid(context,
+                     f"unknown candidate {candidate!r} (members: {known})")
         if view.leader is not None and view.leader.name == candidate:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{candidate!r} is already the leader")
+            _invalid(context, f"{candidate!r} is already the leader")
 
     def _request(self, context, view, candidate: str, expected: str, failover: bool, force: bool = False):
         _check_not_paused(context, view)
@@ -309,8 +322,8 @@ class ClusterService(cluster_pb2_grpc.ClusterServicer):
         except (DcsUnavailable, LeaseLost) as exc:
             _abort_unavailable(context, exc)
         if not written:
-            context.abort(grpc.StatusCode.FAILED_PRECONDITION,
-                          "another switchover or failover request is pending")
+            _refuse(context,
+                    "another switchover or failover request is pending")
         log_event(log, "operator request", logging.WARNING if force else logging.INFO, kind=what,
                   candidate=candidate or "(best)", expected_leader=expected or "(any)", force=force)
         detail = f"{'FORCED ' if force else ''}{what} to {candidate or 'the best standby'} requested"
@@ -372,5 +385,5 @@ def _force_hint(ranking, candidate: str) -> str:
 
 def _check_not_paused(context: grpc.ServicerContext, view) -> None:
     if view.paused:
-        context.abort(grpc.StatusCode.FAILED_PRECONDITION,
-                      "the cluster is paused: no switchover or failover happens until Resume")
+        _refuse(context,
+                "the cluster is paused: no switchover or failover happens until Resume")

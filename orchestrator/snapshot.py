@@ -12,6 +12,7 @@ What an agent answered wins over its member key (the key may be up to
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Mapping
 
 from walrus_ha.orchestrator.core.model import (ClusterSnapshot, CoreConfig, FailoverState, LeaderView,
@@ -46,32 +47,31 @@ def agent_addresses(view: ClusterView, extra: Mapping[str, str] | None = None) -
     return out
 
 
+def tag_fields(tags: Mapping[str, Any]) -> dict[str, Any]:
+    """``nofailover`` and ``priority`` of ``MemberView`` from a member's tags
+    (the agent sends strings, its member record holds typed values)."""
+    return dict(nofailover=_truthy(tags.get("nofailover", False)), priority=_int(tags.get("priority", 0)))
+
+
 def member_view(name: str, record: MemberRecord | None, probe: AgentProbe | None) -> MemberView:
-    """One ``MemberView`` from the member key and/or the agent's answer."""
-    answered = probe is not None and probe.answered
-    refused = probe is not None and probe.outcome is ProbeOutcome.REFUSED
+    """One ``MemberView`` from the member key and/or the agent's answer
+    (``probe.member``, already a view: ``convert.probe_from_pb``)."""
     tags: dict[str, Any] = dict(record.tags) if record is not None else {}
-    if answered:
-        tags.update(dict(probe.status.tags))
-        e = probe.status.engine
-        fields = dict(role=Role.parse(e.role.value), timeline=e.timeline, term=e.term,
-                      flush_lsn=e.flush_lsn, replay_lsn=e.replay_lsn, streaming=e.streaming,
-                      upstream=e.upstream, fenced=e.fenced, needs_reclone=e.needs_reclone,
-                      sync_applied=e.sync_standbys, write_error=e.write_error,
-                      write_error_since=e.write_error_since)
-    elif record is not None:
+    etcd_facts = dict(has_member_key=record is not None,
+                      highest_term=record.highest_term if record is not None else 0)
+    if probe is not None and probe.answered:
+        tags.update(dict(probe.tags))
+        return replace(probe.member, name=name, **etcd_facts, **tag_fields(tags))
+    if record is not None:
         fields = dict(role=Role.parse(record.role), timeline=record.timeline, term=record.term,
                       flush_lsn=record.flush_lsn, replay_lsn=record.replay_lsn,
                       streaming=record.streaming, upstream=record.upstream, fenced=record.fenced,
                       needs_reclone=record.needs_reclone)
     else:
         fields = dict(role=Role.UNKNOWN)
-    if record is not None:
-        fields["highest_term"] = record.highest_term
-    return MemberView(name=name, reachable=answered, agent_up=not refused,
-                      nofailover=_truthy(tags.get("nofailover", False)),
-                      priority=_int(tags.get("priority", 0)),
-                      has_member_key=record is not None, **fields)
+    refused = probe is not None and probe.outcome is ProbeOutcome.REFUSED
+    return MemberView(name=name, reachable=False, agent_up=not refused, **etcd_facts,
+                      **tag_fields(tags), **fields)
 
 
 def sync_view(view: ClusterView) -> SyncView | None:

@@ -13,10 +13,41 @@ class Role(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ROLE_PRIMARY: _ClassVar[Role]
     ROLE_STANDBY: _ClassVar[Role]
     ROLE_STOPPED: _ClassVar[Role]
+
+class ErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ERROR_REASON_UNSPECIFIED: _ClassVar[ErrorReason]
+    ERROR_REASON_INVALID_ARGUMENT: _ClassVar[ErrorReason]
+    ERROR_REASON_REFUSED: _ClassVar[ErrorReason]
+    ERROR_REASON_STALE_TERM: _ClassVar[ErrorReason]
+    ERROR_REASON_WRONG_ROLE: _ClassVar[ErrorReason]
+    ERROR_REASON_FENCED: _ClassVar[ErrorReason]
+    ERROR_REASON_NEEDS_RECLONE: _ClassVar[ErrorReason]
+    ERROR_REASON_WAL_REMOVED: _ClassVar[ErrorReason]
+    ERROR_REASON_MUST_REWIND: _ClassVar[ErrorReason]
+    ERROR_REASON_CORRUPT_WAL: _ClassVar[ErrorReason]
+    ERROR_REASON_ENGINE_ERROR: _ClassVar[ErrorReason]
+    ERROR_REASON_DCS_UNAVAILABLE: _ClassVar[ErrorReason]
+    ERROR_REASON_LEASE_LOST: _ClassVar[ErrorReason]
+    ERROR_REASON_INTERNAL: _ClassVar[ErrorReason]
 ROLE_UNSPECIFIED: Role
 ROLE_PRIMARY: Role
 ROLE_STANDBY: Role
 ROLE_STOPPED: Role
+ERROR_REASON_UNSPECIFIED: ErrorReason
+ERROR_REASON_INVALID_ARGUMENT: ErrorReason
+ERROR_REASON_REFUSED: ErrorReason
+ERROR_REASON_STALE_TERM: ErrorReason
+ERROR_REASON_WRONG_ROLE: ErrorReason
+ERROR_REASON_FENCED: ErrorReason
+ERROR_REASON_NEEDS_RECLONE: ErrorReason
+ERROR_REASON_WAL_REMOVED: ErrorReason
+ERROR_REASON_MUST_REWIND: ErrorReason
+ERROR_REASON_CORRUPT_WAL: ErrorReason
+ERROR_REASON_ENGINE_ERROR: ErrorReason
+ERROR_REASON_DCS_UNAVAILABLE: ErrorReason
+ERROR_REASON_LEASE_LOST: ErrorReason
+ERROR_REASON_INTERNAL: ErrorReason
 
 class StandbyStatus(_message.Message):
     __slots__ = ("name", "sent_lsn", "write_lsn", "flush_lsn", "replay_lsn", "send_lag_bytes", "flush_lag_bytes", "replay_lag_bytes", "write_lag_s", "flush_lag_s", "replay_lag_s", "sync_state")

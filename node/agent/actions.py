@@ -17,6 +17,7 @@ from walrus_ha.node.agent.port import AgentPort, RepointRequest, TermRequest
 from walrus_ha.node.agent.reconcile import Decision
 from walrus_ha.node.agent.status import AgentState
 from walrus_ha.node.engine.base import Discarded, RejoinMethod, Role, Upstream
+from walrus_ha.common import errors
 from walrus_ha.common.errors import DcsUnavailable, LeaseLost, StaleTerm, WalrusError
 from walrus_ha.common.log import log_event
 from walrus_ha.common.lsn import format_lsn
@@ -25,7 +26,7 @@ from walrus_ha.common.records import ClusterView
 log = logging.getLogger(__name__)
 
 
-class Refused(WalrusError):
+class Refused(errors.Refused):
     """The request cannot be done in the node's current state (FAILED_PRECONDITION)."""
 
 

@@ -10,13 +10,14 @@ from walrus_ha.node.engine.base import Upstream
 from walrus_ha.node.engine.convert import engine_status_to_pb
 from walrus_ha.protos import node_agent_pb2
 from walrus_ha.common.config import parse_address
+from walrus_ha.common.errors import InvalidArgument
 from walrus_ha.common.names import name_problem
 
 MAX_ADDRESS = 300     # host:port; longer is a mistake (and would not fit an error sentence)
 MAX_REASON = 1000     # Promote/Demote reason: logged and published in the member's state
 
 
-class BadRequest(ValueError):
+class BadRequest(InvalidArgument):
     """A request argument is invalid; the message is a sentence for the caller."""
 
 

@@ -2,10 +2,12 @@
 ``grpc.health.v1`` Health service, both on the agent's ``agent_listen``.
 
 Thin: requests are converted and validated in ``convert``, the work is done
-by ``actions`` on the ``NodeAgent``, and errors become status codes here:
-INVALID_ARGUMENT (bad argument), FAILED_PRECONDITION (stale term, wrong role,
-leader key held elsewhere), UNAVAILABLE (etcd unreachable, engine fenced),
-INTERNAL (any other engine failure). Every message is a sentence.
+by ``actions`` on the ``NodeAgent``, and errors become a status code plus a
+reason code by the one table of ``common.rpcerrors``: INVALID_ARGUMENT (bad
+argument), FAILED_PRECONDITION (stale term, wrong role, refused in this
+state, e.g. leader key held elsewhere), UNAVAILABLE (etcd unreachable, lease
+lost, engine fenced), INTERNAL (any other engine failure, or a bug). Every
+message is a sentence.
 """
 from __future__ import annotations
 
@@ -13,15 +15,13 @@ import logging
 import threading
 from typing import Callable
 
-import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from walrus_ha.node.agent import actions, convert
 from walrus_ha.node.agent.agent import NodeAgent
 from walrus_ha.protos import node_agent_pb2, node_agent_pb2_grpc
-from walrus_ha.common import grpcutil
-from walrus_ha.common.errors import (DcsUnavailable, EngineError, Fenced, LeaseLost, NeedsReclone, StaleTerm,
-                           WalrusError, WrongRole)
+from walrus_ha.common import grpcutil, rpcerrors
+from walrus_ha.common.errors import InvalidArgument, WalrusError
 from walrus_ha.common.log import log_event
 
 log = logging.getLogger(__name__)
@@ -29,18 +29,6 @@ log = logging.getLogger(__name__)
 MIN_WATCH_INTERVAL_S = 0.02
 MAX_WATCH_INTERVAL_S = 3600.0
 SERVICE_NAME = "walrus.v1.NodeAgent"
-
-
-def _code_for(exc: WalrusError) -> grpc.StatusCode:
-    if isinstance(exc, convert.BadRequest):
-        return grpc.StatusCode.INVALID_ARGUMENT
-    if isinstance(exc, (StaleTerm, actions.Refused, WrongRole, NeedsReclone)):
-        return grpc.StatusCode.FAILED_PRECONDITION
-    if isinstance(exc, (DcsUnavailable, LeaseLost, Fenced)):
-        return grpc.StatusCode.UNAVAILABLE
-    if isinstance(exc, EngineError):
-        return grpc.StatusCode.INTERNAL
-    return grpc.StatusCode.UNKNOWN
 
 
 class NodeAgentServicer(node_agent_pb2_grpc.NodeAgentServicer):
@@ -58,9 +46,9 @@ class NodeAgentServicer(node_agent_pb2_grpc.NodeAgentServicer):
 
     def WatchStatus(self, request, context):
         if not 0 <= request.min_interval_s <= MAX_WATCH_INTERVAL_S:    # also refuses NaN
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                          f"min_interval_s must be between 0 and {MAX_WATCH_INTERVAL_S:g} seconds, "
-                          f"not {request.min_interval_s!r}")
+            rpcerrors.abort(context, InvalidArgument(
+                f"min_interval_s must be between 0 and {MAX_WATCH_INTERVAL_S:g} seconds, "
+                f"not {request.min_interval_s!r}"))
         interval = max(MIN_WATCH_INTERVAL_S, request.min_interval_s)
         ended = threading.Event()
         context.add_callback(ended.set)
@@ -86,14 +74,14 @@ class NodeAgentServicer(node_agent_pb2_grpc.NodeAgentServicer):
         try:
             changed, detail = fn()
         except convert.BadRequest as exc:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{what}: {exc}")
+            rpcerrors.abort(context, exc, f"{what}: {exc}")
         except WalrusError as exc:
-            code = _code_for(exc)
-            log_event(log, "rpc.refused", logging.WARNING, rpc=what, code=code.name, error=exc)
-            context.abort(code, f"{what}: {exc}")
+            code, reason = rpcerrors.status_for(exc)
+            log_event(log, "rpc.refused", logging.WARNING, rpc=what, code=code.name, reason=reason.name, error=exc)
+            rpcerrors.abort(context, exc, f"{what}: {exc}")
         except Exception as exc:       # a bug or an unmapped OS error: still one clear sentence
             log.exception("%s failed unexpectedly", what)
-            context.abort(grpc.StatusCode.INTERNAL, f"{what}: unexpected {type(exc).__name__}: {exc}")
+            rpcerrors.abort(context, exc, f"{what}: unexpected {type(exc).__name__}: {exc}")
         log_event(log, "rpc.done", rpc=what, changed=changed, detail=detail)
         return convert.reply_to_pb(changed, detail, self.agent.status())
 

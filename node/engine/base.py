@@ -5,6 +5,8 @@ the same contract suite (``tests/node/engine/test_engine_contract.py``). Every
 operation is idempotent: asking for the state the engine is already in is a
 no-op that returns normally. Errors are the project's own (``common.errors``):
 ``WrongRole``, ``StaleTerm``, ``NeedsReclone``, ``Fenced``, ``EngineError``.
+``Role`` and ``SyncMethod`` are ``common.status``'s, shared with the etcd
+records and the orchestrator; an engine never reports ``Role.UNKNOWN``.
 """
 from __future__ import annotations
 
@@ -13,11 +15,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-
-class Role(enum.Enum):
-    PRIMARY = "primary"
-    STANDBY = "standby"
-    STOPPED = "stopped"
+from walrus_ha.common.status import Role, SyncMethod  # re-exported: the engine's status speaks them
 
 
 class CommitLevel(enum.Enum):
@@ -27,11 +25,6 @@ class CommitLevel(enum.Enum):
     REMOTE_WRITE = "remote_write"
     ON = "on"
     REMOTE_APPLY = "remote_apply"
-
-
-class SyncMethod(enum.Enum):
-    FIRST = "first"
-    ANY = "any"
 
 
 _SYNC_RE = re.compile(r"^\s*(FIRST|ANY)\s+(\d+)\s*\(([^)]*)\)\s*$", re.IGNORECASE)

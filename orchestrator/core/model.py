@@ -35,7 +35,9 @@ Decision (output)
   ``transition`` (``previous -> state`` record, None when unchanged).
 
 Enums are stored/sent as their ``.value`` strings, which match
-``common.records`` (``"primary"``, ``"first"``, ``"failover"``).
+``common.records`` (``"primary"``, ``"first"``, ``"failover"``). ``Role`` and
+``SyncMethod`` are ``common.status``'s: one definition for the engine, the
+records and the core.
 """
 from __future__ import annotations
 
@@ -43,30 +45,9 @@ import enum
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Mapping
 
+from walrus_ha.common.status import Role, SyncMethod
 from walrus_ha.orchestrator.core.requests import RequestOutcome, SwitchoverRequest
 from walrus_ha.orchestrator.core.states import State, Transition
-
-
-class Role(enum.Enum):
-    """A member's engine role (values match ``node.engine.base.Role``)."""
-    PRIMARY = "primary"
-    STANDBY = "standby"
-    STOPPED = "stopped"
-    UNKNOWN = "unknown"
-
-    @classmethod
-    def parse(cls, text: str) -> "Role":
-        """The role for ``text``; UNKNOWN for anything unrecognised."""
-        try:
-            return cls(str(text).lower())
-        except ValueError:
-            return cls.UNKNOWN
-
-
-class SyncMethod(enum.Enum):
-    """``FIRST n (...)`` or ``ANY n (...)`` (values match ``common.records``)."""
-    FIRST = "first"
-    ANY = "any"
 
 
 class OperationKind(enum.Enum):

@@ -1,6 +1,8 @@
 """The executor: core actions -> agent RPCs / etcd writes (fakes: pure logic only)."""
 from __future__ import annotations
 
+import socket
+
 import grpc
 import pytest
 
@@ -12,6 +14,7 @@ from walrus_ha.orchestrator.executor import Executor
 from walrus_ha.protos import node_agent_pb2
 from walrus_ha.common.errors import DcsUnavailable
 from walrus_ha.common.records import ClusterView, LeaderRecord, MemberRecord, SyncRecord
+from walrus_ha.tools.etcd_server import free_port
 
 
 class FakeRpcError(grpc.RpcError):
@@ -45,11 +48,15 @@ class FakeStub:
 
 
 class FakeStubs:
-    def __init__(self, **stubs):
+    def __init__(self, addresses=None, **stubs):
         self.stubs = stubs
+        self.addresses = addresses or {}
 
     def stub(self, name):
         return self.stubs.get(name)
+
+    def address(self, name):
+        return self.addresses.get(name, "")
 
 
 class FakeDcs:
@@ -113,6 +120,25 @@ def test_unavailable_forever_gives_up():
     stub = FakeStub([FakeRpcError(grpc.StatusCode.UNAVAILABLE, "down")] * 1000)
     out = make(FakeStubs(b=stub)).execute(Promote(member="b", term=4), VIEW)
     assert not out.ok and "UNAVAILABLE" in out.detail and len(stub.calls) < 1000
+
+
+def test_a_refused_port_is_not_retried():
+    # Decided by a real TCP connect to the agent's (closed) port, not by the message.
+    stub = FakeStub([FakeRpcError(grpc.StatusCode.UNAVAILABLE, "Socket closed")] * 1000)
+    stubs = FakeStubs(addresses={"b": f"127.0.0.1:{free_port()}"}, b=stub)
+    out = make(stubs).execute(Promote(member="b", term=4), VIEW)
+    assert not out.ok and "refused the connection" in out.detail and len(stub.calls) == 1
+
+
+def test_the_words_connection_refused_do_not_make_an_agent_dead():
+    with socket.socket() as listening:          # the port accepts: the agent is not provably down
+        listening.bind(("127.0.0.1", 0))
+        listening.listen(8)
+        stub = FakeStub([FakeRpcError(grpc.StatusCode.UNAVAILABLE, "failed to connect: Connection refused"),
+                         node_agent_pb2.ActionReply(changed=True, detail="ok")])
+        stubs = FakeStubs(addresses={"b": f"127.0.0.1:{listening.getsockname()[1]}"}, b=stub)
+        out = make(stubs).execute(Promote(member="b", term=4), VIEW)
+    assert out.ok and len(stub.calls) == 2
 
 
 def test_stale_term_is_not_retried():

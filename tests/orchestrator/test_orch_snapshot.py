@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import pytest
 
-from walrus_ha.node.engine.base import EngineStatus, Role as EngineRole
+from walrus_ha.orchestrator.convert import probe_from_pb
 from walrus_ha.orchestrator.core.model import FailoverState, OperationKind, Phase, Role, SyncMethod
-from walrus_ha.orchestrator.probe import AgentProbe, AgentStatus, ProbeOutcome
+from walrus_ha.orchestrator.probe import AgentProbe, ProbeOutcome
 from walrus_ha.orchestrator.snapshot import (PrimaryLsnTracker, agent_addresses, build_snapshot, core_config,
                                    member_view)
 from walrus_ha.orchestrator.config import OrchestratorConfig
 from walrus_ha.common.records import ClusterView, LeaderRecord, MemberRecord, SyncRecord
+from walrus_ha.protos import common_pb2, node_agent_pb2
 
 
 def record(name, **kw):
@@ -21,11 +22,12 @@ def record(name, **kw):
 
 
 def answered(name, tags=(), **engine):
-    base = dict(role=EngineRole.STANDBY, timeline=3, term=3, flush_lsn=500, replay_lsn=450,
+    """An agent's ``NodeStatus`` as the orchestrator receives it, through its one converter."""
+    base = dict(role=common_pb2.ROLE_STANDBY, timeline=3, term=3, flush_lsn=500, replay_lsn=450,
                 streaming=True, upstream="a@127.0.0.1:1")
     base.update(engine)
-    status = AgentStatus(name=name, engine=EngineStatus(**base), tags=tuple(tags))
-    return AgentProbe(name, "127.0.0.1:9", ProbeOutcome.ANSWERED, status)
+    msg = node_agent_pb2.NodeStatus(name=name, engine=common_pb2.EngineStatus(**base), tags=dict(tags))
+    return probe_from_pb(name, "127.0.0.1:9", msg)
 
 
 def failed(name, outcome):
@@ -53,8 +55,13 @@ def failed(name, outcome):
                  dict(nofailover=True, priority=5), id="tags-from-member-key"),
     pytest.param(record("b"), answered("b", tags=(("nofailover", "true"), ("priority", "-3"))),
                  dict(nofailover=True, priority=-3), id="string-tags-from-agent"),
-    pytest.param(record("b", role="primary"), answered("b", role=EngineRole.PRIMARY, sync_standbys="FIRST 1 (c)"),
+    pytest.param(record("b", role="primary"), answered("b", role=common_pb2.ROLE_PRIMARY, sync_standbys="FIRST 1 (c)"),
                  dict(role=Role.PRIMARY, sync_applied="FIRST 1 (c)"), id="primary-with-applied-sync"),
+    pytest.param(record("b", tags={"priority": 5}, highest_term=7), answered("b", tags=(("nofailover", "false"),)),
+                 dict(priority=5, nofailover=False, highest_term=7, has_member_key=True, flush_lsn=500),
+                 id="answer-keeps-what-only-etcd-knows"),
+    pytest.param(record("b"), answered("b", role=common_pb2.ROLE_UNSPECIFIED),
+                 dict(role=Role.STOPPED, reachable=True), id="unspecified-role-reads-as-stopped"),
 ])
 def test_member_view(rec, probe, expect):
     m = member_view("b", rec, probe)

@@ -13,7 +13,7 @@ from typing import Callable, Iterator
 import grpc
 
 from walrus_ha.protos import cluster_pb2, cluster_pb2_grpc, node_agent_pb2, node_agent_pb2_grpc
-from walrus_ha.common import grpcutil
+from walrus_ha.common import grpcutil, rpcerrors
 from walrus_ha.common.errors import WalrusError
 
 # Reconnect fast: a restarted or newly promoted peer must be reachable within
@@ -34,12 +34,15 @@ class ClusterUnavailable(WalrusError):
 
 
 class OperationRefused(WalrusError):
-    """An orchestrator answered with an error status (bad argument, wrong state)."""
+    """An orchestrator answered with an error status (bad argument, wrong
+    state); ``reason`` is its reason code (``common.rpcerrors``)."""
 
-    def __init__(self, code: grpc.StatusCode, detail: str, address: str):
+    def __init__(self, code: grpc.StatusCode, detail: str, address: str,
+                 reason: rpcerrors.Reason = rpcerrors.Reason.UNSPECIFIED):
         super().__init__(f"{address} refused: {code.name}: {detail}")
         self.code = code
         self.detail = detail
+        self.reason = reason
 
 
 class ClusterClient:
@@ -81,7 +84,7 @@ class ClusterClient:
                 if code in _RETRY_NEXT:
                     errors.append(f"{address}: {code.name}")
                     continue
-                raise OperationRefused(code, exc.details() or "", address) from None
+                raise OperationRefused(code, exc.details() or "", address, rpcerrors.reason_of(exc)) from None
             self._prefer(address)
             return reply
         raise ClusterUnavailable(f"no orchestrator answered {method} ({'; '.join(errors)})")

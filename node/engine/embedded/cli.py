@@ -20,15 +20,14 @@ import signal
 import sys
 import threading
 
-import grpc
-
 from walrus_ha.node.config import EmbeddedConfig
 from walrus_ha.node.engine.base import Role, SyncSpec, Upstream
 from walrus_ha.node.engine.convert import engine_status_to_pb
 from walrus_ha.protos import node_agent_pb2, node_agent_pb2_grpc
 from walrus_ha.common import log as wlog
+from walrus_ha.common import rpcerrors
 from walrus_ha.common.config import from_dict, parse_address
-from walrus_ha.common.errors import ConfigError, EngineError, Fenced, NeedsReclone, StaleTerm, WrongRole
+from walrus_ha.common.errors import ConfigError, EngineError, StaleTerm
 from walrus_ha.common.lsn import format_lsn
 
 
@@ -92,11 +91,9 @@ class EngineControlServicer(node_agent_pb2_grpc.NodeAgentServicer):
         try:
             detail = fn()
         except StaleTerm as exc:
-            context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"stale term: {exc}")
-        except (WrongRole, NeedsReclone, Fenced) as exc:
-            context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
-        except EngineError as exc:
-            context.abort(grpc.StatusCode.INTERNAL, str(exc))
+            rpcerrors.abort(context, exc, f"stale term: {exc}")
+        except EngineError as exc:      # code and reason: the one table (common.rpcerrors)
+            rpcerrors.abort(context, exc)
         return node_agent_pb2.ActionReply(changed=True, detail=str(detail or ""), status=self._status())
 
     def GetStatus(self, request, context):

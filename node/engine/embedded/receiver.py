@@ -8,7 +8,7 @@ by this feedback, so it is sent the moment each step finishes.
 ``WalReceiver`` runs one thread: connect to the upstream's ``WalStream``,
 check the timeline history (a standby whose WAL went past the fork point
 rewinds itself, or reports ``needs_reclone`` when it cannot; so does one
-refused with ``REWIND_MARK``, to the LSN the upstream names), then run the
+refused with reason MUST_REWIND, to the LSN the upstream names), then run the
 stream as a coroutine on the engine's event loop (``aio.py``; the thread
 waits for it): ``StartReplication`` from its own WAL end, then verify + write
 + fsync every chunk and report. Feedback is written by one writer task that
@@ -34,12 +34,12 @@ import grpc
 
 from walrus_ha.node.engine.base import Upstream
 from walrus_ha.node.engine.embedded.aio import LoopSignal, LoopThread
-from walrus_ha.node.engine.embedded.sender import NEEDS_RECLONE_MARK, REWIND_LSN_KEY, REWIND_MARK
+from walrus_ha.node.engine.embedded.sender import REWIND_LSN_KEY
 from walrus_ha.node.engine.embedded.timeline import HistoryEntry, TimelineHistory, find_divergence
 from walrus_ha.node.engine.embedded.wal import SHIP_AHEAD
 from walrus_ha.protos import walstream_pb2, walstream_pb2_grpc
-from walrus_ha.common import grpcutil
-from walrus_ha.common.errors import CorruptWal, EngineError, NeedsReclone, StaleTerm
+from walrus_ha.common import grpcutil, rpcerrors
+from walrus_ha.common.errors import CorruptWal, EngineError, MustRewind, NeedsReclone, StaleTerm, WalRemoved
 from walrus_ha.common.log import log_event
 from walrus_ha.common.lsn import format_lsn
 
@@ -209,12 +209,13 @@ class WalReceiver:
                 if self._stop.is_set():
                     break
                 detail = exc.details() or str(exc.code())
-                if exc.code() == grpc.StatusCode.FAILED_PRECONDITION and NEEDS_RECLONE_MARK in detail:
+                refusal = rpcerrors.error_from_rpc(exc, str(self.upstream))    # by its reason code
+                if isinstance(refusal, (NeedsReclone, WalRemoved)):
                     self.engine.mark_needs_reclone(detail)
                     self._give_up(detail)
                     return
                 self.error = f"{exc.code().name}: {detail}"
-                if exc.code() == grpc.StatusCode.FAILED_PRECONDITION and REWIND_MARK in detail:
+                if isinstance(refusal, MustRewind):
                     if not self._rewind_tail(exc, detail):
                         return
             except (EngineError, OSError) as exc:

@@ -7,8 +7,8 @@ synchronous commit lets it read up to that commit's record first
 primary's fdatasync overlaps the standby's. The chunks are byte-exact copies
 of the primary's log. A primary that crashed may have lost such a tail; it
 then writes a SKIP record over those LSNs (``Storage.skip_lost_tail``), and a
-standby whose WAL ends inside that SKIP record is refused with ``REWIND_MARK``
-and the SKIP record's start (trailing metadata ``REWIND_LSN_KEY``): it
+standby whose WAL ends inside that SKIP record is refused with reason
+MUST_REWIND and the SKIP record's start (trailing metadata ``REWIND_LSN_KEY``): it
 rewinds to there and asks again. A start inside any other record is refused
 without a rewind (corrupt WAL here, or a different history).
 
@@ -47,11 +47,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_CHUNK = 512 * 1024
-# The sentence a refusal carries when WAL cannot help the standby; the
-# receiver looks for it to set ``needs_reclone``.
+# Words for people in a refusal when WAL cannot help the standby ...
 NEEDS_RECLONE_MARK = "needs a re-clone"
-# ... and the one that tells it to drop the tail a crashed primary lost (the
-# exact LSN travels in the trailing metadata key REWIND_LSN_KEY).
+# ... and when it must drop the tail a crashed primary lost. The receiver
+# decides by the reason code (NEEDS_RECLONE / MUST_REWIND, common.rpcerrors),
+# never by these words; the exact LSN travels in the trailing metadata key
+# REWIND_LSN_KEY.
 REWIND_MARK = "rewind its unconfirmed tail"
 REWIND_LSN_KEY = "walrus-rewind-lsn"
 KEEPALIVE_S = 1.0

@@ -10,6 +10,9 @@ Limits and errors (the client-facing contract):
 * a standby refuses writes: FAILED_PRECONDITION naming its primary.
 * a fenced primary (or one past its lease deadline): UNAVAILABLE with the
   fence reason; the write may or may not be durable, it is never acknowledged.
+* every error also carries its reason code in the trailing metadata
+  ``walrus-reason`` (``common.rpcerrors``: INVALID_ARGUMENT, WRONG_ROLE,
+  FENCED, ENGINE_ERROR, ...); classify by it, not by the sentence.
 * reads are served by every role; on a standby ``GetReply.lag_bytes`` /
   ``lag_s`` say how far behind the primary the answer is.
 * ``WriteStream``: the same writes pipelined on one bidirectional stream;
@@ -22,13 +25,12 @@ from __future__ import annotations
 
 from typing import Protocol
 
-import grpc
-
 from walrus_ha.node.config import EmbeddedConfig
 from walrus_ha.node.engine.base import CommitLevel
 from walrus_ha.node.engine.embedded.writes import ReadResult, WriteResult
 from walrus_ha.protos import store_pb2, store_pb2_grpc
-from walrus_ha.common.errors import EngineError, Fenced, WrongRole
+from walrus_ha.common import rpcerrors
+from walrus_ha.common.errors import EngineError, InvalidArgument, WrongRole
 
 MAX_BATCH_OPS = 10_000
 
@@ -42,7 +44,7 @@ _LEVELS = {
 }
 
 
-class BadArgument(ValueError):
+class BadArgument(InvalidArgument):
     """A request argument is invalid; the message is the client's sentence."""
 
 
@@ -108,12 +110,8 @@ class StoreServicer(store_pb2_grpc.StoreServicer):
     async def _write(self, context, ops, level):
         try:
             res = await self._engine.write_async(ops, level)
-        except WrongRole as exc:
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
-        except Fenced as exc:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
-        except EngineError as exc:
-            await context.abort(grpc.StatusCode.INTERNAL, str(exc))
+        except EngineError as exc:      # wrong role, fenced, ...: the one table (common.rpcerrors)
+            await rpcerrors.abort_async(context, exc)
         return store_pb2.WriteReply(lsn=res.lsn, timeline=res.timeline, term=res.term)
 
     def _parse(self, req: store_pb2.WriteRequest) -> tuple[list[tuple[bytes, bytes | None]], CommitLevel | None]:
@@ -137,7 +135,7 @@ class StoreServicer(store_pb2_grpc.StoreServicer):
             try:
                 ops, level = self._parse(req)
             except BadArgument as exc:
-                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"write {req.id}: {exc}")
+                await rpcerrors.abort_async(context, exc, f"write {req.id}: {exc}")
             yield store_pb2.WriteStreamReply(id=req.id, reply=await self._write(context, ops, level))
 
     async def Put(self, request, context):
@@ -146,7 +144,7 @@ class StoreServicer(store_pb2_grpc.StoreServicer):
             check_value(request.value, self._max_value)
             level = level_from_proto(request.level)
         except BadArgument as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            await rpcerrors.abort_async(context, exc)
         return await self._write(context, [(request.key, request.value)], level)
 
     async def Delete(self, request, context):
@@ -154,7 +152,7 @@ class StoreServicer(store_pb2_grpc.StoreServicer):
             check_key(request.key, self._max_key)
             level = level_from_proto(request.level)
         except BadArgument as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            await rpcerrors.abort_async(context, exc)
         return await self._write(context, [(request.key, None)], level)
 
     async def Batch(self, request, context):
@@ -162,17 +160,17 @@ class StoreServicer(store_pb2_grpc.StoreServicer):
             ops = ops_from_batch(request, self._max_key, self._max_value)
             level = level_from_proto(request.level)
         except BadArgument as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            await rpcerrors.abort_async(context, exc)
         return await self._write(context, ops, level)
 
     async def Get(self, request, context):
         try:
             check_key(request.key, self._max_key)
         except BadArgument as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            await rpcerrors.abort_async(context, exc)
         try:
             res = self._engine.read(request.key)
         except WrongRole as exc:
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+            await rpcerrors.abort_async(context, exc)
         return store_pb2.GetReply(found=res.found, value=res.value or b"", replay_lsn=res.replay_lsn,
                                   lag_bytes=res.lag_bytes, lag_s=res.lag_s, role=res.role)

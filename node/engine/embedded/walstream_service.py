@@ -8,21 +8,22 @@ valid member name as standby name (``common.names``; it names a slot), and
 feedback may not report LSNs past what was sent (else INVALID_ARGUMENT,
 nothing created or advanced); a refused stream (stale term,
 not a primary, lost slot, removed WAL, diverged timeline) gets
-FAILED_PRECONDITION; when the standby cannot catch up from WAL the sentence
-contains ``NEEDS_RECLONE_MARK``, which the receiver turns into
-``needs_reclone`` in its status; when it must drop a tail this node shipped
-ahead and lost, ``REWIND_MARK`` with the LSN in the trailing metadata
-``REWIND_LSN_KEY`` (the receiver rewinds to it and asks again).
+FAILED_PRECONDITION with a reason code (``common.rpcerrors``): NEEDS_RECLONE
+when the standby cannot catch up from WAL (the receiver turns it into
+``needs_reclone`` in its status), MUST_REWIND when it must drop a tail this
+node shipped ahead and lost, with the LSN in the trailing metadata
+``REWIND_LSN_KEY`` (the receiver rewinds to it and asks again), REFUSED
+otherwise. The sentences say the same for people; nothing parses them.
 """
 from __future__ import annotations
 
 import asyncio
 from typing import Protocol
 
-import grpc
-
 from walrus_ha.node.engine.embedded.sender import NEEDS_RECLONE_MARK, REWIND_LSN_KEY, SenderRefused, WalSender
 from walrus_ha.protos import walstream_pb2, walstream_pb2_grpc
+from walrus_ha.common import rpcerrors
+from walrus_ha.common.errors import InvalidArgument, MustRewind, NeedsReclone, Refused, WalrusError
 from walrus_ha.common.names import name_problem
 
 BACKUP_CHUNK = 1 << 20
@@ -33,6 +34,16 @@ def refusal_text(exc: SenderRefused) -> str:
     if exc.needs_reclone and NEEDS_RECLONE_MARK not in text:
         text += f"; the standby {NEEDS_RECLONE_MARK}"
     return text
+
+
+def refusal_error(exc: SenderRefused) -> WalrusError:
+    """A sender's refusal as the project exception that carries its reason."""
+    text = refusal_text(exc)
+    if exc.needs_reclone:
+        return NeedsReclone(text)
+    if exc.rewind_to is not None:
+        return MustRewind(text)
+    return Refused(text)
 
 
 class WalStreamHost(Protocol):
@@ -65,16 +76,16 @@ class WalStreamServicer(walstream_pb2_grpc.WalStreamServicer):
         except StopAsyncIteration:
             return
         if first.WhichOneof("msg") != "start" or not first.start.standby_name:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                                "the first stream message must be StartReplication with a standby_name")
+            await rpcerrors.abort_async(context, InvalidArgument(
+                "the first stream message must be StartReplication with a standby_name"))
         why = name_problem(first.start.standby_name, "standby_name")
         if why is not None:      # it names a lasting replication slot: nothing is created
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, why)
+            await rpcerrors.abort_async(context, InvalidArgument(why))
         try:
             sender = self._engine.open_sender(first.start)
         except SenderRefused as exc:
             meta = () if exc.rewind_to is None else ((REWIND_LSN_KEY, str(exc.rewind_to)),)
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, refusal_text(exc), trailing_metadata=meta)
+            await rpcerrors.abort_async(context, refusal_error(exc), extra=meta)
         context.add_done_callback(lambda _ctx: sender.stop())
         reader = asyncio.get_running_loop().create_task(sender.read_feedback(request_iterator),
                                                         name=f"walsender-fb-{sender.name}")
@@ -82,12 +93,12 @@ class WalStreamServicer(walstream_pb2_grpc.WalStreamServicer):
             async for msg in sender.messages():
                 yield msg
         except SenderRefused as exc:
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, refusal_text(exc))
+            await rpcerrors.abort_async(context, refusal_error(exc))
         finally:
             reader.cancel()
             self._engine.close_sender(sender)
         if sender.bad_feedback:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, sender.bad_feedback)
+            await rpcerrors.abort_async(context, InvalidArgument(sender.bad_feedback))
 
     def TimelineHistory(self, request, context):
         current, entries = self._engine.timeline_history()
@@ -98,14 +109,14 @@ class WalStreamServicer(walstream_pb2_grpc.WalStreamServicer):
 
     def BaseBackup(self, request, context):
         if not request.standby_name:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "BaseBackup needs a standby_name")
+            rpcerrors.abort(context, InvalidArgument("BaseBackup needs a standby_name"))
         why = name_problem(request.standby_name, "standby_name")
         if why is not None:      # it names a lasting replication slot: nothing is created
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, why)
+            rpcerrors.abort(context, InvalidArgument(why))
         try:
             lsn, timeline, term, data = self._engine.base_backup(request.standby_name)
         except SenderRefused as exc:
-            context.abort(grpc.StatusCode.FAILED_PRECONDITION, refusal_text(exc))
+            rpcerrors.abort(context, refusal_error(exc))
         view = memoryview(data)
         off = 0
         while True:

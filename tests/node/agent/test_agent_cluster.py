@@ -237,8 +237,9 @@ def test_etcd_outage_fences_the_primary(agents, etcd):
             except grpc.RpcError as exc:
                 return exc.code() == grpc.StatusCode.UNAVAILABLE
         wait_for(refused, timeout=TIMING["ttl"] + 20, what="primary fenced while etcd is unreachable")
-        st = a.status()
-        assert st.engine.fenced
+        # The engine refuses on its own at the lease deadline; the agent's next
+        # loop (it cannot renew) then fences it explicitly, which status shows.
+        wait_for(lambda: a.status().engine.fenced, timeout=10, what="agent fenced the engine")
         time.sleep(0.5)
         with pytest.raises(grpc.RpcError):
             a.put(b"still-during-outage", b"x", timeout=2)
