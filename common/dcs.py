@@ -219,7 +219,7 @@ class Dcs:
         except _Transient:
             raise DcsUnavailable(f"{what}: etcd unreachable within {budget:g}s (last error: {last_error[0]})") from None
 
-    def _txn(self, what: str, compare: list, success: list, failure: list = (),
+    def _txn(self, what: str, compare: list, success: list, failure: Sequence[Any] = (),
              deadline_s: float | None = None) -> etcdrpc.TxnResponse:
         req = etcdrpc.TxnRequest(compare=compare, success=success, failure=list(failure))
         return self.call(what, lambda ep, t: ep.kv.Txn(req, timeout=t), deadline_s)

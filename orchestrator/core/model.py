@@ -43,7 +43,8 @@ import enum
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Mapping
 
-from walrus_ha.orchestrator.core.requests import RequestOutcome, SwitchoverRequest
+from walrus_ha.orchestrator.core.requests import RequestOutcome as RequestOutcome
+from walrus_ha.orchestrator.core.requests import SwitchoverRequest as SwitchoverRequest
 from walrus_ha.orchestrator.core.states import State, Transition
 
 
