@@ -7,8 +7,9 @@ import pathlib
 import walrus_ha.orchestrator.core
 
 FORBIDDEN = {"grpc", "etcd3", "subprocess", "socket", "time", "threading", "random", "os", "asyncio",
-             "walrus_ha.protos", "walrus_ha.common.dcs", "walrus_ha.common.grpcutil", "logging", "datetime", "multiprocessing",
-             "signal", "select", "shutil", "tempfile", "urllib", "http", "requests", "psycopg", "walrus_ha.node"}
+             "walrus_ha.protos", "walrus_ha.common.dcs", "walrus_ha.common.grpcutil", "logging", "datetime",
+             "multiprocessing", "signal", "select", "shutil", "tempfile", "urllib", "http", "requests", "psycopg",
+             "walrus_ha.node"}
 CORE_DIR = pathlib.Path(walrus_ha.orchestrator.core.__file__).parent
 
 
