@@ -41,9 +41,10 @@ def test_core_imports_no_io() -> None:
 
 def test_core_imports_only_stdlib_and_itself() -> None:
     allowed_roots = {"__future__", "enum", "dataclasses", "typing", "walrus_ha"}
+    allowed_modules = {"collections.abc"}   # typing's abstract types, where ruff (UP035) wants them
     for p in CORE_DIR.glob("*.py"):
         for name in _imports(p):
-            assert name.split(".")[0] in allowed_roots, f"{p.name} imports {name}"
+            assert name in allowed_modules or name.split(".")[0] in allowed_roots, f"{p.name} imports {name}"
             if name.startswith("walrus_ha"):
                 assert name.startswith("walrus_ha.orchestrator.core"), f"{p.name} imports {name}"
 
