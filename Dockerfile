@@ -11,6 +11,9 @@ RUN apt-get update \
 ENV PATH="/usr/lib/postgresql/15/bin:${PATH}"
 
 WORKDIR /opt/walrus
+# Locked runtime dependencies first (a layer that changes only with the lock).
+COPY requirements-runtime.lock ./
+RUN pip install --no-cache-dir -r requirements-runtime.lock
 COPY pyproject.toml README.md ./
 COPY walrus_ha ./walrus_ha
 COPY protos ./protos
@@ -18,7 +21,7 @@ COPY common ./common
 COPY node ./node
 COPY orchestrator ./orchestrator
 COPY tools ./tools
-RUN pip install --no-cache-dir . && mkdir -p /var/lib/walrus /etc/walrus
+RUN pip install --no-cache-dir --no-deps . && pip check && mkdir -p /var/lib/walrus /etc/walrus
 
 VOLUME ["/var/lib/walrus"]
 # agent gRPC, engine data port (Store/WalStream or PostgreSQL), orchestrator gRPC

@@ -219,7 +219,7 @@ class Dcs:
         except _Transient:
             raise DcsUnavailable(f"{what}: etcd unreachable within {budget:g}s (last error: {last_error[0]})") from None
 
-    def _txn(self, what: str, compare: list, success: list, failure: list = (),
+    def _txn(self, what: str, compare: list, success: list, failure: Sequence[Any] = (),
              deadline_s: float | None = None) -> etcdrpc.TxnResponse:
         req = etcdrpc.TxnRequest(compare=compare, success=success, failure=list(failure))
         return self.call(what, lambda ep, t: ep.kv.Txn(req, timeout=t), deadline_s)
@@ -286,21 +286,11 @@ class Dcs:
         except LeaseLost:
             pass
 
-    def lease_ttl(self, lease_id: int, *, deadline_s: float | None = None) -> float:
-        """Remaining TTL of a lease without refreshing it (<= 0: gone)."""
-        req = etcdrpc.LeaseTimeToLiveRequest(ID=lease_id)
-        resp = self.call("lease ttl", lambda ep, t: ep.lease.LeaseTimeToLive(req, timeout=t), deadline_s)
-        return float(resp.TTL)
-
     # -- members ------------------------------------------------------------
     def put_member(self, lease_id: int, record: MemberRecord, *, deadline_s: float | None = None) -> None:
         """Write ``members/<name>`` bound to the lease. LeaseLost if the lease is gone."""
         req = etcdrpc.PutRequest(key=self.keys.member(record.name).encode(), value=encode(record), lease=lease_id)
         self.call(f"put member {record.name}", lambda ep, t: ep.kv.Put(req, timeout=t), deadline_s)
-
-    def delete_member(self, name: str, *, deadline_s: float | None = None) -> bool:
-        """Delete ``members/<name>``; True if it existed."""
-        return self.delete(self.keys.member(name), deadline_s=deadline_s)
 
     # -- leader -------------------------------------------------------------
     def acquire_leader(self, lease_id: int, record: LeaderRecord, expected_term: int, *,
@@ -392,17 +382,6 @@ class Dcs:
         kvs = resp.responses[0].response_range.kvs
         return bool(kvs) and kvs[0].value == encode(value) and kvs[0].lease == lease_id
 
-    def current_orchestrator(self, *, deadline_s: float | None = None) -> str | None:
-        """The active orchestrator's id, or None."""
-        value, _ = self._get(self.keys.orchestrator, deadline_s)
-        if value is None:
-            return None
-        try:
-            current = parse_json(value)
-        except MalformedRecord:
-            return None
-        return current if isinstance(current, str) else None
-
     # -- snapshot and watch -------------------------------------------------
     def read_view(self, *, deadline_s: float | None = None) -> ClusterView:
         """One consistent read (one revision) of the cluster prefix, history excluded."""
@@ -488,16 +467,6 @@ class Dcs:
             self.put(self.keys.pause, True, deadline_s=deadline_s)
         else:
             self.delete(self.keys.pause, deadline_s=deadline_s)
-
-    def request_switchover(self, leader: str, candidate: str = "", *, requested_by: str = "",
-                           scheduled_at: float | None = None, deadline_s: float | None = None) -> bool:
-        """Ask for a switchover away from ``leader`` (to ``candidate`` if given).
-
-        Create-if-absent: False if another request is pending.
-        """
-        value = {"leader": leader, "candidate": candidate, "requested_by": requested_by,
-                 "scheduled_at": scheduled_at, "requested_at": time.time()}
-        return self.cas_put(self.keys.switchover, value, 0, deadline_s=deadline_s)
 
     def clear_switchover(self, *, deadline_s: float | None = None) -> bool:
         return self.delete(self.keys.switchover, deadline_s=deadline_s)

@@ -339,7 +339,9 @@ class ClusterService(cluster_pb2_grpc.ClusterServicer):
             _, leader, writable = self.leaders.current()
         except (DcsUnavailable, LeaseLost) as exc:
             _abort_unavailable(context, exc)
-        mine = (lambda rec: isinstance(rec, dict) and rec.get("requested_at") == request.requested_at)
+
+        def mine(rec: object) -> bool:
+            return isinstance(rec, dict) and rec.get("requested_at") == request.requested_at
         reply = cluster_pb2.OperationStatus(pending=mine(pending), leader=leader_to_pb(leader, writable))
         if mine(ended):
             reply.outcome, reply.reason = str(ended.get("outcome", "")), str(ended.get("reason", ""))

@@ -75,7 +75,7 @@ def run(rounds: int) -> tuple[list[float], list[float], list[float], list[str]]:
         for term in range(1, rounds + 1):
             t0 = time.perf_counter()
             standby.promote(term)
-            t1 = _until(lambda: _write(standby, f"p{term}") is None)
+            t1 = _until(lambda: _write(standby, f"p{term}") is None)  # noqa: B023 (called at once)
             promote_s.append(t1 - t0)
             tf = time.perf_counter()
             standby.fence("bench")
@@ -85,7 +85,7 @@ def run(rounds: int) -> tuple[list[float], list[float], list[float], list[str]]:
             new = Upstream(standby.name, standby.data_address)
             t2 = time.perf_counter()
             methods.append(primary.rejoin(new, term).value)
-            t3 = _until(lambda: primary.status().streaming)
+            t3 = _until(lambda: primary.status().streaming)  # noqa: B023 (called at once)
             rejoin_s.append(t3 - t2)
             print(f"round {term}: promote->first write {promote_s[-1] * 1000:.0f} ms, "
                   f"fence {fence_s[-1] * 1000:.0f} ms, "

@@ -281,7 +281,8 @@ def _get(q: "mp.Queue", procs: list, timeout: float, what: str):
                 return q.get(timeout=1.0)   # it may have reported just before exiting
             except queue.Empty:
                 p = dead[0]
-                raise RuntimeError(f"{p.name} (pid {p.pid}) exited with code {p.exitcode} while waiting for {what}")
+                raise RuntimeError(
+                    f"{p.name} (pid {p.pid}) exited with code {p.exitcode} while waiting for {what}") from None
         if time.monotonic() > deadline:
             raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}")
 

@@ -224,8 +224,8 @@ def main(argv: list[str] | None = None) -> int:
     for comp in circles:
         print("  " + " <-> ".join(comp))
     if args.modules:
-        for m, targets in sorted(g.edges.items()):
-            print(f"{m}: {', '.join(sorted(targets)) or '-'}")
+        for m, imported in sorted(g.edges.items()):
+            print(f"{m}: {', '.join(sorted(imported)) or '-'}")
     return 1 if up or circles else 0
 
 

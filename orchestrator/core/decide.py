@@ -249,6 +249,7 @@ def _switchover_start(snapshot: ClusterSnapshot, config: CoreConfig, now: float,
     if problem:
         state, actions, reason, _ = _healthy(snapshot, config, now, leader, lm)
         return state, [ClearSwitchover(problem)] + actions, problem, ranking
+    assert target is not None                     # else ``problem`` was set
     kind = OperationKind.FAILOVER if req.failover else OperationKind.SWITCHOVER
     reason = f"{kind.value} requested: {leader.name} -> {target}"
     fs = FailoverState(kind=kind, phase=Phase.DEMOTING, term=leader.term + 1, old_leader=leader.name,
@@ -321,7 +322,7 @@ def _leaderless(snapshot: ClusterSnapshot, config: CoreConfig, now: float) -> _S
     return state, actions, why, ranking
 
 
-def _failed(attempted: tuple[str, ...]) -> dict:
+def _failed(attempted: tuple[str, ...]) -> dict[str, tuple[Exclusion, str]]:
     return {n: (Exclusion.PROMOTE_FAILED, "an earlier promote of it timed out") for n in attempted}
 
 
@@ -333,6 +334,7 @@ def _pick(snapshot: ClusterSnapshot, config: CoreConfig, now: float, fs: Failove
     reach the old primary's final flush LSN (even if the old primary no longer
     answers); until then, or ``switchover_timeout``, it returns None."""
     best = ranking.get(ranking.winner)  # type: ignore[arg-type]
+    assert best is not None                       # the caller saw a winner
     preferred = fs.new_leader if fs is not None else ""
     if fs is None and snapshot.switchover is not None and snapshot.switchover.failover:
         preferred = snapshot.switchover.candidate

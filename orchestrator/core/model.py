@@ -45,8 +45,10 @@ import enum
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Mapping
 
-from walrus_ha.common.status import Role, SyncMethod
-from walrus_ha.orchestrator.core.requests import RequestOutcome, SwitchoverRequest
+from walrus_ha.common.status import Role as Role
+from walrus_ha.common.status import SyncMethod as SyncMethod
+from walrus_ha.orchestrator.core.requests import RequestOutcome as RequestOutcome
+from walrus_ha.orchestrator.core.requests import SwitchoverRequest as SwitchoverRequest
 from walrus_ha.orchestrator.core.states import State, Transition
 
 

@@ -189,8 +189,8 @@ def rank(snapshot: ClusterSnapshot, config: CoreConfig,
         ranked.append(replace(c, rank=i + 1, reason=reason))
     candidates = tuple(ranked + rejected)
     if not ranked:
-        why = "; ".join(f"{c.name}: {c.reason}" for c in rejected) or "no members"
-        return Ranking(candidates, None, f"no eligible candidate ({why})")
+        reasons = "; ".join(f"{c.name}: {c.reason}" for c in rejected) or "no members"
+        return Ranking(candidates, None, f"no eligible candidate ({reasons})")
     wait = _quorum_wait(snapshot, config, ranked)
     if wait:
         return Ranking(candidates, None, wait)

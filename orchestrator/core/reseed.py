@@ -111,8 +111,10 @@ def reseed_step(snapshot: ClusterSnapshot, config: CoreConfig, now: float) -> _S
                                          f"({who}), {waited:.1f}s so far"), ranking
         winner, why = ranking.winner, f"the last primary ({who}) did not come back within {config.reseed_wait:g}s"
     else:
+        assert lp is not None                     # ``here``
         winner, why = ranking.winner, f"the last primary {lp.name} answers"
         best, own = ranking.get(winner), ranking.get(lp.name)
+        assert best is not None                   # the ranking's winner is ranked
         if own is not None and own.eligible and (own.timeline, own.flush_lsn) >= (best.timeline, best.flush_lsn):
             winner = lp.name        # on a tie the last primary keeps leading: nobody has to rejoin
         if config.synchronous_mode and (best.timeline, best.flush_lsn) < (lp.timeline, lp.flush_lsn):
@@ -126,4 +128,6 @@ def reseed_step(snapshot: ClusterSnapshot, config: CoreConfig, now: float) -> _S
                        started_at=now, phase_since=now,
                        last_primary_lsn=lp.flush_lsn if lp is not None else reference_lsn(snapshot),
                        candidates=ranking.candidates, reason=reason)
-    return State.RESEEDING, [ReseedKeyspace(term, winner, sync_leader, reason), SaveFailoverState(fs)], reason, ranking
+    # ReseedKeyspace is not in model's Action union (model cannot import this module).
+    return State.RESEEDING, [ReseedKeyspace(term, winner, sync_leader, reason),  # type: ignore[list-item]
+                             SaveFailoverState(fs)], reason, ranking

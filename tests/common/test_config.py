@@ -73,7 +73,8 @@ def test_primary_write_failure_timeout(tmp_path):
     cfg = load_orchestrator_config(write(tmp_path, "id: o1\nprimary_write_failure_timeout: 0\n", "o0.yaml"))
     assert cfg.primary_write_failure_timeout == 0
     for bad in ("-1", "5000", "soon"):
-        with pytest.raises(ConfigError, match=r"o3\.yaml.*primary_write_failure_timeout|primary_write_failure_timeout.*o3\.yaml"):
+        with pytest.raises(ConfigError,
+                           match=r"o3\.yaml.*primary_write_failure_timeout|primary_write_failure_timeout.*o3\.yaml"):
             load_orchestrator_config(write(tmp_path, f"id: o1\nprimary_write_failure_timeout: {bad}\n", "o3.yaml"))
 
 

@@ -10,6 +10,7 @@ from walrus_ha.common.dcs import Dcs, parse_endpoints
 from walrus_ha.common.errors import DcsUnavailable, LeaseLost
 from walrus_ha.tools.etcd_server import free_port
 from walrus_ha.common.records import HistoryRecord, LeaderRecord, MemberRecord, SyncRecord
+from support_dcs import current_orchestrator, delete_member, lease_ttl, request_switchover
 
 pytestmark = pytest.mark.integration
 
@@ -51,7 +52,7 @@ def test_parse_endpoints_rejects(bad):
 def test_lease_grant_and_refresh(dcs):
     lease = dcs.grant_lease(5)
     assert 0 < dcs.refresh_lease(lease) <= 5
-    assert 0 < dcs.lease_ttl(lease) <= 5
+    assert 0 < lease_ttl(dcs, lease) <= 5
 
 
 def test_one_second_lease_expires_and_refresh_reports_lease_lost(dcs):
@@ -60,7 +61,7 @@ def test_one_second_lease_expires_and_refresh_reports_lease_lost(dcs):
     assert dcs.read_view().member("a") is not None
     # Poll without refreshing (a refresh would keep it alive).
     poll(lambda: dcs.read_view().member("a") is None)
-    assert dcs.lease_ttl(lease) <= 0
+    assert lease_ttl(dcs, lease) <= 0
     with pytest.raises(LeaseLost):
         dcs.refresh_lease(lease)
 
@@ -82,8 +83,8 @@ def test_member_put_and_delete(dcs):
     dcs.put_member(lease, MemberRecord("a", flush_lsn=5))
     dcs.put_member(lease, MemberRecord("a", flush_lsn=9))
     assert dcs.read_view().member("a").flush_lsn == 9
-    assert dcs.delete_member("a") is True
-    assert dcs.delete_member("a") is False
+    assert delete_member(dcs, "a") is True
+    assert delete_member(dcs, "a") is False
     assert dcs.read_view().members == ()
 
 
@@ -175,13 +176,13 @@ def test_claim_initialize_once(dcs):
 
 def test_campaign_and_current_orchestrator(dcs):
     l1, l2 = dcs.grant_lease(10), dcs.grant_lease(10)
-    assert dcs.current_orchestrator() is None
+    assert current_orchestrator(dcs) is None
     assert dcs.campaign("o1", l1) is True
     assert dcs.campaign("o2", l2) is False
     assert dcs.campaign("o1", l1) is True
-    assert dcs.current_orchestrator() == "o1"
+    assert current_orchestrator(dcs) == "o1"
     dcs.revoke_lease(l1)
-    assert dcs.current_orchestrator() is None
+    assert current_orchestrator(dcs) is None
     assert dcs.campaign("o2", l2) is True
 
 
@@ -194,7 +195,7 @@ def test_read_view_is_one_consistent_snapshot(dcs):
     assert dcs.set_sync(SyncRecord("first", 1, ("b",), "a", 1), 0)
     dcs.put(dcs.keys.config, {"ttl": 10})
     dcs.set_pause(True)
-    assert dcs.request_switchover("a", "b", requested_by="test")
+    assert request_switchover(dcs, "a", "b", requested_by="test")
     dcs.put_failover_state({"term": 2})
     dcs.campaign("o1", lease)
     dcs.put_history(HistoryRecord(1, new_leader="a"))

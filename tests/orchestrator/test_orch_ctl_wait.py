@@ -18,7 +18,8 @@ pytestmark = pytest.mark.integration
 
 
 def ctl(orch, *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "walrus_ha", "ctl", *args, "--orchestrators", orch.address, "--timeout", "10"],
+    return subprocess.run([sys.executable, "-m", "walrus_ha", "ctl", *args,
+                           "--orchestrators", orch.address, "--timeout", "10"],
                           capture_output=True, text=True, timeout=timeout)
 
 

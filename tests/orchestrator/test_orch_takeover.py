@@ -12,13 +12,14 @@ import pytest
 
 from orch_procs import history, procs, wait_for  # noqa: F401  (procs is a fixture)
 from walrus_ha.common.dcs import Dcs
+from support_dcs import current_orchestrator
 
 pytestmark = pytest.mark.integration
 
 
 def active(etcd, cluster):
     with Dcs([etcd.endpoint], cluster) as dcs:
-        return dcs.current_orchestrator()
+        return current_orchestrator(dcs)
 
 
 def failover_state(etcd, cluster):

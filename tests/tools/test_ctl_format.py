@@ -46,7 +46,9 @@ def test_leader_line():
 
 def test_orchestrator_addresses(tmp_path, monkeypatch):
     monkeypatch.delenv("WALRUS_ORCHESTRATORS", raising=False)
-    ns = lambda **kw: argparse.Namespace(**{"dir": None, "orchestrators": None, **kw})
+
+    def ns(**kw):
+        return argparse.Namespace(**{"dir": None, "orchestrators": None, **kw})
     assert ctl.orchestrator_addresses(ns(orchestrators="h:1, h:2")) == ["h:1", "h:2"]
     (tmp_path / "cluster.json").write_text(json.dumps({"orchestrators": ["127.0.0.1:9"]}))
     assert ctl.orchestrator_addresses(ns(dir=str(tmp_path))) == ["127.0.0.1:9"]

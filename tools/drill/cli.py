@@ -105,8 +105,9 @@ def _one_round(ctx: DrillContext, scenario: str, n: int) -> RoundResult:
         return SCENARIOS[scenario](ctx, n)
     except WalrusError as exc:
         _progress(f"round {n} failed: {exc}")
-        return RoundResult(round=n, scenario=scenario, old_primary=ctx.notes.get("old_primary", "?"), new_primary=None, rto_s=None,
-                           rejoin_s=None, acked_writes=0, lost_acked_writes=0, error=str(exc))
+        return RoundResult(round=n, scenario=scenario, old_primary=ctx.notes.get("old_primary", "?"),
+                           new_primary=None, rto_s=None, rejoin_s=None, acked_writes=0, lost_acked_writes=0,
+                           error=str(exc))
 
 
 def _recover(ctx: DrillContext) -> bool:

@@ -323,7 +323,6 @@ class _TreeSignals:
     def __init__(self, cluster: LocalCluster, progress: Progress):
         self._cluster, self._progress = cluster, progress
         self.frozen: dict = {}
-        self.frozen_at = 0.0
 
     def __getattr__(self, name: str):
         return getattr(self._cluster, name)
@@ -333,7 +332,6 @@ class _TreeSignals:
         from walrus_ha.common import procs
         handle = self._cluster.processes[name].handle
         if sig == signal.SIGSTOP and name not in self.frozen and handle and procs.is_ours(handle):
-            self.frozen_at = time.monotonic()
             tree = self.frozen[name] = TreeFreeze(handle.pid)
             pids = tree.freeze()
             self._progress(f"froze {name}'s whole tree ({len(pids)} processes, {tree.method})")

@@ -65,8 +65,8 @@ def _start_one(args: argparse.Namespace, cluster: LocalCluster | None = None) ->
         print(f"{name} is already running (pid {running.pid})")
         return 0
     handle = cluster.start(name)
-    print(f"{name} started (pid {handle.pid}, log {os.path.relpath(cluster.processes[name].plan.log, cluster.directory)})",
-          flush=True)
+    log_path = os.path.relpath(cluster.processes[name].plan.log, cluster.directory)
+    print(f"{name} started (pid {handle.pid}, log {log_path})", flush=True)
     if name in cluster.node_names():
         return _await_agent(cluster, name, args.timeout)
     return 0

@@ -153,8 +153,7 @@ class ClusterClient:
             cancel = threading.Thread(target=_cancel_on, args=(stop, stream), daemon=True)
             cancel.start()
             try:
-                for leader in stream:
-                    yield leader
+                yield from stream
             except grpc.RpcError as exc:
                 if stop.is_set():
                     return

@@ -44,11 +44,6 @@ def encode_record(start_lsn: int, timeline: int, payload: bytes) -> bytes:
     return struct.pack("<I", crc) + rest + payload
 
 
-def decode_header(buf, offset: int = 0) -> tuple[int, int, int, int]:
-    """Return (crc, total_len, start_lsn, timeline) from ``buf[offset:]``."""
-    return HEADER.unpack_from(buf, offset)
-
-
 def verify_record(buf, offset: int, expect_lsn: int) -> tuple[int, int] | None:
     """Check the record at ``buf[offset:]`` claims ``expect_lsn``, is complete
     in ``buf`` and its CRC matches. Returns (total_len, timeline) or None."""

@@ -19,7 +19,6 @@ from __future__ import annotations
 import enum
 import struct
 from dataclasses import dataclass
-from typing import Union
 
 from walrus_ha.common.errors import CorruptWal
 
@@ -90,7 +89,7 @@ class Skip:
     pad: int
 
 
-Record = Union[Put, Delete, Batch, TimelineSwitch, CheckpointMark, Noop, Skip]
+Record = Put | Delete | Batch | TimelineSwitch | CheckpointMark | Noop | Skip
 
 _U32 = struct.Struct("<I")
 _TLS = struct.Struct("<IIQQ")

@@ -173,12 +173,6 @@ class SlotStore:
         if changed:
             self.save()
 
-    def drop(self, name: str) -> None:
-        with self._lock:
-            if self._slots.pop(name, None) is not None:
-                self._dirty = True
-        self.save()
-
     def enforce_cap(self, write_lsn: int, max_keep: int) -> tuple[int | None, tuple[str, ...]]:
         """Mark slots past ``max_keep`` lost and persist. Returns (the LSN the
         remaining slots need WAL from, or None without slots; newly lost names)."""

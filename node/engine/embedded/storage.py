@@ -225,10 +225,6 @@ class Storage:
     def history_of(self, tli: int) -> TimelineHistory:
         return read_history(_dirs(self.data_dir)["timelines"], tli)
 
-    def save_history(self, history: TimelineHistory) -> None:
-        """Store a history file received from an upstream."""
-        write_history(_dirs(self.data_dir)["timelines"], history)
-
     # ------------------------------------------------------------ writes
     def apply_local(self, record: Record) -> tuple[int, int]:
         """Primary: append ``record`` on the current timeline and apply it."""

@@ -76,7 +76,7 @@ from walrus_ha.common.log import log_event
 from walrus_ha.common.lsn import format_lsn
 
 from .framing import (HEADER, HEADER_SIZE, MAX_RECORD, ScanStop, WalRecord,  # noqa: F401 (re-exported)
-                      decode_header, encode_record, parse_segment_name, scan, segment_name,
+                      encode_record, parse_segment_name, scan, segment_name,
                       split_records, verify_record)
 from .segments import SegmentStore, fsync_dir
 

@@ -51,8 +51,9 @@ it at promotion before accepting writes), then forgets the deadline.
 
 On firing it writes ``--record`` (JSON, atomically), then signals, and exits with
 ``EXIT_FIRED``; it exits 0 when the postmaster exits or on ``quit`` (if
-stdin closes without ``quit``, it keeps enforcing the last deadline). Run it by path (``python -I -S fencer.py``): it imports only
-the standard library so it starts in milliseconds.
+stdin closes without ``quit``, it keeps enforcing the last deadline). Run it
+by path (``python -I -S fencer.py``): it imports only the standard library so
+it starts in milliseconds.
 """
 from __future__ import annotations
 

@@ -139,9 +139,6 @@ class Session:
         return StandbyRow(receive_lsn=_lsn(row[0]), replay_lsn=_lsn(row[1]), timeline=timeline,
                           streaming=streaming, upstream=upstream, wal_status=row[3] or "")
 
-    def setting(self, name: str) -> str:
-        return str(self.query("SELECT current_setting(%s)", (name,))[0][0])
-
 
 def execute_once(conninfo: str, sql: str, params: tuple = ()) -> list[tuple]:
     """Open a connection, run one statement, close. Errors as in ``Session``."""

@@ -155,7 +155,8 @@ def test_renew_now_returns_deadline():
 
 # -- property: the deadline never outlives what etcd granted ------------------------------
 
-from hypothesis import given, settings, strategies as st_  # noqa: E402
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st_  # noqa: E402
 
 events = st_.lists(st_.tuples(st_.floats(0, 5), st_.booleans(), st_.floats(0, 3)), max_size=40)
 

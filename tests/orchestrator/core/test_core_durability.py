@@ -44,7 +44,8 @@ class SyncCluster(RuleBasedStateMachine):
     def _ack(self) -> None:
         """Acknowledge what ``num`` members of the leader's own published set flushed."""
         w, s = self._writer(), self.sim.sync
-        if w is None or s is None or not s.enabled or (s.leader, s.term) != (self.sim.leader.name, self.sim.leader.term):
+        leader = self.sim.leader
+        if w is None or s is None or not s.enabled or (s.leader, s.term) != (leader.name, leader.term):
             return
         flushes = sorted((self.sim.members[n].flush_lsn for n in s.names if n in self.sim.members), reverse=True)
         if len(flushes) >= s.num:

@@ -10,8 +10,9 @@ import walrus_ha.common.status
 import walrus_ha.orchestrator.core
 
 FORBIDDEN = {"grpc", "etcd3", "subprocess", "socket", "time", "threading", "random", "os", "asyncio",
-             "walrus_ha.protos", "walrus_ha.common.dcs", "walrus_ha.common.grpcutil", "logging", "datetime", "multiprocessing",
-             "signal", "select", "shutil", "tempfile", "urllib", "http", "requests", "psycopg", "walrus_ha.node"}
+             "walrus_ha.protos", "walrus_ha.common.dcs", "walrus_ha.common.grpcutil", "logging", "datetime",
+             "multiprocessing", "signal", "select", "shutil", "tempfile", "urllib", "http", "requests", "psycopg",
+             "walrus_ha.node"}
 CORE_DIR = pathlib.Path(walrus_ha.orchestrator.core.__file__).parent
 SHARED = "walrus_ha.common.status"     # the one module outside the core the core may import
 SHARED_FILE = pathlib.Path(walrus_ha.common.status.__file__)
@@ -46,9 +47,10 @@ def test_core_imports_no_io() -> None:
 
 def test_core_imports_only_stdlib_itself_and_the_shared_status() -> None:
     allowed_roots = STDLIB_ROOTS | {"walrus_ha"}
+    allowed_modules = {"collections.abc"}   # typing's abstract types, where ruff (UP035) wants them
     for p in CORE_DIR.glob("*.py"):
         for name in _imports(p):
-            assert name.split(".")[0] in allowed_roots, f"{p.name} imports {name}"
+            assert name in allowed_modules or name.split(".")[0] in allowed_roots, f"{p.name} imports {name}"
             if name.startswith("walrus_ha"):
                 assert name.startswith("walrus_ha.orchestrator.core") or name == SHARED, f"{p.name} imports {name}"
 

@@ -101,7 +101,8 @@ def test_reclone_when_rewind_impossible(pg_factory):
 
 
 def test_lost_slot_reported_and_recloned(pg_factory):
-    cfg = PostgresConfig(max_slot_wal_keep_size="48MB", parameters={"min_wal_size": "32MB", "max_wal_size": "64MB", "wal_keep_size": "0"})
+    cfg = PostgresConfig(max_slot_wal_keep_size="48MB",
+                         parameters={"min_wal_size": "32MB", "max_wal_size": "64MB", "wal_keep_size": "0"})
     a = pg_factory.primary("a", cfg)
     _table(a)
     b = pg_factory.standby("b", a, cfg)

@@ -325,7 +325,8 @@ def test_a_thawed_tree_acknowledges_no_write_sent_during_the_freeze():
         for t in threads:
             t.join(30)
         acked = [i for i, r in enumerate(results) if r == "acknowledged"]
-        assert not acked, f"{len(acked)} writes sent during the freeze acknowledged after the thaw ({method}): {results}"
+        assert not acked, \
+            f"{len(acked)} writes sent during the freeze acknowledged after the thaw ({method}): {results}"
         st = wait_until(lambda: (lambda s: s if s["role"] == "primary" and s["pid"] not in (None, first["pid"])
                                  else None)(agent.ask("status")), what="restart fenced")
         assert st["fenced"] and st["reason"] == fencer.REASON

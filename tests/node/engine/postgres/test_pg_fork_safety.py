@@ -24,8 +24,9 @@ def _python(code: str, **env: str) -> str:
     return out.stdout.strip()
 
 
-@pytest.mark.parametrize("module", ["walrus_ha.node.agent.service", "walrus_ha.node.engine.postgres.process", "walrus_ha.tools.cli",
-                                    "walrus_ha.orchestrator.controller", "walrus_ha.protos.cluster_pb2_grpc"])
+@pytest.mark.parametrize("module", ["walrus_ha.node.agent.service", "walrus_ha.node.engine.postgres.process",
+                                    "walrus_ha.tools.cli", "walrus_ha.orchestrator.controller",
+                                    "walrus_ha.protos.cluster_pb2_grpc"])
 def test_fork_handlers_off_before_grpc_is_imported(module):
     code = (f"import os; import {module}; "
             "print(os.environ.get('GRPC_ENABLE_FORK_SUPPORT'))")
