@@ -18,19 +18,29 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import grpc
 import tenacity
 from etcd3 import etcdrpc
 
+from walrus_ha.common.dcs_watch import PrefixWatch
 from walrus_ha.common.errors import DcsUnavailable, LeaseLost
 from walrus_ha.common.keyspace import Keyspace
 from walrus_ha.common.log import log_event
-from walrus_ha.common.dcs_watch import PrefixWatch
-from walrus_ha.common.records import (ClusterView, HistoryRecord, LeaderRecord, MalformedRecord, MemberRecord,
-                            SyncRecord, _Record, build_view, parse_json)
+from walrus_ha.common.records import (
+    ClusterView,
+    HistoryRecord,
+    LeaderRecord,
+    MalformedRecord,
+    MemberRecord,
+    SyncRecord,
+    _Record,
+    build_view,
+    parse_json,
+)
 
 log = logging.getLogger(__name__)
 
@@ -241,7 +251,7 @@ class Dcs:
             if ep is not None:
                 ep.close()
 
-    def __enter__(self) -> "Dcs":
+    def __enter__(self) -> Dcs:
         return self
 
     def __exit__(self, *exc: object) -> None:

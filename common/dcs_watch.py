@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 import random
 import threading
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 import grpc
 from etcd3 import etcdrpc

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Callable
 from concurrent import futures
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 import grpc
-from tenacity import retry_if_exception, stop_after_delay, wait_random_exponential, Retrying
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
 
 from walrus_ha.common import grpc_guard
 from walrus_ha.common.rpcerrors import Reason, reason_of
@@ -58,7 +59,7 @@ def channel(address: str, options: list[tuple[str, object]] | None = None) -> gr
     return grpc.insecure_channel(address, options=_KEEPALIVE + list(options or []))
 
 
-def aio_channel(address: str, options: list[tuple[str, object]] | None = None) -> "grpc.aio.Channel":
+def aio_channel(address: str, options: list[tuple[str, object]] | None = None) -> grpc.aio.Channel:
     """``channel`` for grpc.aio (create it on the event loop that uses it)."""
     return grpc.aio.insecure_channel(address, options=_KEEPALIVE + list(options or []))
 
@@ -70,7 +71,7 @@ def server(max_workers: int = 16) -> grpc.Server:
                        interceptors=[grpc_guard.DecodeGuard()])
 
 
-def aio_server(max_workers: int = 16) -> "grpc.aio.Server":
+def aio_server(max_workers: int = 16) -> grpc.aio.Server:
     """A grpc.aio server with the same options as ``server``; sync handlers
     (plain functions and generators) run in a pool of ``max_workers``."""
     return grpc.aio.server(migration_thread_pool=futures.ThreadPoolExecutor(max_workers=max_workers),

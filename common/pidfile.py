@@ -35,7 +35,7 @@ class AgentPid:
                 "agent_address": self.agent_address}
 
     @classmethod
-    def from_json(cls, data: dict) -> "AgentPid":
+    def from_json(cls, data: dict) -> AgentPid:
         return cls(ProcHandle.from_json(data), str(data["name"]), str(data["config"]),
                    str(data.get("agent_address", "")))
 

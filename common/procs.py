@@ -10,8 +10,8 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 Sleep = Callable[[float], None]
 
@@ -27,7 +27,7 @@ class ProcHandle:
         return {"pid": self.pid, "cmdline": list(self.cmdline), "start_ticks": self.start_ticks}
 
     @classmethod
-    def from_json(cls, data: dict) -> "ProcHandle":
+    def from_json(cls, data: dict) -> ProcHandle:
         return cls(int(data["pid"]), tuple(data["cmdline"]), int(data["start_ticks"]))
 
 

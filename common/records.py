@@ -18,8 +18,9 @@ import json
 import logging
 import types
 import typing
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, TypeVar
+from typing import Any, TypeVar
 
 from walrus_ha.common.keyspace import Keyspace
 from walrus_ha.common.log import log_event

@@ -20,9 +20,21 @@ from typing import NoReturn
 
 import grpc
 
-from walrus_ha.common.errors import (CorruptWal, DcsUnavailable, EngineError, Fenced, InvalidArgument, LeaseLost,
-                                     MustRewind, NeedsReclone, Refused, StaleTerm, WalRemoved, WalrusError,
-                                     WrongRole)
+from walrus_ha.common.errors import (
+    CorruptWal,
+    DcsUnavailable,
+    EngineError,
+    Fenced,
+    InvalidArgument,
+    LeaseLost,
+    MustRewind,
+    NeedsReclone,
+    Refused,
+    StaleTerm,
+    WalRemoved,
+    WalrusError,
+    WrongRole,
+)
 from walrus_ha.protos import common_pb2
 
 REASON_KEY = "walrus-reason"
@@ -99,7 +111,7 @@ def abort(context: grpc.ServicerContext, exc: BaseException, message: str | None
     raise AssertionError("context.abort returned")   # pragma: no cover
 
 
-async def abort_async(context: "grpc.aio.ServicerContext", exc: BaseException, message: str | None = None,
+async def abort_async(context: grpc.aio.ServicerContext, exc: BaseException, message: str | None = None,
                       extra: tuple[tuple[str, str], ...] = ()) -> NoReturn:
     """``abort`` for grpc.aio; ``extra`` adds trailing metadata (e.g. an LSN)."""
     code, reason = status_for(exc)

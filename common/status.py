@@ -21,7 +21,7 @@ class Role(enum.Enum):
     UNKNOWN = "unknown"
 
     @classmethod
-    def parse(cls, text: str) -> "Role":
+    def parse(cls, text: str) -> Role:
         """The role for ``text`` (case-insensitive); UNKNOWN for anything unrecognised."""
         try:
             return cls(str(text).lower())

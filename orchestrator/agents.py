@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 import grpc
 
+from walrus_ha.common import grpcutil
 from walrus_ha.common.status import Role
 from walrus_ha.orchestrator.convert import probe_from_pb
 from walrus_ha.orchestrator.core.model import MemberView
 from walrus_ha.orchestrator.probe import AgentProbe, ProbeOutcome
 from walrus_ha.protos import node_agent_pb2, node_agent_pb2_grpc
-from walrus_ha.common import grpcutil
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable
 
 FREE_RUNS = 3        # unhelpful runs allowed back to back before backing off
 BASE_S = 0.5         # first delay (before jitter)

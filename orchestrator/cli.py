@@ -22,12 +22,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def serve(config, stop: threading.Event) -> int:
     """Run an orchestrator for ``config`` until ``stop`` is set."""
-    from walrus_ha.orchestrator.controller import Controller
-    from walrus_ha.orchestrator.service import ClusterService, LeaderWatch
-    from walrus_ha.protos import cluster_pb2_grpc
     from walrus_ha.common import grpcutil
     from walrus_ha.common.dcs import Dcs
     from walrus_ha.common.errors import ConfigError
+    from walrus_ha.orchestrator.controller import Controller
+    from walrus_ha.orchestrator.service import ClusterService, LeaderWatch
+    from walrus_ha.protos import cluster_pb2_grpc
 
     dcs = Dcs(list(config.etcd.endpoints), config.cluster, timeout_s=config.etcd.timeout_s)
     controller = Controller(config, dcs)

@@ -21,9 +21,14 @@ import dataclasses
 import logging
 import threading
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
+from walrus_ha.common.errors import DcsUnavailable, LeaseLost
+from walrus_ha.common.log import log_event
+from walrus_ha.common.records import ClusterView
+from walrus_ha.common.status import Role
 from walrus_ha.orchestrator.agents import AgentPool
 from walrus_ha.orchestrator.backoff import FREE_RUNS, ActionBackoff
 from walrus_ha.orchestrator.core.model import ActionKind, ClusterSnapshot, CoreConfig, Decision
@@ -33,10 +38,6 @@ from walrus_ha.orchestrator.executor import Executor, Outcome
 from walrus_ha.orchestrator.probe import AgentProbe
 from walrus_ha.orchestrator.receipts import Receipts
 from walrus_ha.orchestrator.snapshot import PrimaryLsnTracker, agent_addresses, build_snapshot, core_config
-from walrus_ha.common.errors import DcsUnavailable, LeaseLost
-from walrus_ha.common.log import log_event
-from walrus_ha.common.records import ClusterView
-from walrus_ha.common.status import Role
 
 log = logging.getLogger(__name__)
 

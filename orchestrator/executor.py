@@ -15,21 +15,33 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import grpc
 
-from walrus_ha.orchestrator.core.model import (Action, ActionKind, ClearSwitchover, DemoteForSwitchover, Follow,
-                                     HistoryEntry, OperationKind,
-                                     Promote, PublishSync, RecordHistory, Rejoin, RevokeLeaderLease,
-                                     SaveFailoverState)
-from walrus_ha.orchestrator.core.reseed import ReseedKeyspace
-from walrus_ha.protos import node_agent_pb2, node_agent_pb2_grpc
 from walrus_ha.common import grpcutil
 from walrus_ha.common.errors import DcsUnavailable, LeaseLost
 from walrus_ha.common.log import log_event
 from walrus_ha.common.records import ClusterView, HistoryRecord, SyncRecord
+from walrus_ha.orchestrator.core.model import (
+    Action,
+    ActionKind,
+    ClearSwitchover,
+    DemoteForSwitchover,
+    Follow,
+    HistoryEntry,
+    OperationKind,
+    Promote,
+    PublishSync,
+    RecordHistory,
+    Rejoin,
+    RevokeLeaderLease,
+    SaveFailoverState,
+)
+from walrus_ha.orchestrator.core.reseed import ReseedKeyspace
+from walrus_ha.protos import node_agent_pb2, node_agent_pb2_grpc
 
 log = logging.getLogger(__name__)
 

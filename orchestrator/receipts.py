@@ -11,8 +11,9 @@ for the active orchestrator, once per report.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from walrus_ha.common.errors import DcsUnavailable, LeaseLost
 from walrus_ha.common.log import log_event

@@ -14,20 +14,21 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Callable, NoReturn
+from collections.abc import Callable
+from typing import Any, NoReturn
 
 import grpc
 
-from walrus_ha.orchestrator.agents import AgentPool
-from walrus_ha.orchestrator.convert import candidate_to_pb, history_to_pb, leader_to_pb, role_to_pb
-from walrus_ha.orchestrator.core.decide import forceable
-from walrus_ha.protos import cluster_pb2, cluster_pb2_grpc
 from walrus_ha.common import rpcerrors
 from walrus_ha.common.errors import DcsUnavailable, InvalidArgument, LeaseLost, Refused
 from walrus_ha.common.log import log_event
 from walrus_ha.common.names import name_problem
-from walrus_ha.common.records import ClusterView, LeaderRecord, MalformedRecord
+from walrus_ha.common.records import ClusterView, LeaderRecord
 from walrus_ha.common.status import Role
+from walrus_ha.orchestrator.agents import AgentPool
+from walrus_ha.orchestrator.convert import candidate_to_pb, history_to_pb, leader_to_pb, role_to_pb
+from walrus_ha.orchestrator.core.decide import forceable
+from walrus_ha.protos import cluster_pb2, cluster_pb2_grpc
 
 log = logging.getLogger(__name__)
 

@@ -12,13 +12,23 @@ What an agent answered wins over its member key (the key may be up to
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any, Mapping
+from typing import Any
 
-from walrus_ha.orchestrator.core.model import (ClusterSnapshot, CoreConfig, FailoverState, LeaderView,
-                                     MemberView, Role, SwitchoverRequest, SyncMethod, SyncView)
-from walrus_ha.orchestrator.probe import AgentProbe, ProbeOutcome
 from walrus_ha.common.records import ClusterView, MemberRecord
+from walrus_ha.orchestrator.core.model import (
+    ClusterSnapshot,
+    CoreConfig,
+    FailoverState,
+    LeaderView,
+    MemberView,
+    Role,
+    SwitchoverRequest,
+    SyncMethod,
+    SyncView,
+)
+from walrus_ha.orchestrator.probe import AgentProbe, ProbeOutcome
 
 
 def _truthy(value: Any) -> bool:

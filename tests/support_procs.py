@@ -14,14 +14,14 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import grpc
 import yaml
 
-from walrus_ha.protos import node_agent_pb2, node_agent_pb2_grpc, store_pb2, store_pb2_grpc
 from support_wait import wait_for
+from walrus_ha.protos import node_agent_pb2, node_agent_pb2_grpc, store_pb2, store_pb2_grpc
 from walrus_ha.tools.etcd_server import free_port
 
 ROLE_PRIMARY, ROLE_STANDBY = 1, 2

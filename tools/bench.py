@@ -65,6 +65,7 @@ async def _aio_clients(address: str, protocol: str, level: int, clients: int, va
     import asyncio
 
     import grpc
+
     from walrus_ha.protos import store_pb2, store_pb2_grpc
 
     async def client(i: int) -> None:
@@ -97,7 +98,7 @@ async def _aio_clients(address: str, protocol: str, level: int, clients: int, va
 
 
 def _client_proc(address: str, level: int, clients: int, duration: float, value_size: int,
-                 tag: str, go, start_at, out: "mp.Queue", protocol: str = "stream") -> None:
+                 tag: str, go, start_at, out: mp.Queue, protocol: str = "stream") -> None:
     """One client process: ``clients`` asyncio clients committing from the
     shared start time (set by the parent once every client process is up)
     for ``duration`` seconds."""
@@ -131,6 +132,7 @@ class _Engine:
 
     def status(self):
         import grpc
+
         from walrus_ha.protos import node_agent_pb2, node_agent_pb2_grpc
         with grpc.insecure_channel(self.address) as ch:
             return node_agent_pb2_grpc.NodeAgentStub(ch).GetStatus(
@@ -198,7 +200,7 @@ def _summary(level: str, clients: int, protocol: str, rounds: list[dict]) -> dic
 
 
 def _table(results: list[dict]) -> str:
-    from walrus_ha.tools.localcluster.table import format_table   # here: the package import is heavy for children
+    from walrus_ha.tools.localcluster.table import format_table  # here: the package import is heavy for children
     return format_table(
         ["level", "clients", "protocol", "commits/s (min-max)", "p50 ms (min-max)", "p99 ms (min-max)",
          "replay lag B", "replay lag ms"],

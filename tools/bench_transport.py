@@ -37,7 +37,6 @@ the two is engine overhead; a move in both is the host.
 """
 from __future__ import annotations
 
-
 import argparse
 import json
 import multiprocessing as mp
@@ -117,7 +116,7 @@ class _File:
         self.off += len(data)
 
 
-def _primary_proc(path: str, variant: str, out: "mp.Queue") -> None:
+def _primary_proc(path: str, variant: str, out: mp.Queue) -> None:
     """P: serve the client and standby streams on 127.0.0.1:0; report
     ``("port", n)`` once listening and ``("standby", None)`` once S is in."""
     _ignore_sigint()
@@ -220,7 +219,7 @@ def _standby_proc(address: str, path: str, fsync: bool) -> None:
     asyncio.run(main())
 
 
-def _client_proc(address: str, duration: float, out: "mp.Queue") -> None:
+def _client_proc(address: str, duration: float, out: mp.Queue) -> None:
     """The client: one channel, one stream, one round trip outstanding;
     ``WARMUP_S`` untimed, then ``duration`` seconds timed. Reports
     ``("ok", latencies_s, elapsed_s)`` or ``("error", text)``."""
@@ -267,7 +266,7 @@ def _client_proc(address: str, duration: float, out: "mp.Queue") -> None:
 
 
 # ------------------------------------------------------------------ parent
-def _get(q: "mp.Queue", procs: list, timeout: float, what: str):
+def _get(q: mp.Queue, procs: list, timeout: float, what: str):
     """``q.get`` that fails fast if one of ``procs`` has died."""
     deadline = time.monotonic() + timeout
     while True:
@@ -356,7 +355,7 @@ def _summary(variant: str, rounds: list[dict]) -> dict:
 
 
 def _table(results: list[dict]) -> str:
-    from walrus_ha.tools.localcluster.table import format_table   # here: the package import is heavy for children
+    from walrus_ha.tools.localcluster.table import format_table  # here: the package import is heavy for children
     return format_table(["variant", "round trips/s (min-max)", "p50 ms (min-max)", "p99 ms (min-max)"],
                         [[r["variant"], cell(r, "round_trips_per_s", ".0f"), cell(r, "p50_ms", ".2f"),
                           cell(r, "p99_ms", ".2f")] for r in results], rule=False)

@@ -16,7 +16,6 @@ import threading
 import time
 
 from walrus_ha.node.config import EmbeddedConfig
-
 from walrus_ha.node.engine.embedded.storage import Storage
 from walrus_ha.node.engine.embedded.wal import Wal
 

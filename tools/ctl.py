@@ -16,11 +16,11 @@ import time
 
 from google.protobuf.json_format import MessageToDict
 
-from walrus_ha.protos import cluster_pb2, common_pb2
 from walrus_ha.common.errors import WalrusError
+from walrus_ha.common.lsn import format_lsn
+from walrus_ha.protos import cluster_pb2, common_pb2
 from walrus_ha.tools.localcluster.client import ClusterClient
 from walrus_ha.tools.localcluster.table import format_table
-from walrus_ha.common.lsn import format_lsn
 
 ROLE_NAMES = {common_pb2.ROLE_PRIMARY: "primary", common_pb2.ROLE_STANDBY: "standby",
               common_pb2.ROLE_STOPPED: "stopped", common_pb2.ROLE_UNSPECIFIED: "?"}

@@ -16,11 +16,11 @@ import sys
 import tempfile
 import time
 
+from walrus_ha.common.lsn import format_lsn
 from walrus_ha.tools.drill import checker
 from walrus_ha.tools.drill.workload import LeaderTracker, Target, Workload, backend_factory
 from walrus_ha.tools.localcluster.cluster import LocalCluster
 from walrus_ha.tools.localcluster.render import ClusterSpec, EngineKind
-from walrus_ha.common.lsn import format_lsn
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

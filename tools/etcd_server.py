@@ -88,7 +88,7 @@ class EtcdServer:
                 "--heartbeat-interval", "50", "--election-timeout", "500",
                 "--log-level", "warn"]
 
-    def start(self, timeout: float = 30.0) -> "EtcdServer":
+    def start(self, timeout: float = 30.0) -> EtcdServer:
         """Start etcd and wait (up to ``timeout`` s) until it serves requests."""
         if self.process is not None and self.process.poll() is None:
             return self
@@ -156,7 +156,7 @@ class EtcdServer:
         if self.process is not None and self.process.poll() is None:
             os.kill(self.process.pid, signal.SIGCONT)
 
-    def __enter__(self) -> "EtcdServer":
+    def __enter__(self) -> EtcdServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -17,7 +17,6 @@ settings, which must be in the environment before ``grpc`` is imported.
 
 import os
 
-
 __version__ = "0.1.0"
 
 # Before anything imports grpc: turn off gRPC core's fork handlers

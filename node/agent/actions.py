@@ -12,16 +12,16 @@ from __future__ import annotations
 import logging
 import time
 
-from walrus_ha.node.agent import vouch
-from walrus_ha.node.agent.port import AgentPort, RepointRequest, TermRequest
-from walrus_ha.node.agent.reconcile import Decision
-from walrus_ha.node.agent.status import AgentState
-from walrus_ha.node.engine.base import Discarded, RejoinMethod, Role, Upstream
 from walrus_ha.common import errors
 from walrus_ha.common.errors import DcsUnavailable, LeaseLost, StaleTerm, WalrusError
 from walrus_ha.common.log import log_event
 from walrus_ha.common.lsn import format_lsn
 from walrus_ha.common.records import ClusterView
+from walrus_ha.node.agent import vouch
+from walrus_ha.node.agent.port import AgentPort, RepointRequest, TermRequest
+from walrus_ha.node.agent.reconcile import Decision
+from walrus_ha.node.agent.status import AgentState
+from walrus_ha.node.engine.base import Discarded, RejoinMethod, Role, Upstream
 
 log = logging.getLogger(__name__)
 

@@ -18,18 +18,18 @@ import dataclasses
 import logging
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
+from walrus_ha.common.dcs import Dcs
+from walrus_ha.common.errors import DcsUnavailable, LeaseLost, NeedsReclone, WalrusError
+from walrus_ha.common.log import log_event
+from walrus_ha.common.records import ClusterView, LeaderRecord, MemberRecord
 from walrus_ha.node.agent import actions, reconcile
 from walrus_ha.node.agent.leader import LeaseKeeper
 from walrus_ha.node.agent.reconcile import Decision, Facts, LeaderFacts, Step
 from walrus_ha.node.agent.status import AgentState, AgentStatus
 from walrus_ha.node.config import NodeConfig
 from walrus_ha.node.engine.base import Discarded, Engine, Role, SyncMethod, SyncSpec
-from walrus_ha.common.dcs import Dcs
-from walrus_ha.common.errors import DcsUnavailable, LeaseLost, NeedsReclone, WalrusError
-from walrus_ha.common.log import log_event
-from walrus_ha.common.records import ClusterView, LeaderRecord, MemberRecord
 
 log = logging.getLogger(__name__)
 

@@ -4,14 +4,14 @@ dataclasses. Requests are validated here: a bad argument raises
 """
 from __future__ import annotations
 
+from walrus_ha.common.config import parse_address
+from walrus_ha.common.errors import InvalidArgument
+from walrus_ha.common.names import name_problem
 from walrus_ha.node.agent.port import RepointRequest, TermRequest
 from walrus_ha.node.agent.status import AgentStatus
 from walrus_ha.node.engine.base import Upstream
 from walrus_ha.node.engine.convert import engine_status_to_pb
 from walrus_ha.protos import node_agent_pb2
-from walrus_ha.common.config import parse_address
-from walrus_ha.common.errors import InvalidArgument
-from walrus_ha.common.names import name_problem
 
 MAX_ADDRESS = 300     # host:port; longer is a mistake (and would not fit an error sentence)
 MAX_REASON = 1000     # Promote/Demote reason: logged and published in the member's state

@@ -9,15 +9,16 @@ structurally.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Protocol
 
+from walrus_ha.common.dcs import Dcs
+from walrus_ha.common.records import ClusterView, LeaderRecord
 from walrus_ha.node.agent.leader import LeaseKeeper
 from walrus_ha.node.agent.status import AgentState
 from walrus_ha.node.config import NodeConfig
 from walrus_ha.node.engine.base import Discarded, Engine, Upstream
-from walrus_ha.common.dcs import Dcs
-from walrus_ha.common.records import ClusterView, LeaderRecord
 
 
 @dataclass(frozen=True)

@@ -13,16 +13,16 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from walrus_ha.node.agent import actions, convert
-from walrus_ha.node.agent.agent import NodeAgent
-from walrus_ha.protos import node_agent_pb2, node_agent_pb2_grpc
 from walrus_ha.common import grpcutil, rpcerrors
 from walrus_ha.common.errors import InvalidArgument, WalrusError
 from walrus_ha.common.log import log_event
+from walrus_ha.node.agent import actions, convert
+from walrus_ha.node.agent.agent import NodeAgent
+from walrus_ha.protos import node_agent_pb2, node_agent_pb2_grpc
 
 log = logging.getLogger(__name__)
 

@@ -15,11 +15,11 @@ enough).
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from collections.abc import Callable
 
-from walrus_ha.node.engine.base import Upstream
 from walrus_ha.common.log import log_event
 from walrus_ha.common.records import ClusterView
+from walrus_ha.node.engine.base import Upstream
 
 log = logging.getLogger(__name__)
 

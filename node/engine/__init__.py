@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from walrus_ha.node.engine.base import Engine
 
 
-def create_engine(config: "NodeConfig") -> "Engine":
+def create_engine(config: NodeConfig) -> Engine:
     """Build the engine the node config names (not started)."""
     if config.engine == "embedded":
         from walrus_ha.node.engine.embedded import EmbeddedEngine

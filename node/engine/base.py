@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import enum
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from walrus_ha.common.status import Role, SyncMethod  # re-exported: the engine's status speaks them
+from walrus_ha.common.status import Role as Role  # re-exported: the engine's status speaks them
+from walrus_ha.common.status import SyncMethod as SyncMethod
 
 
 class CommitLevel(enum.Enum):
@@ -50,7 +51,7 @@ class SyncSpec:
         return f"{self.method.name} {self.num} ({', '.join(self.names)})"
 
     @classmethod
-    def parse(cls, text: str) -> "SyncSpec":
+    def parse(cls, text: str) -> SyncSpec:
         """Parse ``FIRST n (a, b)`` / ``ANY n (a, b)``; "" means async.
 
         Raises ValueError with a sentence on anything else.

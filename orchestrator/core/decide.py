@@ -11,11 +11,34 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from walrus_ha.orchestrator.core.model import (Action, ClearFailoverState, ClearSwitchover, ClusterSnapshot, CoreConfig,
-                                     Decision, DemoteForSwitchover, Exclusion, FailoverState, Follow,
-                                     HistoryEntry, LeaderView, MemberView, OperationKind, Phase, Promote,
-                                     PublishSync, Ranking, RecordHistory, Rejoin, RequestOutcome,
-                                     RevokeLeaderLease, Role, SaveFailoverState, SwitchoverRequest, Wait)
+from walrus_ha.orchestrator.core.model import (
+    Action,
+    ClearFailoverState,
+    ClearSwitchover,
+    ClusterSnapshot,
+    CoreConfig,
+    Decision,
+    DemoteForSwitchover,
+    Exclusion,
+    FailoverState,
+    Follow,
+    HistoryEntry,
+    LeaderView,
+    MemberView,
+    OperationKind,
+    Phase,
+    Promote,
+    PublishSync,
+    Ranking,
+    RecordHistory,
+    Rejoin,
+    RequestOutcome,
+    RevokeLeaderLease,
+    Role,
+    SaveFailoverState,
+    SwitchoverRequest,
+    Wait,
+)
 from walrus_ha.orchestrator.core.ranking import explain, promoted_bound, rank, reference_lsn
 from walrus_ha.orchestrator.core.reseed import keyspace_lost, reseed_step
 from walrus_ha.orchestrator.core.states import State, transition

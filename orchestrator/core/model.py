@@ -42,8 +42,9 @@ records and the core.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar
 
 from walrus_ha.common.status import Role as Role
 from walrus_ha.common.status import SyncMethod as SyncMethod
@@ -159,7 +160,7 @@ class SyncView:
             return ""
         return f"{self.method.name} {self.num} ({', '.join(self.names)})"
 
-    def same_set(self, other: "SyncView | None") -> bool:
+    def same_set(self, other: SyncView | None) -> bool:
         """Same method, num and names (order-insensitive for ANY)."""
         if other is None:
             return not self.enabled
@@ -193,7 +194,7 @@ class Candidate:
                 "exclusion": self.exclusion.value if self.exclusion else "", "reason": self.reason}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Candidate":
+    def from_dict(cls, data: Mapping[str, Any]) -> Candidate:
         exc = data.get("exclusion") or ""
         return cls(name=str(data.get("name", "")), flush_lsn=int(data.get("flush_lsn", 0)),
                    timeline=int(data.get("timeline", 0)), priority=int(data.get("priority", 0)),
@@ -256,7 +257,7 @@ class FailoverState:
         return out
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | None) -> "FailoverState | None":
+    def from_dict(cls, data: Mapping[str, Any] | None) -> FailoverState | None:
         """Inverse of ``to_dict``; None for an absent or unusable record."""
         if not data:
             return None
@@ -313,7 +314,7 @@ class CoreConfig:
     reseed_wait: float = 10.0     # see ``core.reseed``
 
     @classmethod
-    def from_settings(cls, settings: Any) -> "CoreConfig":
+    def from_settings(cls, settings: Any) -> CoreConfig:
         """Build from any object with the same attribute names (e.g.
         ``OrchestratorConfig``); missing attributes take the defaults."""
         kwargs: dict[str, Any] = {}

@@ -12,8 +12,15 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from walrus_ha.orchestrator.core.model import (Candidate, ClusterSnapshot, CoreConfig, Exclusion,
-                                     MemberView, Ranking, Role)
+from walrus_ha.orchestrator.core.model import (
+    Candidate,
+    ClusterSnapshot,
+    CoreConfig,
+    Exclusion,
+    MemberView,
+    Ranking,
+    Role,
+)
 
 
 def reference_lsn(snapshot: ClusterSnapshot) -> int:

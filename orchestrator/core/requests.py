@@ -6,8 +6,9 @@ Plain frozen data, no I/O (part of the pure core; ``model`` re-exports both).
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 
 class RequestOutcome(enum.Enum):
@@ -35,7 +36,7 @@ class SwitchoverRequest:
     force: bool = False
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | None) -> "SwitchoverRequest | None":
+    def from_dict(cls, data: Mapping[str, Any] | None) -> SwitchoverRequest | None:
         """From the ``switchover`` key's JSON object (unknown keys ignored)."""
         if not data:
             return None

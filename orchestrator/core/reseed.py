@@ -23,8 +23,19 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import ClassVar
 
-from walrus_ha.orchestrator.core.model import (Action, ActionKind, ClusterSnapshot, CoreConfig, FailoverState, MemberView,
-                                     OperationKind, Phase, Ranking, Role, SaveFailoverState)
+from walrus_ha.orchestrator.core.model import (
+    Action,
+    ActionKind,
+    ClusterSnapshot,
+    CoreConfig,
+    FailoverState,
+    MemberView,
+    OperationKind,
+    Phase,
+    Ranking,
+    Role,
+    SaveFailoverState,
+)
 from walrus_ha.orchestrator.core.ranking import rank, reference_lsn
 from walrus_ha.orchestrator.core.states import State
 

@@ -23,8 +23,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from walrus_ha.orchestrator.core.model import (ClusterSnapshot, CoreConfig, LeaderView, MemberView,
-                                     PublishSync, Role, SyncMethod, SyncView)
+from walrus_ha.orchestrator.core.model import (
+    ClusterSnapshot,
+    CoreConfig,
+    LeaderView,
+    MemberView,
+    PublishSync,
+    Role,
+    SyncMethod,
+    SyncView,
+)
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,9 @@
 """Config loading: every bad input names the file and the key."""
 import pytest
 
+from walrus_ha.common.errors import ConfigError
 from walrus_ha.node.config import NodeConfig, load_node_config
 from walrus_ha.orchestrator.config import load_orchestrator_config
-from walrus_ha.common.errors import ConfigError
 
 GOOD = "name: n1\ndata_dir: /tmp/n1\nttl: 3\nloop_wait: 0.2\nretry_timeout: 1\nsafety_margin: 0.5\n"
 

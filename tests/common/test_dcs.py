@@ -6,11 +6,11 @@ import time
 
 import pytest
 
+from support_dcs import current_orchestrator, delete_member, lease_ttl, request_switchover
 from walrus_ha.common.dcs import Dcs, parse_endpoints
 from walrus_ha.common.errors import DcsUnavailable, LeaseLost
-from walrus_ha.tools.etcd_server import free_port
 from walrus_ha.common.records import HistoryRecord, LeaderRecord, MemberRecord, SyncRecord
-from support_dcs import current_orchestrator, delete_member, lease_ttl, request_switchover
+from walrus_ha.tools.etcd_server import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -1,5 +1,6 @@
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from walrus_ha.common.lsn import MAX_LSN, format_lsn, parse_lsn
 

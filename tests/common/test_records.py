@@ -4,11 +4,19 @@ from __future__ import annotations
 import json
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from walrus_ha.common.keyspace import Keyspace
-from walrus_ha.common.records import (ClusterView, HistoryRecord, LeaderRecord, MalformedRecord, MemberRecord,
-                            SyncRecord, build_view)
+from walrus_ha.common.records import (
+    ClusterView,
+    HistoryRecord,
+    LeaderRecord,
+    MalformedRecord,
+    MemberRecord,
+    SyncRecord,
+    build_view,
+)
 
 names = st.text(alphabet="abcdefghij-0123456789", min_size=1, max_size=12)
 lsns = st.integers(min_value=0, max_value=2**63)

@@ -17,10 +17,10 @@ from __future__ import annotations
 import argparse
 import queue
 import signal
-import threading
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 

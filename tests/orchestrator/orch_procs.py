@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from walrus_ha.protos import cluster_pb2, cluster_pb2_grpc
 from support_procs import ROLE_PRIMARY, ROLE_STANDBY, AgentProc, Proc, wait_one_primary, wait_streaming_from
 from support_wait import wait_for
 from walrus_ha.common.dcs import Dcs
+from walrus_ha.protos import cluster_pb2, cluster_pb2_grpc
 from walrus_ha.tools.etcd_server import free_port
 
 __all__ = ["AGENT_TIMING", "ORCH_TIMING", "ROLE_PRIMARY", "ROLE_STANDBY", "Agent", "Orchestrator", "Procs",

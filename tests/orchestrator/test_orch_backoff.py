@@ -7,14 +7,14 @@ import dataclasses
 
 import pytest
 
+from orch_procs import procs  # noqa: F401  (fixture)
+from test_orch_controller import FakeDcs
 from walrus_ha.orchestrator.backoff import ActionBackoff
 from walrus_ha.orchestrator.config import OrchestratorConfig
 from walrus_ha.orchestrator.controller import Controller
 from walrus_ha.orchestrator.core.model import Decision, Follow, Promote
 from walrus_ha.orchestrator.core.states import State
 from walrus_ha.orchestrator.executor import Outcome
-from orch_procs import procs  # noqa: F401  (fixture)
-from test_orch_controller import FakeDcs
 
 
 class Clock:
@@ -113,8 +113,8 @@ def test_a_standby_that_can_never_stream_is_backed_off_and_reported(procs):
     terms needed etcd's vouching) refuses every stream, and each Follow is a
     no-op: the orchestrator used to send it every loop; it now backs off and
     logs why, with the decision's reason."""
-    from walrus_ha.node.engine.embedded.storage import read_control, write_control
     from orch_procs import wait_for
+    from walrus_ha.node.engine.embedded.storage import read_control, write_control
 
     for n in ("a", "b"):
         procs.agent(n)

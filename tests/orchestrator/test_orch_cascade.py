@@ -12,8 +12,8 @@ import time
 import pytest
 
 from orch_procs import history, procs, wait_for  # noqa: F401  (procs is a fixture)
-from walrus_ha.protos import store_pb2
 from walrus_ha.common.dcs import Dcs
+from walrus_ha.protos import store_pb2
 
 pytestmark = pytest.mark.integration
 

@@ -2,13 +2,12 @@
 (pure sequencing logic: who may act, in which order, when to stop)."""
 from __future__ import annotations
 
-from walrus_ha.orchestrator.config import OrchestratorConfig
-from walrus_ha.orchestrator.controller import Controller
-from walrus_ha.orchestrator.core.model import (ClearFailoverState, ClearSwitchover, Decision, RevokeLeaderLease,
-                                     Wait)
-from walrus_ha.orchestrator.core.states import State
 from walrus_ha.common.errors import DcsUnavailable
 from walrus_ha.common.records import ClusterView, LeaderRecord
+from walrus_ha.orchestrator.config import OrchestratorConfig
+from walrus_ha.orchestrator.controller import Controller
+from walrus_ha.orchestrator.core.model import ClearFailoverState, ClearSwitchover, Decision, RevokeLeaderLease, Wait
+from walrus_ha.orchestrator.core.states import State
 
 
 class FakeDcs:

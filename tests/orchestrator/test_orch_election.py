@@ -6,10 +6,10 @@ import time
 
 import pytest
 
-from walrus_ha.orchestrator.election import Election
+from support_dcs import current_orchestrator
 from walrus_ha.common.dcs import Dcs
 from walrus_ha.common.errors import DcsUnavailable, LeaseLost
-from support_dcs import current_orchestrator
+from walrus_ha.orchestrator.election import Election
 
 
 def wait_for(cond, timeout=15.0):

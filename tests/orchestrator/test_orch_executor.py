@@ -6,14 +6,29 @@ import socket
 import grpc
 import pytest
 
-from walrus_ha.orchestrator.core.model import (Candidate, ClearFailoverState, ClearSwitchover, DemoteForSwitchover,
-                                     FailoverState, Follow, HistoryEntry, OperationKind, Phase, Promote,
-                                     PublishSync, RecordHistory, Rejoin, RevokeLeaderLease,
-                                     SaveFailoverState, SyncMethod, Wait)
-from walrus_ha.orchestrator.executor import Executor
-from walrus_ha.protos import node_agent_pb2
 from walrus_ha.common.errors import DcsUnavailable
 from walrus_ha.common.records import ClusterView, LeaderRecord, MemberRecord, SyncRecord
+from walrus_ha.orchestrator.core.model import (
+    Candidate,
+    ClearFailoverState,
+    ClearSwitchover,
+    DemoteForSwitchover,
+    FailoverState,
+    Follow,
+    HistoryEntry,
+    OperationKind,
+    Phase,
+    Promote,
+    PublishSync,
+    RecordHistory,
+    Rejoin,
+    RevokeLeaderLease,
+    SaveFailoverState,
+    SyncMethod,
+    Wait,
+)
+from walrus_ha.orchestrator.executor import Executor
+from walrus_ha.protos import node_agent_pb2
 from walrus_ha.tools.etcd_server import free_port
 
 

@@ -12,9 +12,9 @@ import signal
 import pytest
 
 from orch_procs import history, procs, wait_for  # noqa: F401  (procs is a fixture)
-from walrus_ha.protos import store_pb2
 from test_orch_ctl_wait import ctl
 from walrus_ha.common.dcs import Dcs
+from walrus_ha.protos import store_pb2
 
 pytestmark = pytest.mark.integration
 

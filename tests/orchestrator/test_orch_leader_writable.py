@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from walrus_ha.orchestrator.service import leader_writable
 from walrus_ha.common.records import ClusterView, LeaderRecord, MemberRecord, SyncRecord
+from walrus_ha.orchestrator.service import leader_writable
 
 LEADER = LeaderRecord(name="a", term=3)
 PRIMARY = MemberRecord(name="a", role="primary", term=3)

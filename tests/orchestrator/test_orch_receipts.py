@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from walrus_ha.orchestrator.receipts import pick
 from walrus_ha.common.records import HistoryRecord
+from walrus_ha.orchestrator.receipts import pick
 
 
 def rec(term, old="a", new="b", started=100.0, **kw) -> HistoryRecord:

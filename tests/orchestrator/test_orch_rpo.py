@@ -16,9 +16,9 @@ import signal
 import pytest
 
 from orch_procs import history, procs, wait_for  # noqa: F401  (procs is a fixture)
+from walrus_ha.common.dcs import Dcs
 from walrus_ha.orchestrator.agents import AgentPool
 from walrus_ha.orchestrator.snapshot import PrimaryLsnTracker
-from walrus_ha.common.dcs import Dcs
 
 
 def test_tracker_merge_counts_only_reports_for_the_current_term():

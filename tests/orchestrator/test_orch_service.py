@@ -14,14 +14,14 @@ import grpc
 import pytest
 
 from orch_procs import wait_for
+from walrus_ha.common import grpcutil
+from walrus_ha.common.dcs import Dcs
+from walrus_ha.common.records import HistoryRecord, LeaderRecord, MemberRecord
 from walrus_ha.orchestrator.config import OrchestratorConfig
 from walrus_ha.orchestrator.controller import Controller
 from walrus_ha.orchestrator.service import ClusterService, LeaderWatch
 from walrus_ha.protos import cluster_pb2, cluster_pb2_grpc
-from walrus_ha.common import grpcutil
-from walrus_ha.common.dcs import Dcs
 from walrus_ha.tools.etcd_server import free_port
-from walrus_ha.common.records import HistoryRecord, LeaderRecord, MemberRecord
 
 
 @pytest.fixture

@@ -3,13 +3,12 @@ from __future__ import annotations
 
 import pytest
 
+from walrus_ha.common.records import ClusterView, LeaderRecord, MemberRecord, SyncRecord
+from walrus_ha.orchestrator.config import OrchestratorConfig
 from walrus_ha.orchestrator.convert import probe_from_pb
 from walrus_ha.orchestrator.core.model import FailoverState, OperationKind, Phase, Role, SyncMethod
 from walrus_ha.orchestrator.probe import AgentProbe, ProbeOutcome
-from walrus_ha.orchestrator.snapshot import (PrimaryLsnTracker, agent_addresses, build_snapshot, core_config,
-                                   member_view)
-from walrus_ha.orchestrator.config import OrchestratorConfig
-from walrus_ha.common.records import ClusterView, LeaderRecord, MemberRecord, SyncRecord
+from walrus_ha.orchestrator.snapshot import PrimaryLsnTracker, agent_addresses, build_snapshot, core_config, member_view
 from walrus_ha.protos import common_pb2, node_agent_pb2
 
 

@@ -18,8 +18,8 @@ import grpc
 import pytest
 
 from orch_procs import procs, wait_for  # noqa: F401  (procs is a fixture)
-from walrus_ha.protos import store_pb2
 from walrus_ha.common.dcs import Dcs
+from walrus_ha.protos import store_pb2
 
 pytestmark = pytest.mark.integration
 

@@ -11,8 +11,8 @@ import sys
 import pytest
 
 from orch_procs import history, procs, wait_for  # noqa: F401  (procs is a fixture)
-from walrus_ha.common.dcs import Dcs
 from support_dcs import current_orchestrator
+from walrus_ha.common.dcs import Dcs
 
 pytestmark = pytest.mark.integration
 

@@ -19,9 +19,10 @@ import tempfile
 import grpc
 import pytest
 
-from walrus_ha.protos import cluster_pb2, cluster_pb2_grpc, node_agent_pb2 as pb, node_agent_pb2_grpc
 from support_procs import ROLE_PRIMARY, ROLE_STANDBY, channel
 from support_wait import wait_for
+from walrus_ha.protos import cluster_pb2, cluster_pb2_grpc, node_agent_pb2_grpc
+from walrus_ha.protos import node_agent_pb2 as pb
 from walrus_ha.tools.localcluster.cluster import LocalCluster
 
 pytestmark = pytest.mark.integration
@@ -36,8 +37,8 @@ INVALID = grpc.StatusCode.INVALID_ARGUMENT
 def local_cluster(request):
     engine = request.param
     if engine == "postgres":
-        from walrus_ha.node.engine.postgres.binaries import find_binaries
         from walrus_ha.common.errors import EngineError
+        from walrus_ha.node.engine.postgres.binaries import find_binaries
         try:
             find_binaries()
         except EngineError as exc:

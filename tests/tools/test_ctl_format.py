@@ -4,9 +4,9 @@ import json
 
 import pytest
 
+from walrus_ha.common.errors import WalrusError
 from walrus_ha.protos import cluster_pb2
 from walrus_ha.tools import ctl
-from walrus_ha.common.errors import WalrusError
 
 
 def test_to_dict_formats_lsns_and_int64s():

@@ -68,8 +68,8 @@ def test_freeze_primary_drill_no_split_brain(cluster_dir, tmp_path):
 @pytest.mark.postgres
 def test_kill_primary_drill_postgres_sync(tmp_path):
     """One round on real PostgreSQL 15 nodes (run as the postgres user)."""
-    from walrus_ha.node.engine.postgres.binaries import find_binaries
     from walrus_ha.common.errors import EngineError
+    from walrus_ha.node.engine.postgres.binaries import find_binaries
     try:
         find_binaries()
     except EngineError as exc:

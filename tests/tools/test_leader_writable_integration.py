@@ -29,8 +29,8 @@ pytestmark = pytest.mark.integration
 
 
 def _require_postgres() -> None:
-    from walrus_ha.node.engine.postgres.binaries import find_binaries
     from walrus_ha.common.errors import EngineError
+    from walrus_ha.node.engine.postgres.binaries import find_binaries
     try:
         find_binaries()
     except EngineError as exc:

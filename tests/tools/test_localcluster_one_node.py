@@ -15,9 +15,8 @@ import time
 
 import pytest
 
-from walrus_ha.common import pidfile
+from walrus_ha.common import pidfile, procs
 from walrus_ha.tools.localcluster import ClusterSpec
-from walrus_ha.common import procs
 from walrus_ha.tools.localcluster.cluster import LocalCluster
 
 pytestmark = pytest.mark.integration

@@ -5,8 +5,8 @@ monotonic ack times) and the instants the drill noted, and returns numbers.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,10 @@ import sys
 import tempfile
 import time
 
+from walrus_ha.common.errors import WalrusError
 from walrus_ha.tools.drill.report import RoundResult, document, rounds_table, summary_text
 from walrus_ha.tools.drill.scenarios import SCENARIOS, DrillContext
 from walrus_ha.tools.drill.workload import LeaderTracker, backend_factory
-from walrus_ha.common.errors import WalrusError
 from walrus_ha.tools.localcluster.cluster import STATE_FILE, LocalCluster
 from walrus_ha.tools.localcluster.render import ClusterSpec, EngineKind
 

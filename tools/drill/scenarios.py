@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
+from walrus_ha.common.errors import WalrusError
 from walrus_ha.tools.drill import checker
 from walrus_ha.tools.drill.checker import Ack
 from walrus_ha.tools.drill.report import RoundResult
 from walrus_ha.tools.drill.workload import BackendFactory, EmbeddedBackend, LeaderTracker, StaleWriter, Workload
-from walrus_ha.common.errors import WalrusError
 from walrus_ha.tools.localcluster.cluster import LocalCluster
 
 Progress = Callable[[str], None]
@@ -211,6 +211,7 @@ def _wipe_etcd(ctx: DrillContext) -> float:
     """Stop the cluster's etcd, remove its data directory, start it empty on the
     same address; returns the monotonic time it answers again."""
     import shutil
+
     from walrus_ha.tools.localcluster.render import ProcKind
     name, p = next((n, p) for n, p in ctx.cluster.processes.items() if p.plan.kind is ProcKind.ETCD)
     data_dir = p.plan.argv[list(p.plan.argv).index("--data-dir") + 1]
@@ -328,8 +329,8 @@ class _TreeSignals:
         return getattr(self._cluster, name)
 
     def signal(self, name: str, sig: int) -> bool:
-        from walrus_ha.tools.drill.freeze import TreeFreeze
         from walrus_ha.common import procs
+        from walrus_ha.tools.drill.freeze import TreeFreeze
         handle = self._cluster.processes[name].handle
         if sig == signal.SIGSTOP and name not in self.frozen and handle and procs.is_ours(handle):
             tree = self.frozen[name] = TreeFreeze(handle.pid)
@@ -356,6 +357,7 @@ class _GiveUpBackend:
 
     def write(self, key: str, value: str) -> int:
         import threading
+
         from walrus_ha.tools.drill.workload import WriteFailed
         inner = self._inner = self._inner or self._factory(self.address)
         box: dict = {}

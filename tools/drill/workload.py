@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Protocol
 
 import grpc
 
+from walrus_ha.common.errors import WalrusError
 from walrus_ha.protos import store_pb2, store_pb2_grpc
 from walrus_ha.tools.drill.checker import Ack
-from walrus_ha.common.errors import WalrusError
 from walrus_ha.tools.localcluster.client import ClusterClient, fast_channel
 
 
@@ -73,7 +74,7 @@ class PostgresBackend:
     """Adapter over ``tools.drill.pg_backend`` (written with the postgres engine)."""
 
     def __init__(self, address: str, sync: bool, timeout_s: float = 2.0):
-        from walrus_ha.tools.drill import pg_backend   # lazy: psycopg only when needed
+        from walrus_ha.tools.drill import pg_backend  # lazy: psycopg only when needed
         cls = getattr(pg_backend, "PgWriter", None) or getattr(pg_backend, "PgBackend", None)
         if cls is None:
             raise WalrusError("tools.drill.pg_backend has no writer class (PgWriter/PgBackend)")
@@ -131,7 +132,7 @@ class LeaderTracker:
         self.listeners: list[Callable[[float, Target | None], None]] = []
         self._thread = threading.Thread(target=self._watch, name="leader-watch", daemon=True)
 
-    def start(self) -> "LeaderTracker":
+    def start(self) -> LeaderTracker:
         self.refresh(force=True)
         self._thread.start()
         return self
@@ -189,7 +190,7 @@ class Workload:
         self._threads = [threading.Thread(target=self._writer, args=(i,), name=f"writer-{i}", daemon=True)
                          for i in range(writers)]
 
-    def start(self) -> "Workload":
+    def start(self) -> Workload:
         for t in self._threads:
             t.start()
         return self

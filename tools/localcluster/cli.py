@@ -9,9 +9,9 @@ import os
 import sys
 import time
 
+from walrus_ha.common.lsn import format_lsn
 from walrus_ha.tools.localcluster.cluster import STATE_FILE, LocalCluster, LocalClusterError, log_tail
 from walrus_ha.tools.localcluster.render import ClusterSpec, EngineKind
-from walrus_ha.common.lsn import format_lsn
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

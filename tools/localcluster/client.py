@@ -8,13 +8,13 @@ status, e.g. INVALID_ARGUMENT), both ``WalrusError``s with a sentence.
 from __future__ import annotations
 
 import threading
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import grpc
 
-from walrus_ha.protos import cluster_pb2, cluster_pb2_grpc, node_agent_pb2, node_agent_pb2_grpc
 from walrus_ha.common import grpcutil, rpcerrors
 from walrus_ha.common.errors import WalrusError
+from walrus_ha.protos import cluster_pb2, cluster_pb2_grpc, node_agent_pb2, node_agent_pb2_grpc
 
 # Reconnect fast: a restarted or newly promoted peer must be reachable within
 # milliseconds, not after grpc's default 1 s+ backoff.

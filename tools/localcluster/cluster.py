@@ -12,14 +12,13 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import yaml
 
-from walrus_ha.common import pidfile
+from walrus_ha.common import pidfile, procs
 from walrus_ha.common.errors import WalrusError
-from walrus_ha.common import procs
 from walrus_ha.tools.localcluster.client import AgentClient, ClusterClient
 from walrus_ha.tools.localcluster.health import MemberHealth, Verdict, judge, member_health
 from walrus_ha.tools.localcluster.render import ClusterSpec, EngineKind, ProcKind, ProcPlan, Timings, plan_cluster
@@ -61,7 +60,7 @@ class LocalCluster:
 
     # ---- construction -------------------------------------------------------------
     @classmethod
-    def create(cls, spec: ClusterSpec, port_source: Callable[[], int] = free_port) -> "LocalCluster":
+    def create(cls, spec: ClusterSpec, port_source: Callable[[], int] = free_port) -> LocalCluster:
         """Plan a new cluster in ``spec.directory`` and write its config files.
 
         Raises LocalClusterError if the directory already holds a cluster."""
@@ -85,7 +84,7 @@ class LocalCluster:
         return cluster
 
     @classmethod
-    def load(cls, directory: str) -> "LocalCluster":
+    def load(cls, directory: str) -> LocalCluster:
         """Read ``DIR/cluster.json``; LocalClusterError if there is none."""
         d = os.path.abspath(directory)
         path = os.path.join(d, STATE_FILE)
@@ -103,7 +102,7 @@ class LocalCluster:
             raise LocalClusterError(f"cannot read {path}: malformed ({exc!r})") from None
 
     @classmethod
-    def _from_json(cls, d: str, data: dict) -> "LocalCluster":
+    def _from_json(cls, d: str, data: dict) -> LocalCluster:
         s = data["spec"]
         spec = ClusterSpec(directory=d, nodes=s["nodes"], engine=EngineKind(s["engine"]), sync=s["sync"],
                            etcd_endpoints=tuple(s["etcd_endpoints"]), orchestrators=s["orchestrators"],

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import enum
 import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
 
 
 class EngineKind(enum.Enum):
@@ -88,7 +88,7 @@ def etcd_plan(directory: str, client_port: int, peer_port: int, name: str = "etc
     """argv of a single-member etcd on loopback with fast elections (1 s leases
     work), as ``tools.etcd_server`` builds it. Raises EtcdServerError (with
     how to install etcd) when the binary is missing."""
-    from walrus_ha.tools.etcd_server import EtcdServer   # finds the binary; only needed when we run etcd
+    from walrus_ha.tools.etcd_server import EtcdServer  # finds the binary; only needed when we run etcd
     argv = tuple(EtcdServer(f"{directory}/etcd", client_port, peer_port, name=name).command())
     return ProcPlan(name=name, kind=ProcKind.ETCD, argv=argv, log=f"{directory}/logs/{name}.log",
                     ports={"client": client_port, "peer": peer_port})

@@ -23,7 +23,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from typing import Any, Coroutine
+from collections.abc import Coroutine
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ class _Poster:
         self._lock = threading.Lock()
         self._pending: list[LoopSignal] = []
 
-    def post(self, sig: "LoopSignal") -> None:
+    def post(self, sig: LoopSignal) -> None:
         with self._lock:
             self._pending.append(sig)
             first = len(self._pending) == 1

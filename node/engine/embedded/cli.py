@@ -17,18 +17,17 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
-import sys
 import threading
 
-from walrus_ha.node.config import EmbeddedConfig
-from walrus_ha.node.engine.base import Role, SyncSpec, Upstream
-from walrus_ha.node.engine.convert import engine_status_to_pb
-from walrus_ha.protos import node_agent_pb2, node_agent_pb2_grpc
 from walrus_ha.common import log as wlog
 from walrus_ha.common import rpcerrors
 from walrus_ha.common.config import from_dict, parse_address
 from walrus_ha.common.errors import ConfigError, EngineError, StaleTerm
 from walrus_ha.common.lsn import format_lsn
+from walrus_ha.node.config import EmbeddedConfig
+from walrus_ha.node.engine.base import Role, SyncSpec, Upstream
+from walrus_ha.node.engine.convert import engine_status_to_pb
+from walrus_ha.protos import node_agent_pb2, node_agent_pb2_grpc
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -25,10 +25,14 @@ import logging
 import os
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import grpc
 
+from walrus_ha.common import grpcutil
+from walrus_ha.common.errors import EngineError
+from walrus_ha.common.log import log_event
+from walrus_ha.common.lsn import format_lsn
 from walrus_ha.node.config import EmbeddedConfig
 from walrus_ha.node.engine.base import CommitLevel, Discarded, EngineStatus, Role, SyncSpec, Upstream
 from walrus_ha.node.engine.embedded import storage as storage_mod
@@ -43,10 +47,6 @@ from walrus_ha.node.engine.embedded.walstream_service import WalStreamServicer
 from walrus_ha.node.engine.embedded.writehealth import WriteHealth
 from walrus_ha.node.engine.embedded.writes import WritePathMixin
 from walrus_ha.protos import store_pb2_grpc, walstream_pb2_grpc
-from walrus_ha.common import grpcutil
-from walrus_ha.common.errors import EngineError
-from walrus_ha.common.log import log_event
-from walrus_ha.common.lsn import format_lsn
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ class EmbeddedEngine(WritePathMixin, TransitionsMixin):
         self._threads: list[threading.Thread] = []
 
     @classmethod
-    def from_node_config(cls, node_config) -> "EmbeddedEngine":
+    def from_node_config(cls, node_config) -> EmbeddedEngine:
         """Build from a ``node.config.NodeConfig`` (serves on ``data_listen``)."""
         return cls(node_config.name, node_config.data_dir, node_config.data_listen, node_config.embedded,
                    advertise=node_config.data_address)

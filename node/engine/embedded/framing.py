@@ -13,6 +13,7 @@ import enum
 import re
 import struct
 from dataclasses import dataclass
+
 import crc32c
 
 from walrus_ha.common.errors import CorruptWal, EngineError

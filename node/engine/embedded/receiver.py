@@ -32,16 +32,16 @@ from typing import TYPE_CHECKING, Protocol
 
 import grpc
 
+from walrus_ha.common import grpcutil, rpcerrors
+from walrus_ha.common.errors import CorruptWal, EngineError, MustRewind, NeedsReclone, StaleTerm, WalRemoved
+from walrus_ha.common.log import log_event
+from walrus_ha.common.lsn import format_lsn
 from walrus_ha.node.engine.base import Upstream
 from walrus_ha.node.engine.embedded.aio import LoopSignal, LoopThread
 from walrus_ha.node.engine.embedded.sender import REWIND_LSN_KEY
 from walrus_ha.node.engine.embedded.timeline import HistoryEntry, TimelineHistory, find_divergence
 from walrus_ha.node.engine.embedded.wal import SHIP_AHEAD
 from walrus_ha.protos import walstream_pb2, walstream_pb2_grpc
-from walrus_ha.common import grpcutil, rpcerrors
-from walrus_ha.common.errors import CorruptWal, EngineError, MustRewind, NeedsReclone, StaleTerm, WalRemoved
-from walrus_ha.common.log import log_event
-from walrus_ha.common.lsn import format_lsn
 
 if TYPE_CHECKING:
     from walrus_ha.node.engine.embedded.storage import Storage
@@ -105,7 +105,7 @@ def history_from_reply(reply: walstream_pb2.TimelineHistoryReply) -> TimelineHis
                            tuple(HistoryEntry(e.timeline, e.switch_lsn, e.reason) for e in reply.entries))
 
 
-def divergence_with(storage: "Storage", upstream_history: TimelineHistory) -> int | None:
+def divergence_with(storage: Storage, upstream_history: TimelineHistory) -> int | None:
     """The LSN to rewind to before streaming from an upstream with this
     history, or None when our WAL has not diverged. Replays local WAL first so
     the local history is current."""
@@ -118,7 +118,7 @@ def divergence_with(storage: "Storage", upstream_history: TimelineHistory) -> in
     return d.fork_lsn if d.diverged else None
 
 
-def check_divergence(storage: "Storage", upstream: Upstream, timeout: float = 5.0) -> int | None:
+def check_divergence(storage: Storage, upstream: Upstream, timeout: float = 5.0) -> int | None:
     """Fetch ``upstream``'s timeline history and compare (see ``divergence_with``).
     Raises grpc.RpcError when the upstream cannot be reached."""
     with grpcutil.channel(upstream.address) as ch:

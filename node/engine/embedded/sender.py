@@ -26,18 +26,19 @@ import collections
 import logging
 import threading
 import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, AsyncIterator, Callable, Protocol
+from typing import TYPE_CHECKING, Protocol
 
+from walrus_ha.common.errors import CorruptWal, EngineError, WalRemoved
+from walrus_ha.common.log import log_event
+from walrus_ha.common.lsn import format_lsn
 from walrus_ha.node.config import EmbeddedConfig
 from walrus_ha.node.engine.base import StandbyInfo
 from walrus_ha.node.engine.embedded.aio import LoopSignal
 from walrus_ha.node.engine.embedded.syncrep import StandbyPosition, SyncRep
 from walrus_ha.node.engine.embedded.wal import SHIP_AHEAD
 from walrus_ha.protos import walstream_pb2
-from walrus_ha.common.errors import CorruptWal, EngineError, WalRemoved
-from walrus_ha.common.log import log_event
-from walrus_ha.common.lsn import format_lsn
 
 if TYPE_CHECKING:
     from walrus_ha.node.engine.embedded.slots import Slot, SlotStore
@@ -125,7 +126,7 @@ class StartPoint:
 
 
 def check_start(req: StartRequest, term: int, write_lsn: int, oldest_lsn: int,
-                slot: "Slot | None", history: "TimelineHistory",
+                slot: Slot | None, history: TimelineHistory,
                 locate: Callable[[], StartPoint] = lambda: StartPoint(True)) -> None:
     """May this standby stream from ``req.start_lsn``? Pure but for
     ``locate`` (where does it fall in this WAL?), asked last; raises

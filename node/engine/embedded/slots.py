@@ -17,11 +17,11 @@ import json
 import logging
 import os
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from typing import Iterable
 
-from walrus_ha.node.engine.base import SlotInfo
 from walrus_ha.common.log import log_event
+from walrus_ha.node.engine.base import SlotInfo
 
 log = logging.getLogger(__name__)
 

@@ -92,7 +92,7 @@ class KvState:
         return b"".join(parts)
 
     @classmethod
-    def from_snapshot(cls, blob: bytes) -> "KvState":
+    def from_snapshot(cls, blob: bytes) -> KvState:
         """Inverse of ``snapshot``. Raises CorruptWal on malformed bytes."""
         try:
             magic, version, lsn, tli, term, count = _SNAP_HEAD.unpack_from(blob)

@@ -44,10 +44,10 @@ from dataclasses import dataclass
 
 import crc32c
 
-from walrus_ha.node.config import EmbeddedConfig
-from walrus_ha.node.engine.base import Role
 from walrus_ha.common.errors import CorruptWal, EngineError, NeedsReclone
 from walrus_ha.common.lsn import format_lsn
+from walrus_ha.node.config import EmbeddedConfig
+from walrus_ha.node.engine.base import Role
 
 from . import checkpoint as ckpt
 from .records import SKIP_HEAD, Put, Record, RecordType, Skip, TimelineSwitch, decode, encode, encode_put, is_skip
@@ -137,7 +137,7 @@ class Storage:
 
     # ------------------------------------------------------------ open/create
     @classmethod
-    def open(cls, data_dir: str, config: EmbeddedConfig) -> "Storage":
+    def open(cls, data_dir: str, config: EmbeddedConfig) -> Storage:
         """Recover the storage in ``data_dir``, bootstrapping it if empty.
         Raises CorruptWal / NeedsReclone if it cannot be recovered."""
         control = read_control(data_dir)
@@ -156,7 +156,7 @@ class Storage:
         return storage
 
     @classmethod
-    def _bootstrap(cls, data_dir: str, config: EmbeddedConfig) -> "Storage":
+    def _bootstrap(cls, data_dir: str, config: EmbeddedConfig) -> Storage:
         dirs = _fresh_dirs(data_dir)
         state = KvState()
         ckpt.write_checkpoint(dirs["checkpoints"], state)
@@ -167,7 +167,7 @@ class Storage:
 
     @classmethod
     def create_from_base(cls, data_dir: str, config: EmbeddedConfig, snapshot: bytes,
-                         history: TimelineHistory, term: int = 0, upstream: str = "") -> "Storage":
+                         history: TimelineHistory, term: int = 0, upstream: str = "") -> Storage:
         """Create a standby's storage from a primary's base backup."""
         if is_initialized(data_dir):
             raise EngineError(f"{data_dir} already holds a database")

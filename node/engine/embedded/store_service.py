@@ -25,12 +25,12 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from walrus_ha.common import rpcerrors
+from walrus_ha.common.errors import EngineError, InvalidArgument, WrongRole
 from walrus_ha.node.config import EmbeddedConfig
 from walrus_ha.node.engine.base import CommitLevel
 from walrus_ha.node.engine.embedded.writes import ReadResult, WriteResult
 from walrus_ha.protos import store_pb2, store_pb2_grpc
-from walrus_ha.common import rpcerrors
-from walrus_ha.common.errors import EngineError, InvalidArgument, WrongRole
 
 MAX_BATCH_OPS = 10_000
 

@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Callable, Mapping
 
+from walrus_ha.common.errors import Fenced
 from walrus_ha.node.engine.base import CommitLevel, SyncMethod, SyncSpec
 from walrus_ha.node.engine.embedded.aio import LoopSignal
-from walrus_ha.common.errors import Fenced
 
 REMOTE_LEVELS = (CommitLevel.REMOTE_WRITE, CommitLevel.ON, CommitLevel.REMOTE_APPLY)
 
@@ -135,7 +135,7 @@ class _Signal:
 class _Waiter:
     __slots__ = ("lsn", "level", "event", "error")
 
-    def __init__(self, lsn: int, level: CommitLevel, event: "_Signal | LoopSignal"):
+    def __init__(self, lsn: int, level: CommitLevel, event: _Signal | LoopSignal):
         self.lsn = lsn
         self.level = level
         self.event = event
@@ -270,7 +270,7 @@ class SyncRep:
         finally:
             self._delist(w)
 
-    def _enlist(self, lsn: int, level: CommitLevel, signal_type) -> "_Waiter | None":
+    def _enlist(self, lsn: int, level: CommitLevel, signal_type) -> _Waiter | None:
         """Check, then register a waiter; None when no wait is needed."""
         self.check_ack()
         if not self.needs_wait(level):
@@ -282,7 +282,7 @@ class SyncRep:
             self._waiters.append(w)
             return w
 
-    def _step(self, w: "_Waiter", give_up: float | None) -> tuple[bool | None, float | None]:
+    def _step(self, w: _Waiter, give_up: float | None) -> tuple[bool | None, float | None]:
         """One turn of a wait: (True/False = return that, None = sleep for
         the returned slice, None = until woken). Raises ``Fenced``."""
         self.check_ack()
@@ -301,7 +301,7 @@ class SyncRep:
         limits = [t for t in (give_up, self._deadline) if t is not None]
         return None, (max(0.0, min(limits) - now) if limits else None)
 
-    def _delist(self, w: "_Waiter") -> None:
+    def _delist(self, w: _Waiter) -> None:
         with self._lock:
             if w in self._waiters:
                 self._waiters.remove(w)

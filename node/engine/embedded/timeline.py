@@ -35,7 +35,7 @@ class TimelineHistory:
     timeline: int = 1
     entries: tuple[HistoryEntry, ...] = ()
 
-    def branch(self, new_tli: int, switch_lsn: int, reason: str = "") -> "TimelineHistory":
+    def branch(self, new_tli: int, switch_lsn: int, reason: str = "") -> TimelineHistory:
         """The history of a child timeline forking at ``switch_lsn``.
         Raises ValueError if the child is not newer or the LSN goes backwards."""
         if new_tli <= self.timeline:

@@ -21,12 +21,12 @@ import time
 
 import grpc
 
-from walrus_ha.node.engine.base import EngineStatus, RejoinMethod, Role, SyncSpec, Upstream
-from walrus_ha.node.engine.embedded.receiver import check_divergence
-from walrus_ha.node.engine.embedded.timeline import latest_timeline
 from walrus_ha.common.errors import EngineError, NeedsReclone, StaleTerm
 from walrus_ha.common.log import log_event
 from walrus_ha.common.lsn import format_lsn
+from walrus_ha.node.engine.base import EngineStatus, RejoinMethod, Role, SyncSpec, Upstream
+from walrus_ha.node.engine.embedded.receiver import check_divergence
+from walrus_ha.node.engine.embedded.timeline import latest_timeline
 
 log = logging.getLogger(__name__)
 

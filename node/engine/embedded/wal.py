@@ -69,15 +69,25 @@ import logging
 import os
 import threading
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 from walrus_ha.common.errors import CorruptWal, EngineError, WalRemoved
 from walrus_ha.common.log import log_event
 from walrus_ha.common.lsn import format_lsn
 
-from .framing import (HEADER, HEADER_SIZE, MAX_RECORD, ScanStop, WalRecord,  # noqa: F401 (re-exported)
-                      encode_record, parse_segment_name, scan, segment_name,
-                      split_records, verify_record)
+from .framing import (  # noqa: F401 (re-exported)
+    HEADER,
+    HEADER_SIZE,
+    MAX_RECORD,
+    ScanStop,
+    WalRecord,
+    encode_record,
+    parse_segment_name,
+    scan,
+    segment_name,
+    split_records,
+    verify_record,
+)
 from .segments import SegmentStore, fsync_dir
 
 _SCAN_CHUNK = 1 << 20
@@ -118,7 +128,7 @@ class Wal:
     # ----------------------------------------------------------- open/recover
     @classmethod
     def open(cls, directory: str, segment_size: int, start_lsn: int | None = None,
-             timeline: int = 1) -> "Wal":
+             timeline: int = 1) -> Wal:
         """Open (creating if needed) and recover the log in ``directory``.
 
         Raises EngineError if ``start_lsn`` is below the oldest retained WAL.

@@ -20,11 +20,11 @@ from __future__ import annotations
 import asyncio
 from typing import Protocol
 
-from walrus_ha.node.engine.embedded.sender import NEEDS_RECLONE_MARK, REWIND_LSN_KEY, SenderRefused, WalSender
-from walrus_ha.protos import walstream_pb2, walstream_pb2_grpc
 from walrus_ha.common import rpcerrors
 from walrus_ha.common.errors import InvalidArgument, MustRewind, NeedsReclone, Refused, WalrusError
 from walrus_ha.common.names import name_problem
+from walrus_ha.node.engine.embedded.sender import NEEDS_RECLONE_MARK, REWIND_LSN_KEY, SenderRefused, WalSender
+from walrus_ha.protos import walstream_pb2, walstream_pb2_grpc
 
 BACKUP_CHUNK = 1 << 20
 

@@ -21,6 +21,8 @@ import logging
 import threading
 from dataclasses import dataclass
 
+from walrus_ha.common.errors import EngineError, WrongRole
+from walrus_ha.common.log import log_event
 from walrus_ha.node.config import EmbeddedConfig
 from walrus_ha.node.engine.base import CommitLevel, Role
 from walrus_ha.node.engine.embedded.aio import LoopSignal, LoopThread
@@ -31,8 +33,6 @@ from walrus_ha.node.engine.embedded.storage import Storage
 from walrus_ha.node.engine.embedded.syncrep import SyncRep
 from walrus_ha.node.engine.embedded.wal import SHIP_AHEAD
 from walrus_ha.node.engine.embedded.writehealth import WriteHealth
-from walrus_ha.common.errors import EngineError, WrongRole
-from walrus_ha.common.log import log_event
 
 log = logging.getLogger(__name__)
 

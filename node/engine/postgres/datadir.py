@@ -25,9 +25,9 @@ import pathlib
 import shutil
 from dataclasses import asdict, dataclass, replace
 
+from walrus_ha.common.errors import EngineError
 from walrus_ha.node.engine.postgres import conf
 from walrus_ha.node.engine.postgres.process import OsUser, check_traversable, prepare_dir
-from walrus_ha.common.errors import EngineError
 
 STATE_FILE = "walrus-state.json"
 
@@ -42,7 +42,7 @@ class State:
     sync_standbys: str = ""
     incomplete: bool = False    # a bootstrap/clone/rewind began and did not finish
 
-    def with_(self, **changes) -> "State":
+    def with_(self, **changes) -> State:
         return replace(self, **changes)
 
 

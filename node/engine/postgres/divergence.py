@@ -22,12 +22,12 @@ import re
 import subprocess
 from dataclasses import dataclass
 
-from walrus_ha.node.engine.postgres import sql
-from walrus_ha.node.engine.postgres.binaries import Binaries
-from walrus_ha.node.engine.postgres.process import OsUser
 from walrus_ha.common.errors import EngineError
 from walrus_ha.common.log import log_event
 from walrus_ha.common.lsn import parse_lsn
+from walrus_ha.node.engine.postgres import sql
+from walrus_ha.node.engine.postgres.binaries import Binaries
+from walrus_ha.node.engine.postgres.process import OsUser
 
 log = logging.getLogger(__name__)
 

@@ -26,6 +26,9 @@ import logging
 import threading
 import time
 
+from walrus_ha.common.config import parse_address
+from walrus_ha.common.errors import EngineError, NeedsReclone, StaleTerm
+from walrus_ha.common.log import log_event
 from walrus_ha.node.config import NodeConfig, PostgresConfig
 from walrus_ha.node.engine.base import EngineStatus, Role, Upstream
 from walrus_ha.node.engine.postgres import conf, replication, sql
@@ -35,9 +38,6 @@ from walrus_ha.node.engine.postgres.datadir import NodeDir
 from walrus_ha.node.engine.postgres.fencing import FencerProcess, take_record
 from walrus_ha.node.engine.postgres.process import OsUser, Postmaster, run, wait_for
 from walrus_ha.node.engine.postgres.transitions import TransitionsMixin
-from walrus_ha.common.config import parse_address
-from walrus_ha.common.errors import EngineError, NeedsReclone, StaleTerm
-from walrus_ha.common.log import log_event
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ class PostgresEngine(TransitionsMixin):
         self._adopt_fencer_record()
 
     @classmethod
-    def from_node_config(cls, node_config: NodeConfig) -> "PostgresEngine":
+    def from_node_config(cls, node_config: NodeConfig) -> PostgresEngine:
         """The engine for ``walrus node``: listens on ``data_listen``, advertises ``data_address``."""
         return cls(node_config.name, node_config.data_dir, node_config.data_listen, node_config.postgres,
                    data_address=node_config.data_address)

@@ -18,10 +18,10 @@ import subprocess
 import sys
 import threading
 
-from walrus_ha.node.engine.postgres import fencer
-from walrus_ha.node.engine.postgres.process import Postmaster, _get_spawner
 from walrus_ha.common.errors import EngineError
 from walrus_ha.common.log import log_event
+from walrus_ha.node.engine.postgres import fencer
+from walrus_ha.node.engine.postgres.process import Postmaster, _get_spawner
 
 log = logging.getLogger(__name__)
 

@@ -23,9 +23,9 @@ import stat
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Callable
 
 from walrus_ha.common.errors import EngineError
 from walrus_ha.common.log import log_event
@@ -46,7 +46,7 @@ class OsUser:
     switch: bool
 
     @classmethod
-    def resolve(cls, os_user: str) -> "OsUser":
+    def resolve(cls, os_user: str) -> OsUser:
         """``os_user`` when the agent is root, else the current user.
 
         Raises EngineError when running as root and ``os_user`` does not exist.

@@ -8,15 +8,15 @@ from __future__ import annotations
 import logging
 import re
 
+from walrus_ha.common.config import parse_address
+from walrus_ha.common.errors import EngineError
+from walrus_ha.common.log import log_event
+from walrus_ha.common.lsn import parse_lsn
 from walrus_ha.node.engine.base import Upstream
 from walrus_ha.node.engine.postgres import sql
 from walrus_ha.node.engine.postgres.binaries import Binaries
 from walrus_ha.node.engine.postgres.conf import conninfo, slot_name
 from walrus_ha.node.engine.postgres.process import OsUser, run, wait_for
-from walrus_ha.common.config import parse_address
-from walrus_ha.common.errors import EngineError
-from walrus_ha.common.log import log_event
-from walrus_ha.common.lsn import parse_lsn
 
 log = logging.getLogger(__name__)
 

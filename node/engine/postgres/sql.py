@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import psycopg
 
-from walrus_ha.node.engine.base import SlotInfo, StandbyInfo
 from walrus_ha.common.errors import EngineError
 from walrus_ha.common.lsn import parse_lsn
+from walrus_ha.node.engine.base import SlotInfo, StandbyInfo
 
 APP_NAME = "walrus-engine"
 

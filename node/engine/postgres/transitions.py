@@ -9,11 +9,11 @@ from __future__ import annotations
 import logging
 import time
 
+from walrus_ha.common.errors import EngineError, NeedsReclone, WrongRole
+from walrus_ha.common.log import log_event
 from walrus_ha.node.engine.base import Discarded, EngineStatus, RejoinMethod, SlotInfo, SyncSpec, Upstream
 from walrus_ha.node.engine.postgres import conf, divergence, fencer, replication, sql
 from walrus_ha.node.engine.postgres.process import wait_for
-from walrus_ha.common.errors import EngineError, NeedsReclone, WrongRole
-from walrus_ha.common.log import log_event
 
 log = logging.getLogger(__name__)
 
@@ -299,7 +299,7 @@ class TransitionsMixin:
             return self._session.slots()
 
 
-def _discarded(end: "divergence.WalEnd | None", fork: int | None, rewound: bool, upstream: Upstream,
+def _discarded(end: divergence.WalEnd | None, fork: int | None, rewound: bool, upstream: Upstream,
                term: int) -> Discarded:
     """What pg_rewind dropped: from where it says the servers diverged to the
     end of the stopped node's WAL (pg_waldump); -1 bytes when either is unknown."""

@@ -23,9 +23,9 @@ import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 
-from agent_procs import Agents, ROLE_STANDBY, wait_for  # noqa: E402
-from walrus_ha.protos import node_agent_pb2 as pb  # noqa: E402
+from agent_procs import ROLE_STANDBY, Agents, wait_for  # noqa: E402
 from walrus_ha.common.dcs import Dcs  # noqa: E402
+from walrus_ha.protos import node_agent_pb2 as pb  # noqa: E402
 from walrus_ha.tools.etcd_server import EtcdServer  # noqa: E402
 
 

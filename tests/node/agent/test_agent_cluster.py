@@ -13,9 +13,9 @@ import grpc
 import pytest
 
 from agent_procs import ROLE_PRIMARY, ROLE_STANDBY, TIMING, wait_for
-from walrus_ha.protos import node_agent_pb2, store_pb2
 from walrus_ha.common.dcs import Dcs
 from walrus_ha.common.records import SyncRecord
+from walrus_ha.protos import node_agent_pb2, store_pb2
 
 pytestmark = pytest.mark.integration
 

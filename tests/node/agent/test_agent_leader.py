@@ -3,8 +3,8 @@ import threading
 
 import pytest
 
-from walrus_ha.node.agent import leader as L
 from walrus_ha.common.errors import DcsUnavailable, LeaseLost
+from walrus_ha.node.agent import leader as L
 
 TTL, MARGIN = 9.0, 1.0   # interval 3s, retry_wait 0.75s, deadline = sent + 8
 

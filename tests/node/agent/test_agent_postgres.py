@@ -10,9 +10,9 @@ import tempfile
 
 import pytest
 
-from agent_procs import Agents, ROLE_PRIMARY, ROLE_STANDBY, wait_for
-from walrus_ha.protos import node_agent_pb2 as pb
+from agent_procs import ROLE_PRIMARY, ROLE_STANDBY, Agents, wait_for
 from walrus_ha.common.dcs import Dcs
+from walrus_ha.protos import node_agent_pb2 as pb
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 
@@ -22,8 +22,8 @@ PG_TIMING = {"engine": "postgres", "ttl": 10.0, "loop_wait": 1.0, "retry_timeout
 @pytest.fixture
 def pg_agents(etcd, cluster_name):
     """Agents whose data dirs the ``postgres`` OS user can reach (tmp_path is 0700)."""
-    from walrus_ha.node.engine.postgres.binaries import find_binaries
     from walrus_ha.common.errors import EngineError
+    from walrus_ha.node.engine.postgres.binaries import find_binaries
     try:
         find_binaries("")
     except EngineError as exc:

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
+from walrus_ha.common.records import ClusterView, LeaderRecord, MemberRecord
 from walrus_ha.node.agent import vouch
 from walrus_ha.node.engine.base import Upstream
-from walrus_ha.common.records import ClusterView, LeaderRecord, MemberRecord
 
 VIEW = ClusterView(term=4, leader=LeaderRecord(name="a", term=4, data_address="127.0.0.1:7001"),
                    members=(MemberRecord(name="a", data_address="127.0.0.1:7001"),

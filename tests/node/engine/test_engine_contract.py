@@ -16,9 +16,9 @@ import time
 
 import pytest
 
-from walrus_ha.node.engine.base import Engine, RejoinMethod, Role, SyncMethod, SyncSpec, Upstream
-from walrus_ha.common.errors import StaleTerm, WalrusError
 from support_wait import wait_for
+from walrus_ha.common.errors import StaleTerm, WalrusError
+from walrus_ha.node.engine.base import Engine, RejoinMethod, Role, SyncMethod, SyncSpec, Upstream
 
 pytestmark = pytest.mark.integration
 
@@ -47,6 +47,7 @@ class PostgresHarness:
 
     def write(self, engine, key: str, value: str) -> None:
         import psycopg
+
         from walrus_ha.tools.drill.pg_backend import PgWriter
         w = PgWriter(engine.data_address)
         try:

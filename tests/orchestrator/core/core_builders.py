@@ -49,8 +49,19 @@ def sync(*names: str, num: int = 1, method: SyncMethod = SyncMethod.FIRST, leade
 
 def summary(decision) -> list[str]:
     """The decision's actions as short readable strings (Wait left out)."""
-    from walrus_ha.orchestrator.core import (ClearFailoverState, ClearSwitchover, DemoteForSwitchover, Follow, Promote,
-                                   PublishSync, RecordHistory, Rejoin, RevokeLeaderLease, SaveFailoverState, Wait)
+    from walrus_ha.orchestrator.core import (
+        ClearFailoverState,
+        ClearSwitchover,
+        DemoteForSwitchover,
+        Follow,
+        Promote,
+        PublishSync,
+        RecordHistory,
+        Rejoin,
+        RevokeLeaderLease,
+        SaveFailoverState,
+        Wait,
+    )
     out = []
     for a in decision.actions:
         if isinstance(a, Promote):

@@ -5,8 +5,20 @@ from dataclasses import replace
 
 from hypothesis import strategies as st
 
-from walrus_ha.orchestrator.core import (Candidate, ClusterSnapshot, CoreConfig, FailoverState, LeaderView, MemberView, OperationKind,
-                               Phase, Role, SwitchoverRequest, SyncMethod, SyncView)
+from walrus_ha.orchestrator.core import (
+    Candidate,
+    ClusterSnapshot,
+    CoreConfig,
+    FailoverState,
+    LeaderView,
+    MemberView,
+    OperationKind,
+    Phase,
+    Role,
+    SwitchoverRequest,
+    SyncMethod,
+    SyncView,
+)
 
 NAMES = ("a", "b", "c", "d", "e")
 NOW = 1000.0

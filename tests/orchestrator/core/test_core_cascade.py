@@ -11,7 +11,6 @@ its own set is published), so ``c`` holds every acknowledged write.
 from __future__ import annotations
 
 from core_builders import dead, leaderless, primary, standby, sync
-
 from walrus_ha.orchestrator.core import CoreConfig, Promote, decide
 from walrus_ha.orchestrator.core.model import Candidate, FailoverState, OperationKind, Phase
 from walrus_ha.orchestrator.core.ranking import promoted_bound, rank

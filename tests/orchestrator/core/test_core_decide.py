@@ -6,8 +6,20 @@ from dataclasses import dataclass, replace
 import pytest
 
 from core_builders import dead, healthy, hung, leaderless, primary, standby, summary, sync
-from walrus_ha.orchestrator.core import (Candidate, ClusterSnapshot, CoreConfig, FailoverState, LeaderView, OperationKind,
-                               Phase, Role, State, SwitchoverRequest, SyncMethod, decide)
+from walrus_ha.orchestrator.core import (
+    Candidate,
+    ClusterSnapshot,
+    CoreConfig,
+    FailoverState,
+    LeaderView,
+    OperationKind,
+    Phase,
+    Role,
+    State,
+    SwitchoverRequest,
+    SyncMethod,
+    decide,
+)
 
 C = CoreConfig()
 SYNC = CoreConfig(synchronous_mode=True)

@@ -13,8 +13,17 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from core_builders import primary, standby
-from walrus_ha.orchestrator.core import (CoreConfig, LeaderView, Promote, Role, State, SwitchoverRequest, SyncMethod, decide)
 from test_core_replay import Refused, Sim
+from walrus_ha.orchestrator.core import (
+    CoreConfig,
+    LeaderView,
+    Promote,
+    Role,
+    State,
+    SwitchoverRequest,
+    SyncMethod,
+    decide,
+)
 
 NAMES = ("a", "b", "c", "d")
 names = st.sampled_from(NAMES)

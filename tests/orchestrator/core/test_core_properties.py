@@ -9,10 +9,24 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core_strategies import NOW, configs, snapshots
+from walrus_ha.orchestrator.core import (
+    ActionKind,
+    ClusterSnapshot,
+    CoreConfig,
+    DemoteForSwitchover,
+    Exclusion,
+    Follow,
+    InvalidTransition,
+    MemberView,
+    Promote,
+    PublishSync,
+    Rejoin,
+    RevokeLeaderLease,
+    Role,
+    State,
+    decide,
+)
 from walrus_ha.orchestrator.core.ranking import promoted_bound
-from walrus_ha.orchestrator.core import (ActionKind, ClusterSnapshot, CoreConfig, DemoteForSwitchover, Exclusion, Follow,
-                               InvalidTransition, MemberView, Promote, PublishSync, Rejoin, RevokeLeaderLease,
-                               Role, State, decide)
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

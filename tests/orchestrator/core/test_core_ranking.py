@@ -2,8 +2,16 @@
 from __future__ import annotations
 
 from core_builders import dead, healthy, hung, leaderless, primary, standby, sync
-from walrus_ha.orchestrator.core import (Candidate, CoreConfig, Exclusion, FailoverState, OperationKind, Phase, explain,
-                               rank)
+from walrus_ha.orchestrator.core import (
+    Candidate,
+    CoreConfig,
+    Exclusion,
+    FailoverState,
+    OperationKind,
+    Phase,
+    explain,
+    rank,
+)
 
 
 def test_order_and_reasons() -> None:

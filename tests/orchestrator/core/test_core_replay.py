@@ -14,10 +14,31 @@ from dataclasses import dataclass, field, replace
 import pytest
 
 from core_builders import primary, standby
-from walrus_ha.orchestrator.core import (ClearFailoverState, ClearSwitchover, ClusterSnapshot, CoreConfig,
-                               DemoteForSwitchover, FailoverState, Follow, HistoryEntry, LeaderView, MemberView,
-                               OperationKind, Promote, PublishSync, RecordHistory, Rejoin, RevokeLeaderLease,
-                               Role, SaveFailoverState, State, SwitchoverRequest, SyncView, Wait, decide)
+from walrus_ha.orchestrator.core import (
+    ClearFailoverState,
+    ClearSwitchover,
+    ClusterSnapshot,
+    CoreConfig,
+    DemoteForSwitchover,
+    FailoverState,
+    Follow,
+    HistoryEntry,
+    LeaderView,
+    MemberView,
+    OperationKind,
+    Promote,
+    PublishSync,
+    RecordHistory,
+    Rejoin,
+    RevokeLeaderLease,
+    Role,
+    SaveFailoverState,
+    State,
+    SwitchoverRequest,
+    SyncView,
+    Wait,
+    decide,
+)
 
 
 class Refused(Exception):

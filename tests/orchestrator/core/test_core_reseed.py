@@ -6,8 +6,15 @@ from dataclasses import dataclass, replace
 import pytest
 
 from core_builders import dead, hung, primary, standby, sync
-from walrus_ha.orchestrator.core import (ClusterSnapshot, CoreConfig, ReseedKeyspace, SaveFailoverState, State, SwitchoverRequest,
-                               decide)
+from walrus_ha.orchestrator.core import (
+    ClusterSnapshot,
+    CoreConfig,
+    ReseedKeyspace,
+    SaveFailoverState,
+    State,
+    SwitchoverRequest,
+    decide,
+)
 
 C = CoreConfig()
 SYNC = CoreConfig(synchronous_mode=True)

@@ -16,8 +16,18 @@ from dataclasses import dataclass, replace
 import pytest
 
 from core_builders import dead, leaderless, primary, standby, summary, sync
-from walrus_ha.orchestrator.core import (Candidate, ClusterSnapshot, CoreConfig, FailoverState, LeaderView, OperationKind,
-                               Phase, State, SwitchoverRequest, decide)
+from walrus_ha.orchestrator.core import (
+    Candidate,
+    ClusterSnapshot,
+    CoreConfig,
+    FailoverState,
+    LeaderView,
+    OperationKind,
+    Phase,
+    State,
+    SwitchoverRequest,
+    decide,
+)
 from walrus_ha.orchestrator.core.syncset import plan_sync
 
 SYNC = CoreConfig(synchronous_mode=True)

@@ -110,6 +110,7 @@ def test_walk_from_lost_member_to_new_set_converges() -> None:
             break
         seen.append(render(plan.publish))
         from dataclasses import replace
+
         from walrus_ha.orchestrator.core import SyncView
         p = plan.publish
         snap = replace(snap, sync=SyncView(p.method, p.num, p.names, p.leader, p.term))

@@ -31,7 +31,7 @@ def wait_for(pred, timeout=DEADLINE_S, interval=0.02, what="condition"):
         time.sleep(interval)
 
 
-def has(proc: "EngineProc", key: bytes) -> bytes | None:
+def has(proc: EngineProc, key: bytes) -> bytes | None:
     """The value ``proc`` serves for ``key`` (None if absent)."""
     r = proc.get(key)
     return r.value if r.found else None
@@ -56,7 +56,7 @@ class EngineProc:
     def upstream_arg(self) -> str:
         return f"{self.name}@{self.address}"
 
-    def start(self, *extra: str, timeout: float = DEADLINE_S) -> "EngineProc":
+    def start(self, *extra: str, timeout: float = DEADLINE_S) -> EngineProc:
         if extra:
             self.extra = list(extra)
         cmd = [sys.executable, "-m", "walrus_ha", "engine", "--name", self.name, "--data-dir", self.data_dir,

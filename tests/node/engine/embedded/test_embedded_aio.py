@@ -14,6 +14,7 @@ import threading
 
 import pytest
 
+from walrus_ha.common.errors import Fenced, WrongRole
 from walrus_ha.node.config import EmbeddedConfig
 from walrus_ha.node.engine.base import CommitLevel, Role, SyncSpec
 from walrus_ha.node.engine.embedded import EmbeddedEngine
@@ -21,7 +22,6 @@ from walrus_ha.node.engine.embedded import wal as wal_mod
 from walrus_ha.node.engine.embedded.aio import LoopSignal, LoopThread, _Poster
 from walrus_ha.node.engine.embedded.syncrep import StandbyPosition, SyncRep
 from walrus_ha.node.engine.embedded.wal import Wal
-from walrus_ha.common.errors import Fenced, WrongRole
 
 GUARD_S = 10.0          # hang guard only, never a latency bound
 ON = CommitLevel.ON
@@ -212,7 +212,7 @@ def _run_wait(rep: SyncRep, lsn: int, level: CommitLevel, during, timeout=None):
         await during(task)
         try:
             return await asyncio.wait_for(task, GUARD_S)
-        except (Fenced, asyncio.TimeoutError) as exc:
+        except (TimeoutError, Fenced) as exc:
             return exc
     return asyncio.run(main())
 

@@ -5,10 +5,10 @@ import os
 
 import pytest
 
+from walrus_ha.common.errors import CorruptWal
 from walrus_ha.node.engine.embedded import checkpoint as ckpt
 from walrus_ha.node.engine.embedded.records import Put
 from walrus_ha.node.engine.embedded.state import KvState
-from walrus_ha.common.errors import CorruptWal
 
 
 def _state(lsn: int, n: int = 3) -> KvState:

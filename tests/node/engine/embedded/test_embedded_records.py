@@ -5,10 +5,20 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from walrus_ha.node.engine.embedded.records import (Batch, BatchOp, CheckpointMark, Delete, Noop, Put,
-                                          TimelineSwitch, decode, encode, encode_put)
-from walrus_ha.node.engine.embedded.state import KvState
 from walrus_ha.common.errors import CorruptWal
+from walrus_ha.node.engine.embedded.records import (
+    Batch,
+    BatchOp,
+    CheckpointMark,
+    Delete,
+    Noop,
+    Put,
+    TimelineSwitch,
+    decode,
+    encode,
+    encode_put,
+)
+from walrus_ha.node.engine.embedded.state import KvState
 
 keys = st.binary(min_size=1, max_size=20)
 values = st.binary(max_size=100)

@@ -3,10 +3,10 @@ import threading
 
 import pytest
 
+from walrus_ha.common.errors import Fenced
 from walrus_ha.node.engine.base import CommitLevel, SyncSpec
 from walrus_ha.node.engine.embedded.slots import Slot, SlotStore, plan_retention
 from walrus_ha.node.engine.embedded.syncrep import StandbyPosition, SyncRep, confirmed_lsn, sync_states
-from walrus_ha.common.errors import Fenced
 
 P = StandbyPosition
 ON, WRITE, APPLY = CommitLevel.ON, CommitLevel.REMOTE_WRITE, CommitLevel.REMOTE_APPLY

@@ -22,16 +22,16 @@ import os
 import pytest
 
 from embedded_engine_procs import has, wait_for
+from walrus_ha.common.lsn import format_lsn
 from walrus_ha.node.config import EmbeddedConfig
 from walrus_ha.node.engine.base import Role
 from walrus_ha.node.engine.embedded import checkpoint as ckpt
-from walrus_ha.node.engine.embedded.records import Put, Skip
+from walrus_ha.node.engine.embedded.records import Skip
 from walrus_ha.node.engine.embedded.sender import REWIND_MARK, SenderRefused, StartPoint, StartRequest, check_start
 from walrus_ha.node.engine.embedded.storage import Storage
 from walrus_ha.node.engine.embedded.timeline import TimelineHistory
 from walrus_ha.node.engine.embedded.wal import HEADER_SIZE, SHIP_AHEAD, Wal
 from walrus_ha.protos import node_agent_pb2, store_pb2
-from walrus_ha.common.lsn import format_lsn
 
 CFG = EmbeddedConfig(segment_size=64 * 1024)
 ON = store_pb2.COMMIT_ON
@@ -87,8 +87,8 @@ def test_skip_record_puts_the_next_record_past_the_ship_ahead_window(tmp_path):
 
 
 def test_skip_record_round_trips_and_rejects_non_zero_padding():
-    from walrus_ha.node.engine.embedded.records import decode, encode
     from walrus_ha.common.errors import CorruptWal
+    from walrus_ha.node.engine.embedded.records import decode, encode
     rec = Skip(12345, 300)
     assert decode(encode(rec)) == rec
     with pytest.raises(CorruptWal):

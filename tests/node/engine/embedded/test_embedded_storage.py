@@ -6,13 +6,13 @@ import os
 
 import pytest
 
+from walrus_ha.common.errors import CorruptWal, NeedsReclone
 from walrus_ha.node.config import EmbeddedConfig
 from walrus_ha.node.engine.base import Role
 from walrus_ha.node.engine.embedded import checkpoint as ckpt
 from walrus_ha.node.engine.embedded.records import Batch, BatchOp, Delete, Put
 from walrus_ha.node.engine.embedded.storage import Storage, read_control
 from walrus_ha.node.engine.embedded.timeline import find_divergence
-from walrus_ha.common.errors import CorruptWal, NeedsReclone
 
 CFG = EmbeddedConfig(segment_size=64 * 1024)
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from walrus_ha.common.errors import NeedsReclone
 from walrus_ha.node.config import EmbeddedConfig
 from walrus_ha.node.engine.embedded.records import Batch, BatchOp, Delete, Put
 from walrus_ha.node.engine.embedded.storage import Storage
-from walrus_ha.common.errors import NeedsReclone
 
 CFG = EmbeddedConfig(segment_size=64 * 1024)
 keys = st.sampled_from([b"a", b"b", b"c", b"d", b"e", b"f"])

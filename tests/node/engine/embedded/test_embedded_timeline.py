@@ -3,10 +3,16 @@ from __future__ import annotations
 
 import pytest
 
-from walrus_ha.node.engine.embedded.timeline import (TimelineHistory, find_divergence, latest_timeline,
-                                           read_history, remove_histories_after, write_history)
 from walrus_ha.common.errors import CorruptWal
 from walrus_ha.common.lsn import MAX_LSN
+from walrus_ha.node.engine.embedded.timeline import (
+    TimelineHistory,
+    find_divergence,
+    latest_timeline,
+    read_history,
+    remove_histories_after,
+    write_history,
+)
 
 T1 = TimelineHistory()
 T2_AT_100 = T1.branch(2, 100, "failover")

@@ -10,10 +10,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from walrus_ha.node.engine.embedded.wal import (HEADER_SIZE, Wal, encode_record, parse_segment_name,
-                                      segment_name, verify_record)
 from walrus_ha.common.errors import CorruptWal, EngineError, WalRemoved
 from walrus_ha.common.lsn import format_lsn
+from walrus_ha.node.engine.embedded.wal import (
+    HEADER_SIZE,
+    Wal,
+    encode_record,
+    parse_segment_name,
+    segment_name,
+    verify_record,
+)
 
 SEG = 64 * 1024
 

@@ -10,8 +10,8 @@ import os
 import pytest
 
 from embedded_engine_procs import has, wait_for
-from walrus_ha.node.engine.embedded.framing import parse_segment_name
 from walrus_ha.common.lsn import format_lsn
+from walrus_ha.node.engine.embedded.framing import parse_segment_name
 
 pytestmark = pytest.mark.integration
 

@@ -7,14 +7,13 @@ import tempfile
 import psycopg
 import pytest
 
+from support_wait import wait_for
+from walrus_ha.common.errors import EngineError
 from walrus_ha.node.config import PostgresConfig
 from walrus_ha.node.engine.base import Upstream
 from walrus_ha.node.engine.postgres import PostgresEngine
 from walrus_ha.node.engine.postgres.binaries import find_binaries
-from walrus_ha.common.errors import EngineError
 from walrus_ha.tools.etcd_server import free_port
-from support_wait import wait_for
-
 
 
 def _require_pg() -> None:

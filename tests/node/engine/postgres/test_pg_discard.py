@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from walrus_ha.node.engine.base import RejoinMethod
 from pgtest_util import sql, streaming, upstream_of, wait_until
+from walrus_ha.node.engine.base import RejoinMethod
 
 pytestmark = [pytest.mark.postgres, pytest.mark.integration]
 

@@ -8,10 +8,10 @@ import signal
 
 import pytest
 
+from pgtest_util import sql, streaming, upstream_of, wait_until
 from walrus_ha.node.engine.base import RejoinMethod, Role
 from walrus_ha.node.engine.postgres import divergence
 from walrus_ha.node.engine.postgres.divergence import WalEnd
-from pgtest_util import sql, streaming, upstream_of, wait_until
 
 CONTROLDATA = """pg_control version number:            1300
 Database cluster state:               in production

@@ -7,10 +7,10 @@ import pathlib
 
 import pytest
 
-from walrus_ha.node.config import PostgresConfig
-from walrus_ha.node.engine.base import RejoinMethod, Role
 from pgtest_util import sql, streaming, upstream_of, wait_until
 from walrus_ha.common.errors import NeedsReclone, StaleTerm, WrongRole
+from walrus_ha.node.config import PostgresConfig
+from walrus_ha.node.engine.base import RejoinMethod, Role
 
 pytestmark = [pytest.mark.postgres, pytest.mark.integration]
 
@@ -149,8 +149,8 @@ def test_start_fenced_primary_is_read_only(pg_factory):
 def test_missing_traverse_permission_is_a_clear_error(pg_factory, tmp_path):
     if os.geteuid() != 0:
         pytest.skip("needs root (the engine drops to the postgres user)")
-    from walrus_ha.node.engine.postgres import PostgresEngine
     from walrus_ha.common.errors import EngineError
+    from walrus_ha.node.engine.postgres import PostgresEngine
     private = pathlib.Path(tmp_path) / "p"
     private.mkdir()
     os.chmod(tmp_path, 0o700)

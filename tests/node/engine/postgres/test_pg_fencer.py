@@ -17,10 +17,9 @@ import time
 import psycopg
 import pytest
 
+from pgtest_util import _make_base, _require_pg, free_port, wait_until
 from walrus_ha.node.engine.postgres import fencer
 from walrus_ha.node.engine.postgres.fencer import Act, Fencer, FencerState, apply, decide
-from pgtest_util import _make_base, _require_pg, free_port, wait_until
-
 
 # -- pure logic ---------------------------------------------------------------------------
 

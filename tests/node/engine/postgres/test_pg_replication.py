@@ -10,9 +10,9 @@ import time
 import psycopg
 import pytest
 
+from pgtest_util import sql, streaming, upstream_of, wait_until
 from walrus_ha.node.engine.base import Role, SyncMethod, SyncSpec
 from walrus_ha.node.engine.postgres import fencer
-from pgtest_util import sql, streaming, upstream_of, wait_until
 
 pytestmark = [pytest.mark.postgres, pytest.mark.integration]
 

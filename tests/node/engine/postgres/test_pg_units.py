@@ -7,11 +7,11 @@ import pathlib
 
 import pytest
 
+from walrus_ha.common.errors import EngineError
 from walrus_ha.node.engine.base import SyncMethod, SyncSpec
 from walrus_ha.node.engine.postgres import conf
 from walrus_ha.node.engine.postgres.binaries import REQUIRED, find_binaries, system_candidates
 from walrus_ha.node.engine.postgres.process import OsUser, check_traversable
-from walrus_ha.common.errors import EngineError
 
 
 @pytest.mark.parametrize("spec, text", [
