@@ -76,3 +76,60 @@ def test_summary_of_no_measurements():
 
 def test_lost_by_node():
     assert checker.lost_by_node(ACKS, ["k2", "k4", "zz"]) == {"a": 1, "b": 1, "?": 1}
+
+
+# -- split brain, values, synchronous promise: recorded histories -------------------
+
+def _h(*rows):
+    """Acks from (key, at, node, term) rows."""
+    return [Ack(k, at, n, term) for k, at, n, term in rows]
+
+
+CLEAN_FAILOVER = _h(("k1", 1.0, "a", 1), ("k2", 2.0, "a", 1), ("k3", 3.0, "b", 2), ("k4", 4.0, "b", 2),
+                    ("k5", 5.0, "c", 3))
+
+
+def test_a_clean_history_has_no_split_brain():
+    assert checker.split_brain(CLEAN_FAILOVER) == []
+    assert checker.split_brain([]) == []
+
+
+def test_old_primary_acking_after_the_new_one_is_split_brain():
+    late = CLEAN_FAILOVER + _h(("k9", 3.5, "a", 1))
+    events = checker.split_brain(late)
+    assert [(e.rule, e.ack.key, e.against.key) for e in events] == [(checker.Rule.OLDER_TERM, "k9", "k3")]
+    assert "a acknowledged k9 at term 1 after b had acknowledged k3 at term 2" == events[0].describe()
+
+
+def test_two_nodes_in_one_term_is_split_brain():
+    events = checker.split_brain(_h(("k1", 1.0, "a", 4), ("k2", 1.5, "b", 4)))
+    assert [(e.rule, e.ack.node, e.against.node) for e in events] == [(checker.Rule.SHARED_TERM, "b", "a")]
+
+
+def test_order_is_by_ack_time_not_by_list_order():
+    shuffled = list(reversed(CLEAN_FAILOVER))
+    assert checker.split_brain(shuffled) == []
+
+
+def test_acks_without_a_term_are_not_judged():
+    assert checker.split_brain(_h(("k1", 1.0, "a", 0), ("k2", 2.0, "b", 0), ("k3", 3.0, "a", 0))) == []
+
+
+def test_wrong_values():
+    acks = [Ack("k1", 1.0, "a", 1, "v1"), Ack("k2", 2.0, "a", 1, "v2"), Ack("k1", 3.0, "b", 2, "v3")]
+    assert checker.wrong_values(acks, {"k1": "v3", "k2": "v2"}) == []
+    assert checker.wrong_values(acks, {"k1": "v1", "k2": None}) == ["k1", "k2"]
+    assert checker.wrong_values(acks, {}) == []
+
+
+def test_a_sync_ack_held_only_by_its_primary_broke_the_promise():
+    acks = [Ack("k1", 1.0, "a", 1, sync=True), Ack("k2", 2.0, "a", 1, sync=True), Ack("k3", 2.5, "a", 1)]
+    held = {"a": {"k1", "k2", "k3"}, "b": {"k1"}, "c": set()}
+    assert [a.key for a in checker.unreplicated_sync_acks(acks, held)] == ["k2"]
+    assert checker.unreplicated_sync_acks(acks, {"a": {"k1", "k2"}}) == acks[:2]
+
+
+def test_receipt_gap():
+    assert checker.receipt_gap(3, 3) == 0
+    assert checker.receipt_gap(5, 3) == 2
+    assert checker.receipt_gap(0, None) is None

@@ -28,6 +28,8 @@ class RoundResult:
     acked_by: dict = field(default_factory=dict)
     rpo_receipt: dict = field(default_factory=dict)     # the history record of the failover
     dual_primary_acks: int = 0                          # freeze-primary: acks by two primaries at once
+    split_brain: int = 0                                # checker.split_brain events (acks carrying terms)
+    split_brain_sample: tuple[str, ...] = ()            # the first few, described
     frozen_s: float | None = None
     lost_keys_sample: tuple[str, ...] = ()
     lost_by_node: dict = field(default_factory=dict)   # who had acknowledged the lost writes
@@ -37,6 +39,7 @@ class RoundResult:
     def to_json(self) -> dict:
         data = asdict(self)
         data["lost_keys_sample"] = list(self.lost_keys_sample)
+        data["split_brain_sample"] = list(self.split_brain_sample)
         for k in ("rto_s", "rejoin_s", "frozen_s"):
             if data[k] is not None:
                 data[k] = round(data[k], 4)
@@ -87,6 +90,7 @@ def summarize(rounds: list[RoundResult]) -> dict:
         "acked_writes_total": sum(r.acked_writes for r in rounds),
         "lost_acked_writes_total": sum(r.lost_acked_writes for r in rounds),
         "dual_primary_acks_total": sum(r.dual_primary_acks for r in rounds),
+        "split_brain_total": sum(r.split_brain for r in rounds),
         # freeze-tree: of those, writes sent after the freeze began (late replies excluded)
         "sent_after_freeze_acks_total": sum(r.extra.get("sent_after_freeze", 0) for r in rounds),
         # Losses even async replication must never have: writes acked by a node that survived.
@@ -108,11 +112,11 @@ def _s(value: float | None) -> str:
 
 def rounds_table(rounds: list[RoundResult]) -> str:
     rows = [[r.round, r.old_primary, r.new_primary or "-", _s(r.rto_s), _s(r.rejoin_s), r.acked_writes,
-             r.lost_acked_writes, r.dual_primary_acks if r.scenario.startswith("freeze") else "-",
+             r.lost_acked_writes, r.split_brain, r.dual_primary_acks if r.scenario.startswith("freeze") else "-",
              r.rpo_receipt.get("bytes_possibly_lost", "-") if r.rpo_receipt else "-", _receipt(r), r.error or "ok"]
             for r in rounds]
     return format_table(["round", "old_primary", "new_primary", "rto_s", "rejoin_s", "acked", "lost",
-                         "dual_acks", "rpo_bytes?", "receipt", "result"], rows)
+                         "split_brain", "dual_acks", "rpo_bytes?", "receipt", "result"], rows)
 
 
 def _receipt(r: RoundResult) -> str:
@@ -128,5 +132,6 @@ def summary_text(summary: dict) -> str:
     return (f"RTO median {_s(summary['rto_median_s'])} s, p90 {_s(summary['rto_p90_s'])} s, "
             f"max {_s(summary['rto_max_s'])} s; rejoin median {_s(summary['rejoin_median_s'])} s; "
             f"acknowledged writes {summary['acked_writes_total']}, lost {summary['lost_acked_writes_total']}; "
+            f"split-brain events {summary['split_brain_total']}; "
             f"rounds lost outside the receipt {summary['rounds_lost_outside_receipt']}; "
             f"failed rounds {summary['failed_rounds']}")

@@ -120,6 +120,9 @@ def _result(ctx: DrillContext, work: Workload, t: _Tally, number: int, scenario:
             rto_s: float, rejoin_s: float | None, term_before: int, receipt: bool = True, **fields) -> RoundResult:
     """The round's ``RoundResult`` (``fields``: the scenario's own ones); with
     ``receipt`` the history record of the term the round ended in."""
+    brains = checker.split_brain(t.acks)
+    fields.setdefault("split_brain", len(brains))
+    fields.setdefault("split_brain_sample", tuple(e.describe() for e in brains[:5]))
     return RoundResult(round=number, scenario=scenario, old_primary=old, new_primary=new, rto_s=rto_s,
                        rejoin_s=rejoin_s, acked_writes=len(t.acks), lost_acked_writes=t.lost,
                        failed_writes=work.failures, term_before=term_before, term_after=t.term_after,
@@ -134,7 +137,7 @@ def _start_round(ctx: DrillContext, number: int, scenario: str) -> tuple[str, in
     ctx.notes["old_primary"] = old     # for the report if the round fails
     term_before = ctx.cluster.client().get_leader().term
     work = Workload(ctx.tracker, ctx.factory, prefix=f"{scenario[:1]}{int(time.time())}r{number}",
-                    writers=ctx.writers).start()
+                    writers=ctx.writers, sync=ctx.cluster.spec.sync).start()
     _wait_for(lambda: len(work.snapshot()) >= 5, 15.0, "the workload's first acknowledged writes", 0.02)
     time.sleep(ctx.warmup_s)
     return old, term_before, work

@@ -173,11 +173,14 @@ class LeaderTracker:
 
 
 class Workload:
-    """``writers`` threads writing ``<prefix>-<writer>-<seq>`` keys to the leader."""
+    """``writers`` threads writing ``<prefix>-<writer>-<seq>`` keys (value
+    ``v<seq>``) to the leader; every acknowledgement is recorded as an
+    ``Ack`` with the term the engine answered with."""
 
     def __init__(self, tracker: LeaderTracker, factory: BackendFactory, prefix: str,
-                 writers: int = 2, pause_s: float = 0.005):
+                 writers: int = 2, pause_s: float = 0.005, sync: bool = False):
         self.tracker = tracker
+        self.sync = sync        # the writes ask for a synchronous commit level (recorded in each Ack)
         self.factory = factory
         self.prefix = prefix
         self.pause_s = pause_s
@@ -224,7 +227,8 @@ class Workload:
             seq += 1
             key = f"{self.prefix}-{wid}-{seq}"
             try:
-                term = self._backend(wid, target.address).write(key, f"v{seq}")
+                value = f"v{seq}"
+                term = self._backend(wid, target.address).write(key, value)
             except WriteFailed:
                 with self._lock:
                     self.failures += 1
@@ -233,7 +237,7 @@ class Workload:
                 continue
             at = time.monotonic()
             with self._lock:
-                self.acks.append(Ack(key, at, target.name, term))
+                self.acks.append(Ack(key, at, target.name, term, value, self.sync))
             if self.pause_s:
                 self._stop.wait(self.pause_s)
 
