@@ -33,6 +33,7 @@ class RoundResult:
     frozen_s: float | None = None
     lost_keys_sample: tuple[str, ...] = ()
     lost_by_node: dict = field(default_factory=dict)   # who had acknowledged the lost writes
+    timeline: dict = field(default_factory=dict)        # timeline.build: acks per node over time, events
     error: str = ""
     extra: dict = field(default_factory=dict)            # scenario-specific counts (see the scenario)
 
@@ -99,6 +100,24 @@ def summarize(rounds: list[RoundResult]) -> dict:
         "lost_acked_by_survivors_total": sum(n for r in rounds for node, n in r.lost_by_node.items()
                                              if node != r.old_primary),
     }
+
+
+def problems(summary: dict, sync: bool) -> list[str]:
+    """What makes a drill fail, from its summary: failed rounds, any sign of
+    two primaries, a write lost that a surviving node had acknowledged, and
+    in synchronous mode any lost acknowledged write."""
+    out = []
+    if summary["failed_rounds"]:
+        out.append(f"{summary['failed_rounds']} rounds failed")
+    if summary.get("split_brain_total"):
+        out.append(f"{summary['split_brain_total']} split-brain events")
+    if summary["dual_primary_acks_total"]:
+        out.append(f"{summary['dual_primary_acks_total']} writes acknowledged by two primaries")
+    if summary["lost_acked_by_survivors_total"]:
+        out.append(f"{summary['lost_acked_by_survivors_total']} lost writes had been acknowledged by a survivor")
+    if sync and summary["lost_acked_writes_total"]:
+        out.append(f"{summary['lost_acked_writes_total']} acknowledged writes lost in synchronous mode")
+    return out
 
 
 def document(rounds: list[RoundResult], config: dict) -> dict:

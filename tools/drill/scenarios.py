@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from walrus_ha.tools.drill import checker
+from walrus_ha.tools.drill import timeline
 from walrus_ha.tools.drill.checker import Ack
 from walrus_ha.tools.drill.report import RoundResult
 from walrus_ha.tools.drill.workload import BackendFactory, EmbeddedBackend, LeaderTracker, StaleWriter, Workload
@@ -42,6 +43,13 @@ class DrillContext:
     rejoin_timeout_s: float = 60.0
     healthy_timeout_s: float = 60.0
     notes: dict = field(default_factory=dict)
+
+
+def _mark(ctx: DrillContext, what: str) -> float:
+    """Note an instant of the round (for its timeline) and return it."""
+    at = time.monotonic()
+    ctx.notes.setdefault("events", []).append((at, what))
+    return at
 
 
 def _wait_for(predicate: Callable[[], object], timeout_s: float, what: str, poll_s: float = 0.005):
@@ -121,6 +129,7 @@ def _result(ctx: DrillContext, work: Workload, t: _Tally, number: int, scenario:
     """The round's ``RoundResult`` (``fields``: the scenario's own ones); with
     ``receipt`` the history record of the term the round ended in."""
     brains = checker.split_brain(t.acks)
+    fields.setdefault("timeline", timeline.build(t.acks, ctx.notes.get("events", ()), ctx.cluster.node_names()))
     fields.setdefault("split_brain", len(brains))
     fields.setdefault("split_brain_sample", tuple(e.describe() for e in brains[:5]))
     return RoundResult(round=number, scenario=scenario, old_primary=old, new_primary=new, rto_s=rto_s,
@@ -135,6 +144,7 @@ def _start_round(ctx: DrillContext, number: int, scenario: str) -> tuple[str, in
     verdict = ctx.cluster.wait_healthy(ctx.healthy_timeout_s, ctx.progress)
     old = verdict.leader
     ctx.notes["old_primary"] = old     # for the report if the round fails
+    ctx.notes["events"] = []
     term_before = ctx.cluster.client().get_leader().term
     work = Workload(ctx.tracker, ctx.factory, prefix=f"{scenario[:1]}{int(time.time())}r{number}",
                     writers=ctx.writers, sync=ctx.cluster.spec.sync).start()
@@ -148,7 +158,7 @@ def kill_primary_round(ctx: DrillContext, number: int) -> RoundResult:
     old, term_before, work = _start_round(ctx, number, "kill-primary")
     ctx.progress(f"round {number}: primary is {old} (term {term_before}); {len(work.snapshot())} writes "
                  f"acknowledged; SIGKILL {old}'s agent")
-    fault_at = time.monotonic()
+    fault_at = _mark(ctx, f"SIGKILL {old}")
     ctx.cluster.kill(old)
     try:
         found = _wait_for(lambda: checker.rto(work.snapshot(), fault_at, old), ctx.failover_timeout_s,
@@ -159,7 +169,7 @@ def kill_primary_round(ctx: DrillContext, number: int) -> RoundResult:
     rto_s, new = found
     ctx.progress(f"round {number}: {new} acknowledged the first write {rto_s:.3f} s after the kill; "
                  f"restarting {old}")
-    restart_at = time.monotonic()
+    restart_at = _mark(ctx, f"restart {old}")
     ctx.cluster.start(old)
     rejoin_s = _wait_rejoined(ctx, old, new) - restart_at
     t = _tally(ctx, work.snapshot())
@@ -175,7 +185,7 @@ def freeze_primary_round(ctx: DrillContext, number: int) -> RoundResult:
     stale = StaleWriter(_stale_backend(ctx, old), old, prefix=work.prefix)
     stale.start()
     ctx.progress(f"round {number}: primary is {old} (term {term_before}); SIGSTOP {old}'s agent")
-    fault_at = time.monotonic()
+    fault_at = _mark(ctx, f"SIGSTOP {old}'s agent")
     ctx.cluster.signal(old, signal.SIGSTOP)
     try:
         try:
@@ -184,7 +194,7 @@ def freeze_primary_round(ctx: DrillContext, number: int) -> RoundResult:
         finally:
             # Stay frozen for longer than ttl in any case, then thaw.
             time.sleep(max(0.0, fault_at + ttl + 1.0 - time.monotonic()))
-            thaw_at = time.monotonic()
+            thaw_at = _mark(ctx, f"thaw {old}")
             ctx.cluster.signal(old, signal.SIGCONT)
         ctx.progress(f"round {number}: {new} acknowledged the first write {rto_s:.3f} s after the freeze; "
                      f"{old} thawed after {thaw_at - fault_at:.1f} s")
@@ -242,7 +252,9 @@ def etcd_wipe_round(ctx: DrillContext, number: int) -> RoundResult:
     old, term_before, work = _start_round(ctx, number, "etcd-wipe")
     ctx.progress(f"round {number}: primary is {old} (term {term_before}); wiping etcd")
     try:
+        _mark(ctx, "wipe etcd")
         back_at = _wipe_etcd(ctx)
+        _mark(ctx, "etcd back, empty")
         rto_s, new = _wait_for(lambda: _first_ack_above(ctx, work, back_at, term_before), ctx.failover_timeout_s,
                                "a write acknowledged at a newer term")
     finally:
@@ -285,7 +297,7 @@ def kill_engine_round(ctx: DrillContext, number: int) -> RoundResult:
     if not pid:
         raise RoundFailed(f"no postmaster.pid for {old}")
     ctx.progress(f"round {number}: primary is {old} (term {term_before}); SIGKILL its postmaster {pid}")
-    fault_at = time.monotonic()
+    fault_at = _mark(ctx, f"SIGKILL {old}'s postmaster")
     os.kill(pid, signal.SIGKILL)
     try:
         restarted = [0.0]
@@ -417,7 +429,7 @@ def freeze_tree_round(ctx: DrillContext, number: int) -> RoundResult:
     ttl = ctx.cluster.spec.timings.ttl
     stale = StaleWriter(_stale_backend(ctx, old), old, prefix=work.prefix)
     stale.start()
-    fault_at = time.monotonic()
+    fault_at = _mark(ctx, f"freeze {old}'s process tree")
     tree.signal(old, signal.SIGSTOP)
     try:
         try:
@@ -462,11 +474,12 @@ def double_kill_round(ctx: DrillContext, number: int) -> RoundResult:
     acknowledged write must be on the last primary."""
     first, term_before, work = _start_round(ctx, number, "double-kill")
     ctx.progress(f"round {number}: primary is {first} (term {term_before}); SIGKILL {first}'s agent")
+    _mark(ctx, f"SIGKILL {first}")
     ctx.cluster.kill(first)
     try:
         heir = _wait_for(lambda: (t := ctx.tracker.current()) is not None and t.name != first
                          and t.term > term_before and t.name, ctx.failover_timeout_s, "a new leader key")
-        fault_at = time.monotonic()
+        fault_at = _mark(ctx, f"SIGKILL {heir} (new leader)")
         ctx.cluster.kill(heir)
         ctx.notes["old_primary"] = f"{first}+{heir}"
         ctx.cluster.start(first)
