@@ -133,3 +133,10 @@ def test_receipt_gap():
     assert checker.receipt_gap(3, 3) == 0
     assert checker.receipt_gap(5, 3) == 2
     assert checker.receipt_gap(0, None) is None
+
+
+def test_write_gap():
+    acks = _h(("k1", 1.0, "a", 1), ("k2", 1.1, "a", 1), ("k3", 1.9, "a", 1), ("k4", 2.0, "a", 1))
+    assert checker.write_gap(acks, 1.05, 2.0) == pytest.approx(0.8)      # 1.1 -> 1.9
+    assert checker.write_gap(acks, 2.0, 3.0) == pytest.approx(1.0)       # stalled to the end
+    assert checker.write_gap([], 0.0, 0.5) == pytest.approx(0.5)

@@ -102,27 +102,29 @@ def test_kill_primary_drill_postgres_sync(tmp_path):
 
 
 def test_campaign_writes_one_verdict_per_fault_and_a_page(cluster_dir, tmp_path):
-    """Two faults, one round each, on one cluster: kill-primary runs, kill-engine
-    says "not applicable" on the embedded engine; the JSON has the documented
+    """Three faults, one round each, on one cluster: kill-primary and
+    kill-standby run, kill-engine says "not applicable" on the embedded engine; the JSON has the documented
     keys, the HTML renders again from it, and the cluster is stopped."""
     out, page = tmp_path / "c.json", tmp_path / "c.html"
     result = subprocess.run([sys.executable, "-m", "walrus_ha", "drill", "campaign", "--rounds", "1", "--sync",
-                             "--faults", "kill-primary,kill-engine", "--dir", str(cluster_dir),
+                             "--faults", "kill-primary,kill-engine,kill-standby", "--dir", str(cluster_dir),
                              "--json", str(out), "--html", str(page)],
                             capture_output=True, text=True, timeout=280)
     # exit 1 only when a verdict failed (e.g. an RTO target on a loaded host): judge the contents
     assert result.returncode in (0, 1), result.stdout[-3000:] + result.stderr[-3000:]
-    assert "campaign [" in result.stdout and "1/1 rounds" in result.stdout
+    assert "campaign [" in result.stdout and "2/2 rounds" in result.stdout
     doc = json.loads(out.read_text())
     by = {f["fault"]: f for f in doc["faults"]}
-    assert list(by) == ["kill-primary", "kill-engine"]
+    assert list(by) == ["kill-primary", "kill-engine", "kill-standby"]
+    ks = by["kill-standby"]        # safety only: writes resumed, nothing lost
+    assert ks["passed"] is True and ks["rounds"] == 1 and ks["rto_median_s"] is not None
     kp = by["kill-primary"]
     assert {"fault", "rounds", "rto_median_s", "lost_acked_writes", "split_brain_events", "passed"} <= set(kp)
     assert kp["rounds"] == 1 and kp["lost_acked_writes"] == 0 and kp["split_brain_events"] == 0
     assert kp["passed"] == (kp["rto_median_s"] < 1.0) and (result.returncode == 0) == kp["passed"]
     assert by["kill-engine"]["applicable"] is False and by["kill-engine"]["passed"] is None
     s = doc["summary"]
-    assert s["lost_acked_writes_total"] == 0 and s["split_brain_total"] == 0 and s["rounds_total"] == 1
+    assert s["lost_acked_writes_total"] == 0 and s["split_brain_total"] == 0 and s["rounds_total"] == 2
     assert "all 6 processes stopped" in s["cleanup"]
     assert "kill-primary" in page.read_text() and "<svg" in page.read_text()
     again = tmp_path / "again.html"

@@ -146,3 +146,13 @@ def receipt_gap(lost_async: int, receipt_writes: int | None) -> int | None:
     if receipt_writes is None:
         return None
     return lost_async - receipt_writes
+
+
+def write_gap(acks: Iterable[Ack], start: float, end: float) -> float:
+    """The longest stretch of ``[start, end]`` in which no write was
+    acknowledged (by anyone): the write unavailability a fault caused. The
+    window's own edges count, so a stall still going on at ``end`` counts in
+    full."""
+    times = sorted(a.at for a in acks if start <= a.at <= end)
+    points = [start, *times, end]
+    return max(b - a for a, b in zip(points, points[1:]))

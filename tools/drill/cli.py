@@ -21,7 +21,7 @@ import time
 from typing import Iterator
 
 from walrus_ha.common.errors import WalrusError
-from walrus_ha.tools.drill import campaign, html
+from walrus_ha.tools.drill import campaign, html, ops_faults  # noqa: F401  (ops_faults registers its scenarios)
 from walrus_ha.tools.drill.report import RoundResult, document, problems, rounds_table, summary_text
 from walrus_ha.tools.drill.scenarios import SCENARIOS, DrillContext
 from walrus_ha.tools.drill.workload import LeaderTracker, backend_factory
@@ -49,6 +49,9 @@ HELP = {
     "freeze-tree": "freeze the primary's whole process tree (as docker pause) for longer than ttl",
     "double-kill": "SIGKILL the primary, then the new primary the moment it takes over",
     "etcd-wipe": "restart etcd empty (its data directory removed) under load",
+    "kill-standby": "SIGKILL a standby (the synchronous one in sync mode), then restart it",
+    "kill-orchestrator": "SIGKILL the primary, then the active orchestrator during the failover",
+    "switchover": "a planned switchover under load; RTO = the longest write gap",
 }
 
 
