@@ -140,3 +140,19 @@ def test_write_gap():
     assert checker.write_gap(acks, 1.05, 2.0) == pytest.approx(0.8)      # 1.1 -> 1.9
     assert checker.write_gap(acks, 2.0, 3.0) == pytest.approx(1.0)       # stalled to the end
     assert checker.write_gap([], 0.0, 0.5) == pytest.approx(0.5)
+
+
+def test_partition_finds_the_tcp_connections_of_a_process():
+    import socket
+
+    from walrus_ha.tools.drill import partition
+    server = socket.create_server(("127.0.0.1", 0))
+    client = socket.create_connection(server.getsockname())
+    try:
+        import os
+        pairs = partition.tcp_connections([os.getpid()])
+        local, remote = client.getsockname()[1], server.getsockname()[1]
+        assert (local, remote) in pairs
+    finally:
+        client.close()
+        server.close()

@@ -19,7 +19,7 @@ from walrus_ha.tools.drill.report import problems
 
 # The order a campaign runs the faults in: the cheap, common ones first.
 ORDER = ("kill-primary", "kill-standby", "kill-engine", "switchover", "kill-orchestrator", "freeze-primary",
-         "freeze-tree", "double-kill", "etcd-wipe")
+         "freeze-tree", "partition-primary", "double-kill", "etcd-wipe")
 
 # fault -> (engine, ttl) -> (RTO median target in seconds or None, its text).
 # From issue 12's targets; a fault without a stated target is judged on
@@ -31,6 +31,7 @@ TARGETS: dict[str, Callable[[str, float], tuple[float | None, str]]] = {
     "freeze-primary": lambda engine, ttl: (ttl + 1.0, f"RTO median <= ttl + 1 s ({ttl + 1.0:g} s)"),
     "freeze-tree": lambda engine, ttl: (ttl + 1.0, f"RTO median <= ttl + 1 s ({ttl + 1.0:g} s)"),
     "double-kill": lambda engine, ttl: (None, "safety only"),
+    "partition-primary": lambda engine, ttl: (ttl + 1.0, f"RTO median <= ttl + 1 s ({ttl + 1.0:g} s)"),
     "etcd-wipe": lambda engine, ttl: (10.0, "writable within 10 s of etcd coming back empty"),
     "kill-orchestrator": lambda engine, ttl: (ttl + 1.0, f"RTO median <= ttl + 1 s ({ttl + 1.0:g} s)"),
     "switchover": lambda engine, ttl: ((0.5, "write gap median < 0.5 s") if engine == "embedded"

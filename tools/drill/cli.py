@@ -21,7 +21,7 @@ import time
 from typing import Iterator
 
 from walrus_ha.common.errors import WalrusError
-from walrus_ha.tools.drill import campaign, html, ops_faults  # noqa: F401  (ops_faults registers its scenarios)
+from walrus_ha.tools.drill import campaign, html, net_faults, ops_faults  # noqa: F401  (they register scenarios)
 from walrus_ha.tools.drill.report import RoundResult, document, problems, rounds_table, summary_text
 from walrus_ha.tools.drill.scenarios import SCENARIOS, DrillContext
 from walrus_ha.tools.drill.workload import LeaderTracker, backend_factory
@@ -52,6 +52,7 @@ HELP = {
     "kill-standby": "SIGKILL a standby (the synchronous one in sync mode), then restart it",
     "kill-orchestrator": "SIGKILL the primary, then the active orchestrator during the failover",
     "switchover": "a planned switchover under load; RTO = the longest write gap",
+    "partition-primary": "cut the primary from etcd and the standbys (iptables + cgroup) for longer than ttl",
 }
 
 
@@ -137,7 +138,9 @@ def _not_applicable(scenario: str, engine: str) -> str | None:
     engines = getattr(SCENARIOS[scenario], "engines", None)
     if engines and engine not in engines:
         return f"{scenario}: not applicable to the {engine} engine (only {', '.join(engines)})"
-    return None
+    unavailable = getattr(SCENARIOS[scenario], "unavailable", None)
+    why = unavailable() if unavailable else None
+    return f"{scenario}: cannot run on this host: {why}" if why else None
 
 
 def run(args: argparse.Namespace) -> int:

@@ -131,7 +131,7 @@ def _s(value: float | None) -> str:
 
 def rounds_table(rounds: list[RoundResult]) -> str:
     rows = [[r.round, r.old_primary, r.new_primary or "-", _s(r.rto_s), _s(r.rejoin_s), r.acked_writes,
-             r.lost_acked_writes, r.split_brain, r.dual_primary_acks if r.scenario.startswith("freeze") else "-",
+             r.lost_acked_writes, r.split_brain, r.dual_primary_acks if r.scenario.startswith(("freeze", "partition")) else "-",
              r.rpo_receipt.get("bytes_possibly_lost", "-") if r.rpo_receipt else "-", _receipt(r), r.error or "ok"]
             for r in rounds]
     return format_table(["round", "old_primary", "new_primary", "rto_s", "rejoin_s", "acked", "lost",

@@ -182,7 +182,7 @@ def freeze_primary_round(ctx: DrillContext, number: int) -> RoundResult:
     """One freeze-primary round (see the module docstring)."""
     old, term_before, work = start_round(ctx, number, "freeze-primary")
     ttl = ctx.cluster.spec.timings.ttl
-    stale = StaleWriter(_stale_backend(ctx, old), old, prefix=work.prefix)
+    stale = StaleWriter(stale_backend(ctx, old), old, prefix=work.prefix)
     stale.start()
     ctx.progress(f"round {number}: primary is {old} (term {term_before}); SIGSTOP {old}'s agent")
     fault_at = mark(ctx, f"SIGSTOP {old}'s agent")
@@ -212,7 +212,7 @@ def freeze_primary_round(ctx: DrillContext, number: int) -> RoundResult:
                    dual_primary_acks=len(dual), frozen_s=thaw_at - fault_at)
 
 
-def _stale_backend(ctx: DrillContext, name: str):
+def stale_backend(ctx: DrillContext, name: str):
     address = ctx.cluster.data_address(name)
     if ctx.cluster.spec.engine.value == "embedded":
         # A long timeout: the request stuck in the frozen process is answered after the thaw.
@@ -427,7 +427,7 @@ def freeze_tree_round(ctx: DrillContext, number: int) -> RoundResult:
     ctx = dataclasses.replace(ctx, cluster=tree, factory=giving_up)
     old, term_before, work = start_round(ctx, number, "freeze-tree")
     ttl = ctx.cluster.spec.timings.ttl
-    stale = StaleWriter(_stale_backend(ctx, old), old, prefix=work.prefix)
+    stale = StaleWriter(stale_backend(ctx, old), old, prefix=work.prefix)
     stale.start()
     fault_at = mark(ctx, f"freeze {old}'s process tree")
     tree.signal(old, signal.SIGSTOP)
