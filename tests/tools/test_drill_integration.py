@@ -165,3 +165,21 @@ def test_partition_primary_drill_heals_and_leaves_nothing_behind(cluster_dir, tm
     assert partition.COMMENT_PREFIX not in rules
     root = partition.cgroup2_root()
     assert not [d for d in os.listdir(root) if d.startswith(partition.COMMENT_PREFIX)]
+
+
+def test_etcd_member_loss_runs_on_three_members_and_says_why_not_on_one(cluster_dir, tmp_path):
+    """The drill starts a 3-member etcd for etcd-member-loss by itself; writes
+    go on while one member is down; on one member it says it does not apply."""
+    out = tmp_path / "loss.json"
+    result = subprocess.run([sys.executable, "-m", "walrus_ha", "drill", "etcd-member-loss", "--rounds", "1",
+                             "--sync", "--dir", str(cluster_dir), "--json", str(out)],
+                            capture_output=True, text=True, timeout=280)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    r = json.loads(out.read_text())["rounds"][0]
+    assert r["error"] == "" and r["lost_acked_writes"] == 0 and r["extra"]["etcd_member"] == "etcd1"
+    assert r["rto_s"] < r["extra"]["window_s"]        # writes did not stop for the whole window
+    info = json.loads((cluster_dir / "cluster.json").read_text())
+    assert [n for n, p in info["processes"].items() if p["kind"] == "etcd"] == ["etcd1", "etcd2", "etcd3"]
+    one = subprocess.run([sys.executable, "-m", "walrus_ha", "drill", "etcd-member-loss", "--etcd-members", "1"],
+                         capture_output=True, text=True, timeout=60)
+    assert one.returncode == 0 and "it needs 3" in one.stdout

@@ -21,7 +21,7 @@ import time
 from typing import Iterator
 
 from walrus_ha.common.errors import WalrusError
-from walrus_ha.tools.drill import campaign, html, net_faults, ops_faults  # noqa: F401  (they register scenarios)
+from walrus_ha.tools.drill import campaign, etcd_faults, html, net_faults, ops_faults  # noqa: F401  (they register scenarios)
 from walrus_ha.tools.drill.report import RoundResult, document, problems, rounds_table, summary_text
 from walrus_ha.tools.drill.scenarios import SCENARIOS, DrillContext
 from walrus_ha.tools.drill.workload import LeaderTracker, backend_factory
@@ -34,6 +34,9 @@ def _options(parser: argparse.ArgumentParser, rounds: int) -> None:
     parser.add_argument("--sync", action="store_true", help="synchronous replication, writes at commit level on")
     parser.add_argument("--engine", choices=[e.value for e in EngineKind], default="embedded")
     parser.add_argument("--nodes", type=int, default=3)
+    parser.add_argument("--etcd-members", type=int, choices=(1, 3, 5), default=None,
+                        help="members of the etcd the drill starts (default: 3 for the campaign and "
+                             "etcd-member-loss, else 1)")
     parser.add_argument("--dir", default="", help="use (or create) the local cluster in DIR and keep it")
     parser.add_argument("--writers", type=int, default=2, help="writer threads (default 2)")
     parser.add_argument("--json", default="", metavar="FILE", help="write the report as JSON to FILE")
@@ -53,6 +56,8 @@ HELP = {
     "kill-orchestrator": "SIGKILL the primary, then the active orchestrator during the failover",
     "switchover": "a planned switchover under load; RTO = the longest write gap",
     "partition-primary": "cut the primary from etcd and the standbys (iptables + cgroup) for longer than ttl",
+    "etcd-member-loss": "SIGKILL one member of a 3-member etcd; writes must go on",
+    "etcd-outage": "SIGKILL every etcd member for ttl + 2 s; writes back soon after it returns",
 }
 
 
@@ -86,7 +91,12 @@ def _open_cluster(args: argparse.Namespace) -> tuple[LocalCluster, bool]:
                       f"sync {cluster.spec.sync})")
         return cluster, False
     directory = args.dir or tempfile.mkdtemp(prefix="walrus-drill-")
-    spec = ClusterSpec(directory=directory, nodes=args.nodes, engine=EngineKind(args.engine), sync=args.sync)
+    members = args.etcd_members or max([1] + [getattr(SCENARIOS.get(f), "needs_etcd_members", 1)
+                                              for f in _faults_of(args)])
+    if args.scenario == "campaign" and args.etcd_members is None:
+        members = 3
+    spec = ClusterSpec(directory=directory, nodes=args.nodes, engine=EngineKind(args.engine), sync=args.sync,
+                       etcd_members=members)
     cluster = LocalCluster.create(spec)
     _progress(f"starting a {args.nodes}-node {args.engine} cluster{' (sync)' if args.sync else ''} in {directory}")
     try:
@@ -96,6 +106,12 @@ def _open_cluster(args: argparse.Namespace) -> tuple[LocalCluster, bool]:
         cluster.stop_all(5.0)
         raise
     return cluster, True
+
+
+def _faults_of(args: argparse.Namespace) -> list[str]:
+    if args.scenario == "campaign":
+        return [f.strip() for f in args.faults.split(",") if f.strip()]
+    return [args.scenario]
 
 
 def _raise_interrupt(_signum, _frame) -> None:
@@ -134,10 +150,14 @@ def _clean_up(args: argparse.Namespace, cluster: LocalCluster, owned: bool) -> s
     return text + (f", {cluster.directory} removed" if removed else f", data kept in {cluster.directory}")
 
 
-def _not_applicable(scenario: str, engine: str) -> str | None:
+def _not_applicable(scenario: str, engine: str, members: int | None = None) -> str | None:
     engines = getattr(SCENARIOS[scenario], "engines", None)
     if engines and engine not in engines:
         return f"{scenario}: not applicable to the {engine} engine (only {', '.join(engines)})"
+    needs = getattr(SCENARIOS[scenario], "needs_etcd_members", 1)
+    if members is not None and members < needs:
+        return (f"{scenario}: not applicable to an etcd of {members} member(s); it needs {needs} "
+                f"(--etcd-members {needs}, or 'walrus cluster up --etcd-members {needs}')")
     unavailable = getattr(SCENARIOS[scenario], "unavailable", None)
     why = unavailable() if unavailable else None
     return f"{scenario}: cannot run on this host: {why}" if why else None
@@ -151,14 +171,14 @@ def run(args: argparse.Namespace) -> int:
     if args.scenario == "campaign":
         return _campaign(args)
     existing = bool(args.dir) and os.path.exists(os.path.join(args.dir, STATE_FILE))
-    why = None if existing else _not_applicable(args.scenario, args.engine)
+    why = None if existing else _not_applicable(args.scenario, args.engine, args.etcd_members)
     if why:
         print(why)
         return 0
     rounds: list[RoundResult] = []
     cleanup: list[str] = []
     with _session(args, cleanup) as ctx:
-        why = _not_applicable(args.scenario, ctx.cluster.spec.engine.value)
+        why = _not_applicable(args.scenario, ctx.cluster.spec.engine.value, len(ctx.cluster.etcd_names()))
         if why:
             print(why)
             return 0
@@ -185,10 +205,11 @@ def _campaign(args: argparse.Namespace) -> int:
         with _session(args, cleanup) as ctx:
             engine, sync, ttl = ctx.cluster.spec.engine.value, ctx.cluster.spec.sync, ctx.cluster.spec.timings.ttl
             config = {**_config(args, ctx.cluster), "scenario": "campaign", "faults": faults}
-            runnable = [f for f in faults if not _not_applicable(f, engine)]
+            members = len(ctx.cluster.etcd_names())
+            runnable = [f for f in faults if not _not_applicable(f, engine, members)]
             total, done = len(runnable) * args.rounds, 0
             for i, fault in enumerate(faults, 1):
-                why = _not_applicable(fault, engine)
+                why = _not_applicable(fault, engine, members)
                 if why:
                     _progress(f"campaign: fault {i}/{len(faults)} {why}")
                     entries.append(campaign.not_applicable(fault, why))
