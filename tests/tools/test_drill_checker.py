@@ -156,3 +156,21 @@ def test_partition_finds_the_tcp_connections_of_a_process():
     finally:
         client.close()
         server.close()
+
+
+def test_corrupt_wal_finds_the_segment_and_flips_bytes(tmp_path):
+    from walrus_ha.tools.drill import disk_faults
+    wal = tmp_path / "wal"
+    wal.mkdir()
+    seg = 4 * 1024 * 1024
+    for name in ("000000010000000000000000", "000000010000000000000001", "000000020000000000000001"):
+        (wal / name).write_bytes(bytes(range(256)) * 16)
+    path, offset = disk_faults.wal_file_at("embedded", str(tmp_path), 2, seg + 300, seg)
+    assert path.endswith("000000020000000000000001") and offset == 300     # the newest timeline's file
+    path1, _ = disk_faults.wal_file_at("embedded", str(tmp_path), 1, seg + 300, seg)
+    assert path1.endswith("000000010000000000000001")                     # not a later timeline's
+    old = disk_faults.flip(path, 10, 4)
+    data = (wal / "000000020000000000000001").read_bytes()
+    assert old == bytes([10, 11, 12, 13]) and data[10:14] == bytes(b ^ 0xFF for b in old)
+    with pytest.raises(disk_faults.RoundFailed):
+        disk_faults.wal_file_at("embedded", str(tmp_path), 1, 5 * seg, seg)

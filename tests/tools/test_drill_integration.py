@@ -102,20 +102,23 @@ def test_kill_primary_drill_postgres_sync(tmp_path):
 
 
 def test_campaign_writes_one_verdict_per_fault_and_a_page(cluster_dir, tmp_path):
-    """Three faults, one round each, on one cluster: kill-primary and
-    kill-standby run, kill-engine says "not applicable" on the embedded engine; the JSON has the documented
+    """Four faults, one round each, on one cluster: kill-primary, kill-standby
+    and corrupt-wal (the damage detected by CRC) run, kill-engine says "not
+    applicable" on the embedded engine; the JSON has the documented
     keys, the HTML renders again from it, and the cluster is stopped."""
     out, page = tmp_path / "c.json", tmp_path / "c.html"
     result = subprocess.run([sys.executable, "-m", "walrus_ha", "drill", "campaign", "--rounds", "1", "--sync",
-                             "--faults", "kill-primary,kill-engine,kill-standby", "--dir", str(cluster_dir),
+                             "--faults", "kill-primary,kill-engine,kill-standby,corrupt-wal", "--dir", str(cluster_dir),
                              "--json", str(out), "--html", str(page)],
                             capture_output=True, text=True, timeout=280)
     # exit 1 only when a verdict failed (e.g. an RTO target on a loaded host): judge the contents
     assert result.returncode in (0, 1), result.stdout[-3000:] + result.stderr[-3000:]
-    assert "campaign [" in result.stdout and "2/2 rounds" in result.stdout
+    assert "campaign [" in result.stdout and "3/3 rounds" in result.stdout
     doc = json.loads(out.read_text())
     by = {f["fault"]: f for f in doc["faults"]}
-    assert list(by) == ["kill-primary", "kill-engine", "kill-standby"]
+    assert list(by) == ["kill-primary", "kill-engine", "kill-standby", "corrupt-wal"]
+    cw = json.loads(out.read_text())["drills"]["corrupt-wal"]["rounds"][0]
+    assert by["corrupt-wal"]["passed"] is True and "fails its CRC" in cw["extra"]["detected"]
     ks = by["kill-standby"]        # safety only: writes resumed, nothing lost
     assert ks["passed"] is True and ks["rounds"] == 1 and ks["rto_median_s"] is not None
     kp = by["kill-primary"]
@@ -124,8 +127,8 @@ def test_campaign_writes_one_verdict_per_fault_and_a_page(cluster_dir, tmp_path)
     assert kp["passed"] == (kp["rto_median_s"] < 1.0) and (result.returncode == 0) == kp["passed"]
     assert by["kill-engine"]["applicable"] is False and by["kill-engine"]["passed"] is None
     s = doc["summary"]
-    assert s["lost_acked_writes_total"] == 0 and s["split_brain_total"] == 0 and s["rounds_total"] == 2
-    assert "all 6 processes stopped" in s["cleanup"]
+    assert s["lost_acked_writes_total"] == 0 and s["split_brain_total"] == 0 and s["rounds_total"] == 3
+    assert "all 8 processes stopped" in s["cleanup"]       # 3 etcd members (the campaign's default), 3 nodes, 2 orchestrators
     assert "kill-primary" in page.read_text() and "<svg" in page.read_text()
     again = tmp_path / "again.html"
     rerun = subprocess.run([sys.executable, "-m", "walrus_ha", "drill", "report", str(out), "--html", str(again)],

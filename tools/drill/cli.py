@@ -21,7 +21,14 @@ import time
 from typing import Iterator
 
 from walrus_ha.common.errors import WalrusError
-from walrus_ha.tools.drill import campaign, etcd_faults, html, net_faults, ops_faults  # noqa: F401  (they register scenarios)
+from walrus_ha.tools.drill import (  # noqa: F401  (the *_faults modules register their scenarios)
+    campaign,
+    disk_faults,
+    etcd_faults,
+    html,
+    net_faults,
+    ops_faults,
+)
 from walrus_ha.tools.drill.report import RoundResult, document, problems, rounds_table, summary_text
 from walrus_ha.tools.drill.scenarios import SCENARIOS, DrillContext
 from walrus_ha.tools.drill.workload import LeaderTracker, backend_factory
@@ -58,6 +65,7 @@ HELP = {
     "partition-primary": "cut the primary from etcd and the standbys (iptables + cgroup) for longer than ttl",
     "etcd-member-loss": "SIGKILL one member of a 3-member etcd; writes must go on",
     "etcd-outage": "SIGKILL every etcd member for ttl + 2 s; writes back soon after it returns",
+    "corrupt-wal": "flip bytes in a stopped standby's WAL; detected, never replayed, streamed again",
 }
 
 
