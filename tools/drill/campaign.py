@@ -20,7 +20,7 @@ from walrus_ha.tools.drill.report import problems
 # The order a campaign runs the faults in: the cheap, common ones first.
 ORDER = ("kill-primary", "kill-standby", "kill-engine", "switchover", "kill-orchestrator", "freeze-primary",
          "freeze-tree", "partition-primary", "double-kill", "etcd-member-loss", "etcd-outage", "etcd-wipe",
-         "corrupt-wal")
+         "corrupt-wal", "disk-full")
 
 # fault -> (engine, ttl) -> (RTO median target in seconds or None, its text).
 # From issue 12's targets; a fault without a stated target is judged on
@@ -38,6 +38,7 @@ TARGETS: dict[str, Callable[[str, float], tuple[float | None, str]]] = {
     "switchover": lambda engine, ttl: ((0.5, "write gap median < 0.5 s") if engine == "embedded"
                                        else (2.0, "write gap median < 2 s")),
     "kill-standby": lambda engine, ttl: (None, "safety only; writes must resume"),
+    "disk-full": lambda engine, ttl: (None, "safety only; replaced after primary_write_failure_timeout"),
     "corrupt-wal": lambda engine, ttl: (None, "detected, never replayed, nothing missing on the standby"),
     "etcd-member-loss": lambda engine, ttl: (1.0, "no write interruption over 1 s (median)"),
     "etcd-outage": lambda engine, ttl: (3.0, "writes back within 3 s after etcd returns (median)"),

@@ -65,7 +65,8 @@ HELP = {
     "partition-primary": "cut the primary from etcd and the standbys (iptables + cgroup) for longer than ttl",
     "etcd-member-loss": "SIGKILL one member of a 3-member etcd; writes must go on",
     "etcd-outage": "SIGKILL every etcd member for ttl + 2 s; writes back soon after it returns",
-    "corrupt-wal": "flip bytes in a stopped standby's WAL; detected, never replayed, streamed again",
+    "corrupt-wal": "flip bytes in a crashed standby's WAL; detected, never replayed, streamed again",
+    "disk-full": "fill the primary's filesystem (a small tmpfs the drill mounts); replaced, then rejoins",
 }
 
 
@@ -90,15 +91,17 @@ def _progress(message: str) -> None:
     print(f"{time.strftime('%H:%M:%S')} {message}", flush=True)
 
 
-def _open_cluster(args: argparse.Namespace) -> tuple[LocalCluster, bool]:
-    """(cluster, owned): owned clusters are started here and stopped at the end."""
+def _open_cluster(args: argparse.Namespace, disks=None, directory: str = "") -> tuple[LocalCluster, bool]:
+    """(cluster, owned): owned clusters are started here and stopped at the end.
+    ``disks`` (a fault's ``own_cluster``, e.g. ``disk_faults.SmallDisks``) is
+    mounted on the node data dirs before the cluster starts."""
     if args.dir and os.path.exists(os.path.join(args.dir, STATE_FILE)):
         cluster = LocalCluster.load(args.dir)
         if cluster.spec.engine.value != args.engine or cluster.spec.sync != args.sync:
             _progress(f"note: using the cluster in {args.dir} as it is (engine {cluster.spec.engine.value}, "
                       f"sync {cluster.spec.sync})")
         return cluster, False
-    directory = args.dir or tempfile.mkdtemp(prefix="walrus-drill-")
+    directory = directory or args.dir or tempfile.mkdtemp(prefix="walrus-drill-")
     members = args.etcd_members or max([1] + [getattr(SCENARIOS.get(f), "needs_etcd_members", 1)
                                               for f in _faults_of(args)])
     if args.scenario == "campaign" and args.etcd_members is None:
@@ -108,10 +111,15 @@ def _open_cluster(args: argparse.Namespace) -> tuple[LocalCluster, bool]:
     cluster = LocalCluster.create(spec)
     _progress(f"starting a {args.nodes}-node {args.engine} cluster{' (sync)' if args.sync else ''} in {directory}")
     try:
+        if disks is not None:
+            disks.mount(cluster)
+            _progress(f"mounted a {disks.size_mb} MiB tmpfs on every node's data dir")
         cluster.start_all(_progress)
         cluster.wait_healthy(90.0, _progress)
     except BaseException:
         cluster.stop_all(5.0)
+        if disks is not None:
+            disks.unmount()
         raise
     return cluster, True
 
@@ -127,12 +135,15 @@ def _raise_interrupt(_signum, _frame) -> None:
 
 
 @contextlib.contextmanager
-def _session(args: argparse.Namespace, cleanup: list[str]) -> Iterator[DrillContext]:
-    """Open the cluster and the leader tracker; on the way out (also on
-    Ctrl-C or SIGTERM) stop what this drill started and note in ``cleanup``
-    what was left."""
+def _session(args: argparse.Namespace, cleanup: list[str], fault: str = "",
+             directory: str = "") -> Iterator[DrillContext]:
+    """Open the cluster (with what ``fault`` needs mounted first) and the
+    leader tracker; on the way out (also on Ctrl-C or SIGTERM) stop what this
+    drill started and note in ``cleanup`` what was left."""
     signal.signal(signal.SIGTERM, _raise_interrupt)
-    cluster, owned = _open_cluster(args)
+    own = getattr(SCENARIOS.get(fault), "own_cluster", None)
+    disks = own() if own else None
+    cluster, owned = _open_cluster(args, disks, directory)
     tracker = LeaderTracker(cluster.client())
     try:
         tracker.start()
@@ -140,21 +151,26 @@ def _session(args: argparse.Namespace, cleanup: list[str]) -> Iterator[DrillCont
                            factory=backend_factory(cluster.spec.engine.value, cluster.spec.sync))
     finally:
         tracker.stop()
-        cleanup.append(_clean_up(args, cluster, owned))
+        text = _clean_up(args, cluster, owned, disks)
+        cleanup.append(text)
 
 
-def _clean_up(args: argparse.Namespace, cluster: LocalCluster, owned: bool) -> str:
+def _clean_up(args: argparse.Namespace, cluster: LocalCluster, owned: bool, disks=None) -> str:
     if not owned:
         for name in cluster.node_names():      # nothing stays frozen in a cluster we keep
             cluster.signal(name, signal.SIGCONT)
         return f"cluster in {cluster.directory} left running (not started by this drill)"
     cluster.stop_all(10.0)
     left = [n for n in cluster.processes if cluster.running(n)]
+    mounts = ""
+    if disks is not None:
+        stuck = disks.unmount()
+        mounts = f", tmpfs mounts removed{' (lazily: ' + ', '.join(stuck) + ')' if stuck else ''}"
     removed = not args.dir and not args.keep
     if removed:
         shutil.rmtree(cluster.directory, ignore_errors=True)
     text = (f"all {len(cluster.processes)} processes stopped" if not left
-            else f"STILL RUNNING: {', '.join(left)}")
+            else f"STILL RUNNING: {', '.join(left)}") + mounts
     return text + (f", {cluster.directory} removed" if removed else f", data kept in {cluster.directory}")
 
 
@@ -185,7 +201,11 @@ def run(args: argparse.Namespace) -> int:
         return 0
     rounds: list[RoundResult] = []
     cleanup: list[str] = []
-    with _session(args, cleanup) as ctx:
+    if existing and getattr(SCENARIOS[args.scenario], "own_cluster", None):
+        print(f"{args.scenario}: needs a cluster the drill starts itself (its data dirs on small mounts); "
+              f"drop --dir or point it at a new directory")
+        return 0
+    with _session(args, cleanup, args.scenario) as ctx:
         why = _not_applicable(args.scenario, ctx.cluster.spec.engine.value, len(ctx.cluster.etcd_names()))
         if why:
             print(why)
@@ -205,38 +225,30 @@ def _campaign(args: argparse.Namespace) -> int:
     unknown = [f for f in faults if f not in SCENARIOS]
     if unknown:
         raise WalrusError(f"--faults: unknown fault(s) {', '.join(unknown)}; known: {', '.join(sorted(SCENARIOS))}")
-    entries: list[dict] = []
-    drills: dict[str, dict] = {}
+    # Faults that need a cluster of their own (disk-full: tmpfs data dirs) run
+    # after the others, each on its own cluster.
+    shared = [f for f in faults if not getattr(SCENARIOS[f], "own_cluster", None)]
+    groups = ([(shared, "")] if shared else []) + [
+        ([f], os.path.join(args.dir, f) if args.dir else "") for f in faults if f not in shared]
+    state = {"entries": {}, "drills": {}, "done": 0, "total": len(faults) * args.rounds, "config": {}}
     cleanup: list[str] = []
     started = time.monotonic()
     try:
-        with _session(args, cleanup) as ctx:
-            engine, sync, ttl = ctx.cluster.spec.engine.value, ctx.cluster.spec.sync, ctx.cluster.spec.timings.ttl
-            config = {**_config(args, ctx.cluster), "scenario": "campaign", "faults": faults}
-            members = len(ctx.cluster.etcd_names())
-            runnable = [f for f in faults if not _not_applicable(f, engine, members)]
-            total, done = len(runnable) * args.rounds, 0
-            for i, fault in enumerate(faults, 1):
-                why = _not_applicable(fault, engine, members)
-                if why:
-                    _progress(f"campaign: fault {i}/{len(faults)} {why}")
-                    entries.append(campaign.not_applicable(fault, why))
-                    continue
-                _progress(f"campaign: fault {i}/{len(faults)} {fault}, {args.rounds} rounds")
-                rounds: list[RoundResult] = []
-                for n in range(1, args.rounds + 1):
-                    rounds.append(_one_round(ctx, fault, n))
-                    done += 1
-                    _progress(f"campaign {campaign.progress_bar(done, total)}, {fault} round {n}: "
-                              f"{'FAILED ' + rounds[-1].error if rounds[-1].error else 'ok'}")
-                    if rounds[-1].error and not _recover(ctx):
-                        break
-                drills[fault] = document(rounds, {**config, "scenario": fault})
-                entries.append(campaign.fault_entry(fault, drills[fault], engine, sync, ttl))
+        for group, directory in groups:
+            why = None if group is shared else _not_applicable(group[0], args.engine, args.etcd_members)
+            if why:
+                _progress(f"campaign: fault {faults.index(group[0]) + 1}/{len(faults)} {why}")
+                state["entries"][group[0]] = campaign.not_applicable(group[0], why)
+                state["total"] -= args.rounds
+                continue
+            with _session(args, cleanup, group[0] if group[0] not in shared else "", directory) as ctx:
+                _campaign_group(args, ctx, group, faults, state)
     except KeyboardInterrupt:
         _progress("campaign interrupted; writing what ran")
+    entries = [state["entries"][f] for f in faults if f in state["entries"]]
+    drills, config = state["drills"], state["config"]
     config_done = {**config, "elapsed_s": round(time.monotonic() - started, 1)} if entries else {}
-    doc = campaign.document(entries, drills, config_done, cleanup[0] if cleanup else "unknown")
+    doc = campaign.document(entries, drills, config_done, "; ".join(cleanup) if cleanup else "unknown")
     _progress(f"cleanup: {doc['summary']['cleanup']}")
     print()
     for f in entries:
@@ -250,6 +262,34 @@ def _campaign(args: argparse.Namespace) -> int:
           f"{config_done.get('elapsed_s', 0):.0f} s")
     _write(args, doc)
     return 0 if s["passed"] else 1
+
+
+def _campaign_group(args: argparse.Namespace, ctx: DrillContext, group: list[str], faults: list[str],
+                    state: dict) -> None:
+    """Run ``group``'s faults on the session's cluster, in campaign order."""
+    spec = ctx.cluster.spec
+    engine, sync, ttl = spec.engine.value, spec.sync, spec.timings.ttl
+    state["config"] = state["config"] or {**_config(args, ctx.cluster), "scenario": "campaign", "faults": faults}
+    members = len(ctx.cluster.etcd_names())
+    for fault in group:
+        i = faults.index(fault) + 1
+        why = _not_applicable(fault, engine, members)
+        if why:
+            _progress(f"campaign: fault {i}/{len(faults)} {why}")
+            state["entries"][fault] = campaign.not_applicable(fault, why)
+            state["total"] -= args.rounds
+            continue
+        _progress(f"campaign: fault {i}/{len(faults)} {fault}, {args.rounds} rounds")
+        rounds: list[RoundResult] = []
+        for n in range(1, args.rounds + 1):
+            rounds.append(_one_round(ctx, fault, n))
+            state["done"] += 1
+            _progress(f"campaign {campaign.progress_bar(state['done'], state['total'])}, {fault} round {n}: "
+                      f"{'FAILED ' + rounds[-1].error if rounds[-1].error else 'ok'}")
+            if rounds[-1].error and not _recover(ctx):
+                break
+        state["drills"][fault] = document(rounds, {**state["config"], "scenario": fault})
+        state["entries"][fault] = campaign.fault_entry(fault, state["drills"][fault], engine, sync, ttl)
 
 
 def _s(value: float | None) -> str:

@@ -1,5 +1,6 @@
 """Faults of a node's disk: ``corrupt-wal`` (bytes flipped in a crashed,
-stopped standby's WAL). Registered in ``SCENARIOS`` on import.
+stopped standby's WAL) and ``disk-full`` (the primary's filesystem filled).
+Registered in ``SCENARIOS`` on import.
 
 The promise under test: corrupt WAL is detected by its checksum, logged and
 never replayed; the standby streams the damaged range again from the primary
@@ -7,16 +8,21 @@ and ends up holding every acknowledged write.
 """
 from __future__ import annotations
 
+import contextlib
+import errno
 import glob
 import os
+import subprocess
 import time
 
 import yaml
 
 from walrus_ha.common.errors import WalrusError
+from walrus_ha.tools.drill import checker
 from walrus_ha.tools.drill.report import RoundResult
+from walrus_ha.tools.drill.workload import Workload
 from walrus_ha.tools.drill.scenarios import SCENARIOS, DrillContext, RoundFailed, mark, result, start_round, tally, \
-    wait_rejoined
+    wait_for, wait_rejoined
 
 FLIP_BACK = 300           # flip bytes this far below the standby's flush LSN (its last few records)
 FLIP_BYTES = 8
@@ -147,3 +153,106 @@ def _missing_on(ctx: DrillContext, name: str, acks, timeout_s: float = 15.0) -> 
 
 
 SCENARIOS["corrupt-wal"] = corrupt_wal_round
+
+
+# -- disk-full ------------------------------------------------------------------------
+
+SMALL_FS_MB = 64
+# The filler: one writer of 128 KiB values, so the primary needs new WAL
+# segments soon after its disk is full (segments are preallocated ahead).
+FILLER_VALUE = 128 * 1024
+
+
+class SmallDisks:
+    """A small tmpfs mounted on every node's data dir of a cluster that has
+    not started yet; ``unmount`` (after the cluster stopped) removes them.
+    What ``disk-full`` needs (``own_cluster``): the primary's filesystem can
+    then be filled without touching the host's disk."""
+
+    def __init__(self, size_mb: int = SMALL_FS_MB) -> None:
+        self.size_mb = size_mb
+        self.mounted: list[str] = []
+
+    def mount(self, cluster) -> None:
+        for name in cluster.node_names():
+            where = cluster.data_dir(name)
+            os.makedirs(where, exist_ok=True)
+            r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={self.size_mb}m,mode=0755", "tmpfs", where],
+                               capture_output=True, text=True)
+            if r.returncode != 0:
+                raise RoundFailed(f"cannot mount a {self.size_mb} MiB tmpfs on {where}: "
+                                  f"{r.stderr.strip() or r.returncode}")
+            self.mounted.append(where)
+
+    def unmount(self) -> list[str]:
+        """Unmount everything mounted here; returns what could not be (lazily unmounted then)."""
+        left = []
+        for where in reversed(self.mounted):
+            if subprocess.run(["umount", where], capture_output=True).returncode != 0:
+                subprocess.run(["umount", "-l", where], capture_output=True)
+                left.append(where)
+        self.mounted.clear()
+        return left
+
+
+def _fill(where: str) -> int:
+    """Write a ballast file in ``where`` until its filesystem is full; bytes written."""
+    written = 0
+    chunk = b"\0" * (1 << 20)
+    with open(os.path.join(where, "ballast"), "wb", buffering=0) as f:
+        while True:
+            try:
+                written += f.write(chunk)
+            except OSError as exc:
+                if exc.errno != errno.ENOSPC:
+                    raise
+                break
+    return written
+
+
+def disk_full_problem() -> str | None:
+    if os.geteuid() != 0:
+        return "needs root (mounts a small tmpfs on every node's data dir)"
+    return None
+
+
+def disk_full_round(ctx: DrillContext, number: int) -> RoundResult:
+    """Fill the primary's filesystem (a small tmpfs on its data dir) under
+    load (plus a client writing 128 KiB values, so WAL soon needs new
+    space): its writes fail, the orchestrator replaces it after
+    ``primary_write_failure_timeout`` (default 10 s) without losing an
+    acknowledged write; then free the space: it must rejoin as a standby.
+    RTO = full -> first write acknowledged by a new primary."""
+    old, term_before, work = start_round(ctx, number, "disk-full")
+    where = ctx.cluster.data_dir(old)
+    filler = Workload(ctx.tracker, ctx.factory, prefix=f"{work.prefix}big", writers=1, pause_s=0.02,
+                      sync=ctx.cluster.spec.sync, value_size=FILLER_VALUE).start()
+    ctx.progress(f"round {number}: primary is {old}; filling its filesystem ({where}) while a client writes "
+                 f"{FILLER_VALUE >> 10} KiB values")
+    try:
+        fault_at = mark(ctx, f"fill {old}'s disk")
+        try:
+            filled = _fill(where)
+            rto_s, new = wait_for(lambda: checker.rto(work.snapshot(), fault_at, old),
+                                  ctx.failover_timeout_s + 15.0, "a write acknowledged by a new primary")
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(where, "ballast"))
+            freed_at = mark(ctx, f"free {old}'s disk")
+        ctx.progress(f"round {number}: {new} acknowledged the first write {rto_s:.3f} s after {old}'s disk "
+                     f"filled ({filled >> 20} MiB ballast); space freed")
+        rejoin_s = wait_rejoined(ctx, old, new) - freed_at
+    finally:
+        time.sleep(0.3)
+        work.stop()
+        filler.stop()
+    t = tally(ctx, work.snapshot() + filler.snapshot())
+    ctx.progress(f"round {number}: {old} streams again {rejoin_s:.3f} s after the space came back; "
+                 f"{t.lost} of {len(t.acks)} acknowledged writes missing")
+    return result(ctx, work, t, number, "disk-full", old, new, rto_s, rejoin_s, term_before,
+                  extra={"ballast_mib": filled >> 20})
+
+
+disk_full_round.unavailable = disk_full_problem
+disk_full_round.own_cluster = SmallDisks     # the CLI mounts these before the cluster starts
+SCENARIOS["disk-full"] = disk_full_round

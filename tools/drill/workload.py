@@ -178,8 +178,9 @@ class Workload:
     ``Ack`` with the term the engine answered with."""
 
     def __init__(self, tracker: LeaderTracker, factory: BackendFactory, prefix: str,
-                 writers: int = 2, pause_s: float = 0.005, sync: bool = False):
+                 writers: int = 2, pause_s: float = 0.005, sync: bool = False, value_size: int = 0):
         self.tracker = tracker
+        self.value_size = value_size   # pad values to this many bytes (0: just "v<seq>")
         self.sync = sync        # the writes ask for a synchronous commit level (recorded in each Ack)
         self.factory = factory
         self.prefix = prefix
@@ -227,7 +228,7 @@ class Workload:
             seq += 1
             key = f"{self.prefix}-{wid}-{seq}"
             try:
-                value = f"v{seq}"
+                value = f"v{seq}".ljust(self.value_size, "x")
                 term = self._backend(wid, target.address).write(key, value)
             except WriteFailed:
                 with self._lock:
