@@ -221,16 +221,19 @@ def stale_backend(ctx: DrillContext, name: str):
 
 
 def _wipe_etcd(ctx: DrillContext) -> float:
-    """Stop the cluster's etcd, remove its data directory, start it empty on the
-    same address; returns the monotonic time it answers again."""
+    """Stop every member of the cluster's etcd, remove their data
+    directories, start them empty on the same addresses (one new cluster);
+    returns the monotonic time etcd answers again."""
     import shutil
-    from walrus_ha.tools.localcluster.render import ProcKind
-    name, p = next((n, p) for n, p in ctx.cluster.processes.items() if p.plan.kind is ProcKind.ETCD)
-    data_dir = p.plan.argv[list(p.plan.argv).index("--data-dir") + 1]
-    ctx.cluster.stop(name)
-    shutil.rmtree(data_dir)
-    ctx.cluster.start(name)
-    ctx.cluster.wait_etcd(15.0)
+    names = ctx.cluster.etcd_names()
+    for name in names:
+        ctx.cluster.stop(name)
+    for name in names:
+        argv = list(ctx.cluster.processes[name].plan.argv)
+        shutil.rmtree(argv[argv.index("--data-dir") + 1], ignore_errors=True)
+    for name in names:
+        ctx.cluster.start(name)
+    ctx.cluster.wait_etcd(15.0 * len(names))
     return time.monotonic()
 
 
