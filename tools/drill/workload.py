@@ -81,11 +81,11 @@ class PostgresBackend:
         self._impl = cls(address)
 
     def write(self, key: str, value: str) -> int:
+        """The timeline that acknowledged (the checker's term for PostgreSQL)."""
         try:
-            self._impl.write(key, value)
+            return int(self._impl.write(key, value) or 0)
         except Exception as exc:   # psycopg errors of every kind mean "not acknowledged"
             raise WriteFailed(f"{self.address}: {exc}") from None
-        return 0
 
     def existing(self, keys: list[str]) -> set[str]:
         if hasattr(self._impl, "read_all"):
