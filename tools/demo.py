@@ -75,7 +75,7 @@ def _story(cluster: LocalCluster, args: argparse.Namespace, clock: _Clock) -> in
     client = cluster.client()
     tracker = LeaderTracker(client).start()
     work = Workload(tracker, backend_factory("embedded", args.sync), prefix=f"demo{int(time.time())}",
-                    writers=2).start()
+                    writers=2, sync=args.sync).start()
     try:
         _show_steady_state(cluster, work, clock, args.watch_seconds)
         current = tracker.current() or Target(verdict_leader(cluster), "", cluster.client().get_leader().term)

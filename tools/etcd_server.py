@@ -61,9 +61,10 @@ class EtcdServer:
     """
 
     def __init__(self, data_dir: str | Path, client_port: int | None = None, peer_port: int | None = None,
-                 name: str = "walrus-etcd", binary: str | None = None):
+                 name: str = "walrus-etcd", binary: str | None = None, initial_cluster: str = ""):
         self.data_dir = Path(data_dir)
         self.name = name
+        self.initial_cluster = initial_cluster   # "n1=http://..,n2=http://.."; "" = this member alone
         self.binary = find_etcd(binary)
         self.client_port = client_port or free_port()
         self.peer_port = peer_port or free_port()
@@ -84,7 +85,8 @@ class EtcdServer:
         return [self.binary, "--name", self.name, "--data-dir", str(self.data_dir),
                 "--listen-client-urls", client_url, "--advertise-client-urls", client_url,
                 "--listen-peer-urls", peer_url, "--initial-advertise-peer-urls", peer_url,
-                "--initial-cluster", f"{self.name}={peer_url}", "--initial-cluster-state", "new",
+                "--initial-cluster", self.initial_cluster or f"{self.name}={peer_url}",
+                "--initial-cluster-state", "new",
                 "--heartbeat-interval", "50", "--election-timeout", "500",
                 "--log-level", "warn"]
 

@@ -76,3 +76,101 @@ def test_summary_of_no_measurements():
 
 def test_lost_by_node():
     assert checker.lost_by_node(ACKS, ["k2", "k4", "zz"]) == {"a": 1, "b": 1, "?": 1}
+
+
+# -- split brain, values, synchronous promise: recorded histories -------------------
+
+def _h(*rows):
+    """Acks from (key, at, node, term) rows."""
+    return [Ack(k, at, n, term) for k, at, n, term in rows]
+
+
+CLEAN_FAILOVER = _h(("k1", 1.0, "a", 1), ("k2", 2.0, "a", 1), ("k3", 3.0, "b", 2), ("k4", 4.0, "b", 2),
+                    ("k5", 5.0, "c", 3))
+
+
+def test_a_clean_history_has_no_split_brain():
+    assert checker.split_brain(CLEAN_FAILOVER) == []
+    assert checker.split_brain([]) == []
+
+
+def test_old_primary_acking_after_the_new_one_is_split_brain():
+    late = CLEAN_FAILOVER + _h(("k9", 3.5, "a", 1))
+    events = checker.split_brain(late)
+    assert [(e.rule, e.ack.key, e.against.key) for e in events] == [(checker.Rule.OLDER_TERM, "k9", "k3")]
+    assert "a acknowledged k9 at term 1 after b had acknowledged k3 at term 2" == events[0].describe()
+
+
+def test_two_nodes_in_one_term_is_split_brain():
+    events = checker.split_brain(_h(("k1", 1.0, "a", 4), ("k2", 1.5, "b", 4)))
+    assert [(e.rule, e.ack.node, e.against.node) for e in events] == [(checker.Rule.SHARED_TERM, "b", "a")]
+
+
+def test_order_is_by_ack_time_not_by_list_order():
+    shuffled = list(reversed(CLEAN_FAILOVER))
+    assert checker.split_brain(shuffled) == []
+
+
+def test_acks_without_a_term_are_not_judged():
+    assert checker.split_brain(_h(("k1", 1.0, "a", 0), ("k2", 2.0, "b", 0), ("k3", 3.0, "a", 0))) == []
+
+
+def test_wrong_values():
+    acks = [Ack("k1", 1.0, "a", 1, "v1"), Ack("k2", 2.0, "a", 1, "v2"), Ack("k1", 3.0, "b", 2, "v3")]
+    assert checker.wrong_values(acks, {"k1": "v3", "k2": "v2"}) == []
+    assert checker.wrong_values(acks, {"k1": "v1", "k2": None}) == ["k1", "k2"]
+    assert checker.wrong_values(acks, {}) == []
+
+
+def test_a_sync_ack_held_only_by_its_primary_broke_the_promise():
+    acks = [Ack("k1", 1.0, "a", 1, sync=True), Ack("k2", 2.0, "a", 1, sync=True), Ack("k3", 2.5, "a", 1)]
+    held = {"a": {"k1", "k2", "k3"}, "b": {"k1"}, "c": set()}
+    assert [a.key for a in checker.unreplicated_sync_acks(acks, held)] == ["k2"]
+    assert checker.unreplicated_sync_acks(acks, {"a": {"k1", "k2"}}) == acks[:2]
+
+
+def test_receipt_gap():
+    assert checker.receipt_gap(3, 3) == 0
+    assert checker.receipt_gap(5, 3) == 2
+    assert checker.receipt_gap(0, None) is None
+
+
+def test_write_gap():
+    acks = _h(("k1", 1.0, "a", 1), ("k2", 1.1, "a", 1), ("k3", 1.9, "a", 1), ("k4", 2.0, "a", 1))
+    assert checker.write_gap(acks, 1.05, 2.0) == pytest.approx(0.8)      # 1.1 -> 1.9
+    assert checker.write_gap(acks, 2.0, 3.0) == pytest.approx(1.0)       # stalled to the end
+    assert checker.write_gap([], 0.0, 0.5) == pytest.approx(0.5)
+
+
+def test_partition_finds_the_tcp_connections_of_a_process():
+    import socket
+
+    from walrus_ha.tools.drill import partition
+    server = socket.create_server(("127.0.0.1", 0))
+    client = socket.create_connection(server.getsockname())
+    try:
+        import os
+        pairs = partition.tcp_connections([os.getpid()])
+        local, remote = client.getsockname()[1], server.getsockname()[1]
+        assert (local, remote) in pairs
+    finally:
+        client.close()
+        server.close()
+
+
+def test_corrupt_wal_finds_the_segment_and_flips_bytes(tmp_path):
+    from walrus_ha.tools.drill import disk_faults
+    wal = tmp_path / "wal"
+    wal.mkdir()
+    seg = 4 * 1024 * 1024
+    for name in ("000000010000000000000000", "000000010000000000000001", "000000020000000000000001"):
+        (wal / name).write_bytes(bytes(range(256)) * 16)
+    path, offset = disk_faults.wal_file_at("embedded", str(tmp_path), 2, seg + 300, seg)
+    assert path.endswith("000000020000000000000001") and offset == 300     # the newest timeline's file
+    path1, _ = disk_faults.wal_file_at("embedded", str(tmp_path), 1, seg + 300, seg)
+    assert path1.endswith("000000010000000000000001")                     # not a later timeline's
+    old = disk_faults.flip(path, 10, 4)
+    data = (wal / "000000020000000000000001").read_bytes()
+    assert old == bytes([10, 11, 12, 13]) and data[10:14] == bytes(b ^ 0xFF for b in old)
+    with pytest.raises(disk_faults.RoundFailed):
+        disk_faults.wal_file_at("embedded", str(tmp_path), 1, 5 * seg, seg)

@@ -5,18 +5,45 @@ monotonic ack times) and the instants the drill noted, and returns numbers.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 
 
 @dataclass(frozen=True)
 class Ack:
-    """One write the database acknowledged: ``key`` was confirmed by ``node``
-    (the primary the writer addressed) at monotonic time ``at``."""
+    """One write the database acknowledged: ``key`` (with ``value``) was
+    confirmed by ``node`` (the primary the writer addressed) at monotonic
+    time ``at``, at leader ``term`` (0: the engine does not report one), at a
+    synchronous commit level or not."""
     key: str
     at: float
     node: str
     term: int = 0
+    value: str = ""
+    sync: bool = False
+
+
+class Rule(StrEnum):
+    """Why an acknowledgement counts as split brain."""
+    OLDER_TERM = "older_term"        # acked at a term below one already acked by another node
+    SHARED_TERM = "shared_term"      # two nodes acked writes in one term
+
+
+@dataclass(frozen=True)
+class SplitBrain:
+    """One split-brain event: ``ack`` broke ``rule``; ``against`` is the
+    earlier acknowledgement it conflicts with."""
+    rule: Rule
+    ack: Ack
+    against: Ack
+
+    def describe(self) -> str:
+        a, b = self.ack, self.against
+        if self.rule is Rule.OLDER_TERM:
+            return (f"{a.node} acknowledged {a.key} at term {a.term} after {b.node} had acknowledged "
+                    f"{b.key} at term {b.term}")
+        return f"{a.node} and {b.node} both acknowledged writes at term {a.term} ({b.key}, {a.key})"
 
 
 def first_ack_after(acks: Iterable[Ack], after: float, excluding: str) -> Ack | None:
@@ -70,3 +97,62 @@ def lost_by_node(acks: Iterable[Ack], lost: Iterable[str]) -> dict[str, int]:
         node = node_of.get(key, "?")
         counts[node] = counts.get(node, 0) + 1
     return counts
+
+
+def split_brain(acks: Iterable[Ack]) -> list[SplitBrain]:
+    """Every acknowledgement that proves two primaries at once, in ack order.
+
+    Over acks that carry a term (term > 0): an ack by a node at a term lower
+    than one another node acknowledged earlier (the old primary kept
+    acknowledging after a newer leader did), and an ack by a second node in a
+    term in which another node already acknowledged (one term, one leader).
+    Acks without a term are not judged here (see ``dual_primary_acks``)."""
+    events: list[SplitBrain] = []
+    newest: Ack | None = None                  # the earliest ack at the highest term so far
+    owner: dict[int, Ack] = {}                 # term -> the first ack in that term
+    for a in sorted((a for a in acks if a.term > 0), key=lambda a: a.at):
+        first = owner.setdefault(a.term, a)
+        if first.node != a.node:
+            events.append(SplitBrain(Rule.SHARED_TERM, a, first))
+        elif newest is not None and a.term < newest.term and newest.node != a.node:
+            events.append(SplitBrain(Rule.OLDER_TERM, a, newest))
+        if newest is None or a.term > newest.term:
+            newest = a
+    return events
+
+
+def wrong_values(acks: Iterable[Ack], read_back: Mapping[str, str | None]) -> list[str]:
+    """Keys whose acknowledged value is not what ``read_back`` (key -> value
+    read from one node, None when absent) holds: missing or different. Keys
+    the read-back did not cover are not judged. Later acks of a key win."""
+    latest: dict[str, Ack] = {}
+    for a in sorted(acks, key=lambda a: a.at):
+        latest[a.key] = a
+    return [k for k, a in latest.items() if k in read_back and read_back[k] != a.value]
+
+
+def unreplicated_sync_acks(acks: Iterable[Ack], held: Mapping[str, set[str]]) -> list[Ack]:
+    """Acks at a synchronous level that no node other than the acknowledging
+    primary holds (``held``: node -> keys read back from it). Such an ack
+    broke the synchronous promise even if the write survived by luck."""
+    return [a for a in sorted(acks, key=lambda a: a.at)
+            if a.sync and not any(a.key in keys for node, keys in held.items() if node != a.node)]
+
+
+def receipt_gap(lost_async: int, receipt_writes: int | None) -> int | None:
+    """Observed async loss minus what the failover's receipt announced
+    (None when there was no receipt). Positive: writes lost that the receipt
+    did not own up to; a correct receipt never under-counts."""
+    if receipt_writes is None:
+        return None
+    return lost_async - receipt_writes
+
+
+def write_gap(acks: Iterable[Ack], start: float, end: float) -> float:
+    """The longest stretch of ``[start, end]`` in which no write was
+    acknowledged (by anyone): the write unavailability a fault caused. The
+    window's own edges count, so a stall still going on at ``end`` counts in
+    full."""
+    times = sorted(a.at for a in acks if start <= a.at <= end)
+    points = [start, *times, end]
+    return max(b - a for a, b in zip(points, points[1:]))

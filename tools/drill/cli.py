@@ -1,11 +1,16 @@
-"""``walrus drill SCENARIO``: chaos failover drills that measure RTO and RPO.
+"""``walrus drill SCENARIO | campaign | report``: chaos failover drills that
+measure RTO and RPO, one fault at a time or every fault in turn.
 
-Runs on a fresh local cluster in a temporary directory (stopped afterwards)
-or on an existing one (``--dir`` with a cluster.json, left running).
+Runs on a fresh local cluster in a temporary directory (stopped and removed
+afterwards, also on Ctrl-C) or on an existing one (``--dir`` with a
+cluster.json, left running). ``--json`` writes the report for scripts,
+``--html`` a self-contained page people read (``html.py``); ``walrus drill
+report FILE.json --html OUT`` renders the page again from the JSON.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -13,90 +18,308 @@ import signal
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 
 from walrus_ha.common.errors import WalrusError
-from walrus_ha.tools.drill.report import RoundResult, document, rounds_table, summary_text
+from walrus_ha.tools.drill import (  # noqa: F401  (the *_faults modules register their scenarios)
+    campaign,
+    disk_faults,
+    etcd_faults,
+    html,
+    net_faults,
+    ops_faults,
+)
+from walrus_ha.tools.drill.report import RoundResult, document, problems, rounds_table, summary_text
 from walrus_ha.tools.drill.scenarios import SCENARIOS, DrillContext
 from walrus_ha.tools.drill.workload import LeaderTracker, backend_factory
 from walrus_ha.tools.localcluster.cluster import STATE_FILE, LocalCluster
 from walrus_ha.tools.localcluster.render import ClusterSpec, EngineKind
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("scenario", choices=sorted(SCENARIOS), help="what to break")
-    parser.add_argument("--rounds", type=int, default=5)
+def _options(parser: argparse.ArgumentParser, rounds: int) -> None:
+    parser.add_argument("--rounds", type=int, default=rounds, help=f"rounds (per fault; default {rounds})")
     parser.add_argument("--sync", action="store_true", help="synchronous replication, writes at commit level on")
     parser.add_argument("--engine", choices=[e.value for e in EngineKind], default="embedded")
     parser.add_argument("--nodes", type=int, default=3)
+    parser.add_argument("--etcd-members", type=int, choices=(1, 3, 5), default=None,
+                        help="members of the etcd the drill starts (default: 3 for the campaign and "
+                             "etcd-member-loss, else 1)")
     parser.add_argument("--dir", default="", help="use (or create) the local cluster in DIR and keep it")
     parser.add_argument("--writers", type=int, default=2, help="writer threads (default 2)")
     parser.add_argument("--json", default="", metavar="FILE", help="write the report as JSON to FILE")
+    parser.add_argument("--html", default="", metavar="FILE", help="write the report as one HTML page to FILE")
     parser.add_argument("--keep", action="store_true", help="keep the temporary cluster directory")
+
+
+# One line per fault for ``walrus drill --help``.
+HELP = {
+    "kill-primary": "SIGKILL the primary's agent (and its engine), then restart it",
+    "kill-engine": "SIGKILL the primary's postmaster only (PostgreSQL; n/a on embedded)",
+    "freeze-primary": "SIGSTOP the primary's agent for longer than ttl, then thaw it",
+    "freeze-tree": "freeze the primary's whole process tree (as docker pause) for longer than ttl",
+    "double-kill": "SIGKILL the primary, then the new primary the moment it takes over",
+    "etcd-wipe": "restart etcd empty (its data directory removed) under load",
+    "kill-standby": "SIGKILL a standby (the synchronous one in sync mode), then restart it",
+    "kill-orchestrator": "SIGKILL the primary, then the active orchestrator during the failover",
+    "switchover": "a planned switchover under load; RTO = the longest write gap",
+    "partition-primary": "cut the primary from etcd and the standbys (iptables + cgroup) for longer than ttl",
+    "etcd-member-loss": "SIGKILL one member of a 3-member etcd; writes must go on",
+    "etcd-outage": "SIGKILL every etcd member for ttl + 2 s; writes back soon after it returns",
+    "corrupt-wal": "flip bytes in a crashed standby's WAL; detected, never replayed, streamed again",
+    "disk-full": "fill the primary's filesystem (a small tmpfs the drill mounts); replaced, then rejoins",
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="drill", metavar="SCENARIO", required=True)
+    for name in sorted(SCENARIOS):
+        p = sub.add_parser(name, help=HELP.get(name, name))
+        _options(p, rounds=5)
+        p.set_defaults(scenario=name)
+    c = sub.add_parser("campaign", help="every fault in turn on one cluster; one verdict per fault")
+    _options(c, rounds=3)
+    c.add_argument("--faults", default=",".join(campaign.ORDER),
+                   help=f"comma-separated faults, in order (default: {','.join(campaign.ORDER)})")
+    c.set_defaults(scenario="campaign")
+    r = sub.add_parser("report", help="render the HTML page of a drill or campaign JSON report again")
+    r.add_argument("report_json", metavar="FILE.json")
+    r.add_argument("--html", default="", metavar="FILE", help="where to write it (default: FILE.html)")
+    r.set_defaults(scenario="report")
 
 
 def _progress(message: str) -> None:
     print(f"{time.strftime('%H:%M:%S')} {message}", flush=True)
 
 
-def _open_cluster(args: argparse.Namespace) -> tuple[LocalCluster, bool]:
-    """(cluster, owned): owned clusters are started here and stopped at the end."""
+def _open_cluster(args: argparse.Namespace, disks=None, directory: str = "") -> tuple[LocalCluster, bool]:
+    """(cluster, owned): owned clusters are started here and stopped at the end.
+    ``disks`` (a fault's ``own_cluster``, e.g. ``disk_faults.SmallDisks``) is
+    mounted on the node data dirs before the cluster starts."""
     if args.dir and os.path.exists(os.path.join(args.dir, STATE_FILE)):
         cluster = LocalCluster.load(args.dir)
         if cluster.spec.engine.value != args.engine or cluster.spec.sync != args.sync:
             _progress(f"note: using the cluster in {args.dir} as it is (engine {cluster.spec.engine.value}, "
                       f"sync {cluster.spec.sync})")
         return cluster, False
-    directory = args.dir or tempfile.mkdtemp(prefix="walrus-drill-")
-    spec = ClusterSpec(directory=directory, nodes=args.nodes, engine=EngineKind(args.engine), sync=args.sync)
+    directory = directory or args.dir or tempfile.mkdtemp(prefix="walrus-drill-")
+    members = args.etcd_members or max([1] + [getattr(SCENARIOS.get(f), "needs_etcd_members", 1)
+                                              for f in _faults_of(args)])
+    if args.scenario == "campaign" and args.etcd_members is None:
+        members = 3
+    spec = ClusterSpec(directory=directory, nodes=args.nodes, engine=EngineKind(args.engine), sync=args.sync,
+                       etcd_members=members)
     cluster = LocalCluster.create(spec)
     _progress(f"starting a {args.nodes}-node {args.engine} cluster{' (sync)' if args.sync else ''} in {directory}")
     try:
+        if disks is not None:
+            disks.mount(cluster)
+            _progress(f"mounted a {disks.size_mb} MiB tmpfs on every node's data dir")
         cluster.start_all(_progress)
         cluster.wait_healthy(90.0, _progress)
     except BaseException:
         cluster.stop_all(5.0)
+        if disks is not None:
+            disks.unmount()
         raise
     return cluster, True
+
+
+def _faults_of(args: argparse.Namespace) -> list[str]:
+    if args.scenario == "campaign":
+        return [f.strip() for f in args.faults.split(",") if f.strip()]
+    return [args.scenario]
 
 
 def _raise_interrupt(_signum, _frame) -> None:
     raise KeyboardInterrupt
 
 
-def run(args: argparse.Namespace) -> int:
-    if args.rounds < 1:
-        raise WalrusError("--rounds must be at least 1")
-    # SIGTERM cleans up like Ctrl-C: the cluster's processes live in their own sessions.
+@contextlib.contextmanager
+def _session(args: argparse.Namespace, cleanup: list[str], fault: str = "",
+             directory: str = "") -> Iterator[DrillContext]:
+    """Open the cluster (with what ``fault`` needs mounted first) and the
+    leader tracker; on the way out (also on Ctrl-C or SIGTERM) stop what this
+    drill started and note in ``cleanup`` what was left."""
     signal.signal(signal.SIGTERM, _raise_interrupt)
-    engines = getattr(SCENARIOS[args.scenario], "engines", None)
-    existing = bool(args.dir) and os.path.exists(os.path.join(args.dir, STATE_FILE))
-    if engines and args.engine not in engines and not existing:
-        print(f"{args.scenario}: not applicable to the {args.engine} engine (only {', '.join(engines)})")
-        return 0
-    cluster, owned = _open_cluster(args)
-    if engines and cluster.spec.engine.value not in engines:
-        print(f"{args.scenario}: not applicable to the {cluster.spec.engine.value} engine "
-              f"(only {', '.join(engines)})")
-        return 0
+    own = getattr(SCENARIOS.get(fault), "own_cluster", None)
+    disks = own() if own else None
+    cluster, owned = _open_cluster(args, disks, directory)
     tracker = LeaderTracker(cluster.client())
-    rounds: list[RoundResult] = []
     try:
         tracker.start()
-        ctx = DrillContext(cluster=cluster, tracker=tracker, progress=_progress, writers=args.writers,
+        yield DrillContext(cluster=cluster, tracker=tracker, progress=_progress, writers=args.writers,
                            factory=backend_factory(cluster.spec.engine.value, cluster.spec.sync))
+    finally:
+        tracker.stop()
+        text = _clean_up(args, cluster, owned, disks)
+        cleanup.append(text)
+
+
+def _clean_up(args: argparse.Namespace, cluster: LocalCluster, owned: bool, disks=None) -> str:
+    if not owned:
+        for name in cluster.node_names():      # nothing stays frozen in a cluster we keep
+            cluster.signal(name, signal.SIGCONT)
+        return f"cluster in {cluster.directory} left running (not started by this drill)"
+    cluster.stop_all(10.0)
+    left = [n for n in cluster.processes if cluster.running(n)]
+    mounts = ""
+    if disks is not None:
+        stuck = disks.unmount()
+        mounts = f", tmpfs mounts removed{' (lazily: ' + ', '.join(stuck) + ')' if stuck else ''}"
+    removed = not args.dir and not args.keep
+    if removed:
+        shutil.rmtree(cluster.directory, ignore_errors=True)
+    text = (f"all {len(cluster.processes)} processes stopped" if not left
+            else f"STILL RUNNING: {', '.join(left)}") + mounts
+    return text + (f", {cluster.directory} removed" if removed else f", data kept in {cluster.directory}")
+
+
+def _not_applicable(scenario: str, engine: str, members: int | None = None) -> str | None:
+    engines = getattr(SCENARIOS[scenario], "engines", None)
+    if engines and engine not in engines:
+        return f"{scenario}: not applicable to the {engine} engine (only {', '.join(engines)})"
+    needs = getattr(SCENARIOS[scenario], "needs_etcd_members", 1)
+    if members is not None and members < needs:
+        return (f"{scenario}: not applicable to an etcd of {members} member(s); it needs {needs} "
+                f"(--etcd-members {needs}, or 'walrus cluster up --etcd-members {needs}')")
+    unavailable = getattr(SCENARIOS[scenario], "unavailable", None)
+    why = unavailable() if unavailable else None
+    return f"{scenario}: cannot run on this host: {why}" if why else None
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.scenario == "report":
+        return _rerender(args)
+    if args.rounds < 1:
+        raise WalrusError("--rounds must be at least 1")
+    if args.scenario == "campaign":
+        return _campaign(args)
+    existing = bool(args.dir) and os.path.exists(os.path.join(args.dir, STATE_FILE))
+    why = None if existing else _not_applicable(args.scenario, args.engine, args.etcd_members)
+    if why:
+        print(why)
+        return 0
+    rounds: list[RoundResult] = []
+    cleanup: list[str] = []
+    if existing and getattr(SCENARIOS[args.scenario], "own_cluster", None):
+        print(f"{args.scenario}: needs a cluster the drill starts itself (its data dirs on small mounts); "
+              f"drop --dir or point it at a new directory")
+        return 0
+    with _session(args, cleanup, args.scenario) as ctx:
+        why = _not_applicable(args.scenario, ctx.cluster.spec.engine.value, len(ctx.cluster.etcd_names()))
+        if why:
+            print(why)
+            return 0
+        spec = ctx.cluster.spec
+        config = _config(args, ctx.cluster)
         for n in range(1, args.rounds + 1):
             rounds.append(_one_round(ctx, args.scenario, n))
             if rounds[-1].error and not _recover(ctx):
                 break
-    finally:
-        tracker.stop()
-        if owned and not args.dir:
-            cluster.stop_all(10.0)
-            if not args.keep:
-                shutil.rmtree(cluster.directory, ignore_errors=True)
-        elif owned:
-            cluster.stop_all(10.0)
-    return _report(args, cluster, rounds)
+    _progress(f"cleanup: {cleanup[0]}")
+    return _report(args, spec.sync, config, rounds, cleanup[0])
+
+
+def _campaign(args: argparse.Namespace) -> int:
+    faults = [f.strip() for f in args.faults.split(",") if f.strip()]
+    unknown = [f for f in faults if f not in SCENARIOS]
+    if unknown:
+        raise WalrusError(f"--faults: unknown fault(s) {', '.join(unknown)}; known: {', '.join(sorted(SCENARIOS))}")
+    # Faults that need a cluster of their own (disk-full: tmpfs data dirs) run
+    # after the others, each on its own cluster.
+    shared = [f for f in faults if not getattr(SCENARIOS[f], "own_cluster", None)]
+    groups = ([(shared, "")] if shared else []) + [
+        ([f], os.path.join(args.dir, f) if args.dir else "") for f in faults if f not in shared]
+    state = {"entries": {}, "drills": {}, "done": 0, "total": len(faults) * args.rounds, "config": {}}
+    cleanup: list[str] = []
+    started = time.monotonic()
+    try:
+        for group, directory in groups:
+            why = None if group is shared else _not_applicable(group[0], args.engine, args.etcd_members)
+            if why:
+                _progress(f"campaign: fault {faults.index(group[0]) + 1}/{len(faults)} {why}")
+                state["entries"][group[0]] = campaign.not_applicable(group[0], why)
+                state["total"] -= args.rounds
+                continue
+            with _session(args, cleanup, group[0] if group[0] not in shared else "", directory) as ctx:
+                _campaign_group(args, ctx, group, faults, state)
+    except KeyboardInterrupt:
+        _progress("campaign interrupted; writing what ran")
+    entries = [state["entries"][f] for f in faults if f in state["entries"]]
+    drills, config = state["drills"], state["config"]
+    config_done = {**config, "elapsed_s": round(time.monotonic() - started, 1)} if entries else {}
+    doc = campaign.document(entries, drills, config_done, "; ".join(cleanup) if cleanup else "unknown")
+    _progress(f"cleanup: {doc['summary']['cleanup']}")
+    print()
+    for f in entries:
+        verdict = "n/a " if f["passed"] is None else "pass" if f["passed"] else "FAIL"
+        print(f"{verdict}  {f['fault']:<15} rounds {f['rounds']:>2}  RTO median {_s(f['rto_median_s'])} s  "
+              f"p95 {_s(f['rto_p95_s'])}  max {_s(f['rto_max_s'])}  lost {f['lost_acked_writes']}  "
+              f"split brain {f['split_brain_events']}  {'; '.join(f['problems']) or f['note']}")
+    s = doc["summary"]
+    print(f"campaign: {s['faults_passed']}/{s['faults']} faults passed, {s['rounds_total']} rounds, "
+          f"{s['lost_acked_writes_total']} acknowledged writes lost, {s['split_brain_total']} split-brain events, "
+          f"{config_done.get('elapsed_s', 0):.0f} s")
+    _write(args, doc)
+    return 0 if s["passed"] else 1
+
+
+def _campaign_group(args: argparse.Namespace, ctx: DrillContext, group: list[str], faults: list[str],
+                    state: dict) -> None:
+    """Run ``group``'s faults on the session's cluster, in campaign order."""
+    spec = ctx.cluster.spec
+    engine, sync, ttl = spec.engine.value, spec.sync, spec.timings.ttl
+    state["config"] = state["config"] or {**_config(args, ctx.cluster), "scenario": "campaign", "faults": faults}
+    members = len(ctx.cluster.etcd_names())
+    for fault in group:
+        i = faults.index(fault) + 1
+        why = _not_applicable(fault, engine, members)
+        if why:
+            _progress(f"campaign: fault {i}/{len(faults)} {why}")
+            state["entries"][fault] = campaign.not_applicable(fault, why)
+            state["total"] -= args.rounds
+            continue
+        _progress(f"campaign: fault {i}/{len(faults)} {fault}, {args.rounds} rounds")
+        rounds: list[RoundResult] = []
+        for n in range(1, args.rounds + 1):
+            rounds.append(_one_round(ctx, fault, n))
+            state["done"] += 1
+            _progress(f"campaign {campaign.progress_bar(state['done'], state['total'])}, {fault} round {n}: "
+                      f"{'FAILED ' + rounds[-1].error if rounds[-1].error else 'ok'}")
+            if rounds[-1].error and not _recover(ctx):
+                break
+        state["drills"][fault] = document(rounds, {**state["config"], "scenario": fault})
+        state["entries"][fault] = campaign.fault_entry(fault, state["drills"][fault], engine, sync, ttl)
+
+
+def _s(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _write(args: argparse.Namespace, doc: dict) -> None:
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(doc, f, indent=2)
+        print(f"report written to {args.json}")
+    if args.html:
+        with open(args.html, "w") as f:
+            f.write(html.render(doc))
+        print(f"HTML report written to {args.html}")
+
+
+def _rerender(args: argparse.Namespace) -> int:
+    try:
+        with open(args.report_json) as f:
+            doc = json.load(f)
+    except (OSError, ValueError) as exc:
+        raise WalrusError(f"{args.report_json}: cannot read a drill report: {exc}") from None
+    if not isinstance(doc, dict) or not ("faults" in doc or "rounds" in doc):
+        raise WalrusError(f"{args.report_json}: not a walrus drill or campaign report (no 'faults' or 'rounds')")
+    out = args.html or os.path.splitext(args.report_json)[0] + ".html"
+    with open(out, "w") as f:
+        f.write(html.render(doc))
+    print(f"HTML report written to {out}")
+    return 0
 
 
 def _one_round(ctx: DrillContext, scenario: str, n: int) -> RoundResult:
@@ -124,24 +347,24 @@ def _recover(ctx: DrillContext) -> bool:
         return False
 
 
-def _report(args: argparse.Namespace, cluster: LocalCluster, rounds: list[RoundResult]) -> int:
+def _config(args: argparse.Namespace, cluster: LocalCluster) -> dict:
     t = cluster.spec.timings
-    config = {"scenario": args.scenario, "engine": cluster.spec.engine.value, "sync": cluster.spec.sync,
-              "nodes": len(cluster.node_names()), "rounds": args.rounds, "writers": args.writers,
-              "ttl": t.ttl, "loop_wait": t.loop_wait, "orch_loop_wait": t.orch_loop_wait,
-              "retry_timeout": t.retry_timeout, "safety_margin": t.safety_margin,
-              "host_cpus": os.cpu_count()}
+    return {"scenario": args.scenario, "engine": cluster.spec.engine.value, "sync": cluster.spec.sync,
+            "nodes": len(cluster.node_names()), "rounds": args.rounds, "writers": args.writers,
+            "ttl": t.ttl, "loop_wait": t.loop_wait, "orch_loop_wait": t.orch_loop_wait,
+            "retry_timeout": t.retry_timeout, "safety_margin": t.safety_margin,
+            "host_cpus": os.cpu_count(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+
+
+def _report(args: argparse.Namespace, sync: bool, config: dict, rounds: list[RoundResult], cleanup: str) -> int:
     doc = document(rounds, config)
+    found = problems(doc["summary"], sync)
+    doc["passed"], doc["problems"] = not found, found
+    doc["summary"]["cleanup"] = cleanup
     print()
     print(rounds_table(rounds))
     print(summary_text(doc["summary"]))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(doc, f, indent=2)
-        print(f"report written to {args.json}")
-    s = doc["summary"]
-    bad = (s["failed_rounds"] or s["dual_primary_acks_total"] or s["lost_acked_by_survivors_total"]
-           or (cluster.spec.sync and s["lost_acked_writes_total"]))
-    if bad:
-        print("drill FAILED: " + ("failed rounds" if s["failed_rounds"] else "safety violation"), file=sys.stderr)
-    return 1 if bad else 0
+    _write(args, doc)
+    if found:
+        print("drill FAILED: " + "; ".join(found), file=sys.stderr)
+    return 1 if found else 0

@@ -3,8 +3,9 @@
 ``PgWriter("host:port")`` writes unique keys into ``walrus_drill(k text
 primary key, v text)`` (created on first use) as user ``postgres``, database
 ``postgres``, in autocommit mode, under short connect and statement timeouts.
-``write`` returns only after PostgreSQL acknowledged the commit (at the
-server's ``synchronous_commit`` level) and raises on anything else; the
+``write`` returns (the timeline that answered) only after PostgreSQL
+acknowledged the commit (at the server's ``synchronous_commit`` level) and
+raises on anything else; the
 connection is dropped after any error and reopened by the next call.
 """
 from __future__ import annotations
@@ -39,13 +40,21 @@ class PgWriter:
             self.close()
             raise
 
-    def write(self, key: str, value: str) -> None:
-        """INSERT ``key``; raises (psycopg.Error) unless the commit was acknowledged."""
+    # The timeline the server writes on, from the name of its current WAL file
+    # (a primary's insert timeline): a new one per promotion, so it plays the
+    # part of the leader term for the drill checker (split brain).
+    INSERT = ("INSERT INTO walrus_drill (k, v) VALUES (%s, %s) "
+              "RETURNING ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int")
+
+    def write(self, key: str, value: str) -> int:
+        """INSERT ``key``; returns the timeline that acknowledged it. Raises
+        (psycopg.Error) unless the commit was acknowledged."""
         try:
-            self._run("INSERT INTO walrus_drill (k, v) VALUES (%s, %s)", (key, value))
+            rows = self._run(self.INSERT, (key, value))
         except psycopg.errors.UndefinedTable:
             self._run("CREATE TABLE IF NOT EXISTS walrus_drill (k text PRIMARY KEY, v text)")
-            self._run("INSERT INTO walrus_drill (k, v) VALUES (%s, %s)", (key, value))
+            rows = self._run(self.INSERT, (key, value))
+        return int(rows[0][0]) if rows else 0
 
     def read_all(self, keys: list[str] | tuple[str, ...]) -> set[str]:
         """The subset of ``keys`` present (empty when the table does not exist yet)."""

@@ -28,15 +28,19 @@ class RoundResult:
     acked_by: dict = field(default_factory=dict)
     rpo_receipt: dict = field(default_factory=dict)     # the history record of the failover
     dual_primary_acks: int = 0                          # freeze-primary: acks by two primaries at once
+    split_brain: int = 0                                # checker.split_brain events (acks carrying terms)
+    split_brain_sample: tuple[str, ...] = ()            # the first few, described
     frozen_s: float | None = None
     lost_keys_sample: tuple[str, ...] = ()
     lost_by_node: dict = field(default_factory=dict)   # who had acknowledged the lost writes
+    timeline: dict = field(default_factory=dict)        # timeline.build: acks per node over time, events
     error: str = ""
     extra: dict = field(default_factory=dict)            # scenario-specific counts (see the scenario)
 
     def to_json(self) -> dict:
         data = asdict(self)
         data["lost_keys_sample"] = list(self.lost_keys_sample)
+        data["split_brain_sample"] = list(self.split_brain_sample)
         for k in ("rto_s", "rejoin_s", "frozen_s"):
             if data[k] is not None:
                 data[k] = round(data[k], 4)
@@ -87,6 +91,7 @@ def summarize(rounds: list[RoundResult]) -> dict:
         "acked_writes_total": sum(r.acked_writes for r in rounds),
         "lost_acked_writes_total": sum(r.lost_acked_writes for r in rounds),
         "dual_primary_acks_total": sum(r.dual_primary_acks for r in rounds),
+        "split_brain_total": sum(r.split_brain for r in rounds),
         # freeze-tree: of those, writes sent after the freeze began (late replies excluded)
         "sent_after_freeze_acks_total": sum(r.extra.get("sent_after_freeze", 0) for r in rounds),
         # Losses even async replication must never have: writes acked by a node that survived.
@@ -95,6 +100,24 @@ def summarize(rounds: list[RoundResult]) -> dict:
         "lost_acked_by_survivors_total": sum(n for r in rounds for node, n in r.lost_by_node.items()
                                              if node != r.old_primary),
     }
+
+
+def problems(summary: dict, sync: bool) -> list[str]:
+    """What makes a drill fail, from its summary: failed rounds, any sign of
+    two primaries, a write lost that a surviving node had acknowledged, and
+    in synchronous mode any lost acknowledged write."""
+    out = []
+    if summary["failed_rounds"]:
+        out.append(f"{summary['failed_rounds']} rounds failed")
+    if summary.get("split_brain_total"):
+        out.append(f"{summary['split_brain_total']} split-brain events")
+    if summary["dual_primary_acks_total"]:
+        out.append(f"{summary['dual_primary_acks_total']} writes acknowledged by two primaries")
+    if summary["lost_acked_by_survivors_total"]:
+        out.append(f"{summary['lost_acked_by_survivors_total']} lost writes had been acknowledged by a survivor")
+    if sync and summary["lost_acked_writes_total"]:
+        out.append(f"{summary['lost_acked_writes_total']} acknowledged writes lost in synchronous mode")
+    return out
 
 
 def document(rounds: list[RoundResult], config: dict) -> dict:
@@ -106,13 +129,17 @@ def _s(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
+_TWO_PRIMARY_SCENARIOS = ("freeze", "partition")   # where a client keeps writing to the old primary
+
+
 def rounds_table(rounds: list[RoundResult]) -> str:
     rows = [[r.round, r.old_primary, r.new_primary or "-", _s(r.rto_s), _s(r.rejoin_s), r.acked_writes,
-             r.lost_acked_writes, r.dual_primary_acks if r.scenario.startswith("freeze") else "-",
+             r.lost_acked_writes, r.split_brain,
+             r.dual_primary_acks if r.scenario.startswith(_TWO_PRIMARY_SCENARIOS) else "-",
              r.rpo_receipt.get("bytes_possibly_lost", "-") if r.rpo_receipt else "-", _receipt(r), r.error or "ok"]
             for r in rounds]
     return format_table(["round", "old_primary", "new_primary", "rto_s", "rejoin_s", "acked", "lost",
-                         "dual_acks", "rpo_bytes?", "receipt", "result"], rows)
+                         "split_brain", "dual_acks", "rpo_bytes?", "receipt", "result"], rows)
 
 
 def _receipt(r: RoundResult) -> str:
@@ -128,5 +155,6 @@ def summary_text(summary: dict) -> str:
     return (f"RTO median {_s(summary['rto_median_s'])} s, p90 {_s(summary['rto_p90_s'])} s, "
             f"max {_s(summary['rto_max_s'])} s; rejoin median {_s(summary['rejoin_median_s'])} s; "
             f"acknowledged writes {summary['acked_writes_total']}, lost {summary['lost_acked_writes_total']}; "
+            f"split-brain events {summary['split_brain_total']}; "
             f"rounds lost outside the receipt {summary['rounds_lost_outside_receipt']}; "
             f"failed rounds {summary['failed_rounds']}")

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from walrus_ha.common.errors import WalrusError
-from walrus_ha.tools.drill import checker
+from walrus_ha.tools.drill import checker, timeline
 from walrus_ha.tools.drill.checker import Ack
 from walrus_ha.tools.drill.report import RoundResult
 from walrus_ha.tools.drill.workload import BackendFactory, EmbeddedBackend, LeaderTracker, StaleWriter, Workload
@@ -44,7 +44,26 @@ class DrillContext:
     notes: dict = field(default_factory=dict)
 
 
-def _wait_for(predicate: Callable[[], object], timeout_s: float, what: str, poll_s: float = 0.005):
+def traits(**values: object) -> Callable[[Callable], Callable]:
+    """Declare what the CLI needs to know of a scenario on its function:
+    ``engines`` (where it applies), ``unavailable`` (a callable saying why it
+    cannot run on this host, or None), ``needs_etcd_members``, ``own_cluster``
+    (something to mount before its cluster starts)."""
+    def attach(fn: Callable) -> Callable:
+        for key, value in values.items():
+            setattr(fn, key, value)
+        return fn
+    return attach
+
+
+def mark(ctx: DrillContext, what: str) -> float:
+    """Note an instant of the round (for its timeline) and return it."""
+    at = time.monotonic()
+    ctx.notes.setdefault("events", []).append((at, what))
+    return at
+
+
+def wait_for(predicate: Callable[[], object], timeout_s: float, what: str, poll_s: float = 0.005):
     deadline = time.monotonic() + timeout_s
     while True:
         value = predicate()
@@ -55,13 +74,13 @@ def _wait_for(predicate: Callable[[], object], timeout_s: float, what: str, poll
         time.sleep(poll_s)
 
 
-def _wait_rejoined(ctx: DrillContext, name: str, new_primary: str | None) -> float:
+def wait_rejoined(ctx: DrillContext, name: str, new_primary: str | None) -> float:
     """Monotonic time at which ``name`` streams as a standby again."""
     def ok() -> bool:
         m = [m for m in ctx.cluster.member_health() if m.name == name][0]
         return m.reachable and m.role == "standby" and m.streaming and (
             not new_primary or not m.upstream or m.upstream == new_primary)
-    _wait_for(ok, ctx.rejoin_timeout_s, f"{name} to stream as a standby", poll_s=0.02)
+    wait_for(ok, ctx.rejoin_timeout_s, f"{name} to stream as a standby", poll_s=0.02)
     return time.monotonic()
 
 
@@ -109,17 +128,21 @@ class _Tally:
     term_after: int
 
 
-def _tally(ctx: DrillContext, acks: list[Ack]) -> _Tally:
+def tally(ctx: DrillContext, acks: list[Ack]) -> _Tally:
     """Wait until the cluster is healthy again, then read every acknowledged key back from the leader."""
     ctx.cluster.wait_healthy(ctx.healthy_timeout_s, ctx.progress)
     lost, sample, lost_by = _read_back(ctx, acks)
     return _Tally(acks, lost, sample, lost_by, ctx.cluster.client().get_leader().term)
 
 
-def _result(ctx: DrillContext, work: Workload, t: _Tally, number: int, scenario: str, old: str, new: str | None,
+def result(ctx: DrillContext, work: Workload, t: _Tally, number: int, scenario: str, old: str, new: str | None,
             rto_s: float, rejoin_s: float | None, term_before: int, receipt: bool = True, **fields) -> RoundResult:
     """The round's ``RoundResult`` (``fields``: the scenario's own ones); with
     ``receipt`` the history record of the term the round ended in."""
+    brains = checker.split_brain(t.acks)
+    fields.setdefault("timeline", timeline.build(t.acks, ctx.notes.get("events", ()), ctx.cluster.node_names()))
+    fields.setdefault("split_brain", len(brains))
+    fields.setdefault("split_brain_sample", tuple(e.describe() for e in brains[:5]))
     return RoundResult(round=number, scenario=scenario, old_primary=old, new_primary=new, rto_s=rto_s,
                        rejoin_s=rejoin_s, acked_writes=len(t.acks), lost_acked_writes=t.lost,
                        failed_writes=work.failures, term_before=term_before, term_after=t.term_after,
@@ -128,27 +151,28 @@ def _result(ctx: DrillContext, work: Workload, t: _Tally, number: int, scenario:
                        lost_keys_sample=tuple(t.sample), lost_by_node=t.lost_by, **fields)
 
 
-def _start_round(ctx: DrillContext, number: int, scenario: str) -> tuple[str, int, Workload]:
+def start_round(ctx: DrillContext, number: int, scenario: str) -> tuple[str, int, Workload]:
     verdict = ctx.cluster.wait_healthy(ctx.healthy_timeout_s, ctx.progress)
     old = verdict.leader
     ctx.notes["old_primary"] = old     # for the report if the round fails
+    ctx.notes["events"] = []
     term_before = ctx.cluster.client().get_leader().term
     work = Workload(ctx.tracker, ctx.factory, prefix=f"{scenario[:1]}{int(time.time())}r{number}",
-                    writers=ctx.writers).start()
-    _wait_for(lambda: len(work.snapshot()) >= 5, 15.0, "the workload's first acknowledged writes", 0.02)
+                    writers=ctx.writers, sync=ctx.cluster.spec.sync).start()
+    wait_for(lambda: len(work.snapshot()) >= 5, 15.0, "the workload's first acknowledged writes", 0.02)
     time.sleep(ctx.warmup_s)
     return old, term_before, work
 
 
 def kill_primary_round(ctx: DrillContext, number: int) -> RoundResult:
     """One kill-primary round (see the module docstring)."""
-    old, term_before, work = _start_round(ctx, number, "kill-primary")
+    old, term_before, work = start_round(ctx, number, "kill-primary")
     ctx.progress(f"round {number}: primary is {old} (term {term_before}); {len(work.snapshot())} writes "
                  f"acknowledged; SIGKILL {old}'s agent")
-    fault_at = time.monotonic()
+    fault_at = mark(ctx, f"SIGKILL {old}")
     ctx.cluster.kill(old)
     try:
-        found = _wait_for(lambda: checker.rto(work.snapshot(), fault_at, old), ctx.failover_timeout_s,
+        found = wait_for(lambda: checker.rto(work.snapshot(), fault_at, old), ctx.failover_timeout_s,
                           "a write acknowledged by a new primary")
     finally:
         time.sleep(0.3)
@@ -156,50 +180,50 @@ def kill_primary_round(ctx: DrillContext, number: int) -> RoundResult:
     rto_s, new = found
     ctx.progress(f"round {number}: {new} acknowledged the first write {rto_s:.3f} s after the kill; "
                  f"restarting {old}")
-    restart_at = time.monotonic()
+    restart_at = mark(ctx, f"restart {old}")
     ctx.cluster.start(old)
-    rejoin_s = _wait_rejoined(ctx, old, new) - restart_at
-    t = _tally(ctx, work.snapshot())
+    rejoin_s = wait_rejoined(ctx, old, new) - restart_at
+    t = tally(ctx, work.snapshot())
     ctx.progress(f"round {number}: {old} streams again after {rejoin_s:.3f} s; {len(t.acks)} acknowledged "
                  f"writes, {t.lost} missing on {new}")
-    return _result(ctx, work, t, number, "kill-primary", old, new, rto_s, rejoin_s, term_before)
+    return result(ctx, work, t, number, "kill-primary", old, new, rto_s, rejoin_s, term_before)
 
 
 def freeze_primary_round(ctx: DrillContext, number: int) -> RoundResult:
     """One freeze-primary round (see the module docstring)."""
-    old, term_before, work = _start_round(ctx, number, "freeze-primary")
+    old, term_before, work = start_round(ctx, number, "freeze-primary")
     ttl = ctx.cluster.spec.timings.ttl
-    stale = StaleWriter(_stale_backend(ctx, old), old, prefix=work.prefix)
+    stale = StaleWriter(stale_backend(ctx, old), old, prefix=work.prefix)
     stale.start()
     ctx.progress(f"round {number}: primary is {old} (term {term_before}); SIGSTOP {old}'s agent")
-    fault_at = time.monotonic()
+    fault_at = mark(ctx, f"SIGSTOP {old}'s agent")
     ctx.cluster.signal(old, signal.SIGSTOP)
     try:
         try:
-            rto_s, new = _wait_for(lambda: checker.rto(work.snapshot(), fault_at, old),
+            rto_s, new = wait_for(lambda: checker.rto(work.snapshot(), fault_at, old),
                                    ctx.failover_timeout_s + ttl, "a write acknowledged by a new primary")
         finally:
             # Stay frozen for longer than ttl in any case, then thaw.
             time.sleep(max(0.0, fault_at + ttl + 1.0 - time.monotonic()))
-            thaw_at = time.monotonic()
+            thaw_at = mark(ctx, f"thaw {old}")
             ctx.cluster.signal(old, signal.SIGCONT)
         ctx.progress(f"round {number}: {new} acknowledged the first write {rto_s:.3f} s after the freeze; "
                      f"{old} thawed after {thaw_at - fault_at:.1f} s")
-        rejoin_s = _wait_rejoined(ctx, old, new) - thaw_at
+        rejoin_s = wait_rejoined(ctx, old, new) - thaw_at
     finally:
         time.sleep(0.3)
         work.stop()
         stale.stop()
     acks = work.snapshot()
     dual = checker.dual_primary_acks(acks + stale.acks, old, new)
-    t = _tally(ctx, acks + [a for a in stale.acks if a.at < fault_at])
+    t = tally(ctx, acks + [a for a in stale.acks if a.at < fault_at])
     ctx.progress(f"round {number}: {old} streams again {rejoin_s:.3f} s after thawing; "
                  f"{len(dual)} writes acknowledged by two primaries; {t.lost} acknowledged writes missing")
-    return _result(ctx, work, t, number, "freeze-primary", old, new, rto_s, rejoin_s, term_before,
+    return result(ctx, work, t, number, "freeze-primary", old, new, rto_s, rejoin_s, term_before,
                    dual_primary_acks=len(dual), frozen_s=thaw_at - fault_at)
 
 
-def _stale_backend(ctx: DrillContext, name: str):
+def stale_backend(ctx: DrillContext, name: str):
     address = ctx.cluster.data_address(name)
     if ctx.cluster.spec.engine.value == "embedded":
         # A long timeout: the request stuck in the frozen process is answered after the thaw.
@@ -208,17 +232,19 @@ def _stale_backend(ctx: DrillContext, name: str):
 
 
 def _wipe_etcd(ctx: DrillContext) -> float:
-    """Stop the cluster's etcd, remove its data directory, start it empty on the
-    same address; returns the monotonic time it answers again."""
+    """Stop every member of the cluster's etcd, remove their data
+    directories, start them empty on the same addresses (one new cluster);
+    returns the monotonic time etcd answers again."""
     import shutil
-
-    from walrus_ha.tools.localcluster.render import ProcKind
-    name, p = next((n, p) for n, p in ctx.cluster.processes.items() if p.plan.kind is ProcKind.ETCD)
-    data_dir = p.plan.argv[list(p.plan.argv).index("--data-dir") + 1]
-    ctx.cluster.stop(name)
-    shutil.rmtree(data_dir)
-    ctx.cluster.start(name)
-    ctx.cluster.wait_etcd(15.0)
+    names = ctx.cluster.etcd_names()
+    for name in names:
+        ctx.cluster.stop(name)
+    for name in names:
+        argv = list(ctx.cluster.processes[name].plan.argv)
+        shutil.rmtree(argv[argv.index("--data-dir") + 1], ignore_errors=True)
+    for name in names:
+        ctx.cluster.start(name)
+    ctx.cluster.wait_etcd(15.0 * len(names))
     return time.monotonic()
 
 
@@ -237,19 +263,21 @@ def etcd_wipe_round(ctx: DrillContext, number: int) -> RoundResult:
     """etcd loses its data (stopped, data directory removed, started empty on
     the same address) while every member keeps its own. RTO = etcd answering
     again -> first write acknowledged at a term above the one before."""
-    old, term_before, work = _start_round(ctx, number, "etcd-wipe")
+    old, term_before, work = start_round(ctx, number, "etcd-wipe")
     ctx.progress(f"round {number}: primary is {old} (term {term_before}); wiping etcd")
     try:
+        mark(ctx, "wipe etcd")
         back_at = _wipe_etcd(ctx)
-        rto_s, new = _wait_for(lambda: _first_ack_above(ctx, work, back_at, term_before), ctx.failover_timeout_s,
+        mark(ctx, "etcd back, empty")
+        rto_s, new = wait_for(lambda: _first_ack_above(ctx, work, back_at, term_before), ctx.failover_timeout_s,
                                "a write acknowledged at a newer term")
     finally:
         time.sleep(0.3)
         work.stop()
-    t = _tally(ctx, work.snapshot())
+    t = tally(ctx, work.snapshot())
     ctx.progress(f"round {number}: {new} acknowledged at term {t.term_after} {rto_s:.3f} s after etcd came back "
                  f"empty; {len(t.acks)} acknowledged writes, {t.lost} missing")
-    return _result(ctx, work, t, number, "etcd-wipe", old, new, rto_s, None, term_before)
+    return result(ctx, work, t, number, "etcd-wipe", old, new, rto_s, None, term_before)
 
 
 SCENARIOS: dict[str, Callable[[DrillContext, int], RoundResult]] = {
@@ -278,12 +306,12 @@ def kill_engine_round(ctx: DrillContext, number: int) -> RoundResult:
     first write acknowledged after a new postmaster (same node) appeared, or by
     another node (a failover). PostgreSQL only: the embedded engine lives in
     the agent's process, so "the engine alone" cannot die."""
-    old, term_before, work = _start_round(ctx, number, "kill-engine")
+    old, term_before, work = start_round(ctx, number, "kill-engine")
     pid = _postmaster_pid(ctx, old)
     if not pid:
         raise RoundFailed(f"no postmaster.pid for {old}")
     ctx.progress(f"round {number}: primary is {old} (term {term_before}); SIGKILL its postmaster {pid}")
-    fault_at = time.monotonic()
+    fault_at = mark(ctx, f"SIGKILL {old}'s postmaster")
     os.kill(pid, signal.SIGKILL)
     try:
         restarted = [0.0]
@@ -296,17 +324,17 @@ def kill_engine_round(ctx: DrillContext, number: int) -> RoundResult:
             mine = checker.first_ack_after(acks, restarted[0], "") if restarted[0] else None
             best = min((a for a in (other, mine) if a is not None), key=lambda a: a.at, default=None)
             return (best.at - fault_at, best.node) if best is not None else None
-        rto_s, new = _wait_for(writable, ctx.failover_timeout_s, "a write acknowledged after the kill")
+        rto_s, new = wait_for(writable, ctx.failover_timeout_s, "a write acknowledged after the kill")
     finally:
         time.sleep(0.3)
         work.stop()
     ctx.progress(f"round {number}: {new} acknowledged a write {rto_s:.3f} s after the kill"
                  f"{' (in place)' if new == old else ' (failed over)'}")
-    rejoin_s = 0.0 if new == old else _wait_rejoined(ctx, old, new) - fault_at
-    t = _tally(ctx, work.snapshot())
+    rejoin_s = 0.0 if new == old else wait_rejoined(ctx, old, new) - fault_at
+    t = tally(ctx, work.snapshot())
     ctx.progress(f"round {number}: {len(t.acks)} acknowledged writes, {t.lost} missing; term {term_before} -> "
                  f"{t.term_after}")
-    return _result(ctx, work, t, number, "kill-engine", old, new, rto_s, rejoin_s, term_before,
+    return result(ctx, work, t, number, "kill-engine", old, new, rto_s, rejoin_s, term_before,
                    receipt=t.term_after != term_before)
 
 
@@ -410,21 +438,21 @@ def freeze_tree_round(ctx: DrillContext, number: int) -> RoundResult:
         node = ctx.cluster.name_of_data_address(address) or address
         return _GiveUpBackend(factory, address, node, late, sent, 1.0)
     ctx = dataclasses.replace(ctx, cluster=tree, factory=giving_up)
-    old, term_before, work = _start_round(ctx, number, "freeze-tree")
+    old, term_before, work = start_round(ctx, number, "freeze-tree")
     ttl = ctx.cluster.spec.timings.ttl
-    stale = StaleWriter(_stale_backend(ctx, old), old, prefix=work.prefix)
+    stale = StaleWriter(stale_backend(ctx, old), old, prefix=work.prefix)
     stale.start()
-    fault_at = time.monotonic()
+    fault_at = mark(ctx, f"freeze {old}'s process tree")
     tree.signal(old, signal.SIGSTOP)
     try:
         try:
-            rto_s, new = _wait_for(lambda: checker.rto(work.snapshot(), fault_at, old),
+            rto_s, new = wait_for(lambda: checker.rto(work.snapshot(), fault_at, old),
                                    ctx.failover_timeout_s + ttl, "a write acknowledged by a new primary")
         finally:
             time.sleep(max(0.0, fault_at + ttl + 1.0 - time.monotonic()))
             thaw_at = time.monotonic()
             tree.signal(old, signal.SIGCONT)
-        rejoin_s = _wait_rejoined(ctx, old, new) - thaw_at
+        rejoin_s = wait_rejoined(ctx, old, new) - thaw_at
     finally:
         time.sleep(0.3)
         work.stop()
@@ -434,11 +462,11 @@ def freeze_tree_round(ctx: DrillContext, number: int) -> RoundResult:
     all_acks = work.snapshot() + stale.acks + late
     dual = checker.dual_primary_acks(all_acks, old, new)
     after = [a for a in dual if sent.get(a.key, 0.0) > fault_at]
-    t = _tally(ctx, all_acks)
+    t = tally(ctx, all_acks)
     ctx.progress(f"round {number}: {new} first acknowledged {rto_s:.3f} s after the freeze; {old} thawed after "
                  f"{thaw_at - fault_at:.1f} s, streams again {rejoin_s:.3f} s later; old primary acks after the "
                  f"new one's first: {len(dual)} ({len(after)} sent after the freeze); {t.lost} acked writes lost")
-    return _result(ctx, work, t, number, "freeze-tree", old, new, rto_s, rejoin_s, term_before,
+    return result(ctx, work, t, number, "freeze-tree", old, new, rto_s, rejoin_s, term_before,
                    dual_primary_acks=len(dual), frozen_s=thaw_at - fault_at,
                    extra={"sent_after_freeze": len(after), "late_acks": len(late)})
 
@@ -457,22 +485,23 @@ def double_kill_round(ctx: DrillContext, number: int) -> RoundResult:
     the next primary (the third node, or the restarted first one); the
     second one is restarted after that; the others must rejoin, and every
     acknowledged write must be on the last primary."""
-    first, term_before, work = _start_round(ctx, number, "double-kill")
+    first, term_before, work = start_round(ctx, number, "double-kill")
     ctx.progress(f"round {number}: primary is {first} (term {term_before}); SIGKILL {first}'s agent")
+    mark(ctx, f"SIGKILL {first}")
     ctx.cluster.kill(first)
     try:
-        heir = _wait_for(lambda: (t := ctx.tracker.current()) is not None and t.name != first
+        heir = wait_for(lambda: (t := ctx.tracker.current()) is not None and t.name != first
                          and t.term > term_before and t.name, ctx.failover_timeout_s, "a new leader key")
-        fault_at = time.monotonic()
+        fault_at = mark(ctx, f"SIGKILL {heir} (new leader)")
         ctx.cluster.kill(heir)
         ctx.notes["old_primary"] = f"{first}+{heir}"
         ctx.cluster.start(first)
         ctx.progress(f"round {number}: {heir} took the leader key; SIGKILL {heir}'s agent, restart {first}")
-        _wait_for(lambda: (t := ctx.tracker.current()) is not None and t.name != heir and t.term > term_before + 1,
+        wait_for(lambda: (t := ctx.tracker.current()) is not None and t.name != heir and t.term > term_before + 1,
                   ctx.failover_timeout_s, "a leader key after the second kill")
         ctx.progress(f"round {number}: {ctx.tracker.current().name} took the leader key "
                      f"{time.monotonic() - fault_at:.3f} s after the second kill")
-        rto_s, third = _wait_for(lambda: checker.rto(work.snapshot(), fault_at, heir), ctx.failover_timeout_s,
+        rto_s, third = wait_for(lambda: checker.rto(work.snapshot(), fault_at, heir), ctx.failover_timeout_s,
                                  "a write acknowledged by a primary after the second kill")
     finally:
         time.sleep(0.3)
@@ -481,11 +510,11 @@ def double_kill_round(ctx: DrillContext, number: int) -> RoundResult:
                  f"restarting {heir}")
     restart_at = time.monotonic()
     ctx.cluster.start(heir)
-    rejoin_s = max(_wait_rejoined(ctx, name, third) for name in (first, heir) if name != third) - restart_at
-    t = _tally(ctx, work.snapshot())
+    rejoin_s = max(wait_rejoined(ctx, name, third) for name in (first, heir) if name != third) - restart_at
+    t = tally(ctx, work.snapshot())
     ctx.progress(f"round {number}: both rejoined after {rejoin_s:.3f} s; {len(t.acks)} acknowledged writes, "
                  f"{t.lost} missing on {third}")
-    return _result(ctx, work, t, number, "double-kill", f"{first}+{heir}", third, rto_s, rejoin_s, term_before)
+    return result(ctx, work, t, number, "double-kill", f"{first}+{heir}", third, rto_s, rejoin_s, term_before)
 
 
 SCENARIOS["double-kill"] = double_kill_round

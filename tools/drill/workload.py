@@ -82,11 +82,11 @@ class PostgresBackend:
         self._impl = cls(address)
 
     def write(self, key: str, value: str) -> int:
+        """The timeline that acknowledged (the checker's term for PostgreSQL)."""
         try:
-            self._impl.write(key, value)
+            return int(self._impl.write(key, value) or 0)
         except Exception as exc:   # psycopg errors of every kind mean "not acknowledged"
             raise WriteFailed(f"{self.address}: {exc}") from None
-        return 0
 
     def existing(self, keys: list[str]) -> set[str]:
         if hasattr(self._impl, "read_all"):
@@ -174,11 +174,15 @@ class LeaderTracker:
 
 
 class Workload:
-    """``writers`` threads writing ``<prefix>-<writer>-<seq>`` keys to the leader."""
+    """``writers`` threads writing ``<prefix>-<writer>-<seq>`` keys (value
+    ``v<seq>``) to the leader; every acknowledgement is recorded as an
+    ``Ack`` with the term the engine answered with."""
 
     def __init__(self, tracker: LeaderTracker, factory: BackendFactory, prefix: str,
-                 writers: int = 2, pause_s: float = 0.005):
+                 writers: int = 2, pause_s: float = 0.005, sync: bool = False, value_size: int = 0):
         self.tracker = tracker
+        self.value_size = value_size   # pad values to this many bytes (0: just "v<seq>")
+        self.sync = sync        # the writes ask for a synchronous commit level (recorded in each Ack)
         self.factory = factory
         self.prefix = prefix
         self.pause_s = pause_s
@@ -225,7 +229,8 @@ class Workload:
             seq += 1
             key = f"{self.prefix}-{wid}-{seq}"
             try:
-                term = self._backend(wid, target.address).write(key, f"v{seq}")
+                value = f"v{seq}".ljust(self.value_size, "x")
+                term = self._backend(wid, target.address).write(key, value)
             except WriteFailed:
                 with self._lock:
                     self.failures += 1
@@ -234,7 +239,7 @@ class Workload:
                 continue
             at = time.monotonic()
             with self._lock:
-                self.acks.append(Ack(key, at, target.name, term))
+                self.acks.append(Ack(key, at, target.name, term, value, self.sync))
             if self.pause_s:
                 self._stop.wait(self.pause_s)
 

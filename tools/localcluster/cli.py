@@ -22,6 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     up.add_argument("--sync", action="store_true", help="synchronous replication (no acknowledged write lost)")
     up.add_argument("--dir", required=True, help="directory for configs, data, logs and cluster.json")
     up.add_argument("--etcd", default="", help="use this etcd (host:port[,host:port]) instead of starting one")
+    up.add_argument("--etcd-members", type=int, default=1, choices=(1, 3, 5),
+                    help="members of the etcd cluster this starts (default 1)")
     up.add_argument("--orchestrators", type=int, default=2, help="number of orchestrators (default 2)")
     up.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for a healthy cluster")
     up.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
@@ -117,7 +119,8 @@ def spec_from_args(args: argparse.Namespace) -> ClusterSpec:
     endpoints = tuple(e.strip().removeprefix("http://") for e in args.etcd.split(",") if e.strip())
     try:
         return ClusterSpec(directory=args.dir, nodes=args.nodes, engine=EngineKind(args.engine), sync=args.sync,
-                           etcd_endpoints=endpoints, orchestrators=args.orchestrators, log_level=args.log_level)
+                           etcd_endpoints=endpoints, etcd_members=args.etcd_members,
+                           orchestrators=args.orchestrators, log_level=args.log_level)
     except ValueError as exc:
         raise LocalClusterError(str(exc)) from None
 

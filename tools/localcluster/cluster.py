@@ -105,7 +105,8 @@ class LocalCluster:
     def _from_json(cls, d: str, data: dict) -> LocalCluster:
         s = data["spec"]
         spec = ClusterSpec(directory=d, nodes=s["nodes"], engine=EngineKind(s["engine"]), sync=s["sync"],
-                           etcd_endpoints=tuple(s["etcd_endpoints"]), orchestrators=s["orchestrators"],
+                           etcd_endpoints=tuple(s["etcd_endpoints"]), etcd_members=s.get("etcd_members", 1),
+                           orchestrators=s["orchestrators"],
                            cluster=s["cluster"], timings=Timings(**s["timings"]), log_level=s["log_level"])
         processes = {}
         for name, p in data["processes"].items():
@@ -120,7 +121,8 @@ class LocalCluster:
         return {
             "version": 1, "directory": self.directory, "created_at": self.created_at,
             "spec": {"nodes": s.nodes, "engine": s.engine.value, "sync": s.sync,
-                     "etcd_endpoints": list(s.etcd_endpoints), "orchestrators": s.orchestrators,
+                     "etcd_endpoints": list(s.etcd_endpoints), "etcd_members": s.etcd_members,
+                     "orchestrators": s.orchestrators,
                      "cluster": s.cluster, "timings": s.timings.__dict__, "log_level": s.log_level},
             "etcd_endpoints": list(self.etcd_endpoints),
             "orchestrators": self.orchestrator_addresses(),
@@ -144,6 +146,9 @@ class LocalCluster:
     # ---- addresses ------------------------------------------------------------------
     def node_names(self) -> list[str]:
         return [n for n, p in self.processes.items() if p.plan.kind is ProcKind.NODE]
+
+    def etcd_names(self) -> list[str]:
+        return [n for n, p in self.processes.items() if p.plan.kind is ProcKind.ETCD]
 
     def orchestrator_names(self) -> list[str]:
         return [n for n, p in self.processes.items() if p.plan.kind is ProcKind.ORCHESTRATOR]
@@ -250,18 +255,19 @@ class LocalCluster:
 
     def start_all(self, progress: Progress = lambda _m: None) -> None:
         """Start every process: etcd first (and wait for it), then agents, then orchestrators."""
-        for name, p in self.processes.items():
-            if p.plan.kind is ProcKind.ETCD:
-                for attempt in (1, 2):    # one retry: a port race or a stray signal at start is transient
-                    self.start(name)
-                    progress(f"etcd started (pid {self.processes[name].handle.pid}), waiting for it to answer")
-                    try:
-                        self.wait_etcd(15.0)
-                        break
-                    except LocalClusterError as exc:
-                        if attempt == 2:
-                            raise
-                        progress(f"{exc}; starting it again")
+        etcds = self.etcd_names()
+        for attempt in (1, 2):    # one retry: a port race or a stray signal at start is transient
+            for name in etcds:
+                self.start(name)
+                progress(f"{name} started (pid {self.processes[name].handle.pid})")
+            progress(f"waiting for etcd ({len(etcds)} member{'s' if len(etcds) != 1 else ''}) to answer")
+            try:
+                self.wait_etcd(15.0 * len(etcds))
+                break
+            except LocalClusterError as exc:
+                if attempt == 2:
+                    raise
+                progress(f"{exc}; starting it again")
         for kind in (ProcKind.NODE, ProcKind.ORCHESTRATOR):
             for name, p in self.processes.items():
                 if p.plan.kind is kind:
@@ -282,19 +288,40 @@ class LocalCluster:
         return outcomes
 
     def wait_etcd(self, timeout_s: float) -> None:
+        """Until every member of our etcd accepts connections on its client port
+        (and, with several, they elected a leader: a member only serves a
+        request then); LocalClusterError naming the member otherwise."""
         deadline = time.monotonic() + timeout_s
-        host, _, port = self.etcd_endpoints[0].rpartition(":")
-        while time.monotonic() < deadline:
-            for name, p in self.processes.items():
-                if p.plan.kind is ProcKind.ETCD and not self.running(name):
-                    raise LocalClusterError(f"etcd exited at start ({self.exit_status(name)}); see {p.plan.log}:"
-                                            f"\n{log_tail(p.plan.log)}")
+        for endpoint in self.etcd_endpoints:
+            host, _, port = endpoint.rpartition(":")
+            while True:
+                for name, p in self.processes.items():
+                    if p.plan.kind is ProcKind.ETCD and not self.running(name):
+                        raise LocalClusterError(f"etcd exited at start ({self.exit_status(name)}); see "
+                                                f"{p.plan.log}:\n{log_tail(p.plan.log)}")
+                try:
+                    with socket.create_connection((host, int(port)), timeout=0.5):
+                        break
+                except OSError:
+                    if time.monotonic() >= deadline:
+                        raise LocalClusterError(f"etcd did not answer on {endpoint} within {timeout_s:g}s") \
+                            from None
+                    time.sleep(0.05)
+        if len(self.etcd_names()) > 1:
+            self._wait_etcd_leader(deadline)
+
+    def _wait_etcd_leader(self, deadline: float) -> None:
+        import urllib.request
+        while True:
             try:
-                with socket.create_connection((host, int(port)), timeout=0.5):
-                    return
+                with urllib.request.urlopen(f"http://{self.etcd_endpoints[0]}/health", timeout=1.0) as r:
+                    if b'"true"' in r.read():
+                        return
             except OSError:
-                time.sleep(0.05)
-        raise LocalClusterError(f"etcd did not answer on {self.etcd_endpoints[0]} within {timeout_s:g}s")
+                pass
+            if time.monotonic() >= deadline:
+                raise LocalClusterError("the etcd members did not elect a leader in time")
+            time.sleep(0.1)
 
     # ---- health -------------------------------------------------------------------
     def member_health(self) -> list[MemberHealth]:

@@ -45,6 +45,7 @@ class ClusterSpec:
     engine: EngineKind = EngineKind.EMBEDDED
     sync: bool = False
     etcd_endpoints: tuple[str, ...] = ()   # () = start our own etcd
+    etcd_members: int = 1                  # members of our own etcd (1, 3 or 5)
     orchestrators: int = 2
     cluster: str = "walrus"
     timings: Timings = field(default_factory=Timings)
@@ -53,6 +54,8 @@ class ClusterSpec:
     def __post_init__(self) -> None:
         if not 1 <= self.nodes <= 9:
             raise ValueError(f"--nodes must be between 1 and 9, got {self.nodes}")
+        if self.etcd_members not in (1, 3, 5):
+            raise ValueError(f"--etcd-members must be 1, 3 or 5, got {self.etcd_members}")
         if not 1 <= self.orchestrators <= 5:
             raise ValueError(f"orchestrators must be between 1 and 5, got {self.orchestrators}")
 
@@ -84,12 +87,15 @@ def node_names(count: int) -> list[str]:
     return [f"node{i}" for i in range(1, count + 1)]
 
 
-def etcd_plan(directory: str, client_port: int, peer_port: int, name: str = "etcd") -> ProcPlan:
-    """argv of a single-member etcd on loopback with fast elections (1 s leases
-    work), as ``tools.etcd_server`` builds it. Raises EtcdServerError (with
-    how to install etcd) when the binary is missing."""
+def etcd_plan(directory: str, client_port: int, peer_port: int, name: str = "etcd",
+              initial_cluster: str = "") -> ProcPlan:
+    """argv of one etcd member on loopback with fast elections (1 s leases
+    work), as ``tools.etcd_server`` builds it; alone unless ``initial_cluster``
+    names its peers. Raises EtcdServerError (with how to install etcd) when
+    the binary is missing."""
     from walrus_ha.tools.etcd_server import EtcdServer  # finds the binary; only needed when we run etcd
-    argv = tuple(EtcdServer(f"{directory}/etcd", client_port, peer_port, name=name).command())
+    data = f"{directory}/etcd" if name == "etcd" else f"{directory}/{name}"
+    argv = tuple(EtcdServer(data, client_port, peer_port, name=name, initial_cluster=initial_cluster).command())
     return ProcPlan(name=name, kind=ProcKind.ETCD, argv=argv, log=f"{directory}/logs/{name}.log",
                     ports={"client": client_port, "peer": peer_port})
 
@@ -139,9 +145,14 @@ def plan_cluster(spec: ClusterSpec, free_port: Callable[[], int], python: str = 
     procs: list[ProcPlan] = []
     endpoints = spec.etcd_endpoints
     if not endpoints:
-        etcd = etcd_plan(d, next(ports), next(ports))
-        procs.append(etcd)
-        endpoints = (f"127.0.0.1:{etcd.ports['client']}",)
+        if spec.etcd_members == 1:
+            members = [("etcd", next(ports), next(ports))]
+        else:
+            members = [(f"etcd{i}", next(ports), next(ports)) for i in range(1, spec.etcd_members + 1)]
+        initial = "" if len(members) == 1 else ",".join(f"{n}=http://127.0.0.1:{peer}" for n, _, peer in members)
+        for name, client, peer in members:
+            procs.append(etcd_plan(d, client, peer, name, initial))
+        endpoints = tuple(f"127.0.0.1:{client}" for _, client, _ in members)
     names = node_names(spec.nodes)
     for name in names:
         agent_port, data_port = next(ports), next(ports)
