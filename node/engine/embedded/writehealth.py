@@ -1,8 +1,13 @@
 """Whether this primary can write, for status, logs and the orchestrator.
 
-The rule: a failed WAL append or flush (disk full, I/O error) is remembered
-with the time of the first failure in a row, logged once when writes start
-failing and once when one succeeds again; nothing is logged per write. The
+The rule: a failed WAL append or flush (disk full, I/O error) opens an
+episode, remembered with the time of its first failure; the episode ends
+only when writes succeed for ``clear_after_s`` (1 s) with no failure in
+between. Each is logged once; nothing is logged per write. Without that
+grace a full disk flapped: small writes that still fit in the current WAL
+segment cleared the flag between the failures of larger ones, so the
+episode restarted every few milliseconds (two log lines each) and
+``primary_write_failure_timeout`` never ran out (``walrus drill disk-full``). The
 orchestrator reads ``error`` / ``since`` from the status and fails over a
 primary that cannot write for longer than ``primary_write_failure_timeout``.
 """
@@ -23,10 +28,12 @@ class WriteHealth:
     failure in a row, 0.0 when none). Thread-safe; ``clock`` is wall time
     (the value is compared by another process)."""
 
-    def __init__(self, name: str, clock: Callable[[], float] = time.time):
+    def __init__(self, name: str, clock: Callable[[], float] = time.time, clear_after_s: float = 1.0):
         self.name = name
         self.error = ""
         self.since = 0.0
+        self.clear_after_s = clear_after_s
+        self._last_failure = 0.0
         self._clock = clock
         self._lock = threading.Lock()
 
@@ -36,19 +43,22 @@ class WriteHealth:
         with self._lock:
             first = not self.error
             self.error = text
+            self._last_failure = self._clock()
             if first:
-                self.since = self._clock()
+                self.since = self._last_failure
         if first:
             log_event(log, "writes_failing", logging.ERROR, name=self.name, reason=text)
 
     def succeeded(self) -> None:
-        """A write was appended and flushed: clear a failure (cheap if none)."""
+        """A write was appended and flushed: end the episode once no write
+        failed for ``clear_after_s`` (cheap if none)."""
         if not self.error:
             return
         with self._lock:
-            if not self.error:
+            now = self._clock()
+            if not self.error or now - self._last_failure < self.clear_after_s:
                 return
-            lasted = self._clock() - self.since
+            lasted = now - self.since
             was, self.error, self.since = self.error, "", 0.0
         log_event(log, "writes_recovered", logging.WARNING, name=self.name, failing_s=f"{lasted:.1f}",
                   last_error=was)
