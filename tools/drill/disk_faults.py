@@ -167,7 +167,7 @@ SCENARIOS["corrupt-wal"] = corrupt_wal_round
 
 # -- disk-full ------------------------------------------------------------------------
 
-SMALL_FS_MB = 64
+SMALL_FS_MB = 128        # room for a few rounds of WAL on every node (the ballast takes the rest)
 # The filler: one writer of 128 KiB values, so the primary needs new WAL
 # segments soon after its disk is full (segments are preallocated ahead).
 FILLER_VALUE = 128 * 1024
