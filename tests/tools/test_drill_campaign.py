@@ -86,3 +86,13 @@ def test_progress_bar():
     assert campaign.progress_bar(0, 10, 10) == "[----------] 0/10 rounds"
     assert campaign.progress_bar(5, 10, 10) == "[#####-----] 5/10 rounds"
     assert campaign.progress_bar(10, 10, 10) == "[##########] 10/10 rounds"
+
+
+def test_problems_include_wrong_values_and_standby_gaps():
+    from walrus_ha.tools.drill.report import RoundResult, document, problems
+    r = RoundResult(round=1, scenario="kill-primary", old_primary="a", new_primary="b", rto_s=0.3, rejoin_s=0.5,
+                    acked_writes=10, lost_acked_writes=0, wrong_values=1, standby_missing={"c": 2, "a": 0})
+    s = document([r], {})["summary"]
+    assert (s["wrong_values_total"], s["standby_missing_total"]) == (1, 2)
+    found = problems(s, sync=False)
+    assert any("another value" in p for p in found) and any("caught-up standby" in p for p in found)

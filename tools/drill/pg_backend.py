@@ -64,6 +64,14 @@ class PgWriter:
             return set()
         return {r[0] for r in rows}
 
+    def read_values(self, keys: list[str] | tuple[str, ...]) -> dict[str, str]:
+        """key -> value of the ``keys`` present (empty when the table does not exist yet)."""
+        try:
+            rows = self._run("SELECT k, v FROM walrus_drill WHERE k = ANY(%s)", (list(keys),))
+        except psycopg.errors.UndefinedTable:
+            return {}
+        return {r[0]: r[1] for r in rows}
+
     def exists(self, key: str) -> bool:
         """True when ``key`` is present."""
         return key in self.read_all([key])

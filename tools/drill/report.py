@@ -29,6 +29,8 @@ class RoundResult:
     rpo_receipt: dict = field(default_factory=dict)     # the history record of the failover
     dual_primary_acks: int = 0                          # freeze-primary: acks by two primaries at once
     split_brain: int = 0                                # checker.split_brain events (acks carrying terms)
+    wrong_values: int = 0                               # acked writes the leader holds with another value
+    standby_missing: dict = field(default_factory=dict)  # standby -> acked writes it lacks after catching up
     split_brain_sample: tuple[str, ...] = ()            # the first few, described
     frozen_s: float | None = None
     lost_keys_sample: tuple[str, ...] = ()
@@ -92,6 +94,8 @@ def summarize(rounds: list[RoundResult]) -> dict:
         "lost_acked_writes_total": sum(r.lost_acked_writes for r in rounds),
         "dual_primary_acks_total": sum(r.dual_primary_acks for r in rounds),
         "split_brain_total": sum(r.split_brain for r in rounds),
+        "wrong_values_total": sum(r.wrong_values for r in rounds),
+        "standby_missing_total": sum(sum(r.standby_missing.values()) for r in rounds),
         # freeze-tree: of those, writes sent after the freeze began (late replies excluded)
         "sent_after_freeze_acks_total": sum(r.extra.get("sent_after_freeze", 0) for r in rounds),
         # Losses even async replication must never have: writes acked by a node that survived.
@@ -111,6 +115,10 @@ def problems(summary: dict, sync: bool) -> list[str]:
         out.append(f"{summary['failed_rounds']} rounds failed")
     if summary.get("split_brain_total"):
         out.append(f"{summary['split_brain_total']} split-brain events")
+    if summary.get("wrong_values_total"):
+        out.append(f"{summary['wrong_values_total']} acknowledged writes read back with another value")
+    if summary.get("standby_missing_total"):
+        out.append(f"{summary['standby_missing_total']} writes the leader holds missing on a caught-up standby")
     if summary["dual_primary_acks_total"]:
         out.append(f"{summary['dual_primary_acks_total']} writes acknowledged by two primaries")
     if summary["lost_acked_by_survivors_total"]:
@@ -156,5 +164,7 @@ def summary_text(summary: dict) -> str:
             f"max {_s(summary['rto_max_s'])} s; rejoin median {_s(summary['rejoin_median_s'])} s; "
             f"acknowledged writes {summary['acked_writes_total']}, lost {summary['lost_acked_writes_total']}; "
             f"split-brain events {summary['split_brain_total']}; "
+            f"wrong values {summary['wrong_values_total']}, missing on caught-up standbys "
+            f"{summary['standby_missing_total']}; "
             f"rounds lost outside the receipt {summary['rounds_lost_outside_receipt']}; "
             f"failed rounds {summary['failed_rounds']}")

@@ -105,34 +105,65 @@ def _history_receipt(ctx: DrillContext, term_after: int, wait_exact_s: float = 5
         time.sleep(0.1)
 
 
-def _read_back(ctx: DrillContext, acks: list[Ack]) -> tuple[int, list[str], dict]:
-    """(number lost, a sample of lost keys, lost counts by acknowledging node)."""
-    leader = ctx.cluster.client().get_leader()
-    backend = ctx.factory(leader.data_address)
+def _read_values(ctx: DrillContext, name_or_address: str, keys: list[str]) -> dict[str, str]:
+    backend = ctx.factory(name_or_address)
     try:
-        present = backend.existing([a.key for a in acks])
+        return backend.read(keys)
     finally:
         backend.close()
-    lost = checker.lost_writes(acks, present)
-    return len(lost), lost[:10], checker.lost_by_node(acks, lost)
+
+
+def _standby_gaps(ctx: DrillContext, leader: str, expected: dict[str, str],
+                  catch_up_s: float = 15.0) -> dict[str, int]:
+    """For every standby, how many of ``expected`` (key -> value, what the
+    leader holds of the acknowledged writes) it does not hold with that value
+    once it caught up (polled up to ``catch_up_s``); 0 for each when all is well."""
+    gaps: dict[str, int] = {}
+    keys = list(expected)
+    deadline = time.monotonic() + catch_up_s
+    for name in ctx.cluster.node_names():
+        if name == leader:
+            continue
+        while True:
+            try:
+                got = _read_values(ctx, ctx.cluster.data_address(name), keys)
+                gaps[name] = sum(1 for k, v in expected.items() if got.get(k) != v)
+            except WalrusError:
+                gaps[name] = len(keys)
+            if not gaps[name] or time.monotonic() >= deadline:
+                break
+            time.sleep(0.5)
+    return gaps
 
 
 @dataclass(frozen=True)
 class _Tally:
     """What a round ends with: its acknowledged writes, those missing on the
-    leader (count, sample, by acknowledging node), and the leader's term."""
+    leader (count, sample, by acknowledging node), those the leader holds
+    with another value, what each standby lacks of the leader's, and the
+    leader's term."""
     acks: list[Ack]
     lost: int
     sample: list[str]
     lost_by: dict
     term_after: int
+    wrong_values: int = 0
+    standby_missing: dict = field(default_factory=dict)
 
 
 def tally(ctx: DrillContext, acks: list[Ack]) -> _Tally:
-    """Wait until the cluster is healthy again, then read every acknowledged key back from the leader."""
+    """Wait until the cluster is healthy again, then read every acknowledged
+    key back with its value: from the leader (lost, wrong value), then from
+    every standby (each must hold what the leader holds)."""
     ctx.cluster.wait_healthy(ctx.healthy_timeout_s, ctx.progress)
-    lost, sample, lost_by = _read_back(ctx, acks)
-    return _Tally(acks, lost, sample, lost_by, ctx.cluster.client().get_leader().term)
+    leader = ctx.cluster.client().get_leader()
+    keys = sorted({a.key for a in acks})
+    held = _read_values(ctx, leader.data_address, keys)
+    lost = checker.lost_writes(acks, set(held))
+    wrong = [k for k in checker.wrong_values(acks, {k: held.get(k) for k in keys}) if k in held]
+    gaps = _standby_gaps(ctx, leader.name, {k: held[k] for k in keys if k in held})
+    return _Tally(acks, len(lost), lost[:10], checker.lost_by_node(acks, lost), leader.term,
+                  len(wrong), gaps)
 
 
 def result(ctx: DrillContext, work: Workload, t: _Tally, number: int, scenario: str, old: str, new: str | None,
@@ -145,6 +176,7 @@ def result(ctx: DrillContext, work: Workload, t: _Tally, number: int, scenario: 
     fields.setdefault("split_brain_sample", tuple(e.describe() for e in brains[:5]))
     return RoundResult(round=number, scenario=scenario, old_primary=old, new_primary=new, rto_s=rto_s,
                        rejoin_s=rejoin_s, acked_writes=len(t.acks), lost_acked_writes=t.lost,
+                       wrong_values=t.wrong_values, standby_missing=t.standby_missing,
                        failed_writes=work.failures, term_before=term_before, term_after=t.term_after,
                        acked_by=checker.acked_by(t.acks),
                        rpo_receipt=_history_receipt(ctx, t.term_after) if receipt else {},
@@ -395,7 +427,7 @@ class _GiveUpBackend:
             try:
                 box["term"] = inner.write(key, value)
                 if abandoned.is_set():
-                    self._late.append(Ack(key, time.monotonic(), self.node))
+                    self._late.append(Ack(key, time.monotonic(), self.node, box["term"], value))
             except Exception as exc:            # WriteFailed or anything: not acknowledged
                 box["error"] = exc
             finally:

@@ -30,6 +30,7 @@ class WriteFailed(WalrusError):
 class Backend(Protocol):
     def write(self, key: str, value: str) -> int: ...
     def existing(self, keys: list[str]) -> set[str]: ...
+    def read(self, keys: list[str]) -> dict[str, str]: ...
     def close(self) -> None: ...
 
 
@@ -55,7 +56,11 @@ class EmbeddedBackend:
         return reply.term
 
     def existing(self, keys: list[str]) -> set[str]:
-        found = set()
+        return set(self.read(keys))
+
+    def read(self, keys: list[str]) -> dict[str, str]:
+        """key -> value of the ``keys`` present (on a standby: as replayed so far)."""
+        found = {}
         for key in keys:
             try:
                 reply = self._stub.Get(store_pb2.GetRequest(key=key.encode()), timeout=5.0)
@@ -63,7 +68,7 @@ class EmbeddedBackend:
                 raise WalrusError(f"read-back from {self.address} failed: {exc.code().name}: {exc.details()}") \
                     from None
             if reply.found:
-                found.add(key)
+                found[key] = reply.value.decode(errors="replace")
         return found
 
     def close(self) -> None:
@@ -89,9 +94,10 @@ class PostgresBackend:
             raise WriteFailed(f"{self.address}: {exc}") from None
 
     def existing(self, keys: list[str]) -> set[str]:
-        if hasattr(self._impl, "read_all"):
-            return set(self._impl.read_all(keys))
-        return {k for k in keys if self._impl.exists(k)}
+        return set(self.read(keys))
+
+    def read(self, keys: list[str]) -> dict[str, str]:
+        return self._impl.read_values(keys)
 
     def close(self) -> None:
         close = getattr(self._impl, "close", None)
@@ -265,7 +271,7 @@ class StaleWriter(threading.Thread):
             except WriteFailed:
                 self._halt.wait(0.05)
                 continue
-            self.acks.append(Ack(key, time.monotonic(), self.node, term))
+            self.acks.append(Ack(key, time.monotonic(), self.node, term, "stale"))
             self._halt.wait(0.02)
 
     def stop(self) -> None:
