@@ -18,6 +18,7 @@ import signal
 import sys
 import tempfile
 import time
+import traceback
 from collections.abc import Iterator
 
 from walrus_ha.common.errors import WalrusError
@@ -326,7 +327,10 @@ def _one_round(ctx: DrillContext, scenario: str, n: int) -> RoundResult:
     ctx.notes.pop("old_primary", None)
     try:
         return SCENARIOS[scenario](ctx, n)
-    except WalrusError as exc:
+    except Exception as exc:   # a bug of the drill itself must not lose the whole campaign
+        if not isinstance(exc, WalrusError):
+            _progress(f"round {n} crashed (a drill bug):\n{traceback.format_exc().rstrip()}")
+            exc = WalrusError(f"drill error: {exc!r}")
         _progress(f"round {n} failed: {exc}")
         return RoundResult(round=n, scenario=scenario, old_primary=ctx.notes.get("old_primary", "?"),
                            new_primary=None, rto_s=None, rejoin_s=None, acked_writes=0, lost_acked_writes=0,

@@ -445,8 +445,11 @@ class _GiveUpBackend:
         return box["term"]
 
     def existing(self, keys: list[str]) -> set[str]:
+        return set(self.read(keys))
+
+    def read(self, keys: list[str]) -> dict[str, str]:
         self._inner = self._inner or self._factory(self.address)
-        return self._inner.existing(keys)
+        return self._inner.read(keys)
 
     def close(self) -> None:
         if self._inner is not None:
