@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 
 COMMENT_PREFIX = "walrus-drill"
 
@@ -94,25 +95,40 @@ class Partition:
                 left.append(str(exc))
         self.rules.clear()
         for group in list(self.groups):
-            path = os.path.join(self.root, group)
+            why = self._remove_group(os.path.join(self.root, group))
+            if why:
+                left.append(f"cgroup {group}: {why}")
+            del self.groups[group]
+        return left
+
+
+    def _remove_group(self, path: str, attempts: int = 50) -> str:
+        """Move every process out of the group and remove it; a process may
+        fork into the group meanwhile (a postmaster starting a backend), so
+        repeat until it is empty. Returns why it could not be removed ("" = done)."""
+        why = ""
+        for _ in range(attempts):
             try:
                 with open(os.path.join(path, "cgroup.procs")) as f:
                     members = [int(p) for p in f.read().split()]
-            except OSError:
-                members = []
+            except FileNotFoundError:
+                return ""
+            except OSError as exc:
+                return exc.strerror or str(exc)
             for pid in members:
                 try:
                     _write(os.path.join(self.root, "cgroup.procs"), str(pid))
                 except OSError:
-                    pass
+                    pass            # exited meanwhile
             try:
                 os.rmdir(path)
+                return ""
             except FileNotFoundError:
-                pass
+                return ""
             except OSError as exc:
-                left.append(f"cgroup {group}: {exc.strerror}")
-            del self.groups[group]
-        return left
+                why = exc.strerror or str(exc)
+                time.sleep(0.02)
+        return why
 
 
 def tcp_connections(pids: list[int]) -> list[tuple[int, int]]:

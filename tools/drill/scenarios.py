@@ -282,11 +282,14 @@ def _wipe_etcd(ctx: DrillContext) -> float:
 
 def _first_ack_above(ctx: DrillContext, work: Workload, after: float, term: int) -> tuple[float, str] | None:
     """(seconds from ``after`` to the first write acknowledged at a term above
-    ``term``, its node): the engine's term in the reply, or (PostgreSQL, no
-    term in the reply) a write sent once the leader stream named a newer term."""
+    ``term``, its node). The embedded engine answers with its term. A
+    PostgreSQL ack carries its timeline, which a leader keeping its place
+    through a re-seed does not change: there, an ack counts once the leader
+    stream named a term above ``term``."""
+    by_term = ctx.cluster.spec.engine.value == "embedded"
     since = next((t for t, target in list(ctx.tracker.changes) if target and target.term > term), None)
     for a in sorted(work.snapshot(), key=lambda a: a.at):
-        if a.at > after and (a.term > term if a.term else since is not None and a.at > since):
+        if a.at > after and (a.term > term if by_term else since is not None and a.at > since):
             return a.at - after, a.node
     return None
 
