@@ -35,6 +35,7 @@ from walrus_ha.node.engine.postgres import conf, replication, sql
 from walrus_ha.node.engine.postgres import fencer as fencer_mod
 from walrus_ha.node.engine.postgres.binaries import Binaries, find_binaries
 from walrus_ha.node.engine.postgres.datadir import NodeDir
+from walrus_ha.node.engine.postgres.diskspace import DiskSpace
 from walrus_ha.node.engine.postgres.fencing import FencerProcess, take_record
 from walrus_ha.node.engine.postgres.process import OsUser, Postmaster, run, wait_for
 from walrus_ha.node.engine.postgres.transitions import TransitionsMixin
@@ -70,6 +71,7 @@ class PostgresEngine(TransitionsMixin):
         self.stream_timeout_s = stream_timeout_s
         self.user = OsUser.resolve(self.config.os_user)
         self.dir = NodeDir(data_dir, self.user)
+        self._disk = DiskSpace(str(self.dir.root))    # a full disk: PostgreSQL alone tells nobody
         self._bins: Binaries | None = None
         self._pm: Postmaster | None = None
         self._state = self.dir.load_state()
@@ -407,9 +409,11 @@ class PostgresEngine(TransitionsMixin):
                                     receive_lsn=r.receive_lsn, upstream=upstream, streaming=r.streaming,
                                     slots=self._session.slots(), detail=r.wal_status, **common)
             p = self._session.primary()
+            write_error, since = self._disk.check()
             return EngineStatus(Role.PRIMARY, timeline=p.timeline, write_lsn=p.write_lsn, flush_lsn=p.flush_lsn,
                                 replay_lsn=p.flush_lsn, standbys=self._session.standbys(),
-                                slots=self._session.slots(), **common)
+                                slots=self._session.slots(), write_error=write_error,
+                                write_error_since=since, **common)
         except EngineError as exc:
             # A standby still recovering to consistency is a standby; a primary
             # that does not answer is not one anybody can write to.
