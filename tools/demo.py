@@ -190,7 +190,7 @@ def _check(cluster: LocalCluster, work: Workload, clock: _Clock) -> int:
     leader = cluster.client().get_leader()
     backend = backend_factory("embedded", False)(leader.data_address)
     try:
-        present = backend.existing([a.key for a in acks])
+        present = set(backend.read([a.key for a in acks]))
     finally:
         backend.close()
     lost = checker.lost_writes(acks, present)

@@ -73,7 +73,11 @@ def _modules() -> dict[str, pathlib.Path]:
     return found
 
 
-def _imported_names(module: str, path: pathlib.Path) -> set[str]:
+def _imported_names(module: str, path: pathlib.Path, modules: dict[str, pathlib.Path]) -> set[str]:
+    """Every name ``module`` imports, absolute. ``from pkg import sub`` names
+    only ``pkg.sub`` when ``sub`` is a module (the package runs anyway, as
+    every module's parent does); ``pkg`` itself only when something else is
+    imported from it."""
     is_package = path.name == "__init__.py"
     names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
@@ -86,54 +90,23 @@ def _imported_names(module: str, path: pathlib.Path) -> set[str]:
                 target = ".".join(base + ([node.module] if node.module else []))
             else:
                 target = node.module or ""
-            names.add(target)
-            # ``from pkg import submodule`` depends on the submodule (the
-            # package runs anyway, as every module's parent does)
-            names.update(f"{target}.{alias.name}" for alias in node.names)
+            subs = [f"{target}.{alias.name}" for alias in node.names]
+            names.update(s for s in subs if s in modules)
+            if any(s not in modules for s in subs):
+                names.add(target)
     return names
-
-
-def _only_via_submodules(package: str, path: pathlib.Path, module: str) -> bool:
-    """True when every ``from package import X`` in the file names submodules
-    of ``package`` and nothing imports ``package`` itself by ``import package``."""
-    is_package = path.name == "__init__.py"
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.Import) and any(a.name == package for a in node.names):
-            return False
-        if isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = module.split(".")
-                base = base[:len(base) - node.level + (1 if is_package else 0)]
-                target = ".".join(base + ([node.module] if node.module else []))
-            else:
-                target = node.module or ""
-            if target == package and not all(_is_module(f"{package}.{a.name}") for a in node.names):
-                return False
-    return True
-
-
-def _is_module(name: str) -> bool:
-    return name in _MODULES
-
-
-_MODULES: dict[str, pathlib.Path] = {}
 
 
 def build() -> Graph:
     g = Graph(modules=_modules())
-    _MODULES.clear()
-    _MODULES.update(g.modules)
     for module, path in g.modules.items():
         targets = set()
-        for name in _imported_names(module, path):
+        for name in _imported_names(module, path, g.modules):
             # the longest known module that ``name`` is or is inside of
             while name and name not in g.modules:
                 name = name.rpartition(".")[0]
             if name and name != module and not module.startswith(name + "."):
                 targets.add(name)   # a module's own ancestors run first anyway: no edge
-        for name in list(targets):  # ``from pkg import sub``: the edge is to pkg.sub only
-            if any(t.startswith(name + ".") for t in targets) and _only_via_submodules(name, path, module):
-                targets.discard(name)
         g.edges[module] = targets
     return g
 

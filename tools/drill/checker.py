@@ -148,6 +148,13 @@ def receipt_gap(lost_async: int, receipt_writes: int | None) -> int | None:
     return lost_async - receipt_writes
 
 
+def nth_ack_after(acks: Iterable[Ack], after: float, count: int, node: str | None = None) -> float | None:
+    """Time of the ``count``-th ack later than ``after`` (by ``node`` if
+    given): when writes are seen to flow again; None until there are that many."""
+    times = sorted(a.at for a in acks if a.at > after and (node is None or a.node == node))
+    return times[count - 1] if len(times) >= count else None
+
+
 def write_gap(acks: Iterable[Ack], start: float, end: float) -> float:
     """The longest stretch of ``[start, end]`` in which no write was
     acknowledged (by anyone): the write unavailability a fault caused. The

@@ -26,6 +26,7 @@ from walrus_ha.tools.drill import (  # noqa: F401  (the *_faults modules registe
     campaign,
     disk_faults,
     etcd_faults,
+    freeze_faults,
     html,
     net_faults,
     ops_faults,
@@ -103,12 +104,8 @@ def _open_cluster(args: argparse.Namespace, disks=None, directory: str = "") -> 
                       f"sync {cluster.spec.sync})")
         return cluster, False
     directory = directory or args.dir or tempfile.mkdtemp(prefix="walrus-drill-")
-    members = args.etcd_members or max([1] + [getattr(SCENARIOS.get(f), "needs_etcd_members", 1)
-                                              for f in _faults_of(args)])
-    if args.scenario == "campaign" and args.etcd_members is None:
-        members = 3
     spec = ClusterSpec(directory=directory, nodes=args.nodes, engine=EngineKind(args.engine), sync=args.sync,
-                       etcd_members=members)
+                       etcd_members=_etcd_members(args))
     cluster = LocalCluster.create(spec)
     _progress(f"starting a {args.nodes}-node {args.engine} cluster{' (sync)' if args.sync else ''} in {directory}")
     try:
@@ -125,10 +122,13 @@ def _open_cluster(args: argparse.Namespace, disks=None, directory: str = "") -> 
     return cluster, True
 
 
-def _faults_of(args: argparse.Namespace) -> list[str]:
+def _etcd_members(args: argparse.Namespace) -> int:
+    """``--etcd-members``, else what the fault needs (3 for the campaign)."""
+    if args.etcd_members:
+        return int(args.etcd_members)
     if args.scenario == "campaign":
-        return [f.strip() for f in args.faults.split(",") if f.strip()]
-    return [args.scenario]
+        return 3
+    return int(getattr(SCENARIOS[args.scenario], "needs_etcd_members", 1))
 
 
 def _raise_interrupt(_signum, _frame) -> None:

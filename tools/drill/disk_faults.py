@@ -17,7 +17,6 @@ import time
 
 import yaml
 
-from walrus_ha.common.errors import WalrusError
 from walrus_ha.tools.drill import checker
 from walrus_ha.tools.drill.report import RoundResult
 from walrus_ha.tools.drill.scenarios import (
@@ -115,7 +114,7 @@ def corrupt_wal_round(ctx: DrillContext, number: int) -> RoundResult:
         lines = _read_from(pg_log, log_from).splitlines()
         found = [ln for ln in lines if any(s in ln for s in PG_DETECTED)]
         detected, how = bool(found), (found[0].split("LOG:", 1)[-1].strip() if found else "")
-    missing = _missing_on(ctx, victim, t.acks)
+    missing = t.standby_missing.get(victim, 0)      # tally read every standby back once caught up
     ctx.progress(f"round {number}: {victim} streams again {streaming_at - restart_at:.3f} s after the restart; "
                  f"damage detected: {how or 'NO'}; "
                  f"{missing} acknowledged writes missing on {victim}, {t.lost} on {leader}")
@@ -143,25 +142,6 @@ def _embedded_segment_size(ctx: DrillContext, name: str) -> int:
     with open(ctx.cluster.processes[name].plan.config_path) as f:
         cfg = yaml.safe_load(f) or {}
     return int((cfg.get("embedded") or {}).get("segment_size", 16 * 1024 * 1024))
-
-
-def _missing_on(ctx: DrillContext, name: str, acks, timeout_s: float = 15.0) -> int:
-    """Acknowledged keys not (yet) readable on ``name``; waits up to
-    ``timeout_s`` for it to catch up."""
-    keys = [a.key for a in acks]
-    backend = ctx.factory(ctx.cluster.data_address(name))
-    deadline = time.monotonic() + timeout_s
-    try:
-        while True:
-            try:
-                missing = len(set(keys) - backend.existing(keys))
-            except WalrusError:
-                missing = len(keys)
-            if not missing or time.monotonic() >= deadline:
-                return missing
-            time.sleep(0.5)
-    finally:
-        backend.close()
 
 
 SCENARIOS["corrupt-wal"] = corrupt_wal_round

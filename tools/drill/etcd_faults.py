@@ -1,5 +1,5 @@
-"""etcd faults besides the wipe (``scenarios.etcd_wipe_round``): one member
-of a multi-member etcd lost, and the whole etcd gone for longer than ttl.
+"""etcd faults: etcd restarted empty (``etcd-wipe``), one member of a
+multi-member etcd lost, and the whole etcd gone for longer than ttl.
 Registered in ``SCENARIOS`` on import; ``needs_etcd_members`` tells the CLI
 which cluster to start (``walrus cluster up --etcd-members 3``).
 """
@@ -20,9 +20,62 @@ from walrus_ha.tools.drill.scenarios import (
     traits,
     wait_for,
 )
+from walrus_ha.tools.drill.workload import Workload
 
 # Acks that show writes flow again after etcd came back.
 RESUMED_ACKS = 20
+
+
+def _wipe_etcd(ctx: DrillContext) -> float:
+    """Stop every member of the cluster's etcd, remove their data
+    directories, start them empty on the same addresses (one new cluster);
+    returns the monotonic time etcd answers again."""
+    import shutil
+    names = ctx.cluster.etcd_names()
+    for name in names:
+        ctx.cluster.stop(name)
+    for name in names:
+        argv = list(ctx.cluster.processes[name].plan.argv)
+        shutil.rmtree(argv[argv.index("--data-dir") + 1], ignore_errors=True)
+    for name in names:
+        ctx.cluster.start(name)
+    ctx.cluster.wait_etcd(15.0 * len(names))
+    return time.monotonic()
+
+
+def _first_ack_above(ctx: DrillContext, work: Workload, after: float, term: int) -> tuple[float, str] | None:
+    """(seconds from ``after`` to the first write acknowledged at a term above
+    ``term``, its node). The embedded engine answers with its term. A
+    PostgreSQL ack carries its timeline, which a leader keeping its place
+    through a re-seed does not change: there, an ack counts once the leader
+    stream named a term above ``term``."""
+    by_term = ctx.cluster.spec.engine.value == "embedded"
+    since = next((t for t, target in list(ctx.tracker.changes) if target and target.term > term), None)
+    for a in sorted(work.snapshot(), key=lambda a: a.at):
+        if a.at > after and (a.term > term if by_term else since is not None and a.at > since):
+            return a.at - after, a.node
+    return None
+
+
+def etcd_wipe_round(ctx: DrillContext, number: int) -> RoundResult:
+    """etcd loses its data (stopped, data directory removed, started empty on
+    the same address) while every member keeps its own. RTO = etcd answering
+    again -> first write acknowledged at a term above the one before."""
+    old, term_before, work = start_round(ctx, number, "etcd-wipe")
+    ctx.progress(f"round {number}: primary is {old} (term {term_before}); wiping etcd")
+    try:
+        mark(ctx, "wipe etcd")
+        back_at = _wipe_etcd(ctx)
+        mark(ctx, "etcd back, empty")
+        rto_s, new = wait_for(lambda: _first_ack_above(ctx, work, back_at, term_before), ctx.failover_timeout_s,
+                               "a write acknowledged at a newer term")
+    finally:
+        time.sleep(0.3)
+        work.stop()
+    t = tally(ctx, work.snapshot())
+    ctx.progress(f"round {number}: {new} acknowledged at term {t.term_after} {rto_s:.3f} s after etcd came back "
+                 f"empty; {len(t.acks)} acknowledged writes, {t.lost} missing")
+    return result(ctx, work, t, number, "etcd-wipe", old, new, rto_s, None, term_before)
 
 
 def etcd_member_loss_round(ctx: DrillContext, number: int) -> RoundResult:
@@ -79,8 +132,8 @@ def etcd_outage_round(ctx: DrillContext, number: int) -> RoundResult:
     ctx.cluster.wait_etcd(30.0)
     back_at = mark(ctx, "etcd back")
     try:
-        resumed = wait_for(lambda: _nth_ack_after(work, back_at), ctx.failover_timeout_s + ttl,
-                           f"{RESUMED_ACKS} writes acknowledged after etcd came back")
+        resumed = wait_for(lambda: checker.nth_ack_after(work.snapshot(), back_at, RESUMED_ACKS),
+                           ctx.failover_timeout_s + ttl, f"{RESUMED_ACKS} writes acknowledged after etcd came back")
     finally:
         time.sleep(0.3)
         work.stop()
@@ -98,10 +151,6 @@ def etcd_outage_round(ctx: DrillContext, number: int) -> RoundResult:
                   extra={"outage_s": round(back_at - down_at, 3), "acks_after_ttl": len(late)})
 
 
-def _nth_ack_after(work, after: float) -> float | None:
-    times = sorted(a.at for a in work.snapshot() if a.at > after)
-    return times[RESUMED_ACKS - 1] if len(times) >= RESUMED_ACKS else None
-
-
+SCENARIOS["etcd-wipe"] = etcd_wipe_round
 SCENARIOS["etcd-member-loss"] = traits(needs_etcd_members=3)(etcd_member_loss_round)
 SCENARIOS["etcd-outage"] = etcd_outage_round

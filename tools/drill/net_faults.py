@@ -17,7 +17,7 @@ from walrus_ha.tools.drill.scenarios import (
     result,
     stale_backend,
     start_round,
-    tally,
+    tally_with_stale,
     traits,
     wait_for,
     wait_rejoined,
@@ -73,9 +73,7 @@ def partition_primary_round(ctx: DrillContext, number: int) -> RoundResult:
         time.sleep(0.3)
         work.stop()
         stale.stop()
-    acks = work.snapshot()
-    dual = checker.dual_primary_acks(acks + stale.acks, old, new)
-    t = tally(ctx, acks + [a for a in stale.acks if a.at < fault_at])
+    t, dual = tally_with_stale(ctx, work, stale, fault_at, old, new)
     ctx.progress(f"round {number}: {old} streams again {rejoin_s:.3f} s after the heal; {len(dual)} writes "
                  f"acknowledged by two primaries; {t.lost} acknowledged writes missing")
     return result(ctx, work, t, number, "partition-primary", old, new, rto_s, rejoin_s, term_before,

@@ -32,12 +32,6 @@ RESUMED_ACKS = 20
 ORCH_KILL_DELAYS = (0.0, 0.15, 0.4)
 
 
-def _resumed(work, after: float, count: int = RESUMED_ACKS, node: str | None = None) -> float | None:
-    """Monotonic time of the ``count``-th ack after ``after`` (by ``node`` if given)."""
-    times = sorted(a.at for a in work.snapshot() if a.at > after and (node is None or a.node == node))
-    return times[count - 1] if len(times) >= count else None
-
-
 def _victim_standby(ctx: DrillContext, leader: str) -> str:
     """In sync mode a member of the published synchronous set, else any standby."""
     members = ctx.cluster.client().active_members()
@@ -59,8 +53,8 @@ def kill_standby_round(ctx: DrillContext, number: int) -> RoundResult:
     fault_at = mark(ctx, f"SIGKILL {victim}")
     ctx.cluster.kill(victim)
     try:
-        resumed_at = wait_for(lambda: _resumed(work, fault_at), ctx.failover_timeout_s,
-                              f"{RESUMED_ACKS} writes acknowledged after the kill")
+        resumed_at = wait_for(lambda: checker.nth_ack_after(work.snapshot(), fault_at, RESUMED_ACKS),
+                              ctx.failover_timeout_s, f"{RESUMED_ACKS} writes acknowledged after the kill")
     finally:
         time.sleep(0.3)
         work.stop()
@@ -138,7 +132,7 @@ def switchover_round(ctx: DrillContext, number: int) -> RoundResult:
             lead = ctx.tracker.current()
             if lead is None or lead.name == old:
                 return None
-            at = _resumed(work, asked_at, node=lead.name)
+            at = checker.nth_ack_after(work.snapshot(), asked_at, RESUMED_ACKS, node=lead.name)
             return (lead.name, at) if at is not None else None
         new, resumed_at = wait_for(new_leader_writing, ctx.failover_timeout_s,
                                    f"{RESUMED_ACKS} writes acknowledged by a new primary")

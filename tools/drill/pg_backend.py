@@ -56,14 +56,6 @@ class PgWriter:
             rows = self._run(self.INSERT, (key, value))
         return int(rows[0][0]) if rows else 0
 
-    def read_all(self, keys: list[str] | tuple[str, ...]) -> set[str]:
-        """The subset of ``keys`` present (empty when the table does not exist yet)."""
-        try:
-            rows = self._run("SELECT k FROM walrus_drill WHERE k = ANY(%s)", (list(keys),))
-        except psycopg.errors.UndefinedTable:
-            return set()
-        return {r[0] for r in rows}
-
     def read_values(self, keys: list[str] | tuple[str, ...]) -> dict[str, str]:
         """key -> value of the ``keys`` present (empty when the table does not exist yet)."""
         try:
@@ -72,9 +64,13 @@ class PgWriter:
             return {}
         return {r[0]: r[1] for r in rows}
 
+    def read_all(self, keys: list[str] | tuple[str, ...]) -> set[str]:
+        """The subset of ``keys`` present."""
+        return set(self.read_values(keys))
+
     def exists(self, key: str) -> bool:
         """True when ``key`` is present."""
-        return key in self.read_all([key])
+        return key in self.read_values([key])
 
     def close(self) -> None:
         if self._conn is not None:

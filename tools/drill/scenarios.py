@@ -166,6 +166,17 @@ def tally(ctx: DrillContext, acks: list[Ack]) -> _Tally:
                   len(wrong), gaps)
 
 
+def tally_with_stale(ctx: DrillContext, work: Workload, stale: StaleWriter, fault_at: float, old: str,
+                     new: str) -> tuple[_Tally, list[Ack]]:
+    """``tally`` for a round in which ``stale`` kept writing to the old
+    primary: its acks from before the fault count as writes, and the acks
+    of both that the old primary gave after the new one started (two
+    primaries at once) are returned."""
+    acks = work.snapshot()
+    dual = checker.dual_primary_acks(acks + stale.acks, old, new)
+    return tally(ctx, acks + [a for a in stale.acks if a.at < fault_at]), dual
+
+
 def result(ctx: DrillContext, work: Workload, t: _Tally, number: int, scenario: str, old: str, new: str | None,
             rto_s: float, rejoin_s: float | None, term_before: int, receipt: bool = True, **fields) -> RoundResult:
     """The round's ``RoundResult`` (``fields``: the scenario's own ones); with
@@ -246,9 +257,7 @@ def freeze_primary_round(ctx: DrillContext, number: int) -> RoundResult:
         time.sleep(0.3)
         work.stop()
         stale.stop()
-    acks = work.snapshot()
-    dual = checker.dual_primary_acks(acks + stale.acks, old, new)
-    t = tally(ctx, acks + [a for a in stale.acks if a.at < fault_at])
+    t, dual = tally_with_stale(ctx, work, stale, fault_at, old, new)
     ctx.progress(f"round {number}: {old} streams again {rejoin_s:.3f} s after thawing; "
                  f"{len(dual)} writes acknowledged by two primaries; {t.lost} acknowledged writes missing")
     return result(ctx, work, t, number, "freeze-primary", old, new, rto_s, rejoin_s, term_before,
@@ -263,62 +272,9 @@ def stale_backend(ctx: DrillContext, name: str):
     return ctx.factory(address)
 
 
-def _wipe_etcd(ctx: DrillContext) -> float:
-    """Stop every member of the cluster's etcd, remove their data
-    directories, start them empty on the same addresses (one new cluster);
-    returns the monotonic time etcd answers again."""
-    import shutil
-    names = ctx.cluster.etcd_names()
-    for name in names:
-        ctx.cluster.stop(name)
-    for name in names:
-        argv = list(ctx.cluster.processes[name].plan.argv)
-        shutil.rmtree(argv[argv.index("--data-dir") + 1], ignore_errors=True)
-    for name in names:
-        ctx.cluster.start(name)
-    ctx.cluster.wait_etcd(15.0 * len(names))
-    return time.monotonic()
-
-
-def _first_ack_above(ctx: DrillContext, work: Workload, after: float, term: int) -> tuple[float, str] | None:
-    """(seconds from ``after`` to the first write acknowledged at a term above
-    ``term``, its node). The embedded engine answers with its term. A
-    PostgreSQL ack carries its timeline, which a leader keeping its place
-    through a re-seed does not change: there, an ack counts once the leader
-    stream named a term above ``term``."""
-    by_term = ctx.cluster.spec.engine.value == "embedded"
-    since = next((t for t, target in list(ctx.tracker.changes) if target and target.term > term), None)
-    for a in sorted(work.snapshot(), key=lambda a: a.at):
-        if a.at > after and (a.term > term if by_term else since is not None and a.at > since):
-            return a.at - after, a.node
-    return None
-
-
-def etcd_wipe_round(ctx: DrillContext, number: int) -> RoundResult:
-    """etcd loses its data (stopped, data directory removed, started empty on
-    the same address) while every member keeps its own. RTO = etcd answering
-    again -> first write acknowledged at a term above the one before."""
-    old, term_before, work = start_round(ctx, number, "etcd-wipe")
-    ctx.progress(f"round {number}: primary is {old} (term {term_before}); wiping etcd")
-    try:
-        mark(ctx, "wipe etcd")
-        back_at = _wipe_etcd(ctx)
-        mark(ctx, "etcd back, empty")
-        rto_s, new = wait_for(lambda: _first_ack_above(ctx, work, back_at, term_before), ctx.failover_timeout_s,
-                               "a write acknowledged at a newer term")
-    finally:
-        time.sleep(0.3)
-        work.stop()
-    t = tally(ctx, work.snapshot())
-    ctx.progress(f"round {number}: {new} acknowledged at term {t.term_after} {rto_s:.3f} s after etcd came back "
-                 f"empty; {len(t.acks)} acknowledged writes, {t.lost} missing")
-    return result(ctx, work, t, number, "etcd-wipe", old, new, rto_s, None, term_before)
-
-
 SCENARIOS: dict[str, Callable[[DrillContext, int], RoundResult]] = {
     "kill-primary": kill_primary_round,
     "freeze-primary": freeze_primary_round,
-    "etcd-wipe": etcd_wipe_round,
 }
 
 
@@ -375,141 +331,6 @@ def kill_engine_round(ctx: DrillContext, number: int) -> RoundResult:
 
 kill_engine_round.engines = ("postgres",)    # the drill says "not applicable" for other engines
 SCENARIOS["kill-engine"] = kill_engine_round
-
-
-# -- freeze-tree (issue 10 item 6) ------------------------------------------------------
-
-class _TreeSignals:
-    """The cluster, except that SIGSTOP / SIGCONT of a node freeze / thaw its
-    whole process tree at once (agent, postmaster, backends, fencer), as
-    ``docker pause`` does (``tools.drill.freeze``)."""
-
-    def __init__(self, cluster: LocalCluster, progress: Progress):
-        self._cluster, self._progress = cluster, progress
-        self.frozen: dict = {}
-
-    def __getattr__(self, name: str):
-        return getattr(self._cluster, name)
-
-    def signal(self, name: str, sig: int) -> bool:
-        from walrus_ha.common import procs
-        from walrus_ha.tools.drill.freeze import TreeFreeze
-        handle = self._cluster.processes[name].handle
-        if sig == signal.SIGSTOP and name not in self.frozen and handle and procs.is_ours(handle):
-            tree = self.frozen[name] = TreeFreeze(handle.pid)
-            pids = tree.freeze()
-            self._progress(f"froze {name}'s whole tree ({len(pids)} processes, {tree.method})")
-            return True
-        if sig == signal.SIGCONT and name in self.frozen:
-            self.frozen.pop(name).thaw()
-            return True
-        return self._cluster.signal(name, sig)
-
-
-class _GiveUpBackend:
-    """A backend whose write gives up after ``timeout_s`` (a frozen server
-    answers nothing, and PostgreSQL's own timeouts are frozen with it), so the
-    workload moves on to the new primary. An abandoned write still counts if
-    the old primary acknowledges it after the thaw: it lands in ``late``.
-    ``sent`` maps every key to the instant its write was sent."""
-
-    def __init__(self, factory, address: str, node: str, late: list, sent: dict, timeout_s: float):
-        self._factory, self.address, self.node = factory, address, node
-        self._late, self._sent, self._timeout = late, sent, timeout_s
-        self._inner = None
-
-    def write(self, key: str, value: str) -> int:
-        import threading
-
-        from walrus_ha.tools.drill.workload import WriteFailed
-        inner = self._inner = self._inner or self._factory(self.address)
-        box: dict = {}
-        abandoned = threading.Event()
-
-        def run() -> None:
-            try:
-                box["term"] = inner.write(key, value)
-                if abandoned.is_set():
-                    self._late.append(Ack(key, time.monotonic(), self.node, box["term"], value))
-            except Exception as exc:            # WriteFailed or anything: not acknowledged
-                box["error"] = exc
-            finally:
-                box["done"] = True
-        self._sent[key] = time.monotonic()
-        t = threading.Thread(target=run, daemon=True)
-        t.start()
-        t.join(self._timeout)
-        if "done" not in box:
-            abandoned.set()
-            self._inner = None                  # its connection is busy; the next write opens another
-            raise WriteFailed(f"{self.address}: no answer within {self._timeout:g}s")
-        if "error" in box:
-            raise box["error"]
-        return box["term"]
-
-    def existing(self, keys: list[str]) -> set[str]:
-        return set(self.read(keys))
-
-    def read(self, keys: list[str]) -> dict[str, str]:
-        self._inner = self._inner or self._factory(self.address)
-        return self._inner.read(keys)
-
-    def close(self) -> None:
-        if self._inner is not None:
-            self._inner.close()
-
-
-def freeze_tree_round(ctx: DrillContext, number: int) -> RoundResult:
-    """Freeze the primary's whole process tree (agent, postmaster, backends,
-    fencer) for longer than ttl, as ``docker pause`` does, then thaw it.
-    ``dual_primary_acks``: acks by the old primary later than the new
-    primary's first; ``extra.sent_after_freeze``: those of writes sent after
-    the freeze began (the target's violations; the rest are late replies to
-    writes already in flight at the freeze); lost counts every ack."""
-    import dataclasses
-    tree = _TreeSignals(ctx.cluster, ctx.progress)
-    late: list[Ack] = []
-    sent: dict[str, float] = {}
-    factory = ctx.factory
-
-    def giving_up(address: str):
-        node = ctx.cluster.name_of_data_address(address) or address
-        return _GiveUpBackend(factory, address, node, late, sent, 1.0)
-    ctx = dataclasses.replace(ctx, cluster=tree, factory=giving_up)
-    old, term_before, work = start_round(ctx, number, "freeze-tree")
-    ttl = ctx.cluster.spec.timings.ttl
-    stale = StaleWriter(stale_backend(ctx, old), old, prefix=work.prefix)
-    stale.start()
-    fault_at = mark(ctx, f"freeze {old}'s process tree")
-    tree.signal(old, signal.SIGSTOP)
-    try:
-        try:
-            rto_s, new = wait_for(lambda: checker.rto(work.snapshot(), fault_at, old),
-                                   ctx.failover_timeout_s + ttl, "a write acknowledged by a new primary")
-        finally:
-            time.sleep(max(0.0, fault_at + ttl + 1.0 - time.monotonic()))
-            thaw_at = time.monotonic()
-            tree.signal(old, signal.SIGCONT)
-        rejoin_s = wait_rejoined(ctx, old, new) - thaw_at
-    finally:
-        time.sleep(0.3)
-        work.stop()
-        stale.stop()
-        for name in list(tree.frozen):
-            tree.signal(name, signal.SIGCONT)
-    all_acks = work.snapshot() + stale.acks + late
-    dual = checker.dual_primary_acks(all_acks, old, new)
-    after = [a for a in dual if sent.get(a.key, 0.0) > fault_at]
-    t = tally(ctx, all_acks)
-    ctx.progress(f"round {number}: {new} first acknowledged {rto_s:.3f} s after the freeze; {old} thawed after "
-                 f"{thaw_at - fault_at:.1f} s, streams again {rejoin_s:.3f} s later; old primary acks after the "
-                 f"new one's first: {len(dual)} ({len(after)} sent after the freeze); {t.lost} acked writes lost")
-    return result(ctx, work, t, number, "freeze-tree", old, new, rto_s, rejoin_s, term_before,
-                   dual_primary_acks=len(dual), frozen_s=thaw_at - fault_at,
-                   extra={"sent_after_freeze": len(after), "late_acks": len(late)})
-
-
-SCENARIOS["freeze-tree"] = freeze_tree_round
 
 
 # -- double-kill (issue 10 item 2) ------------------------------------------------------

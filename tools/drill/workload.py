@@ -3,7 +3,7 @@ the leader (per the orchestrators' WatchLeader/GetLeader) and record every
 acknowledged write with its monotonic ack time.
 
 Backends are engine-specific but tiny: ``write(key, value) -> term`` raises
-``WriteFailed`` on anything but an acknowledgement; ``existing(keys) -> set``
+``WriteFailed`` on anything but an acknowledgement; ``read(keys) -> {key: value}``
 reads keys back. The embedded one speaks the Store gRPC; the PostgreSQL one
 wraps ``tools.drill.pg_backend``.
 """
@@ -29,7 +29,6 @@ class WriteFailed(WalrusError):
 
 class Backend(Protocol):
     def write(self, key: str, value: str) -> int: ...
-    def existing(self, keys: list[str]) -> set[str]: ...
     def read(self, keys: list[str]) -> dict[str, str]: ...
     def close(self) -> None: ...
 
@@ -54,9 +53,6 @@ class EmbeddedBackend:
         except grpc.RpcError as exc:
             raise WriteFailed(f"{self.address}: {exc.code().name}: {exc.details()}") from None
         return reply.term
-
-    def existing(self, keys: list[str]) -> set[str]:
-        return set(self.read(keys))
 
     def read(self, keys: list[str]) -> dict[str, str]:
         """key -> value of the ``keys`` present (on a standby: as replayed so far)."""
@@ -92,9 +88,6 @@ class PostgresBackend:
             return int(self._impl.write(key, value) or 0)
         except Exception as exc:   # psycopg errors of every kind mean "not acknowledged"
             raise WriteFailed(f"{self.address}: {exc}") from None
-
-    def existing(self, keys: list[str]) -> set[str]:
-        return set(self.read(keys))
 
     def read(self, keys: list[str]) -> dict[str, str]:
         return self._impl.read_values(keys)

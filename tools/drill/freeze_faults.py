@@ -1,0 +1,158 @@
+"""``freeze-tree``: the primary's whole process tree frozen for longer than
+ttl, as ``docker pause`` or a paused VM does (``freeze.py``). Registered in
+``SCENARIOS`` on import.
+"""
+from __future__ import annotations
+
+import signal
+import time
+
+from walrus_ha.tools.drill import checker
+from walrus_ha.tools.drill.checker import Ack
+from walrus_ha.tools.drill.report import RoundResult
+from walrus_ha.tools.drill.scenarios import (
+    SCENARIOS,
+    DrillContext,
+    Progress,
+    mark,
+    result,
+    stale_backend,
+    start_round,
+    tally,
+    wait_for,
+    wait_rejoined,
+)
+from walrus_ha.tools.drill.workload import StaleWriter
+from walrus_ha.tools.localcluster.cluster import LocalCluster
+
+
+class _TreeSignals:
+    """The cluster, except that SIGSTOP / SIGCONT of a node freeze / thaw its
+    whole process tree at once (agent, postmaster, backends, fencer), as
+    ``docker pause`` does (``tools.drill.freeze``)."""
+
+    def __init__(self, cluster: LocalCluster, progress: Progress):
+        self._cluster, self._progress = cluster, progress
+        self.frozen: dict = {}
+
+    def __getattr__(self, name: str):
+        return getattr(self._cluster, name)
+
+    def signal(self, name: str, sig: int) -> bool:
+        from walrus_ha.common import procs
+        from walrus_ha.tools.drill.freeze import TreeFreeze
+        handle = self._cluster.processes[name].handle
+        if sig == signal.SIGSTOP and name not in self.frozen and handle and procs.is_ours(handle):
+            tree = self.frozen[name] = TreeFreeze(handle.pid)
+            pids = tree.freeze()
+            self._progress(f"froze {name}'s whole tree ({len(pids)} processes, {tree.method})")
+            return True
+        if sig == signal.SIGCONT and name in self.frozen:
+            self.frozen.pop(name).thaw()
+            return True
+        return self._cluster.signal(name, sig)
+
+
+class _GiveUpBackend:
+    """A backend whose write gives up after ``timeout_s`` (a frozen server
+    answers nothing, and PostgreSQL's own timeouts are frozen with it), so the
+    workload moves on to the new primary. An abandoned write still counts if
+    the old primary acknowledges it after the thaw: it lands in ``late``.
+    ``sent`` maps every key to the instant its write was sent."""
+
+    def __init__(self, factory, address: str, node: str, late: list, sent: dict, timeout_s: float):
+        self._factory, self.address, self.node = factory, address, node
+        self._late, self._sent, self._timeout = late, sent, timeout_s
+        self._inner = None
+
+    def write(self, key: str, value: str) -> int:
+        import threading
+
+        from walrus_ha.tools.drill.workload import WriteFailed
+        inner = self._inner = self._inner or self._factory(self.address)
+        box: dict = {}
+        abandoned = threading.Event()
+
+        def run() -> None:
+            try:
+                box["term"] = inner.write(key, value)
+                if abandoned.is_set():
+                    self._late.append(Ack(key, time.monotonic(), self.node, box["term"], value))
+            except Exception as exc:            # WriteFailed or anything: not acknowledged
+                box["error"] = exc
+            finally:
+                box["done"] = True
+        self._sent[key] = time.monotonic()
+        t = threading.Thread(target=run, daemon=True)
+        t.start()
+        t.join(self._timeout)
+        if "done" not in box:
+            abandoned.set()
+            self._inner = None                  # its connection is busy; the next write opens another
+            raise WriteFailed(f"{self.address}: no answer within {self._timeout:g}s")
+        if "error" in box:
+            raise box["error"]
+        return box["term"]
+
+    def read(self, keys: list[str]) -> dict[str, str]:
+        self._inner = self._inner or self._factory(self.address)
+        return self._inner.read(keys)
+
+    def close(self) -> None:
+        if self._inner is not None:
+            self._inner.close()
+
+
+def freeze_tree_round(ctx: DrillContext, number: int) -> RoundResult:
+    """Freeze the primary's whole process tree (agent, postmaster, backends,
+    fencer) for longer than ttl, as ``docker pause`` does, then thaw it.
+    ``dual_primary_acks``: acks by the old primary later than the new
+    primary's first; ``extra.sent_after_freeze``: those of writes sent after
+    the freeze began (the target's violations; the rest are late replies to
+    writes already in flight at the freeze); lost counts every ack."""
+    import dataclasses
+    tree = _TreeSignals(ctx.cluster, ctx.progress)
+    late: list[Ack] = []
+    sent: dict[str, float] = {}
+    factory = ctx.factory
+
+    def giving_up(address: str):
+        node = ctx.cluster.name_of_data_address(address) or address
+        return _GiveUpBackend(factory, address, node, late, sent, 1.0)
+    ctx = dataclasses.replace(ctx, cluster=tree, factory=giving_up)
+    old, term_before, work = start_round(ctx, number, "freeze-tree")
+    ttl = ctx.cluster.spec.timings.ttl
+    stale = StaleWriter(stale_backend(ctx, old), old, prefix=work.prefix)
+    stale.start()
+    fault_at = mark(ctx, f"freeze {old}'s process tree")
+    tree.signal(old, signal.SIGSTOP)
+    try:
+        try:
+            rto_s, new = wait_for(lambda: checker.rto(work.snapshot(), fault_at, old),
+                                   ctx.failover_timeout_s + ttl, "a write acknowledged by a new primary")
+        finally:
+            time.sleep(max(0.0, fault_at + ttl + 1.0 - time.monotonic()))
+            thaw_at = time.monotonic()
+            tree.signal(old, signal.SIGCONT)
+        rejoin_s = wait_rejoined(ctx, old, new) - thaw_at
+    finally:
+        time.sleep(0.3)
+        work.stop()
+        stale.stop()
+        for name in list(tree.frozen):
+            tree.signal(name, signal.SIGCONT)
+    all_acks = work.snapshot() + stale.acks + late
+    dual = checker.dual_primary_acks(all_acks, old, new)
+    after = [a for a in dual if sent.get(a.key, 0.0) > fault_at]
+    t = tally(ctx, all_acks)
+    ctx.progress(f"round {number}: {new} first acknowledged {rto_s:.3f} s after the freeze; {old} thawed after "
+                 f"{thaw_at - fault_at:.1f} s, streams again {rejoin_s:.3f} s later; old primary acks after the "
+                 f"new one's first: {len(dual)} ({len(after)} sent after the freeze); {t.lost} acked writes lost")
+    return result(ctx, work, t, number, "freeze-tree", old, new, rto_s, rejoin_s, term_before,
+                   dual_primary_acks=len(dual), frozen_s=thaw_at - fault_at,
+                   extra={"sent_after_freeze": len(after), "late_acks": len(late)})
+
+
+SCENARIOS["freeze-tree"] = freeze_tree_round
+
+
