@@ -62,6 +62,9 @@ class NodeConfig:
     retry_timeout: float = constrained(3.0, min=0.05, max=600)
     safety_margin: float = constrained(1.0, min=0.0, max=600,
                                        help="fence this long before the lease can expire")
+    bootstrap_wait: float | None = constrained(
+        None, min=0.0, max=600, help="seconds an empty node watches an empty keyspace before it bootstraps "
+                                     "(default: max(ttl/2, 2*loop_wait + retry_timeout))")
     tags: Tags = field(default_factory=Tags)
     embedded: EmbeddedConfig = field(default_factory=EmbeddedConfig)
     postgres: PostgresConfig = field(default_factory=PostgresConfig)
@@ -87,6 +90,17 @@ class NodeConfig:
     def host_of(self, listen: str) -> str:
         host, port = parse_address(listen)
         return f"{self.advertise_host or host}:{port}"
+
+    @property
+    def bootstrap_wait_s(self) -> float:
+        """How long an empty node watches an empty keyspace (no leader, no
+        ``initialize``) before it claims ``initialize``: long enough for
+        members holding data to re-register after an etcd wipe (their lease
+        is gone: the next publish fails, a new lease is granted, the record
+        is put again)."""
+        if self.bootstrap_wait is not None:
+            return self.bootstrap_wait
+        return max(self.ttl / 2, 2 * self.loop_wait + self.retry_timeout)
 
     @property
     def agent_address(self) -> str:

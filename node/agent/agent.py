@@ -34,6 +34,7 @@ from walrus_ha.node.engine.base import Discarded, Engine, Role, SyncMethod, Sync
 log = logging.getLogger(__name__)
 
 STATUS_POLL_S = 0.05
+_DATA_ROLES = ("primary", "standby")     # member roles (common.status.Role values) that hold data
 # A synchronous set no standby can satisfy: a new leader waits under it for its own set.
 PENDING_SYNC_SPEC = SyncSpec(SyncMethod.FIRST, 1, ("walrus_pending_sync_set",))
 
@@ -82,6 +83,7 @@ class NodeAgent:
         self.rejoin_report: Discarded | None = None   # a rejoin that discarded nothing / re-cloned
         self._foreign_key: tuple[int, int, float] | None = None   # (term, lease, first seen) of a key
                                                                    # naming us under a lease not ours
+        self._empty_keyspace_since: float | None = None   # an empty node's first look at an empty keyspace
         self._cancel_watch: Callable[[], None] | None = None
         self._threads: list[threading.Thread] = []
         self._started = False
@@ -299,7 +301,23 @@ class NodeAgent:
             leader=LeaderFacts(lead.name, lead.term, lead.data_address, lead.timeline) if lead else None,
             highest_term=self.highest_term, initialize_claimed_by=view.initialize,
             leader_lease_is_ours=bool(lead) and view.leader_lease == self.keeper.lease_id,
-            foreign_lease_overdue=self._foreign_lease_overdue(view))
+            foreign_lease_overdue=self._foreign_lease_overdue(view),
+            members_with_data=tuple(m.name for m in view.members if m.name != self.config.name
+                                    and (m.term > 0 or m.highest_term > 0 or m.role in _DATA_ROLES)),
+            bootstrap_wait_left_s=self._bootstrap_wait_left(view))
+
+    def _bootstrap_wait_left(self, view: ClusterView) -> float:
+        """How much longer this node, with an empty data dir, must watch an
+        empty keyspace (no leader, no ``initialize``) before it may bootstrap:
+        after an etcd wipe the members holding data re-register within that
+        time, and a bootstrap would start a second cluster beside theirs."""
+        if self.engine.is_initialized() or view.leader is not None or view.initialize is not None:
+            self._empty_keyspace_since = None
+            return 0.0
+        now = self.clock()
+        if self._empty_keyspace_since is None:
+            self._empty_keyspace_since = now
+        return max(0.0, self._empty_keyspace_since + self.config.bootstrap_wait_s - now)
 
     def _foreign_lease_overdue(self, view: ClusterView) -> bool:
         """The leader key names us under a lease that is not ours, and has done

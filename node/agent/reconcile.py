@@ -50,6 +50,8 @@ class Facts:
     initialize_claimed_by: str | None = None
     leader_lease_is_ours: bool = False     # the leader key is bound to our current lease
     foreign_lease_overdue: bool = False    # the key naming us (not our lease) outlived its ttl
+    members_with_data: tuple[str, ...] = ()    # other members whose records show data of a cluster
+    bootstrap_wait_left_s: float = 0.0     # how much longer an empty node watches an empty keyspace
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,17 @@ def _uninitialized(f: Facts) -> Decision:
     if lead is not None and lead.name != f.me:
         up = Upstream(lead.name, lead.data_address, lead.timeline)
         return Decision(Step.CLONE, f"empty data dir; {lead.name} leads", up, lead.term)
+    if lead is None and f.initialize_claimed_by is None and f.members_with_data:
+        # etcd lost its keyspace (or was replaced) while members kept their
+        # data: a bootstrap here would start a second, empty cluster that
+        # clients would be pointed at. The orchestrator re-seeds instead.
+        return Decision(Step.WAIT_FOR_LEADER, f"empty data dir and no initialize key, but "
+                                              f"{', '.join(f.members_with_data)} hold data of this cluster "
+                                              "(etcd lost its keyspace?): not bootstrapping a second cluster; "
+                                              "waiting for the orchestrator to re-seed")
+    if lead is None and f.initialize_claimed_by is None and f.bootstrap_wait_left_s > 0:
+        return Decision(Step.WAIT_FOR_LEADER, "empty data dir and an empty keyspace: watching it for "
+                                              "bootstrap_wait for members holding data before bootstrapping")
     if lead is None and f.initialize_claimed_by in (None, f.me):
         return Decision(Step.BOOTSTRAP, "empty data dir and no leader")
     return Decision(Step.WAIT_FOR_LEADER, f"empty data dir; cluster initialized by "

@@ -115,3 +115,28 @@ def test_failover_request_left_in_emptied_etcd_is_answered(procs, etcd):
         new = _new_primary(procs, term_before)
         assert new is target
         wait_for(lambda: dcs.read_view().switchover is None, what="the failover request cleared")
+
+
+def test_empty_node_does_not_bootstrap_a_second_cluster_after_a_wipe(procs, etcd):
+    """A node with an empty data dir that meets the emptied keyspace (no
+    leader, no ``initialize``) must not bootstrap a second, empty cluster
+    beside the members that hold data: it waits, the orchestrator re-seeds,
+    one of the members with data leads, and the new node clones from it.
+    No orchestrator runs during the wipe, so nothing else could stop it."""
+    primary, standbys = procs.cluster3()
+    primary.put(b"before-wipe", b"1", level=store_pb2.COMMIT_ON)
+    for s in standbys:
+        wait_for(lambda: s.get(b"before-wipe").value == b"1", what=f"the key replicated to {s.name}")
+    term_before = primary.status().leader_term
+    _wipe(etcd)
+    newcomer = procs.agent("d")
+    wait_for(lambda: "not bootstrapping a second cluster" in newcomer.log_text(), timeout=30,
+             what="the empty node to refuse to bootstrap")
+    with Dcs([etcd.endpoint], procs.cluster) as dcs:
+        view = dcs.read_view()
+    assert view.initialize is None and (view.leader is None or view.leader.name != "d")
+    procs.orchestrator("o1")
+    new = _new_primary(procs, term_before)
+    assert new.name in ("a", "b", "c")
+    procs.standby_of("d", new.name)
+    assert newcomer.get(b"before-wipe").value == b"1"

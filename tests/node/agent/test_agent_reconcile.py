@@ -42,6 +42,13 @@ def facts(**kw):
     pytest.param(facts(initialized=False, role=Role.STOPPED, leader=None, initialize_claimed_by="c"),
                  Step.WAIT_FOR_LEADER, id="empty-claimed-by-other"),
     pytest.param(facts(initialized=False, role=Role.STOPPED), Step.CLONE, id="empty-with-leader-clones"),
+    pytest.param(facts(initialized=False, role=Role.STOPPED, leader=None, members_with_data=("b",)),
+                 Step.WAIT_FOR_LEADER, id="empty-keyspace-but-members-hold-data"),
+    pytest.param(facts(initialized=False, role=Role.STOPPED, leader=None, bootstrap_wait_left_s=0.5),
+                 Step.WAIT_FOR_LEADER, id="empty-keyspace-watched-before-bootstrap"),
+    pytest.param(facts(initialized=False, role=Role.STOPPED, leader=None, initialize_claimed_by="a",
+                       members_with_data=("b",), bootstrap_wait_left_s=0.5),
+                 Step.BOOTSTRAP, id="own-claim-finishes-its-bootstrap"),
     pytest.param(facts(role=Role.STOPPED, upstream=""), Step.FOLLOW, id="stopped-standby-follows"),
 ])
 def test_decide(f, step):
