@@ -113,7 +113,8 @@ def etcd_member_loss_round(ctx: DrillContext, number: int) -> RoundResult:
 def etcd_outage_round(ctx: DrillContext, number: int) -> RoundResult:
     """Every etcd member killed for ttl + 2 s, then restarted (data kept).
     The primary must stop acknowledging within ttl of losing etcd (counted:
-    ``acks_after_ttl``, must be 0) and the cluster must be writable again
+    ``acks_after_ttl``, acks between ttl after the last member died and the
+    first restart, must be 0) and the cluster must be writable again
     soon after etcd returns: RTO = etcd answering again -> RESUMED_ACKS
     writes acknowledged."""
     leader, term_before, work = start_round(ctx, number, "etcd-outage")
@@ -121,12 +122,16 @@ def etcd_outage_round(ctx: DrillContext, number: int) -> RoundResult:
     members = ctx.cluster.etcd_names()
     ctx.progress(f"round {number}: primary is {leader}; SIGKILL all {len(members)} etcd member(s) for "
                  f"{ttl + 2:g} s")
-    down_at = mark(ctx, "etcd down")
     try:
         for m in members:
             ctx.cluster.kill(m)
+        # Marked once the last member is dead: until then a renewal could
+        # still reach one (on a loaded host the kills take a while).
+        down_at = mark(ctx, "etcd down")
         time.sleep(ttl + 2.0)
     finally:
+        # From the first start on, etcd may answer before wait_etcd sees it.
+        restart_at = mark(ctx, "etcd restarting")
         for m in members:
             ctx.cluster.start(m)
     ctx.cluster.wait_etcd(30.0)
@@ -138,7 +143,7 @@ def etcd_outage_round(ctx: DrillContext, number: int) -> RoundResult:
         time.sleep(0.3)
         work.stop()
     acks = work.snapshot()
-    late = [a for a in acks if down_at + ttl < a.at < back_at]
+    late = [a for a in acks if down_at + ttl < a.at < restart_at]
     first = min(a.at for a in acks if a.at > back_at)
     t = tally(ctx, acks)
     new = ctx.cluster.client().get_leader().name
