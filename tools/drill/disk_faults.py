@@ -150,6 +150,10 @@ SCENARIOS["corrupt-wal"] = corrupt_wal_round
 # -- disk-full ------------------------------------------------------------------------
 
 SMALL_FS_MB = 128        # room for a few rounds of WAL on every node (the ballast takes the rest)
+# PostgreSQL keeps more than 128 MiB of WAL alone (wal_keep_size 128MB, and
+# min_wal_size 80MB of recycled segments): at 128 MiB its standbys filled up
+# too and could neither stream nor be promoted after a round or two.
+PG_SMALL_FS_MB = 512
 # The filler: one writer of 128 KiB values, so the primary needs new WAL
 # segments soon after its disk is full (segments are preallocated ahead).
 FILLER_VALUE = 128 * 1024
@@ -159,13 +163,16 @@ class SmallDisks:
     """A small tmpfs mounted on every node's data dir of a cluster that has
     not started yet; ``unmount`` (after the cluster stopped) removes them.
     What ``disk-full`` needs (``own_cluster``): the primary's filesystem can
-    then be filled without touching the host's disk."""
+    then be filled without touching the host's disk. Size: ``size_mb``, or by
+    engine (``SMALL_FS_MB``, ``PG_SMALL_FS_MB``)."""
 
-    def __init__(self, size_mb: int = SMALL_FS_MB) -> None:
+    def __init__(self, size_mb: int = 0) -> None:
         self.size_mb = size_mb
         self.mounted: list[str] = []
 
     def mount(self, cluster) -> None:
+        if not self.size_mb:
+            self.size_mb = PG_SMALL_FS_MB if cluster.spec.engine.value == "postgres" else SMALL_FS_MB
         for name in cluster.node_names():
             where = cluster.data_dir(name)
             os.makedirs(where, exist_ok=True)
@@ -221,12 +228,18 @@ def disk_full_round(ctx: DrillContext, number: int) -> RoundResult:
                       sync=ctx.cluster.spec.sync, value_size=FILLER_VALUE).start()
     ctx.progress(f"round {number}: primary is {old}; filling its filesystem ({where}) while a client writes "
                  f"{FILLER_VALUE >> 10} KiB values")
+    stopped = False
     try:
         fault_at = mark(ctx, f"fill {old}'s disk")
         try:
             filled = _fill(where)
             rto_s, new = wait_for(lambda: checker.rto(work.snapshot(), fault_at, old),
                                   ctx.failover_timeout_s + 15.0, "a write acknowledged by a new primary")
+            # Its job is done; on the new primary its values would fill every
+            # node's small disk over the rounds (6 MB/s) until no standby can
+            # take over or stream any more.
+            filler.stop()
+            stopped = True
         finally:
             with contextlib.suppress(OSError):
                 os.unlink(os.path.join(where, "ballast"))
@@ -237,7 +250,8 @@ def disk_full_round(ctx: DrillContext, number: int) -> RoundResult:
     finally:
         time.sleep(0.3)
         work.stop()
-        filler.stop()
+        if not stopped:
+            filler.stop()
     t = tally(ctx, work.snapshot() + filler.snapshot())
     ctx.progress(f"round {number}: {old} streams again {rejoin_s:.3f} s after the space came back; "
                  f"{t.lost} of {len(t.acks)} acknowledged writes missing")

@@ -54,6 +54,7 @@ class TransitionsMixin:
             self.storage.set_control(role=Role.PRIMARY, term=max(term, self.term), upstream="")
             with self._gate:
                 self.ship_ahead_lsn = 0        # a value from an earlier primary life is meaningless now
+                self.write_health.reset(f"promoted in term {term}")   # so is a write failure
                 self._role = Role.PRIMARY
             self._needs_reclone = ""
             log_event(log, "transition", frm="standby", to="primary", reason=f"promote term={term}",
@@ -85,6 +86,7 @@ class TransitionsMixin:
         with self._gate:        # no write appends after this (the role check is under the gate)
             self._draining = True
             self._role = Role.STANDBY
+            self.write_health.reset(reason)
         try:
             final = self.storage.flush()
             confirmed = self._drain_senders(final, DEMOTE_DRAIN_S)

@@ -10,6 +10,12 @@ episode restarted every few milliseconds (two log lines each) and
 ``primary_write_failure_timeout`` never ran out (``walrus drill disk-full``). The
 orchestrator reads ``error`` / ``since`` from the status and fails over a
 primary that cannot write for longer than ``primary_write_failure_timeout``.
+
+An episode belongs to one spell as primary: a role change ends it
+(``reset``). A demoted node never writes, so nothing else would end it, and
+when it was promoted again later it reported the old failure with the old
+``since``: the orchestrator saw "cannot write for 60 s" at once and failed
+it over again, a chain of failovers (``walrus drill disk-full``, embedded).
 """
 from __future__ import annotations
 
@@ -62,3 +68,11 @@ class WriteHealth:
             was, self.error, self.since = self.error, "", 0.0
         log_event(log, "writes_recovered", logging.WARNING, name=self.name, failing_s=f"{lasted:.1f}",
                   last_error=was)
+
+    def reset(self, why: str) -> None:
+        """End the episode without a success (the role changed: ``why``); a
+        failure after this opens a new one with its own ``since``."""
+        with self._lock:
+            was, self.error, self.since, self._last_failure = self.error, "", 0.0, 0.0
+        if was:
+            log_event(log, "writes_episode_ended", logging.WARNING, name=self.name, reason=why, last_error=was)

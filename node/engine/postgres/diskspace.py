@@ -9,6 +9,8 @@ filesystem as unable to take writes while less than ``MIN_FREE_BYTES`` are
 free to unprivileged users, with the wall time it was first seen so; the
 orchestrator replaces such a primary after ``primary_write_failure_timeout``
 as it does an embedded one whose writes fail. Logged once on each change.
+Only a primary checks; ``reset`` at promotion starts a new episode (a full
+disk seen in an earlier spell as primary would carry its old ``since``).
 """
 from __future__ import annotations
 
@@ -52,3 +54,7 @@ class DiskSpace:
                       failing_s=f"{self._clock() - self.since:.1f}")
             self.error, self.since = "", 0.0
         return self.error, self.since
+
+    def reset(self) -> None:
+        """Forget the current episode (a new spell as primary begins)."""
+        self.error, self.since = "", 0.0

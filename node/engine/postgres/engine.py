@@ -282,12 +282,18 @@ class PostgresEngine(TransitionsMixin):
         if not ok:
             log_event(log, "start.not_accepting_yet", member=self.name, level=logging.WARNING)
 
-    def _stop_postmaster(self) -> None:
+    def _stop_postmaster(self, immediate: bool = False) -> None:
+        """Stop the server: fast shutdown, or immediate when asked or when the data
+        filesystem is full (the shutdown checkpoint may need space it cannot get)."""
         self._session.close()
         self._retire_fencer()
         pm, self._pm = self._pm, None
         if pm is not None:
-            pm.stop()
+            pm.stop(immediate=immediate or self.disk_full())
+
+    def disk_full(self) -> bool:
+        """Whether the data directory's filesystem has no room for writes now (statvfs)."""
+        return bool(self._disk.check()[0])
 
     def stop(self) -> None:
         """Fast shutdown (and the fencer with it); idempotent."""
@@ -329,8 +335,11 @@ class PostgresEngine(TransitionsMixin):
             self._absorb_fire(f.take_record())
 
     def _absorb_fire(self, rec: dict) -> None:
-        self._save(fence_reason=fencer_mod.REASON)
         self._stopped_by_fence = True
+        try:
+            self._save(fence_reason=fencer_mod.REASON)
+        except OSError as exc:      # a full disk: the reason is kept in memory (the server is stopped)
+            log_event(log, "fence.unrecorded", member=self.name, error=exc, level=logging.ERROR)
         log_event(log, "fence", member=self.name, method="stop", reason="lease deadline passed (fencer)",
                   late_ms=rec.get("late_ms", "?"), level=logging.WARNING)
 
@@ -358,7 +367,7 @@ class PostgresEngine(TransitionsMixin):
                 self._stop_postmaster()
                 if self.is_initialized() and not self._state.incomplete:
                     self.start()
-            except EngineError as exc:
+            except (EngineError, OSError) as exc:     # OSError: no room for its files (disk full)
                 log_event(log, "fencer.restart_failed", member=self.name, error=exc, level=logging.ERROR)
             finally:
                 self._fencer_restarting = False

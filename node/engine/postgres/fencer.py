@@ -205,9 +205,12 @@ class Fencer:
         rec = {"reason": REASON, "deadline": deadline, "fired_at": now, "late_ms": late_ms,
                "postmaster_pid": self.pid, "children_killed": len(killed), "wall_time": time.time()}
         tmp = self.record + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(rec, f)
-        os.replace(tmp, self.record)
+        try:
+            with open(tmp, "w") as f:
+                json.dump(rec, f)
+            os.replace(tmp, self.record)
+        except OSError as exc:      # a full disk: the stop matters more; the exit code tells it fired
+            _log(f"cannot write {self.record} ({exc}); stopping the postmaster anyway")
         self._signal(signal.SIGKILL)
         _log(f"lease deadline {deadline:.3f} passed {late_ms} ms before: SIGKILL {len(killed)} children "
              f"and postmaster {self.pid}")

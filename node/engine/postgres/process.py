@@ -230,11 +230,13 @@ class Postmaster:
         except (OSError, AttributeError):
             return False
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """Fast shutdown (SIGINT); immediate (SIGQUIT) after ``timeout``; then SIGKILL."""
+    def stop(self, timeout: float = 30.0, immediate: bool = False) -> None:
+        """Fast shutdown (SIGINT); immediate (SIGQUIT) after ``timeout``; then SIGKILL.
+        ``immediate``: begin with SIGQUIT (no shutdown checkpoint; crash recovery at the next start)."""
         if self._proc is None:
             return
-        for sig, wait in ((signal.SIGINT, timeout), (signal.SIGQUIT, 10.0), (signal.SIGKILL, 10.0)):
+        steps = ((signal.SIGINT, timeout), (signal.SIGQUIT, 10.0), (signal.SIGKILL, 10.0))
+        for sig, wait in steps[1:] if immediate else steps:
             if self._proc.poll() is not None:
                 break
             try:

@@ -38,22 +38,35 @@ class TransitionsMixin:
             self._save(upstream_name="", upstream_address="")
             self._apply_dynamic()
             self._reset_reclone_scan()
+            self._disk.reset()
             return self.status()
 
     def demote(self, term: int) -> None:
-        """Primary -> read-only standby with no upstream (fast shutdown, restart)."""
+        """Primary -> read-only standby with no upstream (fast shutdown, restart).
+
+        On a full data filesystem (immediate shutdown then) the server stays
+        stopped once ``standby.signal`` is written when its files or its
+        restart need room there: it acknowledges nothing either way, and a
+        stopped standby starts again when the agent rejoins it. Anything else
+        that fails raises (the caller keeps the leader key)."""
         with self._op:
             self._check_term(term)
             if self.dir.is_standby() and (self._running() or not self.is_initialized()):
                 return
             was_running = self._running()
             self._stop_postmaster()
-            self.dir.set_standby_signal(True)
-            self._save(upstream_name="", upstream_address="")
-            self._write_confs()
-            log_event(log, "transition", member=self.name, frm="primary", to="standby", term=term)
-            if was_running:
-                self._start_postmaster(primary=False)
+            self.dir.set_standby_signal(True)   # an empty file: needs no data block on a full disk
+            try:
+                self._save(upstream_name="", upstream_address="")
+                self._write_confs()
+                log_event(log, "transition", member=self.name, frm="primary", to="standby", term=term)
+                if was_running:
+                    self._start_postmaster(primary=False)
+            except (OSError, EngineError) as exc:
+                if self._running() or not self.disk_full():
+                    raise
+                log_event(log, "transition", member=self.name, frm="primary", to="stopped standby", term=term,
+                          why=f"the data filesystem is full: {exc}", level=logging.WARNING)
 
     def follow(self, upstream: Upstream, term: int) -> None:
         """Point ``primary_conninfo``/``primary_slot_name`` at ``upstream`` and reload
@@ -216,9 +229,21 @@ class TransitionsMixin:
         rejoin cannot delay it. A fence by the lease fencer keeps its reason
         (``fencer.REASON``) until ``unfence``, so status tells it happened."""
         method = self.config.fence_method
-        with self._conf_lock:
-            if self._state.fence_reason != fencer.REASON:
-                self._save(fence_reason=f"{method}: {reason}")
+        try:
+            with self._conf_lock:
+                if self._state.fence_reason != fencer.REASON:
+                    self._save(fence_reason=f"{method}: {reason}")
+        except OSError as exc:
+            # No room to record it (disk full), so no read-only setting can be
+            # written either: a primary fails closed (immediate stop); a standby
+            # refuses writes by its role anyway.
+            log_event(log, "fence", member=self.name, method="stop", reason=reason, unrecorded=exc,
+                      level=logging.WARNING)
+            if self.dir.is_standby():
+                return
+            self._stopped_by_fence = True
+            self._stop_postmaster(immediate=True)
+            return
         log_event(log, "fence", member=self.name, method=method, reason=reason, level=logging.WARNING)
         if not self._running():
             return

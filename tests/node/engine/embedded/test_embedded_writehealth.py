@@ -40,3 +40,34 @@ def test_no_failure_no_state():
     h = WriteHealth("n1", Clock())
     h.succeeded()
     assert (h.error, h.since) == ("", 0.0)
+
+
+def test_reset_ends_the_episode_and_a_later_failure_starts_a_new_one():
+    clock = Clock()
+    h = WriteHealth("n1", clock)
+    h.failed("WAL append", OSError(28, "No space left on device"))
+    clock.now += 60.0
+    h.reset("demoted")
+    assert (h.error, h.since) == ("", 0.0)
+    h.failed("WAL append", OSError(28, "No space left on device"))
+    assert h.since == clock.now          # not the failure of a minute ago
+
+
+def test_a_primary_promoted_again_does_not_report_its_old_failure(tmp_path):
+    """The embedded disk-full cascade: a demoted node's episode never ended (no
+    write succeeds on a standby), so promoted later it reported "cannot write
+    since 60 s ago" and the orchestrator replaced it at once."""
+    from walrus_ha.node.config import EmbeddedConfig
+    from walrus_ha.node.engine.embedded import EmbeddedEngine
+    e = EmbeddedEngine("p", str(tmp_path / "p"), "127.0.0.1:0", EmbeddedConfig())
+    e.bootstrap()
+    e.start()
+    try:
+        e.write_health.failed("WAL append", OSError(28, "No space left on device"))
+        assert e.status().write_error
+        e.demote(1)
+        e.promote(2)
+        st = e.status()
+        assert (st.write_error, st.write_error_since) == ("", 0.0)
+    finally:
+        e.stop()

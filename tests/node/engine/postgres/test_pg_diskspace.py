@@ -37,3 +37,12 @@ def test_a_missing_path_keeps_what_was_known():
 
 def test_real_statvfs_of_a_roomy_directory(tmp_path):
     assert DiskSpace(str(tmp_path)).check() == ("", 0.0)
+
+
+def test_reset_starts_a_new_episode():
+    clock, free = Clock(), [10]
+    d = DiskSpace("/x", min_free=1 << 20, clock=clock, statvfs=lambda p: _vfs(free[0])(p))
+    assert d.check()[1] == 500.0
+    d.reset()                                      # promoted again, later
+    clock.now = 560.0
+    assert d.check()[1] == 560.0

@@ -88,6 +88,27 @@ def test_loop_fires_at_a_passed_deadline_and_records_it(tmp_path):
     assert rec["reason"] == fencer.REASON and rec["late_ms"] == 250.0 and rec["postmaster_pid"] == proc.pid
 
 
+def test_a_record_it_cannot_write_does_not_stop_the_kill(tmp_path):
+    """A full disk (here: a record path it cannot create): it used to raise
+    after SIGSTOP and before SIGKILL, leaving the postmaster stopped; the
+    fast and immediate shutdowns of a Demote then waited on it for 40 s."""
+    proc, pidfd = _victim()
+    rfd, wfd = os.pipe()
+    os.close(wfd)
+    (tmp_path / "pgdata").mkdir()
+    try:
+        f = Fencer(rfd, pidfd, proc.pid, str(tmp_path / "pgdata"), str(tmp_path / "no-such-dir" / "rec.json"),
+                   FencerState(deadline=100.0), Clock(100.25))
+        assert f.run() == fencer.EXIT_FIRED
+        assert proc.wait(10) == -signal.SIGKILL
+    finally:
+        os.close(rfd)
+        os.close(pidfd)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
 def test_loop_honours_an_extension_queued_before_the_deadline(tmp_path):
     # The clock is past the first deadline, but the extension is already in the pipe.
     code, proc, f = _run_fencer(tmp_path, FencerState(deadline=100.0), Clock(150.0), b"arm 1e9\nquit\n")
