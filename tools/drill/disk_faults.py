@@ -149,7 +149,10 @@ SCENARIOS["corrupt-wal"] = corrupt_wal_round
 
 # -- disk-full ------------------------------------------------------------------------
 
-SMALL_FS_MB = 128        # room for a few rounds of WAL on every node (the ballast takes the rest)
+# Every round leaves its acknowledged writes (about 13 MiB of filler values)
+# on every node: 128 MiB filled the standbys after ~6 rounds, so a 16-round
+# campaign needs more. tmpfs takes memory only for what is written.
+SMALL_FS_MB = 512
 # PostgreSQL keeps more than 128 MiB of WAL alone (wal_keep_size 128MB, and
 # min_wal_size 80MB of recycled segments): at 128 MiB its standbys filled up
 # too and could neither stream nor be promoted after a round or two.
