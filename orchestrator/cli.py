@@ -7,6 +7,7 @@ stderr naming the file and the key, exit code 1).
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -63,8 +64,8 @@ def serve(config, stop: threading.Event) -> int:
 def run(args: argparse.Namespace) -> int:
     from walrus_ha.orchestrator.config import load_orchestrator_config
 
-    config = load_orchestrator_config(args.config)
-    wlog.setup(args.log_level or config.log_level, name=config.id)
+    config = load_orchestrator_config(args.config, env=os.environ)
+    wlog.setup(args.log_level or config.log_level, name=config.id, fmt=config.log.format)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

@@ -1,9 +1,10 @@
 """Orchestrator configuration (``walrus orchestrator --config orch.yaml``)."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from walrus_ha.common.config import EtcdConfig, constrained, load_file, parse_address
+from walrus_ha.common.config import EtcdConfig, LogConfig, constrained, load_file, parse_address
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class OrchestratorConfig:
                                      help="etcd lost its data, asynchronous mode: seconds to wait for the last "
                                           "primary before re-seeding from the other members")
     log_level: str = constrained("INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    log: LogConfig = field(default_factory=LogConfig)   # log.format: text | json
 
     def check(self) -> list[tuple[str, str]]:
         problems = []
@@ -44,5 +46,11 @@ class OrchestratorConfig:
         return problems
 
 
-def load_orchestrator_config(path: str, overrides: dict | None = None) -> OrchestratorConfig:
-    return load_file(OrchestratorConfig, path, overrides)
+ENV_PREFIX = "WALRUS_ORCHESTRATOR__"
+
+
+def load_orchestrator_config(path: str, overrides: dict | None = None,
+                             env: Mapping[str, str] | None = None) -> OrchestratorConfig:
+    """Load and validate an orchestrator config file; with ``env``,
+    ``WALRUS_ORCHESTRATOR__*`` variables override keys (``common/config_env.py``)."""
+    return load_file(OrchestratorConfig, path, overrides, env=env, env_prefix=ENV_PREFIX)
