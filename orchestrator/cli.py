@@ -23,7 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def serve(config, stop: threading.Event) -> int:
     """Run an orchestrator for ``config`` until ``stop`` is set."""
-    from walrus_ha.common import grpcutil
+    import walrus_ha
+    from walrus_ha.common import grpcutil, registry
     from walrus_ha.common.dcs import Dcs
     from walrus_ha.common.errors import ConfigError
     from walrus_ha.orchestrator.controller import Controller
@@ -31,7 +32,10 @@ def serve(config, stop: threading.Event) -> int:
     from walrus_ha.protos import cluster_pb2_grpc
 
     dcs = Dcs(list(config.etcd.endpoints), config.cluster, timeout_s=config.etcd.timeout_s)
-    controller = Controller(config, dcs)
+    # orchestrators/<id>: where `walrus ctl --etcd` finds this Cluster service
+    announce = registry.announcer(dcs, config.id, config.advertise or config.listen, walrus_ha.__version__,
+                                  deadline_s=config.retry_timeout)
+    controller = Controller(config, dcs, announce=announce)
     leaders = LeaderWatch(dcs)
     service = ClusterService(dcs, controller, leaders, rpc_timeout=config.rpc_timeout)
     server = grpcutil.server(max_workers=32)

@@ -12,6 +12,7 @@ class OrchestratorConfig:
     id: str
     cluster: str = "walrus"
     listen: str = "127.0.0.1:7400"
+    advertise: str = ""             # host:port published in etcd for `walrus ctl --etcd`; "" = listen
     etcd: EtcdConfig = field(default_factory=EtcdConfig)
     ttl: float = constrained(10.0, min=1.0, max=3600, help="orchestrator election lease")
     loop_wait: float = constrained(1.0, min=0.01, max=600)
@@ -36,10 +37,12 @@ class OrchestratorConfig:
         problems = []
         if not self.id or "/" in self.id:
             problems.append(("id", "must be a non-empty name without '/'"))
-        try:
-            parse_address(self.listen)
-        except ValueError as exc:
-            problems.append(("listen", str(exc)))
+        for key in ("listen", "advertise"):
+            try:
+                if key == "listen" or self.advertise:
+                    parse_address(getattr(self, key))
+            except ValueError as exc:
+                problems.append((key, str(exc)))
         if self.loop_wait + 2 * self.retry_timeout > self.ttl:
             problems.append(("ttl", f"loop_wait + 2*retry_timeout ({self.loop_wait + 2 * self.retry_timeout:g}s) "
                                     f"must not exceed ttl ({self.ttl:g}s)"))
