@@ -122,3 +122,12 @@ def test_overrides_are_sorted_and_typed():
     from walrus_ha.common.config import check_value
     found = overrides(NodeConfig, {"WALRUS_NODE__TTL": "5", "WALRUS_NODE__NAME": "a"}, "WALRUS_NODE__", check_value)
     assert [(o.key, o.value) for o in found] == [("name", "a"), ("ttl", 5)]
+
+
+def test_orchestrator_advertise(tmp_path):
+    assert load_orchestrator_config(write(tmp_path, "id: o1\n", "o.yaml")).advertise == ""
+    assert load_orchestrator_config(write(tmp_path, "id: o1\nadvertise: o1:7400\n", "o.yaml")).advertise == "o1:7400"
+    path = write(tmp_path, "id: o1\nadvertise: nohost\n", "o.yaml")
+    with pytest.raises(ConfigError) as err:
+        load_orchestrator_config(path)
+    assert str(path) in str(err.value) and "'advertise'" in str(err.value)
