@@ -61,7 +61,6 @@ def registered(dcs: Dcs, *, deadline_s: float | None = None) -> tuple[str, list[
     return active, sorted(records, key=lambda r: r.id)
 
 
-def addresses(active: str, records: list[OrchestratorRecord]) -> list[str]:
-    """Addresses to try, the active orchestrator's first (pure)."""
-    ordered = sorted(records, key=lambda r: (r.id != active, r.id))
-    return [r.address for r in ordered if r.address]
+def ordered(active: str, records: list[OrchestratorRecord]) -> list[OrchestratorRecord]:
+    """The records with an address, the active orchestrator's first, then by id (pure)."""
+    return [r for r in sorted(records, key=lambda r: (r.id != active, r.id)) if r.address]

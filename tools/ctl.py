@@ -101,7 +101,7 @@ def _registered(args: argparse.Namespace) -> list:
     endpoints = [e.strip() for e in args.etcd.split(",") if e.strip()]
     with Dcs(endpoints, args.cluster, timeout_s=args.timeout) as dcs:
         active, records = registry.registered(dcs, deadline_s=args.timeout)
-    records = [r for r in sorted(records, key=lambda r: (r.id != active, r.id)) if r.address]
+    records = registry.ordered(active, records)
     if not records:
         raise WalrusError(f"no orchestrator registered in etcd {','.join(endpoints)} under "
                           f"{dcs.keys.orchestrators_prefix} (wrong --cluster, or none running?)")
@@ -359,30 +359,32 @@ def _dsn(client: ClusterClient, args) -> int:
         targets = ctl_views.dsn_targets(client.active_members() or client.list_members(), args.role)
     except ctl_views.DsnUnavailable as exc:
         raise WalrusError(f"dsn --role {args.role}: {exc}") from None
-    engine = _engine_of(targets)
+    engine = _engine_of(targets, args.timeout)
     data = {"role": args.role, "engine": engine, "members": [m.name for m in targets],
             "addresses": [m.data_address for m in targets], "dsn": None}
     if engine == "postgres":
         data["dsn"] = ctl_views.libpq_dsn(targets, args.role, args.user, args.dbname)
         text = data["dsn"]
     else:
-        text = (f"{', '.join(data['addresses'])}  ({engine or 'unknown'} engine: no libpq; "
+        text = (f"{', '.join(data['addresses'])}  ({engine} engine: no libpq; "
                 f"its Store gRPC service on the data address of {', '.join(data['members'])})")
     _emit(args, data, text)
     return 0
 
 
-def _engine_of(members) -> str:
-    """The engine kind ("postgres"/"embedded") the first answering agent reports, "" if none answers."""
-    agents = AgentClient(timeout_s=1.0)
+def _engine_of(members, timeout_s: float) -> str:
+    """The engine kind ("postgres"/"embedded") the first answering agent reports.
+    WalrusError when none answers: a dsn needs to know which."""
+    agents = AgentClient(timeout_s=timeout_s)
     try:
         for m in members:
             status = agents.status(m.agent_address) if m.agent_address else None
             if status is not None and status.engine.engine:
                 return status.engine.engine
-        return ""
     finally:
         agents.close()
+    raise WalrusError(f"cannot tell the engine: no agent of {', '.join(m.name for m in members)} answered "
+                      f"within {timeout_s:g} s")
 
 
 def _version(args) -> int:

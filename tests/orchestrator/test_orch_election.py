@@ -137,7 +137,7 @@ def test_registered_orchestrators_in_etcd(etcd_session, cluster_name):
         active, records = registry.registered(d)
         assert active == "o1" and [(r.id, r.address, r.version) for r in records] == [
             ("o1", "127.0.0.1:1", "9.9"), ("o2", "127.0.0.1:2", "9.9")]
-        assert registry.addresses("o2", records) == ["127.0.0.1:2", "127.0.0.1:1"]
+        assert [r.address for r in registry.ordered("o2", records)] == ["127.0.0.1:2", "127.0.0.1:1"]
         e1.resign()                              # the lease goes, and its record with it
         assert [r.id for r in registry.registered(d)[1]] == ["o2"]
         e2.resign()
