@@ -6,12 +6,16 @@ out-of-range values and contradictions are all errors; nothing is guessed.
 
 Field constraints live in ``dataclasses.field(metadata=...)``:
 ``min``/``max`` (inclusive bounds), ``choices`` (allowed values) and
-``help`` (one line shown in errors). A dataclass may define
+``help`` (one line shown in errors). A ``PgSetting`` field (or dict value)
+is a PostgreSQL setting: YAML 1.1 reads ``on``/``off``/``yes``/``no`` as
+booleans and ``200`` as a number, so those are taken as PostgreSQL writes
+them (``on``/``off``, ``200``, ``0.9``); lists, mappings and nothing are
+still errors. A dataclass may define
 ``check(self) -> list[tuple[str, str]]`` returning ``(key, problem)`` pairs
 for contradictions between fields; the loader raises on the first one.
 
-``EtcdConfig`` (the ``etcd:`` section) lives here because the node agent and
-the orchestrator both read it.
+``EtcdConfig`` (the ``etcd:`` section) and ``LogConfig`` (``log:``) live
+here because the node agent and the orchestrator both read them.
 """
 from __future__ import annotations
 
@@ -20,13 +24,19 @@ import enum
 import pathlib
 import types
 import typing
-from typing import Any, TypeVar
+from collections.abc import Mapping
+from typing import Any, NewType, TypeVar
 
 import yaml
 
+from walrus_ha.common.config_env import apply_env
 from walrus_ha.common.errors import ConfigError
+from walrus_ha.common.log import LogFormat
 
 T = TypeVar("T")
+
+PgSetting = NewType("PgSetting", str)
+"""A string that PostgreSQL parses (see the module docstring)."""
 
 
 def constrained(default: Any = dataclasses.MISSING, *, min: float | None = None,
@@ -39,8 +49,13 @@ def constrained(default: Any = dataclasses.MISSING, *, min: float | None = None,
     return dataclasses.field(default=default, metadata=meta)
 
 
-def load_file(cls: type[T], path: str | pathlib.Path, overrides: dict | None = None) -> T:
-    """Read YAML at ``path`` into ``cls``. Raises ConfigError naming the file."""
+def load_file(cls: type[T], path: str | pathlib.Path, overrides: dict | None = None,
+              env: Mapping[str, str] | None = None, env_prefix: str = "") -> T:
+    """Read YAML at ``path`` into ``cls``. Raises ConfigError naming the file.
+
+    With ``env`` (e.g. ``os.environ``) and ``env_prefix`` (``WALRUS_NODE__``),
+    the variables named ``<prefix><KEY>[__<SUBKEY>...]`` override the file's
+    keys (``config_env``); an error in one names the variable."""
     source = str(path)
     try:
         text = pathlib.Path(path).read_text()
@@ -56,6 +71,10 @@ def load_file(cls: type[T], path: str | pathlib.Path, overrides: dict | None = N
         data = {}
     if overrides:
         data = {**data, **overrides}
+    if env is not None and env_prefix:
+        data, used = apply_env(cls, data, env, env_prefix, check_value)
+        if used:
+            source = f"{source} (with {', '.join(used)})"
     return from_dict(cls, data, source=source)
 
 
@@ -131,6 +150,8 @@ def _convert(tp: Any, value: Any, source: str, key: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{source}: '{key}' must be a number, got {_kind(value)}")
         return float(value)
+    if tp is PgSetting:
+        return pg_setting(value, source, key)
     if tp is str:
         if not isinstance(value, str):
             raise ConfigError(f"{source}: '{key}' must be a string, got {_kind(value)}")
@@ -138,6 +159,30 @@ def _convert(tp: Any, value: Any, source: str, key: str) -> Any:
     if tp is Any:
         return value
     raise TypeError(f"config type not supported: {tp!r} at {key}")
+
+
+def check_value(tp: Any, f: dataclasses.Field | None, value: Any, source: str, key: str) -> None:
+    """Check one plain value against its type (and ``f``'s bounds) as ``from_dict`` would."""
+    converted = _convert(tp, value, source, key)
+    if f is not None:
+        _check_bounds(f, converted, source, key)
+
+
+def pg_setting(value: Any, source: str, key: str) -> str:
+    """A YAML scalar as PostgreSQL's configuration parser reads it: booleans
+    as ``on``/``off``, numbers as their literal; ConfigError otherwise."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ConfigError(f"{source}: '{key}' must be a finite number, got {value}")
+        return repr(value)
+    if isinstance(value, str):
+        return value
+    raise ConfigError(f"{source}: '{key}' must be a PostgreSQL setting (a string, number or on/off), "
+                      f"got {_kind(value)}")
 
 
 def _check_bounds(f: dataclasses.Field, value: Any, source: str, key: str) -> None:
@@ -177,3 +222,9 @@ class EtcdConfig:
             except ValueError as exc:
                 problems.append((f"endpoints[{i}]", str(exc)))
         return problems
+
+
+@dataclasses.dataclass(frozen=True)
+class LogConfig:
+    """The ``log:`` section: ``format: text`` (default) or ``json`` (one object per line)."""
+    format: LogFormat = LogFormat.TEXT

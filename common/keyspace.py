@@ -37,6 +37,14 @@ class Keyspace:
         return self.prefix + "orchestrator"
 
     @property
+    def orchestrators_prefix(self) -> str:
+        """``orchestrators/<id>``: each orchestrator's address (``OrchestratorRecord``)."""
+        return self.prefix + "orchestrators/"
+
+    def orchestrator_entry(self, orch_id: str) -> str:
+        return self.orchestrators_prefix + orch_id
+
+    @property
     def config(self) -> str:
         return self.prefix + "config"
 

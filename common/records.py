@@ -165,6 +165,17 @@ class LeaderRecord(_Record):
 
 
 @dataclass(frozen=True)
+class OrchestratorRecord(_Record):
+    """``orchestrators/<id>``: where one orchestrator (active or spare) serves
+    its Cluster service, bound to its election lease; ``walrus ctl --etcd``
+    finds the cluster this way. Not used by any decision."""
+    id: str
+    address: str = ""
+    version: str = ""
+    started_at: float = 0.0
+
+
+@dataclass(frozen=True)
 class SyncRecord(_Record):
     """``sync``: the published synchronous standby set (``method`` a
     ``common.status.SyncMethod`` value, first/any)."""

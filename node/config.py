@@ -1,9 +1,10 @@
 """Node agent configuration (``walrus node --config node.yaml``)."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from walrus_ha.common.config import EtcdConfig, constrained, from_dict, load_file, parse_address
+from walrus_ha.common.config import EtcdConfig, LogConfig, PgSetting, constrained, from_dict, load_file, parse_address
 from walrus_ha.common.names import name_problem
 
 
@@ -17,7 +18,7 @@ class Tags:
 class EmbeddedConfig:
     segment_size: int = constrained(16 * 1024 * 1024, min=64 * 1024, max=1 << 30,
                                     help="WAL segment file size in bytes")
-    synchronous_commit: str = constrained("on", choices=("off", "local", "remote_write", "on", "remote_apply"))
+    synchronous_commit: PgSetting = constrained("on", choices=("off", "local", "remote_write", "on", "remote_apply"))
     synchronous_standby_names: str = ""
     max_slot_wal_keep_size: int = constrained(256 * 1024 * 1024, min=-1,
                                               help="bytes of WAL a slot may retain; -1 = unlimited")
@@ -39,8 +40,8 @@ class PostgresConfig:
     superuser: str = "postgres"
     replication_user: str = "replicator"
     database: str = "postgres"
-    parameters: dict[str, str] = field(default_factory=dict)
-    max_slot_wal_keep_size: str = "1GB"
+    parameters: dict[str, PgSetting] = field(default_factory=dict)   # YAML on/200/0.9 -> 'on'/'200'/'0.9'
+    max_slot_wal_keep_size: PgSetting = PgSetting("1GB")
     fence_method: str = constrained("read_only", choices=("read_only", "stop"))
     # Extra pg_hba.conf rows after walrus's own (local socket and loopback trust),
     # e.g. "host replication replicator 10.0.0.0/8 scram-sha-256" for other hosts.
@@ -69,6 +70,7 @@ class NodeConfig:
     embedded: EmbeddedConfig = field(default_factory=EmbeddedConfig)
     postgres: PostgresConfig = field(default_factory=PostgresConfig)
     log_level: str = constrained("INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    log: LogConfig = field(default_factory=LogConfig)   # log.format: text | json
 
     def check(self) -> list[tuple[str, str]]:
         problems = []
@@ -111,9 +113,14 @@ class NodeConfig:
         return self.host_of(self.data_listen)
 
 
-def load_node_config(path: str, overrides: dict | None = None) -> NodeConfig:
-    """Load and validate a node config file; ConfigError names file and key."""
-    return load_file(NodeConfig, path, overrides)
+ENV_PREFIX = "WALRUS_NODE__"
+
+
+def load_node_config(path: str, overrides: dict | None = None, env: Mapping[str, str] | None = None) -> NodeConfig:
+    """Load and validate a node config file; ConfigError names file and key.
+    With ``env`` (``os.environ``), ``WALRUS_NODE__*`` variables override keys
+    (``common/config_env.py``)."""
+    return load_file(NodeConfig, path, overrides, env=env, env_prefix=ENV_PREFIX)
 
 
 __all__ = ["NodeConfig", "EtcdConfig", "Tags", "EmbeddedConfig", "PostgresConfig",

@@ -7,6 +7,7 @@ stderr naming the file and the key, exit code 1).
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -22,7 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def serve(config, stop: threading.Event) -> int:
     """Run an orchestrator for ``config`` until ``stop`` is set."""
-    from walrus_ha.common import grpcutil
+    import walrus_ha
+    from walrus_ha.common import grpcutil, registry
     from walrus_ha.common.dcs import Dcs
     from walrus_ha.common.errors import ConfigError
     from walrus_ha.orchestrator.controller import Controller
@@ -30,7 +32,10 @@ def serve(config, stop: threading.Event) -> int:
     from walrus_ha.protos import cluster_pb2_grpc
 
     dcs = Dcs(list(config.etcd.endpoints), config.cluster, timeout_s=config.etcd.timeout_s)
-    controller = Controller(config, dcs)
+    # orchestrators/<id>: where `walrus ctl --etcd` finds this Cluster service
+    announce = registry.announcer(dcs, config.id, config.advertise or config.listen, walrus_ha.__version__,
+                                  deadline_s=config.retry_timeout)
+    controller = Controller(config, dcs, announce=announce)
     leaders = LeaderWatch(dcs)
     service = ClusterService(dcs, controller, leaders, rpc_timeout=config.rpc_timeout)
     server = grpcutil.server(max_workers=32)
@@ -63,8 +68,8 @@ def serve(config, stop: threading.Event) -> int:
 def run(args: argparse.Namespace) -> int:
     from walrus_ha.orchestrator.config import load_orchestrator_config
 
-    config = load_orchestrator_config(args.config)
-    wlog.setup(args.log_level or config.log_level, name=config.id)
+    config = load_orchestrator_config(args.config, env=os.environ)
+    wlog.setup(args.log_level or config.log_level, name=config.id, fmt=config.log.format)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

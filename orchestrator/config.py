@@ -1,9 +1,10 @@
 """Orchestrator configuration (``walrus orchestrator --config orch.yaml``)."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from walrus_ha.common.config import EtcdConfig, constrained, load_file, parse_address
+from walrus_ha.common.config import EtcdConfig, LogConfig, constrained, load_file, parse_address
 
 
 @dataclass(frozen=True)
@@ -11,6 +12,7 @@ class OrchestratorConfig:
     id: str
     cluster: str = "walrus"
     listen: str = "127.0.0.1:7400"
+    advertise: str = ""             # host:port published in etcd for `walrus ctl --etcd`; "" = listen
     etcd: EtcdConfig = field(default_factory=EtcdConfig)
     ttl: float = constrained(10.0, min=1.0, max=3600, help="orchestrator election lease")
     loop_wait: float = constrained(1.0, min=0.01, max=600)
@@ -29,20 +31,29 @@ class OrchestratorConfig:
                                      help="etcd lost its data, asynchronous mode: seconds to wait for the last "
                                           "primary before re-seeding from the other members")
     log_level: str = constrained("INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    log: LogConfig = field(default_factory=LogConfig)   # log.format: text | json
 
     def check(self) -> list[tuple[str, str]]:
         problems = []
         if not self.id or "/" in self.id:
             problems.append(("id", "must be a non-empty name without '/'"))
-        try:
-            parse_address(self.listen)
-        except ValueError as exc:
-            problems.append(("listen", str(exc)))
+        for key in ("listen", "advertise"):
+            try:
+                if key == "listen" or self.advertise:
+                    parse_address(getattr(self, key))
+            except ValueError as exc:
+                problems.append((key, str(exc)))
         if self.loop_wait + 2 * self.retry_timeout > self.ttl:
             problems.append(("ttl", f"loop_wait + 2*retry_timeout ({self.loop_wait + 2 * self.retry_timeout:g}s) "
                                     f"must not exceed ttl ({self.ttl:g}s)"))
         return problems
 
 
-def load_orchestrator_config(path: str, overrides: dict | None = None) -> OrchestratorConfig:
-    return load_file(OrchestratorConfig, path, overrides)
+ENV_PREFIX = "WALRUS_ORCHESTRATOR__"
+
+
+def load_orchestrator_config(path: str, overrides: dict | None = None,
+                             env: Mapping[str, str] | None = None) -> OrchestratorConfig:
+    """Load and validate an orchestrator config file; with ``env``,
+    ``WALRUS_ORCHESTRATOR__*`` variables override keys (``common/config_env.py``)."""
+    return load_file(OrchestratorConfig, path, overrides, env=env, env_prefix=ENV_PREFIX)

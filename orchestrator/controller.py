@@ -79,7 +79,8 @@ class Controller:
     """
 
     def __init__(self, config: Any, dcs: Any, *, decide: Callable | None = None,
-                 explain: Callable | None = None, wall: Callable[[], float] = time.time) -> None:
+                 explain: Callable | None = None, wall: Callable[[], float] = time.time,
+                 announce: Callable[[int], None] | None = None) -> None:
         if decide is None or explain is None:
             from walrus_ha.orchestrator.core.decide import decide as core_decide
             from walrus_ha.orchestrator.core.ranking import explain as core_explain
@@ -92,7 +93,8 @@ class Controller:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self.agents = AgentPool(config.rpc_timeout, on_event=self._wake.set)
-        self.election = Election(dcs, config.id, config.ttl, on_change=self._on_election)
+        self.election = Election(dcs, config.id, config.ttl, on_change=self._on_election,
+                                 announce=announce)
         self.executor = Executor(dcs, self.agents, config.id, rpc_timeout=config.rpc_timeout,
                                  retry_timeout=config.retry_timeout)
         self.state: State = State.STARTING

@@ -47,12 +47,15 @@ class Election:
 
     def __init__(self, dcs: ElectionDcs, orch_id: str, ttl: float, *,
                  clock: Callable[[], float] = time.monotonic,
-                 on_change: Callable[[bool], None] | None = None) -> None:
+                 on_change: Callable[[bool], None] | None = None,
+                 announce: Callable[[int], None] | None = None) -> None:
         self._dcs = dcs
         self.orch_id = orch_id
         self.ttl = ttl
         self._clock = clock
         self._on_change = on_change
+        self._announce = announce      # publish where we serve, bound to each new lease
+        self._announced: int | None = None
         self._lock = threading.Lock()
         self._lease: int | None = None
         self._active = False
@@ -83,6 +86,7 @@ class Election:
             self._ensure_lease()
             if self._clock() - self._last_refresh >= self.ttl / 3:
                 self._renew()
+            self._announce_once()
             if not self._active and self._lease is not None:
                 won = self._dcs.campaign(self.orch_id, self._lease)
                 if won:
@@ -103,6 +107,19 @@ class Election:
             sent = self._clock()
             self._lease = self._dcs.grant_lease(self.ttl)
             self._mark_renewed(sent)
+
+    def _announce_once(self) -> None:
+        """Call ``announce(lease)`` once per lease; a failure is retried next
+        tick and never changes the election (the record is for tools only)."""
+        lease = self._lease
+        if self._announce is None or lease is None or self._announced == lease:
+            return
+        try:
+            self._announce(lease)
+        except (DcsUnavailable, LeaseLost) as exc:
+            log_event(log, "announce", level=logging.WARNING, orchestrator=self.orch_id, error=exc)
+            return
+        self._announced = lease
 
     def _renew(self) -> None:
         sent = self._clock()

@@ -18,7 +18,6 @@ Prints every round and the medians. Everything it starts is stopped at exit.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import shutil
 import socket
@@ -28,6 +27,7 @@ import time
 
 import psycopg
 
+from walrus_ha.common import log as wlog
 from walrus_ha.node.engine.base import Upstream
 from walrus_ha.node.engine.postgres import PostgresEngine
 
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rounds", type=int, default=5)
     args = p.parse_args(argv)
-    logging.basicConfig(level=logging.ERROR)     # engine warnings (fence ...) are expected here
+    wlog.setup("ERROR")     # engine warnings (fence ...) are expected here
     promote_s, rejoin_s, fence_s, _ = run(args.rounds)
     print(f"median over {args.rounds}: promote->first write {statistics.median(promote_s) * 1000:.0f} ms; "
           f"fence {statistics.median(fence_s) * 1000:.0f} ms; "

@@ -5,9 +5,12 @@ the project's errors to exit codes and one clear line on stderr.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from types import ModuleType
 
+import walrus_ha
+from walrus_ha.common import log as wlog
 from walrus_ha.common.errors import WalrusError
 from walrus_ha.node.agent import cli as node_cli
 from walrus_ha.node.engine.embedded import cli as engine_cli
@@ -33,6 +36,7 @@ COMMANDS: dict[str, tuple[ModuleType, str]] = {
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="walrus", description="walrus high-availability orchestrator")
+    parser.add_argument("--version", action="version", version=f"walrus {walrus_ha.__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text)
@@ -47,13 +51,31 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
+    wlog.setup_tool()
     try:
-        return int(args._module.run(args) or 0)
+        code = int(args._module.run(args) or 0)
+        sys.stdout.flush()       # a closed pipe shows here, not at interpreter exit
+        return code
     except WalrusError as exc:
         print(f"walrus: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        return _closed_pipe()
+
+
+def _closed_pipe() -> int:
+    """stdout's reader went away (``walrus ctl list | head -1``): no traceback.
+    Point stdout at /dev/null so the interpreter's final flush cannot fail
+    again, and exit like a process ended by SIGPIPE (128 + 13)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+    return 141
 
 
 if __name__ == "__main__":

@@ -1,8 +1,11 @@
 """``walrus ctl``: query and steer a running cluster through its orchestrators.
 
-Point it at a cluster with ``--dir DIR`` (reads DIR/cluster.json) or
-``--orchestrators host:port,...`` (tried in order). Tables by default,
-``--json`` for scripts; LSNs are printed PostgreSQL style, ``X/XXXXXXXX``.
+Point it at a cluster with ``--dir DIR`` (reads DIR/cluster.json),
+``--orchestrators host:port,...`` (tried in order) or ``--etcd
+host:port,...`` (the orchestrators registered under ``orchestrators/`` of
+``--cluster``, the active one first). Tables by default, ``--json`` for
+scripts (tags typed; an error is ``{"error": ..., "code": ...}`` on stdout
+with exit 1); LSNs are printed PostgreSQL style, ``X/XXXXXXXX``.
 """
 from __future__ import annotations
 
@@ -16,10 +19,13 @@ import time
 
 from google.protobuf.json_format import MessageToDict
 
+import walrus_ha
+from walrus_ha.common import log as wlog
 from walrus_ha.common.errors import WalrusError
 from walrus_ha.common.lsn import format_lsn
 from walrus_ha.protos import cluster_pb2, common_pb2
-from walrus_ha.tools.localcluster.client import ClusterClient
+from walrus_ha.tools import ctl_views
+from walrus_ha.tools.localcluster.client import AgentClient, ClusterClient
 from walrus_ha.tools.localcluster.table import format_table
 
 ROLE_NAMES = {common_pb2.ROLE_PRIMARY: "primary", common_pb2.ROLE_STANDBY: "standby",
@@ -32,6 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     where = common.add_mutually_exclusive_group()
     where.add_argument("--dir", help="local cluster directory (reads cluster.json)")
     where.add_argument("--orchestrators", help="host:port[,host:port...] of orchestrators (tried in order)")
+    where.add_argument("--etcd", help="host:port[,host:port...] of etcd: the orchestrators registered there")
+    common.add_argument("--cluster", default="walrus", help="cluster name in etcd, with --etcd (default walrus)")
     common.add_argument("--json", action="store_true", help="machine-readable output")
     common.add_argument("--timeout", type=float, default=3.0, help="seconds per RPC (default 3)")
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -58,10 +66,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     hist = sub.add_parser("history", parents=[common], help="failovers and switchovers with RPO receipts")
     hist.add_argument("--limit", type=int, default=20)
     sub.add_parser("explain", parents=[common], help="who would win a failover now, and why")
+    sub.add_parser("topology", parents=[common], help="replication tree: the primary, its standbys (sync/async, lag)")
+    dsn = sub.add_parser("dsn", parents=[common], help="libpq connection string of the primary (or the replicas)")
+    dsn.add_argument("--role", choices=("primary", "replica"), default="primary")
+    dsn.add_argument("--user", default="postgres", help="user in the string (default postgres)")
+    dsn.add_argument("--dbname", default="postgres", help="database in the string (default postgres)")
+    sub.add_parser("version", parents=[common],
+                   help="this walrus's version, and each member's (and, with --etcd, orchestrator's)")
 
 
 def orchestrator_addresses(args: argparse.Namespace) -> list[str]:
-    """From ``--orchestrators``, else ``--dir``'s cluster.json, else $WALRUS_ORCHESTRATORS."""
+    """From ``--orchestrators``, ``--etcd``, else ``--dir``'s cluster.json, else $WALRUS_ORCHESTRATORS."""
+    if getattr(args, "etcd", None):
+        return [r.address for r in _registered(args)]
     if args.orchestrators:
         return [a.strip() for a in args.orchestrators.split(",") if a.strip()]
     if args.dir:
@@ -74,15 +91,38 @@ def orchestrator_addresses(args: argparse.Namespace) -> list[str]:
     env = os.environ.get("WALRUS_ORCHESTRATORS", "")
     if env:
         return [a.strip() for a in env.split(",") if a.strip()]
-    raise WalrusError("say where the cluster is: --dir DIR or --orchestrators host:port,...")
+    raise WalrusError("say where the cluster is: --dir DIR, --orchestrators host:port,... or --etcd host:port,...")
+
+
+def _registered(args: argparse.Namespace) -> list:
+    """The orchestrators registered in ``--etcd`` for ``--cluster``, the active one first."""
+    from walrus_ha.common import registry
+    from walrus_ha.common.dcs import Dcs
+    endpoints = [e.strip() for e in args.etcd.split(",") if e.strip()]
+    with Dcs(endpoints, args.cluster, timeout_s=args.timeout) as dcs:
+        active, records = registry.registered(dcs, deadline_s=args.timeout)
+    records = registry.ordered(active, records)
+    if not records:
+        raise WalrusError(f"no orchestrator registered in etcd {','.join(endpoints)} under "
+                          f"{dcs.keys.orchestrators_prefix} (wrong --cluster, or none running?)")
+    return records
 
 
 def run(args: argparse.Namespace) -> int:
-    client = ClusterClient(orchestrator_addresses(args), timeout_s=args.timeout)
+    """Run one action; under ``--json`` an error is a JSON object on stdout (exit 1)."""
     try:
-        return _ACTIONS[args.action](client, args)
-    finally:
-        client.close()
+        if args.action == "version":
+            return _version(args)
+        client = ClusterClient(orchestrator_addresses(args), timeout_s=args.timeout)
+        try:
+            return _ACTIONS[args.action](client, args)
+        finally:
+            client.close()
+    except WalrusError as exc:
+        if not args.json:
+            raise
+        print(json.dumps(ctl_views.error_json(exc)), flush=True)
+        return 1
 
 
 def to_dict(message) -> dict:
@@ -106,6 +146,8 @@ def _field(key: str, value):
         return int(value)
     if key == "role" and isinstance(value, str):
         return value.removeprefix("ROLE_").lower()
+    if key == "tags" and isinstance(value, dict):
+        return {k: ctl_views.typed_tag(v) if isinstance(v, str) else v for k, v in value.items()}
     return _lsns(value)
 
 
@@ -169,7 +211,7 @@ def _leader(client: ClusterClient, args) -> int:
                 if not (leader.present and leader.writable) or (leader.name, leader.term) == followed:
                     continue
                 followed = (leader.name, leader.term)
-            now = datetime.datetime.now().strftime("%H:%M:%S.%f")[:-3]
+            now = wlog.timestamp(time.time())
             if args.json:
                 print(json.dumps({"at": now, **to_dict(leader)}), flush=True)
             else:
@@ -214,7 +256,7 @@ def _requested(client: ClusterClient, reply: cluster_pb2.OperationReply, args) -
             if done is not None:
                 return _outcome(st, reply, args, done)
         if progress != last and not args.json:
-            print(f"  {datetime.datetime.now().strftime('%H:%M:%S')} {progress}", flush=True)
+            print(f"  {wlog.timestamp(time.time())} {progress}", flush=True)
             last = progress
         if time.monotonic() >= deadline:
             _emit(args, {"accepted": True, "outcome": "timeout", "reason": last, "requested_at": reply.requested_at},
@@ -261,13 +303,22 @@ def receipt_text(r) -> str:
             f"({format_lsn(r.discard_fork_lsn)}..{format_lsn(r.discard_end_lsn)})")
 
 
-def history_table(records) -> str:
+def history_table(records, width: int = ctl_views.TABLE_WIDTH) -> str:
+    """One row per record, its receipt and reason on lines of their own below
+    it, wrapped to ``width`` (``--json`` has the whole text on one line)."""
     rows = [[r.term, r.kind, r.old_leader or "-", r.new_leader or "-", format_lsn(r.last_primary_lsn),
              format_lsn(r.promoted_lsn), r.bytes_possibly_lost, _ts(r.started_at),
-             f"{max(0.0, r.finished_at - r.started_at):.3f}" if r.finished_at else "-", receipt_text(r), r.reason]
+             f"{max(0.0, r.finished_at - r.started_at):.3f}" if r.finished_at else "-"]
             for r in records]
-    return format_table(["term", "kind", "old", "new", "last_primary_lsn", "promoted_lsn", "bytes_lost?",
-                         "started", "took_s", "receipt", "reason"], rows)
+    lines = format_table(["term", "kind", "old", "new", "last_primary_lsn", "promoted_lsn", "bytes_lost?",
+                          "started", "took_s"], rows).splitlines()
+    out = lines[:2]
+    for line, r in zip(lines[2:], records):
+        out.append(line)
+        out += ctl_views.detail_lines("receipt", receipt_text(r), width)
+        if r.reason:
+            out += ctl_views.detail_lines("reason", r.reason, width)
+    return "\n".join(out)
 
 
 def _history(client: ClusterClient, args) -> int:
@@ -295,5 +346,70 @@ def _explain(client: ClusterClient, args) -> int:
     return 0
 
 
+def _topology(client: ClusterClient, args) -> int:
+    roots = ctl_views.topology(client.active_members() or client.list_members())
+    _emit(args, {"topology": [r.to_dict() for r in roots]}, "\n".join(ctl_views.topology_lines(roots)))
+    return 0
+
+
+def _dsn(client: ClusterClient, args) -> int:
+    """PostgreSQL: a libpq string; the embedded engine speaks no libpq, so its
+    Store gRPC data address(es), said so."""
+    try:
+        targets = ctl_views.dsn_targets(client.active_members() or client.list_members(), args.role)
+    except ctl_views.DsnUnavailable as exc:
+        raise WalrusError(f"dsn --role {args.role}: {exc}") from None
+    engine = _engine_of(targets, args.timeout)
+    data = {"role": args.role, "engine": engine, "members": [m.name for m in targets],
+            "addresses": [m.data_address for m in targets], "dsn": None}
+    if engine == "postgres":
+        data["dsn"] = ctl_views.libpq_dsn(targets, args.role, args.user, args.dbname)
+        text = data["dsn"]
+    else:
+        text = (f"{', '.join(data['addresses'])}  ({engine} engine: no libpq; "
+                f"its Store gRPC service on the data address of {', '.join(data['members'])})")
+    _emit(args, data, text)
+    return 0
+
+
+def _engine_of(members, timeout_s: float) -> str:
+    """The engine kind ("postgres"/"embedded") the first answering agent reports.
+    WalrusError when none answers: a dsn needs to know which."""
+    agents = AgentClient(timeout_s=timeout_s)
+    try:
+        for m in members:
+            status = agents.status(m.agent_address) if m.agent_address else None
+            if status is not None and status.engine.engine:
+                return status.engine.engine
+    finally:
+        agents.close()
+    raise WalrusError(f"cannot tell the engine: no agent of {', '.join(m.name for m in members)} answered "
+                      f"within {timeout_s:g} s")
+
+
+def _version(args) -> int:
+    """Our version; with a cluster named, each member's (GetStatus of its agent) and,
+    with ``--etcd``, each orchestrator's (its registration)."""
+    mine = walrus_ha.__version__
+    if not (args.dir or args.orchestrators or args.etcd or os.environ.get("WALRUS_ORCHESTRATORS")):
+        _emit(args, {"version": mine}, f"walrus ctl {mine}")
+        return 0
+    orchestrators = {r.id: r.version for r in _registered(args)} if args.etcd else {}
+    client = ClusterClient(orchestrator_addresses(args), timeout_s=args.timeout)
+    agents = AgentClient(timeout_s=args.timeout)
+    try:
+        members: dict[str, str | None] = {}
+        for m in client.list_members().members:
+            status = agents.status(m.agent_address) if m.agent_address else None
+            members[m.name] = status.version if status is not None else None
+    finally:
+        client.close()
+        agents.close()
+    _emit(args, {"version": mine, "members": members, "orchestrators": orchestrators},
+          ctl_views.versions_table(mine, members, orchestrators))
+    return 0
+
+
 _ACTIONS = {"list": _list, "leader": _leader, "switchover": _switchover, "failover": _failover,
-            "pause": _pause, "resume": _resume, "history": _history, "explain": _explain}
+            "pause": _pause, "resume": _resume, "history": _history, "explain": _explain,
+            "topology": _topology, "dsn": _dsn}

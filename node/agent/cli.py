@@ -6,6 +6,7 @@ stop the engine, revoke the lease). A bad config file is a ConfigError
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -25,8 +26,8 @@ def run(args: argparse.Namespace) -> int:
     from walrus_ha.node.agent.service import AgentServer
     from walrus_ha.node.config import load_node_config
 
-    config = load_node_config(args.config)
-    wlog.setup(args.log_level or config.log_level, name=config.name)
+    config = load_node_config(args.config, env=os.environ)
+    wlog.setup(args.log_level or config.log_level, name=config.name, fmt=config.log.format)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

@@ -111,3 +111,35 @@ def test_resign_revokes_the_lease():
     e.tick()
     e.resign()
     assert dcs.revoked == [7] and not e.is_active()
+
+
+def test_announce_once_per_lease_and_failures_do_not_change_the_election():
+    clock, dcs = FakeClock(), FakeDcs()
+    calls, fail = [], [DcsUnavailable("etcd down")]
+
+    def announce(lease):
+        calls.append(lease)
+        if fail:
+            raise fail.pop()
+    e = Election(dcs, "o1", 10.0, clock=clock, announce=announce)
+    assert e.tick() and calls == [7]            # failed, but still active
+    assert e.tick() and calls == [7, 7]         # retried, succeeded
+    assert e.tick() and calls == [7, 7]         # not again for the same lease
+
+
+def test_registered_orchestrators_in_etcd(etcd_session, cluster_name):
+    from walrus_ha.common import registry
+    d = Dcs([etcd_session.endpoint], cluster_name)
+    try:
+        e1 = Election(d, "o1", 2.0, announce=registry.announcer(d, "o1", "127.0.0.1:1", "9.9"))
+        e2 = Election(d, "o2", 2.0, announce=registry.announcer(d, "o2", "127.0.0.1:2", "9.9"))
+        assert e1.tick() and not e2.tick()
+        active, records = registry.registered(d)
+        assert active == "o1" and [(r.id, r.address, r.version) for r in records] == [
+            ("o1", "127.0.0.1:1", "9.9"), ("o2", "127.0.0.1:2", "9.9")]
+        assert [r.address for r in registry.ordered("o2", records)] == ["127.0.0.1:2", "127.0.0.1:1"]
+        e1.resign()                              # the lease goes, and its record with it
+        assert [r.id for r in registry.registered(d)[1]] == ["o2"]
+        e2.resign()
+    finally:
+        d.close()

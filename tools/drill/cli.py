@@ -21,6 +21,7 @@ import time
 import traceback
 from collections.abc import Iterator
 
+from walrus_ha.common import log as wlog
 from walrus_ha.common.errors import WalrusError
 from walrus_ha.tools.drill import (  # noqa: F401  (the *_faults modules register their scenarios)
     campaign,
@@ -90,7 +91,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _progress(message: str) -> None:
-    print(f"{time.strftime('%H:%M:%S')} {message}", flush=True)
+    print(f"{wlog.timestamp(time.time())} {message}", flush=True)
 
 
 def _open_cluster(args: argparse.Namespace, disks=None, directory: str = "") -> tuple[LocalCluster, bool]:
