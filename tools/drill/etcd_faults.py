@@ -13,6 +13,7 @@ from walrus_ha.tools.drill.scenarios import (
     SCENARIOS,
     DrillContext,
     RoundFailed,
+    cause,
     mark,
     result,
     start_round,
@@ -84,8 +85,7 @@ def etcd_member_loss_round(ctx: DrillContext, number: int) -> RoundResult:
     victim = members[(number - 1) % len(members)]
     window = ctx.cluster.ttl + 1.5
     ctx.progress(f"round {number}: primary is {leader}; SIGKILL etcd member {victim} for {window:g} s")
-    fault_at = mark(ctx, f"SIGKILL {victim}")
-    ctx.cluster.kill_etcd(victim)
+    fault_at = cause(ctx, f"SIGKILL {victim}", ctx.cluster.kill_etcd, victim)
     try:
         time.sleep(window)
     finally:
@@ -114,10 +114,12 @@ def etcd_outage_round(ctx: DrillContext, number: int) -> RoundResult:
     members = ctx.cluster.etcd_names()
     ctx.progress(f"round {number}: primary is {leader}; SIGKILL all {len(members)} etcd member(s) for "
                  f"{ttl + 2:g} s")
-    down_at = mark(ctx, "etcd down")
-    try:
+
+    def kill_all() -> None:
         for m in members:
             ctx.cluster.kill_etcd(m)
+    try:
+        down_at = cause(ctx, "etcd down", kill_all)
         time.sleep(ttl + 2.0)
     finally:
         for m in members:

@@ -12,7 +12,7 @@ from walrus_ha.tools.drill.report import RoundResult
 from walrus_ha.tools.drill.scenarios import (
     SCENARIOS,
     DrillContext,
-    mark,
+    cause,
     result,
     stale_backend,
     start_round,
@@ -95,8 +95,7 @@ def freeze_tree_round(ctx: DrillContext, number: int) -> RoundResult:
     ttl = ctx.cluster.ttl
     stale = StaleWriter(stale_backend(ctx, old), old, prefix=work.prefix)
     stale.start()
-    fault_at = mark(ctx, f"freeze {old}'s process tree")
-    ctx.cluster.freeze_node(old)
+    fault_at = cause(ctx, f"freeze {old}'s process tree", ctx.cluster.freeze_node, old)
     try:
         try:
             rto_s, new = wait_for(lambda: checker.rto(work.snapshot(), fault_at, old),

@@ -12,6 +12,7 @@ from walrus_ha.tools.drill.scenarios import (
     SCENARIOS,
     DrillContext,
     RoundFailed,
+    cause,
     mark,
     result,
     stale_backend,
@@ -42,8 +43,7 @@ def partition_primary_round(ctx: DrillContext, number: int) -> RoundResult:
     left: list[str] = []
     try:
         try:
-            fault_at = mark(ctx, f"partition {old}")
-            ctx.cluster.isolate_node(old)
+            fault_at = cause(ctx, f"partition {old}", ctx.cluster.isolate_node, old)
             rto_s, new = wait_for(lambda: checker.rto(work.snapshot(), fault_at, old),
                                   ctx.failover_timeout_s + ttl, "a write acknowledged by a new primary")
             time.sleep(max(0.0, fault_at + ttl + 1.0 - time.monotonic()))   # longer than ttl in any case

@@ -17,6 +17,7 @@ from walrus_ha.tools.drill.scenarios import (
     SCENARIOS,
     DrillContext,
     RoundFailed,
+    cause,
     mark,
     result,
     start_round,
@@ -52,8 +53,7 @@ def kill_standby_round(ctx: DrillContext, number: int) -> RoundResult:
     leader, term_before, work = start_round(ctx, number, "kill-standby")
     victim = _victim_standby(ctx, leader)
     ctx.progress(f"round {number}: primary is {leader}; SIGKILL standby {victim}")
-    fault_at = mark(ctx, f"SIGKILL {victim}")
-    ctx.cluster.kill_node(victim)
+    fault_at = cause(ctx, f"SIGKILL {victim}", ctx.cluster.kill_node, victim)
     try:
         resumed_at = wait_for(lambda: checker.nth_ack_after(work.snapshot(), fault_at, RESUMED_ACKS),
                               ctx.failover_timeout_s, f"{RESUMED_ACKS} writes acknowledged after the kill")
@@ -91,8 +91,7 @@ def kill_orchestrator_round(ctx: DrillContext, number: int) -> RoundResult:
     delay = ORCH_KILL_DELAYS[(number - 1) % len(ORCH_KILL_DELAYS)]
     ctx.progress(f"round {number}: primary is {old}, active orchestrator {orch}; SIGKILL {old}, "
                  f"then {orch} {delay:g} s later")
-    fault_at = mark(ctx, f"SIGKILL {old}")
-    ctx.cluster.kill_node(old)
+    fault_at = cause(ctx, f"SIGKILL {old}", ctx.cluster.kill_node, old)
     try:
         time.sleep(delay)
         mark(ctx, f"SIGKILL {orch} (active orchestrator)")

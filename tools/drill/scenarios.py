@@ -73,6 +73,19 @@ def mark(ctx: DrillContext, what: str) -> float:
     return at
 
 
+def cause(ctx: DrillContext, what: str, verb: Callable[..., object], *args: object) -> float:
+    """Run the fault ``verb(*args)`` and note it (``mark``); returns the
+    instant the fault counts from (RTO, timeline): before the verb on a local
+    target, as before; when the hook returned on a remote one, since a hook's
+    own start-up can take seconds and the fault was in force by then
+    (``DrillTarget.fault_instant``)."""
+    started = time.monotonic()
+    verb(*args)
+    at = ctx.cluster.fault_instant(started, time.monotonic())
+    ctx.notes.setdefault("events", []).append((at, what))
+    return at
+
+
 def wait_for(predicate: Callable[[], object], timeout_s: float, what: str, poll_s: float = 0.005):
     deadline = time.monotonic() + timeout_s
     while True:
@@ -222,8 +235,7 @@ def kill_primary_round(ctx: DrillContext, number: int) -> RoundResult:
     old, term_before, work = start_round(ctx, number, "kill-primary")
     ctx.progress(f"round {number}: primary is {old} (term {term_before}); {len(work.snapshot())} writes "
                  f"acknowledged; SIGKILL {old}'s agent")
-    fault_at = mark(ctx, f"SIGKILL {old}")
-    ctx.cluster.kill_node(old)
+    fault_at = cause(ctx, f"SIGKILL {old}", ctx.cluster.kill_node, old)
     try:
         found = wait_for(lambda: checker.rto(work.snapshot(), fault_at, old), ctx.failover_timeout_s,
                           "a write acknowledged by a new primary")
@@ -249,8 +261,7 @@ def freeze_primary_round(ctx: DrillContext, number: int) -> RoundResult:
     stale = StaleWriter(stale_backend(ctx, old), old, prefix=work.prefix)
     stale.start()
     ctx.progress(f"round {number}: primary is {old} (term {term_before}); SIGSTOP {old}'s agent")
-    fault_at = mark(ctx, f"SIGSTOP {old}'s agent")
-    ctx.cluster.freeze_agent(old)
+    fault_at = cause(ctx, f"SIGSTOP {old}'s agent", ctx.cluster.freeze_agent, old)
     try:
         try:
             rto_s, new = wait_for(lambda: checker.rto(work.snapshot(), fault_at, old),
@@ -301,8 +312,7 @@ def kill_engine_round(ctx: DrillContext, number: int) -> RoundResult:
     before = ctx.cluster.engine_instance(old)
     ctx.progress(f"round {number}: primary is {old} (term {term_before}); SIGKILL its postmaster"
                  f"{' ' + before if before else ''}")
-    fault_at = mark(ctx, f"SIGKILL {old}'s postmaster")
-    ctx.cluster.kill_engine(old)
+    fault_at = cause(ctx, f"SIGKILL {old}'s postmaster", ctx.cluster.kill_engine, old)
     try:
         restarted = [0.0 if before is not None else time.monotonic()]
 
@@ -350,8 +360,7 @@ def double_kill_round(ctx: DrillContext, number: int) -> RoundResult:
     try:
         heir = wait_for(lambda: (t := ctx.tracker.current()) is not None and t.name != first
                          and t.term > term_before and t.name, ctx.failover_timeout_s, "a new leader key")
-        fault_at = mark(ctx, f"SIGKILL {heir} (new leader)")
-        ctx.cluster.kill_node(heir)
+        fault_at = cause(ctx, f"SIGKILL {heir} (new leader)", ctx.cluster.kill_node, heir)
         ctx.notes["old_primary"] = f"{first}+{heir}"
         ctx.cluster.start_node(first)
         ctx.progress(f"round {number}: {heir} took the leader key; SIGKILL {heir}'s agent, restart {first}")
