@@ -176,22 +176,19 @@ def test_the_shipped_hook_files_parse_and_local_covers_every_aimed_fault_but_the
                                    "etcd-outage", "etcd-wipe"])
 
 
-class _Instant:
-    def __init__(self, use_return):
-        self.use_return = use_return
-
-    def fault_instant(self, started, returned):
-        return returned if self.use_return else started
+class _Kind:
+    def __init__(self, kind):
+        self.kind = kind
 
 
-@pytest.mark.parametrize("use_return", [False, True], ids=["local-from-start", "hook-from-return"])
-def test_cause_counts_a_fault_from_the_instant_its_target_names(use_return):
+@pytest.mark.parametrize("kind", ["local", "remote"])
+def test_cause_counts_from_before_the_verb_and_notes_a_hooks_run_time(kind):
     import time
 
     from walrus_ha.tools.drill.scenarios import DrillContext, cause
-    ctx = DrillContext(cluster=_Instant(use_return), tracker=None, factory=None, progress=lambda _m: None)
+    ctx = DrillContext(cluster=_Kind(kind), tracker=None, factory=None, progress=lambda _m: None)
     inside = []
     at = cause(ctx, "SIGKILL n1", lambda who: inside.append((who, time.monotonic())), "n1")
     ((who, ran_at),) = inside
-    assert who == "n1" and ctx.notes["events"] == [(at, "SIGKILL n1")]
-    assert (at >= ran_at) if use_return else (at <= ran_at)
+    assert who == "n1" and ctx.notes["events"] == [(at, "SIGKILL n1")] and at <= ran_at
+    assert ("fault_hook_s" in ctx.notes) == (kind == "remote")

@@ -119,13 +119,19 @@ def etcd_outage_round(ctx: DrillContext, number: int) -> RoundResult:
         for m in members:
             ctx.cluster.kill_etcd(m)
     try:
-        down_at = cause(ctx, "etcd down", kill_all)
+        cause(ctx, "etcd down", kill_all)
+        down_at = time.monotonic()     # every member is down by now (a hook may take seconds per member)
         time.sleep(ttl + 2.0)
     finally:
+        restart_at = time.monotonic()
         for m in members:
             ctx.cluster.start_etcd(m)
     ctx.cluster.wait_etcd(30.0)
     back_at = mark(ctx, "etcd back")
+    # When the outage may have ended: a local etcd answers at back_at; a
+    # hook's members may answer (and writes resume) from the first start
+    # hook on, while the next ones still run.
+    outage_end = back_at if ctx.cluster.kind == "local" else restart_at
     try:
         resumed = wait_for(lambda: checker.nth_ack_after(work.snapshot(), back_at, RESUMED_ACKS),
                            ctx.failover_timeout_s + ttl, f"{RESUMED_ACKS} writes acknowledged after etcd came back")
@@ -133,7 +139,7 @@ def etcd_outage_round(ctx: DrillContext, number: int) -> RoundResult:
         time.sleep(0.3)
         work.stop()
     acks = work.snapshot()
-    late = [a for a in acks if down_at + ttl < a.at < back_at]
+    late = [a for a in acks if down_at + ttl < a.at < outage_end]
     first = min(a.at for a in acks if a.at > back_at)
     t = tally(ctx, acks)
     new = ctx.cluster.client().get_leader().name

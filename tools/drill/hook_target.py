@@ -215,9 +215,6 @@ class HookTarget:
                 raise WalrusError("the etcd members did not elect a leader in time")
             time.sleep(0.1)
 
-    def fault_instant(self, started: float, returned: float) -> float:
-        return returned      # the command's start-up is not the fault; by its return the fault is in force
-
     def missing(self, actions: Iterable[Action]) -> list[Action]:
         have = self._hooks.actions()
         return [a for a in actions if a not in have]

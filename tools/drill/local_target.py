@@ -75,9 +75,6 @@ class LocalTarget:
     def wait_etcd(self, timeout_s: float) -> None:
         self.cluster.wait_etcd(timeout_s)
 
-    def fault_instant(self, started: float, returned: float) -> float:
-        return started       # a signal takes effect at once
-
     def missing(self, actions: Iterable[Action]) -> list[Action]:
         return []          # every verb has a local way (partitions: see the scenario's ``unavailable``)
 
