@@ -32,11 +32,13 @@ from walrus_ha.tools.drill import (  # noqa: F401  (the *_faults modules registe
     net_faults,
     ops_faults,
 )
+from walrus_ha.tools.drill.local_target import LocalTarget
 from walrus_ha.tools.drill.report import RoundResult, document, problems, rounds_table, summary_text
 from walrus_ha.tools.drill.scenarios import SCENARIOS, DrillContext
+from walrus_ha.tools.drill.target import DrillTarget, missing_actions
 from walrus_ha.tools.drill.workload import LeaderTracker, backend_factory
 from walrus_ha.tools.localcluster.cluster import STATE_FILE, LocalCluster
-from walrus_ha.tools.localcluster.render import ClusterSpec, EngineKind
+from walrus_ha.tools.localcluster.render import ClusterSpec, EngineKind, Timings
 
 
 def _options(parser: argparse.ArgumentParser, rounds: int) -> None:
@@ -52,6 +54,17 @@ def _options(parser: argparse.ArgumentParser, rounds: int) -> None:
     parser.add_argument("--json", default="", metavar="FILE", help="write the report as JSON to FILE")
     parser.add_argument("--html", default="", metavar="FILE", help="write the report as one HTML page to FILE")
     parser.add_argument("--keep", action="store_true", help="keep the temporary cluster directory")
+    remote = parser.add_argument_group("remote target (a cluster this drill does not start; docs/internals.md)")
+    remote.add_argument("--orchestrators", default="", metavar="[NAME=]HOST:PORT,...",
+                        help="drill the cluster of these orchestrators instead of a local one")
+    remote.add_argument("--etcd", default="", metavar="HOST:PORT,...", help="its etcd (for the etcd faults)")
+    remote.add_argument("--hooks", default="", metavar="FILE.yaml",
+                        help="the command per fault action (deploy/drill-hooks/); faults without theirs are n/a")
+    remote.add_argument("--hook-var", action="append", default=[], metavar="NAME=VALUE",
+                        help="a variable for the hook commands (repeatable)")
+    remote.add_argument("--ttl", type=float, default=None,
+                        help="the remote cluster's ttl in seconds (default: the local default, "
+                             f"{Timings().ttl:g})")
 
 
 # One line per fault for ``walrus drill --help``.
@@ -139,22 +152,52 @@ def _raise_interrupt(_signum, _frame) -> None:
 @contextlib.contextmanager
 def _session(args: argparse.Namespace, cleanup: list[str], fault: str = "",
              directory: str = "") -> Iterator[DrillContext]:
-    """Open the cluster (with what ``fault`` needs mounted first) and the
-    leader tracker; on the way out (also on Ctrl-C or SIGTERM) stop what this
-    drill started and note in ``cleanup`` what was left."""
+    """Open the target (a local cluster, with what ``fault`` needs mounted
+    first; or the remote one of ``--orchestrators``) and the leader tracker;
+    on the way out (also on Ctrl-C or SIGTERM) undo what the drill left in
+    force, stop what it started and note in ``cleanup`` what was left."""
     signal.signal(signal.SIGTERM, _raise_interrupt)
+    if args.orchestrators:
+        with _remote_session(args, cleanup) as ctx:
+            yield ctx
+        return
     own = getattr(SCENARIOS.get(fault), "own_cluster", None)
     disks = own() if own else None
     cluster, owned = _open_cluster(args, disks, directory)
+    target = LocalTarget(cluster, _progress)
     tracker = LeaderTracker(cluster.client())
     try:
         tracker.start()
-        yield DrillContext(cluster=cluster, tracker=tracker, progress=_progress, writers=args.writers,
-                           factory=backend_factory(cluster.spec.engine.value, cluster.spec.sync))
+        yield DrillContext(cluster=target, tracker=tracker, progress=_progress, writers=args.writers,
+                           factory=backend_factory(target.engine, target.sync))
     finally:
         tracker.stop()
+        released = target.release()
         text = _clean_up(args, cluster, owned, disks)
-        cleanup.append(text)
+        cleanup.append(text + (f" ({'; '.join(released)})" if released else ""))
+
+
+@contextlib.contextmanager
+def _remote_session(args: argparse.Namespace, cleanup: list[str]) -> Iterator[DrillContext]:
+    from walrus_ha.tools.drill import hooks
+    from walrus_ha.tools.drill.hook_target import HookTarget, parse_orchestrators
+    hook_file = hooks.load(args.hooks, hooks.parse_hook_vars(args.hook_var)) if args.hooks else None
+    target = HookTarget(parse_orchestrators(args.orchestrators), [e.strip() for e in args.etcd.split(",") if e.strip()],
+                        hook_file, args.engine, args.sync, args.ttl or Timings().ttl, _progress)
+    _progress(f"remote target: {len(target.node_names())} nodes ({', '.join(target.node_names())}), engine "
+              f"{target.engine} (from {target.engine_source}), {len(target.etcd_names())} etcd member(s), "
+              f"hooks {args.hooks or 'none'}")
+    tracker = LeaderTracker(target.client())
+    try:
+        tracker.start()
+        yield DrillContext(cluster=target, tracker=tracker, progress=_progress, writers=args.writers,
+                           factory=backend_factory(target.engine, target.sync))
+    finally:
+        tracker.stop()
+        undone = target.recover()
+        target.close()
+        cleanup.append("remote cluster left running; " + (f"undo hooks run: {'; '.join(undone)}" if undone
+                                                          else "no fault left to undo"))
 
 
 def _clean_up(args: argparse.Namespace, cluster: LocalCluster, owned: bool, disks=None) -> str:
@@ -176,15 +219,27 @@ def _clean_up(args: argparse.Namespace, cluster: LocalCluster, owned: bool, disk
     return text + (f", {cluster.directory} removed" if removed else f", data kept in {cluster.directory}")
 
 
-def _not_applicable(scenario: str, engine: str, members: int | None = None) -> str | None:
-    engines = getattr(SCENARIOS[scenario], "engines", None)
+def _not_applicable(scenario: str, engine: str, members: int | None = None,
+                    target: DrillTarget | None = None) -> str | None:
+    """Why ``scenario`` cannot run here (engine, etcd size, this host, or a
+    remote ``target`` without the hooks it needs); None when it can."""
+    fn = SCENARIOS[scenario]
+    engines = getattr(fn, "engines", None)
     if engines and engine not in engines:
         return f"{scenario}: not applicable to the {engine} engine (only {', '.join(engines)})"
-    needs = getattr(SCENARIOS[scenario], "needs_etcd_members", 1)
+    needs = getattr(fn, "needs_etcd_members", 1)
     if members is not None and members < needs:
         return (f"{scenario}: not applicable to an etcd of {members} member(s); it needs {needs} "
                 f"(--etcd-members {needs}, or 'walrus cluster up --etcd-members {needs}')")
-    unavailable = getattr(SCENARIOS[scenario], "unavailable", None)
+    if target is not None and target.kind != "local":
+        local_only = getattr(fn, "local_only", None)
+        if local_only:
+            return f"{scenario}: not applicable on this target: needs a local cluster ({local_only})"
+        actions = getattr(fn, "actions", ())
+        if any(a.value.endswith("-etcd") for a in actions) and not target.etcd_names():
+            return f"{scenario}: not applicable on this target: needs --etcd"
+        return missing_actions(scenario, actions, [a for a in actions if a not in target.missing(actions)])
+    unavailable = getattr(fn, "unavailable", None)
     why = unavailable() if unavailable else None
     return f"{scenario}: cannot run on this host: {why}" if why else None
 
@@ -196,30 +251,33 @@ def run(args: argparse.Namespace) -> int:
         raise WalrusError("--rounds must be at least 1")
     if args.scenario == "campaign":
         return _campaign(args)
+    if args.hooks and not args.orchestrators:
+        raise WalrusError("--hooks drives a remote cluster: give its --orchestrators too")
     existing = bool(args.dir) and os.path.exists(os.path.join(args.dir, STATE_FILE))
-    why = None if existing else _not_applicable(args.scenario, args.engine, args.etcd_members)
+    remote = bool(args.orchestrators)
+    why = None if existing or remote else _not_applicable(args.scenario, args.engine, args.etcd_members)
     if why:
         print(why)
         return 0
     rounds: list[RoundResult] = []
     cleanup: list[str] = []
-    if existing and getattr(SCENARIOS[args.scenario], "own_cluster", None):
+    if existing and not remote and getattr(SCENARIOS[args.scenario], "own_cluster", None):
         print(f"{args.scenario}: needs a cluster the drill starts itself (its data dirs on small mounts); "
               f"drop --dir or point it at a new directory")
         return 0
     with _session(args, cleanup, args.scenario) as ctx:
-        why = _not_applicable(args.scenario, ctx.cluster.spec.engine.value, len(ctx.cluster.etcd_names()))
+        why = _not_applicable(args.scenario, ctx.cluster.engine, _members(ctx.cluster), ctx.cluster)
         if why:
             print(why)
             return 0
-        spec = ctx.cluster.spec
+        sync = ctx.cluster.sync
         config = _config(args, ctx.cluster)
         for n in range(1, args.rounds + 1):
             rounds.append(_one_round(ctx, args.scenario, n))
             if rounds[-1].error and not _recover(ctx):
                 break
     _progress(f"cleanup: {cleanup[0]}")
-    return _report(args, spec.sync, config, rounds, cleanup[0])
+    return _report(args, sync, config, rounds, cleanup[0])
 
 
 def _campaign(args: argparse.Namespace) -> int:
@@ -229,7 +287,9 @@ def _campaign(args: argparse.Namespace) -> int:
         raise WalrusError(f"--faults: unknown fault(s) {', '.join(unknown)}; known: {', '.join(sorted(SCENARIOS))}")
     # Faults that need a cluster of their own (disk-full: tmpfs data dirs) run
     # after the others, each on its own cluster.
-    shared = [f for f in faults if not getattr(SCENARIOS[f], "own_cluster", None)]
+    if args.hooks and not args.orchestrators:
+        raise WalrusError("--hooks drives a remote cluster: give its --orchestrators too")
+    shared = [f for f in faults if args.orchestrators or not getattr(SCENARIOS[f], "own_cluster", None)]
     groups = ([(shared, "")] if shared else []) + [
         ([f], os.path.join(args.dir, f) if args.dir else "") for f in faults if f not in shared]
     state = {"entries": {}, "drills": {}, "done": 0, "total": len(faults) * args.rounds, "config": {}}
@@ -269,13 +329,12 @@ def _campaign(args: argparse.Namespace) -> int:
 def _campaign_group(args: argparse.Namespace, ctx: DrillContext, group: list[str], faults: list[str],
                     state: dict) -> None:
     """Run ``group``'s faults on the session's cluster, in campaign order."""
-    spec = ctx.cluster.spec
-    engine, sync, ttl = spec.engine.value, spec.sync, spec.timings.ttl
+    engine, sync, ttl = ctx.cluster.engine, ctx.cluster.sync, ctx.cluster.ttl
     state["config"] = state["config"] or {**_config(args, ctx.cluster), "scenario": "campaign", "faults": faults}
-    members = len(ctx.cluster.etcd_names())
+    members = _members(ctx.cluster)
     for fault in group:
         i = faults.index(fault) + 1
-        why = _not_applicable(fault, engine, members)
+        why = _not_applicable(fault, engine, members, ctx.cluster)
         if why:
             _progress(f"campaign: fault {i}/{len(faults)} {why}")
             state["entries"][fault] = campaign.not_applicable(fault, why)
@@ -339,12 +398,11 @@ def _one_round(ctx: DrillContext, scenario: str, n: int) -> RoundResult:
 
 
 def _recover(ctx: DrillContext) -> bool:
-    """After a failed round: thaw/restart whatever is down and wait for health."""
-    for name in ctx.cluster.node_names():
-        ctx.cluster.signal(name, signal.SIGCONT)
-        if not ctx.cluster.running(name):
-            ctx.cluster.start(name)
+    """After a failed round: undo what is still in force (thaw, heal, restart
+    what is down: ``DrillTarget.recover``) and wait for health."""
     try:
+        for line in ctx.cluster.recover():
+            _progress(f"recover: {line}")
         ctx.cluster.wait_healthy(ctx.healthy_timeout_s, _progress)
         return True
     except WalrusError as exc:
@@ -352,13 +410,16 @@ def _recover(ctx: DrillContext) -> bool:
         return False
 
 
-def _config(args: argparse.Namespace, cluster: LocalCluster) -> dict:
-    t = cluster.spec.timings
-    return {"scenario": args.scenario, "engine": cluster.spec.engine.value, "sync": cluster.spec.sync,
-            "nodes": len(cluster.node_names()), "rounds": args.rounds, "writers": args.writers,
-            "ttl": t.ttl, "loop_wait": t.loop_wait, "orch_loop_wait": t.orch_loop_wait,
-            "retry_timeout": t.retry_timeout, "safety_margin": t.safety_margin,
-            "host_cpus": os.cpu_count(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+def _members(target: DrillTarget) -> int | None:
+    """etcd members the target knows of (None: a remote target given no --etcd)."""
+    names = target.etcd_names()
+    return len(names) if names or target.kind == "local" else None
+
+
+def _config(args: argparse.Namespace, target: DrillTarget) -> dict:
+    return {"scenario": args.scenario, "engine": target.engine, "sync": target.sync,
+            "nodes": len(target.node_names()), "rounds": args.rounds, "writers": args.writers,
+            **target.describe(), "host_cpus": os.cpu_count(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
 
 
 def _report(args: argparse.Namespace, sync: bool, config: dict, rounds: list[RoundResult], cleanup: str) -> int:

@@ -68,7 +68,7 @@ def flip(path: str, offset: int, count: int = FLIP_BYTES) -> bytes:
 
 
 def _status(ctx: DrillContext, name: str):
-    st = ctx.cluster.agents.status(ctx.cluster.agent_address(name))
+    st = ctx.local().agents.status(ctx.local().agent_address(name))
     if st is None:
         raise RoundFailed(f"{name}'s agent does not answer")
     return st
@@ -80,8 +80,8 @@ def corrupt_wal_round(ctx: DrillContext, number: int) -> RoundResult:
     ``wal_repairs`` grows), stream again, and hold every acknowledged write.
     RTO = restart -> streaming again."""
     leader, term_before, work = start_round(ctx, number, "corrupt-wal")
-    engine = ctx.cluster.spec.engine.value
-    standbys = sorted(n for n in ctx.cluster.node_names() if n != leader)
+    engine = ctx.local().spec.engine.value
+    standbys = sorted(n for n in ctx.local().node_names() if n != leader)
     victim = standbys[(number - 1) % len(standbys)]
     try:
         before = _status(ctx, victim).engine
@@ -90,15 +90,15 @@ def corrupt_wal_round(ctx: DrillContext, number: int) -> RoundResult:
         # A crash, not a clean stop: a shutdown checkpoint would put the
         # damaged bytes behind the redo point, where nothing reads them.
         mark(ctx, f"SIGKILL {victim}")
-        ctx.cluster.kill(victim)
+        ctx.local().kill(victim)
         segment = PG_SEGMENT if engine == "postgres" else _embedded_segment_size(ctx, victim)
         target = max(0, before.flush_lsn - FLIP_BACK)
-        path, offset = wal_file_at(engine, ctx.cluster.data_dir(victim), before.timeline, target, segment)
+        path, offset = wal_file_at(engine, ctx.local().data_dir(victim), before.timeline, target, segment)
         flip(path, offset)
-        pg_log = os.path.join(ctx.cluster.data_dir(victim), "postgres.log")
+        pg_log = os.path.join(ctx.local().data_dir(victim), "postgres.log")
         log_from = os.path.getsize(pg_log) if engine == "postgres" and os.path.exists(pg_log) else 0
         restart_at = mark(ctx, f"flip {FLIP_BYTES} B of {os.path.basename(path)}, restart {victim}")
-        ctx.cluster.start(victim)
+        ctx.local().start(victim)
         streaming_at = wait_rejoined(ctx, victim, leader)
     finally:
         time.sleep(0.3)
@@ -139,12 +139,12 @@ def _read_from(path: str, offset: int) -> str:
 
 
 def _embedded_segment_size(ctx: DrillContext, name: str) -> int:
-    with open(ctx.cluster.processes[name].plan.config_path) as f:
+    with open(ctx.local().processes[name].plan.config_path) as f:
         cfg = yaml.safe_load(f) or {}
     return int((cfg.get("embedded") or {}).get("segment_size", 16 * 1024 * 1024))
 
 
-SCENARIOS["corrupt-wal"] = corrupt_wal_round
+SCENARIOS["corrupt-wal"] = traits(local_only="it edits a crashed standby's WAL files")(corrupt_wal_round)
 
 
 # -- disk-full ------------------------------------------------------------------------
@@ -226,9 +226,9 @@ def disk_full_round(ctx: DrillContext, number: int) -> RoundResult:
     acknowledged write; then free the space: it must rejoin as a standby.
     RTO = full -> first write acknowledged by a new primary."""
     old, term_before, work = start_round(ctx, number, "disk-full")
-    where = ctx.cluster.data_dir(old)
+    where = ctx.local().data_dir(old)
     filler = Workload(ctx.tracker, ctx.factory, prefix=f"{work.prefix}big", writers=1, pause_s=0.02,
-                      sync=ctx.cluster.spec.sync, value_size=FILLER_VALUE).start()
+                      sync=ctx.local().spec.sync, value_size=FILLER_VALUE).start()
     ctx.progress(f"round {number}: primary is {old}; filling its filesystem ({where}) while a client writes "
                  f"{FILLER_VALUE >> 10} KiB values")
     stopped = False
@@ -263,4 +263,5 @@ def disk_full_round(ctx: DrillContext, number: int) -> RoundResult:
 
 
 # own_cluster: the CLI mounts these before the fault's cluster starts
-SCENARIOS["disk-full"] = traits(unavailable=disk_full_problem, own_cluster=SmallDisks)(disk_full_round)
+SCENARIOS["disk-full"] = traits(unavailable=disk_full_problem, own_cluster=SmallDisks,
+                               local_only="it mounts a small tmpfs on the data dirs")(disk_full_round)

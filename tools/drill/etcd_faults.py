@@ -13,6 +13,7 @@ from walrus_ha.tools.drill.scenarios import (
     SCENARIOS,
     DrillContext,
     RoundFailed,
+    cause,
     mark,
     result,
     start_round,
@@ -20,6 +21,7 @@ from walrus_ha.tools.drill.scenarios import (
     traits,
     wait_for,
 )
+from walrus_ha.tools.drill.target import Action
 from walrus_ha.tools.drill.workload import Workload
 
 # Acks that show writes flow again after etcd came back.
@@ -27,19 +29,11 @@ RESUMED_ACKS = 20
 
 
 def _wipe_etcd(ctx: DrillContext) -> float:
-    """Stop every member of the cluster's etcd, remove their data
-    directories, start them empty on the same addresses (one new cluster);
-    returns the monotonic time etcd answers again."""
-    import shutil
-    names = ctx.cluster.etcd_names()
-    for name in names:
-        ctx.cluster.stop(name)
-    for name in names:
-        argv = list(ctx.cluster.processes[name].plan.argv)
-        shutil.rmtree(argv[argv.index("--data-dir") + 1], ignore_errors=True)
-    for name in names:
-        ctx.cluster.start(name)
-    ctx.cluster.wait_etcd(15.0 * len(names))
+    """Wipe etcd (``DrillTarget.wipe_etcd``: every member stopped, its data
+    removed, started empty on the same address); returns the monotonic time
+    etcd answers again."""
+    ctx.cluster.wipe_etcd()
+    ctx.cluster.wait_etcd(15.0 * max(1, len(ctx.cluster.etcd_names())))
     return time.monotonic()
 
 
@@ -49,7 +43,7 @@ def _first_ack_above(ctx: DrillContext, work: Workload, after: float, term: int)
     PostgreSQL ack carries its timeline, which a leader keeping its place
     through a re-seed does not change: there, an ack counts once the leader
     stream named a term above ``term``."""
-    by_term = ctx.cluster.spec.engine.value == "embedded"
+    by_term = ctx.cluster.engine == "embedded"
     since = next((t for t, target in list(ctx.tracker.changes) if target and target.term > term), None)
     for a in sorted(work.snapshot(), key=lambda a: a.at):
         if a.at > after and (a.term > term if by_term else since is not None and a.at > since):
@@ -89,15 +83,14 @@ def etcd_member_loss_round(ctx: DrillContext, number: int) -> RoundResult:
         raise RoundFailed("etcd-member-loss needs an etcd of 3 or more members (--etcd-members 3)")
     leader, term_before, work = start_round(ctx, number, "etcd-member-loss")
     victim = members[(number - 1) % len(members)]
-    window = ctx.cluster.spec.timings.ttl + 1.5
+    window = ctx.cluster.ttl + 1.5
     ctx.progress(f"round {number}: primary is {leader}; SIGKILL etcd member {victim} for {window:g} s")
-    fault_at = mark(ctx, f"SIGKILL {victim}")
-    ctx.cluster.kill(victim)
+    fault_at = cause(ctx, f"SIGKILL {victim}", ctx.cluster.kill_etcd, victim)
     try:
         time.sleep(window)
     finally:
         mark(ctx, f"restart {victim}")
-        ctx.cluster.start(victim)
+        ctx.cluster.start_etcd(victim)
         time.sleep(0.3)
         work.stop()
     ctx.cluster.wait_etcd(30.0)
@@ -118,22 +111,26 @@ def etcd_outage_round(ctx: DrillContext, number: int) -> RoundResult:
     soon after etcd returns: RTO = etcd answering again -> RESUMED_ACKS
     writes acknowledged."""
     leader, term_before, work = start_round(ctx, number, "etcd-outage")
-    ttl = ctx.cluster.spec.timings.ttl
+    ttl = ctx.cluster.ttl
     members = ctx.cluster.etcd_names()
     ctx.progress(f"round {number}: primary is {leader}; SIGKILL all {len(members)} etcd member(s) for "
                  f"{ttl + 2:g} s")
-    try:
+
+    def kill_all() -> None:
         for m in members:
-            ctx.cluster.kill(m)
-        # Marked once the last member is dead: until then a renewal could
-        # still reach one (on a loaded host the kills take a while).
-        down_at = mark(ctx, "etcd down")
+            ctx.cluster.kill_etcd(m)
+    try:
+        cause(ctx, "etcd down", kill_all)
+        # Once every member is down (a hook may take seconds per member; a
+        # renewal can reach the last one until then).
+        down_at = time.monotonic()
         time.sleep(ttl + 2.0)
     finally:
-        # From the first start on, etcd may answer before wait_etcd sees it.
+        # From the first start on, etcd may answer (and writes resume) before
+        # wait_etcd sees it, locally too on a loaded host.
         restart_at = mark(ctx, "etcd restarting")
         for m in members:
-            ctx.cluster.start(m)
+            ctx.cluster.start_etcd(m)
     ctx.cluster.wait_etcd(30.0)
     back_at = mark(ctx, "etcd back")
     try:
@@ -156,6 +153,7 @@ def etcd_outage_round(ctx: DrillContext, number: int) -> RoundResult:
                   extra={"outage_s": round(back_at - down_at, 3), "acks_after_ttl": len(late)})
 
 
-SCENARIOS["etcd-wipe"] = etcd_wipe_round
-SCENARIOS["etcd-member-loss"] = traits(needs_etcd_members=3)(etcd_member_loss_round)
-SCENARIOS["etcd-outage"] = etcd_outage_round
+SCENARIOS["etcd-wipe"] = traits(actions=(Action.WIPE_ETCD,))(etcd_wipe_round)
+SCENARIOS["etcd-member-loss"] = traits(needs_etcd_members=3, actions=(Action.KILL_ETCD, Action.START_ETCD))(
+    etcd_member_loss_round)
+SCENARIOS["etcd-outage"] = traits(actions=(Action.KILL_ETCD, Action.START_ETCD))(etcd_outage_round)

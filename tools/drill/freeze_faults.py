@@ -4,7 +4,6 @@ ttl, as ``docker pause`` or a paused VM does (``freeze.py``). Registered in
 """
 from __future__ import annotations
 
-import signal
 import time
 
 from walrus_ha.tools.drill import checker
@@ -13,44 +12,17 @@ from walrus_ha.tools.drill.report import RoundResult
 from walrus_ha.tools.drill.scenarios import (
     SCENARIOS,
     DrillContext,
-    Progress,
-    mark,
+    cause,
     result,
     stale_backend,
     start_round,
     tally,
+    traits,
     wait_for,
     wait_rejoined,
 )
+from walrus_ha.tools.drill.target import Action
 from walrus_ha.tools.drill.workload import StaleWriter
-from walrus_ha.tools.localcluster.cluster import LocalCluster
-
-
-class _TreeSignals:
-    """The cluster, except that SIGSTOP / SIGCONT of a node freeze / thaw its
-    whole process tree at once (agent, postmaster, backends, fencer), as
-    ``docker pause`` does (``tools.drill.freeze``)."""
-
-    def __init__(self, cluster: LocalCluster, progress: Progress):
-        self._cluster, self._progress = cluster, progress
-        self.frozen: dict = {}
-
-    def __getattr__(self, name: str):
-        return getattr(self._cluster, name)
-
-    def signal(self, name: str, sig: int) -> bool:
-        from walrus_ha.common import procs
-        from walrus_ha.tools.drill.freeze import TreeFreeze
-        handle = self._cluster.processes[name].handle
-        if sig == signal.SIGSTOP and name not in self.frozen and handle and procs.is_ours(handle):
-            tree = self.frozen[name] = TreeFreeze(handle.pid)
-            pids = tree.freeze()
-            self._progress(f"froze {name}'s whole tree ({len(pids)} processes, {tree.method})")
-            return True
-        if sig == signal.SIGCONT and name in self.frozen:
-            self.frozen.pop(name).thaw()
-            return True
-        return self._cluster.signal(name, sig)
 
 
 class _GiveUpBackend:
@@ -111,7 +83,6 @@ def freeze_tree_round(ctx: DrillContext, number: int) -> RoundResult:
     the freeze began (the target's violations; the rest are late replies to
     writes already in flight at the freeze); lost counts every ack."""
     import dataclasses
-    tree = _TreeSignals(ctx.cluster, ctx.progress)
     late: list[Ack] = []
     sent: dict[str, float] = {}
     factory = ctx.factory
@@ -119,13 +90,12 @@ def freeze_tree_round(ctx: DrillContext, number: int) -> RoundResult:
     def giving_up(address: str):
         node = ctx.cluster.name_of_data_address(address) or address
         return _GiveUpBackend(factory, address, node, late, sent, 1.0)
-    ctx = dataclasses.replace(ctx, cluster=tree, factory=giving_up)
+    ctx = dataclasses.replace(ctx, factory=giving_up)
     old, term_before, work = start_round(ctx, number, "freeze-tree")
-    ttl = ctx.cluster.spec.timings.ttl
+    ttl = ctx.cluster.ttl
     stale = StaleWriter(stale_backend(ctx, old), old, prefix=work.prefix)
     stale.start()
-    fault_at = mark(ctx, f"freeze {old}'s process tree")
-    tree.signal(old, signal.SIGSTOP)
+    fault_at = cause(ctx, f"freeze {old}'s process tree", ctx.cluster.freeze_node, old)
     try:
         try:
             rto_s, new = wait_for(lambda: checker.rto(work.snapshot(), fault_at, old),
@@ -133,14 +103,12 @@ def freeze_tree_round(ctx: DrillContext, number: int) -> RoundResult:
         finally:
             time.sleep(max(0.0, fault_at + ttl + 1.0 - time.monotonic()))
             thaw_at = time.monotonic()
-            tree.signal(old, signal.SIGCONT)
+            ctx.cluster.thaw_node(old)
         rejoin_s = wait_rejoined(ctx, old, new) - thaw_at
     finally:
         time.sleep(0.3)
         work.stop()
         stale.stop()
-        for name in list(tree.frozen):
-            tree.signal(name, signal.SIGCONT)
     all_acks = work.snapshot() + stale.acks + late
     dual = checker.dual_primary_acks(all_acks, old, new)
     after = [a for a in dual if sent.get(a.key, 0.0) > fault_at]
@@ -153,6 +121,6 @@ def freeze_tree_round(ctx: DrillContext, number: int) -> RoundResult:
                    extra={"sent_after_freeze": len(after), "late_acks": len(late)})
 
 
-SCENARIOS["freeze-tree"] = freeze_tree_round
+SCENARIOS["freeze-tree"] = traits(actions=(Action.FREEZE_NODE, Action.THAW_NODE))(freeze_tree_round)
 
 

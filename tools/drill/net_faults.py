@@ -7,12 +7,12 @@ from __future__ import annotations
 import time
 
 from walrus_ha.tools.drill import checker, partition
-from walrus_ha.tools.drill.freeze import tree_pids
 from walrus_ha.tools.drill.report import RoundResult
 from walrus_ha.tools.drill.scenarios import (
     SCENARIOS,
     DrillContext,
     RoundFailed,
+    cause,
     mark,
     result,
     stale_backend,
@@ -22,18 +22,8 @@ from walrus_ha.tools.drill.scenarios import (
     wait_for,
     wait_rejoined,
 )
+from walrus_ha.tools.drill.target import Action
 from walrus_ha.tools.drill.workload import StaleWriter
-
-
-def _tree(ctx: DrillContext, name: str) -> list[int]:
-    handle = ctx.cluster.current(name)
-    if handle is None:
-        raise RoundFailed(f"{name} is not running")
-    return tree_pids(handle.pid)
-
-
-def _port(address: str) -> int:
-    return int(address.rpartition(":")[2])
 
 
 def partition_primary_round(ctx: DrillContext, number: int) -> RoundResult:
@@ -44,25 +34,21 @@ def partition_primary_round(ctx: DrillContext, number: int) -> RoundResult:
     after the partition heals. RTO = cut -> first write acknowledged by a new
     primary; rejoin = heal -> the old primary streams as a standby."""
     old, term_before, work = start_round(ctx, number, "partition-primary")
-    ttl = ctx.cluster.spec.timings.ttl
+    ttl = ctx.cluster.ttl
     stale = StaleWriter(stale_backend(ctx, old), old, prefix=work.prefix)
     stale.start()
-    cut = partition.Partition(f"r{number}")
     standbys = [n for n in ctx.cluster.node_names() if n != old]
     ctx.progress(f"round {number}: primary is {old} (term {term_before}); cutting it from etcd and from "
                  f"{', '.join(standbys)}")
     left: list[str] = []
     try:
         try:
-            fault_at = mark(ctx, f"partition {old}")
-            cut.cut("primary", _tree(ctx, old), [_port(e) for e in ctx.cluster.etcd_endpoints])
-            cut.cut("standbys", [p for n in standbys for p in _tree(ctx, n)],
-                    [_port(ctx.cluster.data_address(old))])
+            fault_at = cause(ctx, f"partition {old}", ctx.cluster.isolate_node, old)
             rto_s, new = wait_for(lambda: checker.rto(work.snapshot(), fault_at, old),
                                   ctx.failover_timeout_s + ttl, "a write acknowledged by a new primary")
             time.sleep(max(0.0, fault_at + ttl + 1.0 - time.monotonic()))   # longer than ttl in any case
         finally:
-            left = cut.heal()
+            left = ctx.cluster.heal_node(old)
             heal_at = mark(ctx, f"heal {old}")
         if left:
             raise RoundFailed(f"the partition was not fully removed: {'; '.join(left)}")
@@ -80,4 +66,5 @@ def partition_primary_round(ctx: DrillContext, number: int) -> RoundResult:
                   dual_primary_acks=len(dual), extra={"partitioned_s": round(heal_at - fault_at, 3)})
 
 
-SCENARIOS["partition-primary"] = traits(unavailable=partition.problem)(partition_primary_round)
+SCENARIOS["partition-primary"] = traits(unavailable=partition.problem, actions=(Action.ISOLATE_NODE, Action.HEAL_NODE))(
+    partition_primary_round)

@@ -17,13 +17,16 @@ from walrus_ha.tools.drill.scenarios import (
     SCENARIOS,
     DrillContext,
     RoundFailed,
+    cause,
     mark,
     result,
     start_round,
     tally,
+    traits,
     wait_for,
     wait_rejoined,
 )
+from walrus_ha.tools.drill.target import Action
 
 # Acks by the primary after the fault that show writes flow again.
 RESUMED_ACKS = 20
@@ -36,7 +39,7 @@ def _victim_standby(ctx: DrillContext, leader: str) -> str:
     """In sync mode a member of the published synchronous set, else any standby."""
     members = ctx.cluster.client().active_members()
     names = sorted(n for n in ctx.cluster.node_names() if n != leader)
-    if ctx.cluster.spec.sync and members is not None:
+    if ctx.cluster.sync and members is not None:
         in_set = sorted(m.name for m in members.members if m.in_sync_set and m.name != leader)
         if in_set:
             return in_set[0]
@@ -50,8 +53,7 @@ def kill_standby_round(ctx: DrillContext, number: int) -> RoundResult:
     leader, term_before, work = start_round(ctx, number, "kill-standby")
     victim = _victim_standby(ctx, leader)
     ctx.progress(f"round {number}: primary is {leader}; SIGKILL standby {victim}")
-    fault_at = mark(ctx, f"SIGKILL {victim}")
-    ctx.cluster.kill(victim)
+    fault_at = cause(ctx, f"SIGKILL {victim}", ctx.cluster.kill_node, victim)
     try:
         resumed_at = wait_for(lambda: checker.nth_ack_after(work.snapshot(), fault_at, RESUMED_ACKS),
                               ctx.failover_timeout_s, f"{RESUMED_ACKS} writes acknowledged after the kill")
@@ -60,7 +62,7 @@ def kill_standby_round(ctx: DrillContext, number: int) -> RoundResult:
         work.stop()
     stall = checker.write_gap(work.snapshot(), fault_at, resumed_at)
     restart_at = mark(ctx, f"restart {victim}")
-    ctx.cluster.start(victim)
+    ctx.cluster.start_node(victim)
     rejoin_s = wait_rejoined(ctx, victim, leader) - restart_at
     t = tally(ctx, work.snapshot())
     ctx.progress(f"round {number}: longest write stall {stall:.3f} s; {victim} streams again after "
@@ -89,13 +91,12 @@ def kill_orchestrator_round(ctx: DrillContext, number: int) -> RoundResult:
     delay = ORCH_KILL_DELAYS[(number - 1) % len(ORCH_KILL_DELAYS)]
     ctx.progress(f"round {number}: primary is {old}, active orchestrator {orch}; SIGKILL {old}, "
                  f"then {orch} {delay:g} s later")
-    fault_at = mark(ctx, f"SIGKILL {old}")
-    ctx.cluster.kill(old)
+    fault_at = cause(ctx, f"SIGKILL {old}", ctx.cluster.kill_node, old)
     try:
         time.sleep(delay)
         mark(ctx, f"SIGKILL {orch} (active orchestrator)")
-        ctx.cluster.kill(orch)
-        ttl = ctx.cluster.spec.timings.ttl
+        ctx.cluster.kill_orchestrator(orch)
+        ttl = ctx.cluster.ttl
         rto_s, new = wait_for(lambda: checker.rto(work.snapshot(), fault_at, old),
                               ctx.failover_timeout_s + ttl, "a write acknowledged by a new primary")
     finally:
@@ -104,8 +105,8 @@ def kill_orchestrator_round(ctx: DrillContext, number: int) -> RoundResult:
     ctx.progress(f"round {number}: {new} acknowledged the first write {rto_s:.3f} s after the kill; "
                  f"restarting {orch} and {old}")
     restart_at = mark(ctx, f"restart {orch} and {old}")
-    ctx.cluster.start(orch)
-    ctx.cluster.start(old)
+    ctx.cluster.start_orchestrator(orch)
+    ctx.cluster.start_node(old)
     rejoin_s = wait_rejoined(ctx, old, new) - restart_at
     t = tally(ctx, work.snapshot())
     return result(ctx, work, t, number, "kill-orchestrator", old, new, rto_s, rejoin_s, term_before,
@@ -148,6 +149,7 @@ def switchover_round(ctx: DrillContext, number: int) -> RoundResult:
                   extra={"write_unavailable_s": round(gap, 4)})
 
 
-SCENARIOS["kill-standby"] = kill_standby_round
-SCENARIOS["kill-orchestrator"] = kill_orchestrator_round
+SCENARIOS["kill-standby"] = traits(actions=(Action.KILL_NODE, Action.START_NODE))(kill_standby_round)
+SCENARIOS["kill-orchestrator"] = traits(actions=(Action.KILL_NODE, Action.START_NODE, Action.KILL_ORCHESTRATOR,
+                                                 Action.START_ORCHESTRATOR))(kill_orchestrator_round)
 SCENARIOS["switchover"] = switchover_round

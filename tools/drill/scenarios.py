@@ -11,7 +11,6 @@
 """
 from __future__ import annotations
 
-import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from walrus_ha.common.errors import WalrusError
 from walrus_ha.tools.drill import checker, timeline
 from walrus_ha.tools.drill.checker import Ack
 from walrus_ha.tools.drill.report import RoundResult
+from walrus_ha.tools.drill.target import Action, DrillTarget
 from walrus_ha.tools.drill.workload import BackendFactory, EmbeddedBackend, LeaderTracker, StaleWriter, Workload
 from walrus_ha.tools.localcluster.cluster import LocalCluster
 
@@ -32,7 +32,7 @@ class RoundFailed(WalrusError):
 
 @dataclass
 class DrillContext:
-    cluster: LocalCluster
+    cluster: DrillTarget        # the target: ``local_target.LocalTarget`` or ``hook_target.HookTarget``
     tracker: LeaderTracker
     factory: BackendFactory
     progress: Progress
@@ -43,12 +43,22 @@ class DrillContext:
     healthy_timeout_s: float = 60.0
     notes: dict = field(default_factory=dict)
 
+    def local(self) -> LocalCluster:
+        """The ``LocalCluster`` of a local target, for the faults that need
+        this machine's files (``local_only``); RoundFailed on another target."""
+        cluster = getattr(self.cluster, "cluster", None)
+        if not isinstance(cluster, LocalCluster):
+            raise RoundFailed("this fault needs a local cluster (its files on this machine)")
+        return cluster
+
 
 def traits(**values: object) -> Callable[[Callable], Callable]:
     """Declare what the CLI needs to know of a scenario on its function:
     ``engines`` (where it applies), ``unavailable`` (a callable saying why it
     cannot run on this host, or None), ``needs_etcd_members``, ``own_cluster``
-    (something to mount before its cluster starts)."""
+    (something to mount before its cluster starts), ``actions`` (the
+    ``target.Action``s it needs; a remote target without their hooks says
+    "not applicable"), ``local_only`` (why it needs this machine's files)."""
     def attach(fn: Callable) -> Callable:
         for key, value in values.items():
             setattr(fn, key, value)
@@ -60,6 +70,19 @@ def mark(ctx: DrillContext, what: str) -> float:
     """Note an instant of the round (for its timeline) and return it."""
     at = time.monotonic()
     ctx.notes.setdefault("events", []).append((at, what))
+    return at
+
+
+def cause(ctx: DrillContext, what: str, verb: Callable[..., object], *args: object) -> float:
+    """Run the fault ``verb(*args)``, noted as ``mark`` does; returns the
+    instant before it, which the RTO counts from. On a remote target the
+    fault lands somewhere while its hook runs (seconds, for a slow command):
+    that run time is noted and reported as ``extra.fault_hook_s``, the RTO's
+    uncertainty (the RTO is an upper bound by at most that much)."""
+    at = mark(ctx, what)
+    verb(*args)
+    if ctx.cluster.kind != "local":
+        ctx.notes["fault_hook_s"] = round(time.monotonic() - at, 3)
     return at
 
 
@@ -182,6 +205,8 @@ def result(ctx: DrillContext, work: Workload, t: _Tally, number: int, scenario: 
     """The round's ``RoundResult`` (``fields``: the scenario's own ones); with
     ``receipt`` the history record of the term the round ended in."""
     brains = checker.split_brain(t.acks)
+    if "fault_hook_s" in ctx.notes:
+        fields["extra"] = {**fields.get("extra", {}), "fault_hook_s": ctx.notes["fault_hook_s"]}
     fields.setdefault("timeline", timeline.build(t.acks, ctx.notes.get("events", ()), ctx.cluster.node_names()))
     fields.setdefault("split_brain", len(brains))
     fields.setdefault("split_brain_sample", tuple(e.describe() for e in brains[:5]))
@@ -199,9 +224,10 @@ def start_round(ctx: DrillContext, number: int, scenario: str) -> tuple[str, int
     old = verdict.leader
     ctx.notes["old_primary"] = old     # for the report if the round fails
     ctx.notes["events"] = []
+    ctx.notes.pop("fault_hook_s", None)
     term_before = ctx.cluster.client().get_leader().term
     work = Workload(ctx.tracker, ctx.factory, prefix=f"{scenario[:1]}{int(time.time())}r{number}",
-                    writers=ctx.writers, sync=ctx.cluster.spec.sync).start()
+                    writers=ctx.writers, sync=ctx.cluster.sync).start()
     wait_for(lambda: len(work.snapshot()) >= 5, 15.0, "the workload's first acknowledged writes", 0.02)
     time.sleep(ctx.warmup_s)
     return old, term_before, work
@@ -212,8 +238,7 @@ def kill_primary_round(ctx: DrillContext, number: int) -> RoundResult:
     old, term_before, work = start_round(ctx, number, "kill-primary")
     ctx.progress(f"round {number}: primary is {old} (term {term_before}); {len(work.snapshot())} writes "
                  f"acknowledged; SIGKILL {old}'s agent")
-    fault_at = mark(ctx, f"SIGKILL {old}")
-    ctx.cluster.kill(old)
+    fault_at = cause(ctx, f"SIGKILL {old}", ctx.cluster.kill_node, old)
     try:
         found = wait_for(lambda: checker.rto(work.snapshot(), fault_at, old), ctx.failover_timeout_s,
                           "a write acknowledged by a new primary")
@@ -224,7 +249,7 @@ def kill_primary_round(ctx: DrillContext, number: int) -> RoundResult:
     ctx.progress(f"round {number}: {new} acknowledged the first write {rto_s:.3f} s after the kill; "
                  f"restarting {old}")
     restart_at = mark(ctx, f"restart {old}")
-    ctx.cluster.start(old)
+    ctx.cluster.start_node(old)
     rejoin_s = wait_rejoined(ctx, old, new) - restart_at
     t = tally(ctx, work.snapshot())
     ctx.progress(f"round {number}: {old} streams again after {rejoin_s:.3f} s; {len(t.acks)} acknowledged "
@@ -235,12 +260,11 @@ def kill_primary_round(ctx: DrillContext, number: int) -> RoundResult:
 def freeze_primary_round(ctx: DrillContext, number: int) -> RoundResult:
     """One freeze-primary round (see the module docstring)."""
     old, term_before, work = start_round(ctx, number, "freeze-primary")
-    ttl = ctx.cluster.spec.timings.ttl
+    ttl = ctx.cluster.ttl
     stale = StaleWriter(stale_backend(ctx, old), old, prefix=work.prefix)
     stale.start()
     ctx.progress(f"round {number}: primary is {old} (term {term_before}); SIGSTOP {old}'s agent")
-    fault_at = mark(ctx, f"SIGSTOP {old}'s agent")
-    ctx.cluster.signal(old, signal.SIGSTOP)
+    fault_at = cause(ctx, f"SIGSTOP {old}'s agent", ctx.cluster.freeze_agent, old)
     try:
         try:
             rto_s, new = wait_for(lambda: checker.rto(work.snapshot(), fault_at, old),
@@ -249,7 +273,7 @@ def freeze_primary_round(ctx: DrillContext, number: int) -> RoundResult:
             # Stay frozen for longer than ttl in any case, then thaw.
             time.sleep(max(0.0, fault_at + ttl + 1.0 - time.monotonic()))
             thaw_at = mark(ctx, f"thaw {old}")
-            ctx.cluster.signal(old, signal.SIGCONT)
+            ctx.cluster.thaw_agent(old)
         ctx.progress(f"round {number}: {new} acknowledged the first write {rto_s:.3f} s after the freeze; "
                      f"{old} thawed after {thaw_at - fault_at:.1f} s")
         rejoin_s = wait_rejoined(ctx, old, new) - thaw_at
@@ -266,49 +290,37 @@ def freeze_primary_round(ctx: DrillContext, number: int) -> RoundResult:
 
 def stale_backend(ctx: DrillContext, name: str):
     address = ctx.cluster.data_address(name)
-    if ctx.cluster.spec.engine.value == "embedded":
+    if ctx.cluster.engine == "embedded":
         # A long timeout: the request stuck in the frozen process is answered after the thaw.
-        return EmbeddedBackend(address, ctx.cluster.spec.sync, timeout_s=ctx.cluster.spec.timings.ttl * 4)
+        return EmbeddedBackend(address, ctx.cluster.sync, timeout_s=ctx.cluster.ttl * 4)
     return ctx.factory(address)
 
 
 SCENARIOS: dict[str, Callable[[DrillContext, int], RoundResult]] = {
-    "kill-primary": kill_primary_round,
-    "freeze-primary": freeze_primary_round,
+    "kill-primary": traits(actions=(Action.KILL_NODE, Action.START_NODE))(kill_primary_round),
+    "freeze-primary": traits(actions=(Action.FREEZE_AGENT, Action.THAW_AGENT))(freeze_primary_round),
 }
 
 
 # -- kill-engine (issue 10 item 1) ------------------------------------------------------
-import os  # noqa: E402  (kept with the scenario that needs it)
-
-
-def _postmaster_pid(ctx: DrillContext, name: str) -> int:
-    """The PID named by ``name``'s postmaster.pid (0 when absent or unreadable)."""
-    path = f"{ctx.cluster.spec.directory}/data/{name}/pgdata/postmaster.pid"
-    try:
-        with open(path) as f:
-            return int(f.readline().strip() or 0)
-    except (OSError, ValueError):
-        return 0
-
 
 def kill_engine_round(ctx: DrillContext, number: int) -> RoundResult:
     """SIGKILL the primary's postmaster only (its agent lives on). RTO = kill ->
     first write acknowledged after a new postmaster (same node) appeared, or by
     another node (a failover). PostgreSQL only: the embedded engine lives in
-    the agent's process, so "the engine alone" cannot die."""
+    the agent's process, so "the engine alone" cannot die. A target that
+    cannot see the postmaster (``engine_instance`` None: remote) counts the
+    node's own acks from the moment the kill hook returned."""
     old, term_before, work = start_round(ctx, number, "kill-engine")
-    pid = _postmaster_pid(ctx, old)
-    if not pid:
-        raise RoundFailed(f"no postmaster.pid for {old}")
-    ctx.progress(f"round {number}: primary is {old} (term {term_before}); SIGKILL its postmaster {pid}")
-    fault_at = mark(ctx, f"SIGKILL {old}'s postmaster")
-    os.kill(pid, signal.SIGKILL)
+    before = ctx.cluster.engine_instance(old)
+    ctx.progress(f"round {number}: primary is {old} (term {term_before}); SIGKILL its postmaster"
+                 f"{' ' + before if before else ''}")
+    fault_at = cause(ctx, f"SIGKILL {old}'s postmaster", ctx.cluster.kill_engine, old)
     try:
-        restarted = [0.0]
+        restarted = [0.0 if before is not None else time.monotonic()]
 
         def writable():
-            if not restarted[0] and _postmaster_pid(ctx, old) not in (0, pid):
+            if not restarted[0] and ctx.cluster.engine_instance(old) not in ("", before):
                 restarted[0] = time.monotonic()
             acks = work.snapshot()
             other = checker.first_ack_after(acks, fault_at, old)
@@ -330,7 +342,7 @@ def kill_engine_round(ctx: DrillContext, number: int) -> RoundResult:
 
 
 kill_engine_round.engines = ("postgres",)    # the drill says "not applicable" for other engines
-SCENARIOS["kill-engine"] = kill_engine_round
+SCENARIOS["kill-engine"] = traits(actions=(Action.KILL_ENGINE,))(kill_engine_round)
 
 
 # -- double-kill (issue 10 item 2) ------------------------------------------------------
@@ -347,14 +359,13 @@ def double_kill_round(ctx: DrillContext, number: int) -> RoundResult:
     first, term_before, work = start_round(ctx, number, "double-kill")
     ctx.progress(f"round {number}: primary is {first} (term {term_before}); SIGKILL {first}'s agent")
     mark(ctx, f"SIGKILL {first}")
-    ctx.cluster.kill(first)
+    ctx.cluster.kill_node(first)
     try:
         heir = wait_for(lambda: (t := ctx.tracker.current()) is not None and t.name != first
                          and t.term > term_before and t.name, ctx.failover_timeout_s, "a new leader key")
-        fault_at = mark(ctx, f"SIGKILL {heir} (new leader)")
-        ctx.cluster.kill(heir)
+        fault_at = cause(ctx, f"SIGKILL {heir} (new leader)", ctx.cluster.kill_node, heir)
         ctx.notes["old_primary"] = f"{first}+{heir}"
-        ctx.cluster.start(first)
+        ctx.cluster.start_node(first)
         ctx.progress(f"round {number}: {heir} took the leader key; SIGKILL {heir}'s agent, restart {first}")
         wait_for(lambda: (t := ctx.tracker.current()) is not None and t.name != heir and t.term > term_before + 1,
                   ctx.failover_timeout_s, "a leader key after the second kill")
@@ -368,7 +379,7 @@ def double_kill_round(ctx: DrillContext, number: int) -> RoundResult:
     ctx.progress(f"round {number}: {third} acknowledged the first write {rto_s:.3f} s after the second kill; "
                  f"restarting {heir}")
     restart_at = time.monotonic()
-    ctx.cluster.start(heir)
+    ctx.cluster.start_node(heir)
     rejoin_s = max(wait_rejoined(ctx, name, third) for name in (first, heir) if name != third) - restart_at
     t = tally(ctx, work.snapshot())
     ctx.progress(f"round {number}: both rejoined after {rejoin_s:.3f} s; {len(t.acks)} acknowledged writes, "
@@ -376,4 +387,4 @@ def double_kill_round(ctx: DrillContext, number: int) -> RoundResult:
     return result(ctx, work, t, number, "double-kill", f"{first}+{heir}", third, rto_s, rejoin_s, term_before)
 
 
-SCENARIOS["double-kill"] = double_kill_round
+SCENARIOS["double-kill"] = traits(actions=(Action.KILL_NODE, Action.START_NODE))(double_kill_round)

@@ -1,6 +1,7 @@
-"""``walrus cluster up|down|status|start|stop|restart``: a local cluster of real
-processes. ``start|stop|restart NAME`` act on one process; a node agent is
-found however it was started (by the pid file it writes in its data dir)."""
+"""``walrus cluster up|down|status|start|stop|restart|signal``: a local cluster
+of real processes. ``start|stop|restart|signal NAME`` act on one process; a
+node agent is found however it was started (by the pid file it writes in its
+data dir). ``signal`` is what ``deploy/drill-hooks/local.yaml`` causes faults with."""
 from __future__ import annotations
 
 import argparse
@@ -43,11 +44,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         one.add_argument("--timeout", type=float, default=10.0,
                          help="stop: seconds between SIGTERM and SIGKILL; start: seconds to wait for a node "
                               "agent to answer (default 10)")
+    sig = sub.add_parser("signal", help="send a signal to one process of the cluster (by verified PID)")
+    sig.add_argument("name", metavar="NAME", help="node1.., orch1.. or etcd (see 'cluster status')")
+    sig.add_argument("--dir", required=True)
+    sig.add_argument("--signal", default="KILL", help="KILL (default), STOP, CONT, TERM, ...")
+    sig.add_argument("--tree", action="store_true",
+                     help="the process and all its descendants, parents first (a node's postmaster and backends)")
 
 
 def run(args: argparse.Namespace) -> int:
     return {"up": _up, "down": _down, "status": _status, "start": _start_one, "stop": _stop_one,
-            "restart": _restart_one}[args.action](args)
+            "restart": _restart_one, "signal": _signal_one}[args.action](args)
 
 
 def _load_with(args: argparse.Namespace) -> LocalCluster:
@@ -99,6 +106,35 @@ def _stop_one(args: argparse.Namespace, cluster: LocalCluster | None = None) -> 
     if cluster.running(args.name):
         print(f"{args.name} is still running", file=sys.stderr)
         return 1
+    return 0
+
+
+def _signal_one(args: argparse.Namespace) -> int:
+    """Signal NAME's process (verified as ours first; ``--tree``: with its
+    descendants); 1 when it does not run."""
+    import signal as signals
+
+    from walrus_ha.common import procs
+    from walrus_ha.tools.drill.freeze import tree_pids
+    try:
+        sig = signals.Signals["SIG" + args.signal.upper().removeprefix("SIG")]
+    except KeyError:
+        raise LocalClusterError(f"--signal {args.signal}: not a signal name (KILL, STOP, CONT, ...)") from None
+    cluster = _load_with(args)
+    handle = cluster.current(args.name)
+    if handle is None:
+        print(f"{args.name} is not running", file=sys.stderr)
+        return 1
+    pids = tree_pids(handle.pid) if args.tree else [handle.pid]
+    if not procs.send(handle, sig):
+        print(f"{args.name} is not running", file=sys.stderr)
+        return 1
+    for pid in pids[1:]:
+        try:
+            os.kill(pid, sig)
+        except OSError:
+            pass                 # exited meanwhile
+    print(f"{args.name}: {sig.name} sent to {len(pids)} process(es)", flush=True)
     return 0
 
 
