@@ -9,9 +9,9 @@ from dataclasses import replace
 
 import pytest
 
+from test_agent_probes import PRIMARY, REPLICA
 from walrus_ha.common import grpchealth
 from walrus_ha.node.agent import httpapi, rolehealth
-from test_agent_probes import PRIMARY, REPLICA
 
 
 @pytest.fixture
