@@ -151,6 +151,7 @@ class MemberRecord(_Record):
     updated_at: float = 0.0
     highest_term: int = 0
     discarded: dict = field(default_factory=dict)   # the last rejoin's ``node.engine.base.Discarded``
+    api_url: str = ""                                # the agent's HTTP API base URL (``http://host:port``)
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,9 @@ class NodeConfig:
     cluster: str = "walrus"
     agent_listen: str = "127.0.0.1:7000"
     data_listen: str = "127.0.0.1:7100"
+    # The HTTP API for load balancers and probes (node.agent.httpapi): Patroni's
+    # port; loopback unless set (e.g. 0.0.0.0:8008 behind HAProxy in another host).
+    api_listen: str = "127.0.0.1:8008"
     advertise_host: str = ""       # "" = the listen host
     engine: str = constrained("embedded", choices=("embedded", "postgres"))
     etcd: EtcdConfig = field(default_factory=EtcdConfig)
@@ -77,7 +80,7 @@ class NodeConfig:
         why = name_problem(self.name, "the name")
         if why is not None:
             problems.append(("name", why))
-        for key in ("agent_listen", "data_listen"):
+        for key in ("agent_listen", "data_listen", "api_listen"):
             try:
                 parse_address(getattr(self, key))
             except ValueError as exc:
@@ -111,6 +114,11 @@ class NodeConfig:
     @property
     def data_address(self) -> str:
         return self.host_of(self.data_listen)
+
+    @property
+    def api_url(self) -> str:
+        """Base URL of the HTTP API, e.g. ``http://127.0.0.1:8008``."""
+        return f"http://{self.host_of(self.api_listen)}"
 
 
 ENV_PREFIX = "WALRUS_NODE__"

@@ -14,6 +14,8 @@ import threading
 
 from walrus_ha.common import log as wlog
 
+HEALTH_POLL_S = 0.1   # how often walrus.orchestrator.active follows the election
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, help="orchestrator config file (YAML)")
@@ -24,12 +26,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def serve(config, stop: threading.Event) -> int:
     """Run an orchestrator for ``config`` until ``stop`` is set."""
     import walrus_ha
-    from walrus_ha.common import grpcutil, registry
+    from walrus_ha.common import grpchealth, grpcutil, registry
     from walrus_ha.common.dcs import Dcs
     from walrus_ha.common.errors import ConfigError
     from walrus_ha.orchestrator.controller import Controller
     from walrus_ha.orchestrator.service import ClusterService, LeaderWatch
-    from walrus_ha.protos import cluster_pb2_grpc
+    from walrus_ha.protos import cluster_pb2, cluster_pb2_grpc
 
     dcs = Dcs(list(config.etcd.endpoints), config.cluster, timeout_s=config.etcd.timeout_s)
     # orchestrators/<id>: where `walrus ctl --etcd` finds this Cluster service
@@ -40,6 +42,11 @@ def serve(config, stop: threading.Event) -> int:
     service = ClusterService(dcs, controller, leaders, rpc_timeout=config.rpc_timeout)
     server = grpcutil.server(max_workers=32)
     cluster_pb2_grpc.add_ClusterServicer_to_server(service, server)
+    # Health: "" and walrus.v1.Cluster while up; walrus.orchestrator.active
+    # only while this one holds the election (checked each turn below).
+    board = grpchealth.HealthBoard()
+    board.set(grpchealth.ORCHESTRATOR_ACTIVE, False)
+    board.attach(server, grpchealth.service_names(cluster_pb2))
     try:
         bound = server.add_insecure_port(config.listen)
     except RuntimeError:
@@ -52,10 +59,12 @@ def serve(config, stop: threading.Event) -> int:
     controller.start()
     print(f"walrus orchestrator {config.id}: Cluster service on {config.listen}, "
           f"cluster {config.cluster}", flush=True)
+    board.set_all(["", *grpchealth.service_names(cluster_pb2)], True)
     try:
-        while not stop.wait(0.5):
-            pass
+        while not stop.wait(HEALTH_POLL_S):
+            board.set(grpchealth.ORCHESTRATOR_ACTIVE, controller.election.is_active())
     finally:
+        board.set_all(["", grpchealth.ORCHESTRATOR_ACTIVE, *grpchealth.service_names(cluster_pb2)], False)
         controller.stop()      # resigns: revokes the election lease
         leaders.stop()
         server.stop(grace=0.5).wait(2)

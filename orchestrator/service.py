@@ -222,7 +222,8 @@ class ClusterService(cluster_pb2_grpc.ClusterServicer):
                 lag_bytes=max(0, base - m.flush_lsn) if m.name != leader else 0,
                 streaming=m.streaming, fenced=m.fenced, reachable=m.reachable, tags=tags,
                 upstream=m.upstream, is_leader=m.name == leader, in_sync_set=m.name in sync_names,
-                write_error=m.write_error, write_error_since=m.write_error_since))
+                write_error=m.write_error, write_error_since=m.write_error_since,
+                http=rec.api_url if rec else ""))
         state = self.controller.state.value if self.controller.election.is_active() else "spare"
         sync = ""
         if view.sync and view.sync.num and view.sync.names:

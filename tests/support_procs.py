@@ -109,8 +109,10 @@ class AgentProc(Proc):
         self.name = name
         self.agent_address = f"127.0.0.1:{free_port()}"
         self.data_address = f"127.0.0.1:{free_port()}"
+        self.api_url = f"http://127.0.0.1:{free_port()}"
         cfg = {"name": name, "cluster": cluster, "data_dir": str(base / name / "data"),
                "agent_listen": self.agent_address, "data_listen": self.data_address,
+               "api_listen": self.api_url.removeprefix("http://"),
                "etcd": {"endpoints": [etcd]}, **timing, **overrides}
         super().__init__(base / name, "node", cfg)
         self.agent = node_agent_pb2_grpc.NodeAgentStub(self.channel(self.agent_address))

@@ -24,8 +24,9 @@ from walrus_ha.common.dcs import Dcs
 from walrus_ha.common.errors import DcsUnavailable, LeaseLost, NeedsReclone, WalrusError
 from walrus_ha.common.log import log_event
 from walrus_ha.common.records import ClusterView, LeaderRecord, MemberRecord
-from walrus_ha.node.agent import actions, reconcile
+from walrus_ha.node.agent import actions, probes, reconcile
 from walrus_ha.node.agent.leader import LeaseKeeper
+from walrus_ha.node.agent.probes import MemberFacts
 from walrus_ha.node.agent.reconcile import Decision, Facts, LeaderFacts, Step
 from walrus_ha.node.agent.status import AgentState, AgentStatus
 from walrus_ha.node.config import NodeConfig
@@ -85,6 +86,7 @@ class NodeAgent:
                                                                    # naming us under a lease not ours
         self._empty_keyspace_since: float | None = None   # an empty node's first look at an empty keyspace
         self._cancel_watch: Callable[[], None] | None = None
+        self.loop_beat = clock()                # when the loop last began an iteration (liveness)
         self._threads: list[threading.Thread] = []
         self._started = False
 
@@ -208,6 +210,7 @@ class NodeAgent:
     # -- the loop ------------------------------------------------------------------
     def _loop(self) -> None:
         while not self._stop.is_set():
+            self.loop_beat = self.clock()
             try:
                 self._tick()
             except Exception:            # the loop must survive anything; log it loudly
@@ -425,6 +428,24 @@ class NodeAgent:
                 self._status = self.status()
             return self._status_version, self._status
 
+    def last_status(self) -> AgentStatus | None:
+        """The status the poller last published (None before the first): no engine call."""
+        return self._status
+
+    def probe_facts(self) -> MemberFacts:
+        """What the HTTP API and the role-aware gRPC health judge (``probes``):
+        the last published status, with leadership and lease read now. Never
+        waits on the engine or etcd. The lease counts as valid while the key we
+        hold is bound to the lease the keeper renews and its fencing deadline
+        (``safety_margin`` before expiry) has not passed."""
+        now = self.clock()
+        snap = self.keeper.snapshot()
+        lease_valid = (self._held_lease_tracked() and snap is not None
+                       and snap.remaining(now) > self.config.safety_margin)
+        return probes.facts_from(self._status, self.view, holds_leader=self.held_term > 0, lease_valid=lease_valid,
+                                 loop_age_s=now - self.loop_beat, loop_limit_s=2 * self.config.ttl,
+                                 stopping=self.stopping)
+
     def _publish(self) -> None:
         lease = self.keeper.lease_id
         if lease is None:
@@ -438,7 +459,8 @@ class NodeAgent:
             streaming=e.streaming, fenced=e.fenced, upstream=e.upstream, needs_reclone=e.needs_reclone,
             tags={"nofailover": self.config.tags.nofailover, "priority": self.config.tags.priority},
             engine=e.engine or self.engine.kind, version=s.version, updated_at=time.time(),
-            highest_term=max(self.highest_term, self.held_term, e.term), discarded=self._discarded())
+            highest_term=max(self.highest_term, self.held_term, e.term), discarded=self._discarded(),
+            api_url=self.config.api_url)
         key = rec.to_json().replace(f'"updated_at":{rec.updated_at!r}', "")
         now = self.clock()
         if key == self._published and now - self._published_at < self.config.loop_wait:

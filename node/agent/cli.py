@@ -22,7 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from walrus_ha.common.grpchealth import HealthBoard
     from walrus_ha.node.agent.agent import NodeAgent
+    from walrus_ha.node.agent.rolehealth import RoleHealth
     from walrus_ha.node.agent.service import AgentServer
     from walrus_ha.node.config import load_node_config
 
@@ -32,8 +34,13 @@ def run(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     agent = NodeAgent(config)
-    server = AgentServer(agent, config.agent_listen)
+    board = HealthBoard()
+    _serve_health_on_data_port(agent, board)
+    server = AgentServer(agent, config.agent_listen, board=board)
     server.start()
+    api = _http_api(agent, config)
+    api.start()
+    roles = RoleHealth(board, agent.probe_facts)
     # Tools (walrus cluster status/stop/down) find this agent by its pid file,
     # however it was started; written once the port is ours.
     mark = (config.data_dir, config.name, args.config, config.agent_address)
@@ -41,8 +48,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         agent.start()
         server.set_serving(True)
+        roles.start()
         print(f"walrus node {config.name}: agent on {config.agent_address}, "
-              f"data on {config.data_address}, cluster {config.cluster}", flush=True)
+              f"data on {config.data_address}, HTTP API on {config.api_url}, cluster {config.cluster}", flush=True)
         while not stop.wait(0.5):
             # A re-clone replaces the data dir, file included; it runs under
             # agent.lock, so never write while someone holds it.
@@ -52,9 +60,34 @@ def run(args: argparse.Namespace) -> int:
                 finally:
                     agent.lock.release()
     finally:
+        roles.stop()
         server.set_serving(False)
         agent.stop()
+        api.stop()
         server.stop()
         pidfile.remove_if_mine(config.data_dir)
     print(f"walrus node {config.name}: stopped", file=sys.stderr, flush=True)
     return 0
+
+
+def _http_api(agent, config):
+    """The HTTP API (``node.agent.httpapi``) over the agent's probe facts."""
+    from walrus_ha.node.agent import httpapi
+
+    def status() -> dict:
+        return httpapi.member_document(agent.last_status(), agent.probe_facts(), config.api_url)
+
+    return httpapi.HttpApi(config.api_listen, httpapi.probe_routes(agent.probe_facts, status))
+
+
+def _serve_health_on_data_port(agent, board) -> None:
+    """Health + reflection on the embedded engine's data port too (its gRPC
+    server is the engine's; PostgreSQL's data port speaks no gRPC)."""
+    extra = getattr(agent.engine, "extra_servicers", None)
+    if extra is None:
+        return
+    from walrus_ha.common.grpchealth import service_names
+    from walrus_ha.protos import store_pb2, walstream_pb2
+
+    board.set_all(service_names(store_pb2, walstream_pb2), True)
+    extra.append(lambda server: board.attach_aio(server, service_names(store_pb2, walstream_pb2)))

@@ -1,5 +1,6 @@
-"""The NodeAgent gRPC servicer (protos/node_agent.proto) and the standard
-``grpc.health.v1`` Health service, both on the agent's ``agent_listen``.
+"""The NodeAgent gRPC servicer (protos/node_agent.proto), the standard
+``grpc.health.v1`` Health service (``common.grpchealth``: role-aware service
+names) and server reflection, all on the agent's ``agent_listen``.
 
 Thin: requests are converted and validated in ``convert``, the work is done
 by ``actions`` on the ``NodeAgent``, and errors become a status code plus a
@@ -15,9 +16,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-
-from walrus_ha.common import grpcutil, rpcerrors
+from walrus_ha.common import grpchealth, grpcutil, rpcerrors
 from walrus_ha.common.errors import InvalidArgument, WalrusError
 from walrus_ha.common.log import log_event
 from walrus_ha.node.agent import actions, convert
@@ -91,13 +90,16 @@ class ListenError(WalrusError):
 
 
 class AgentServer:
-    """The agent's gRPC server: NodeAgent + Health on ``listen``."""
+    """The agent's gRPC server: NodeAgent + Health + reflection on ``listen``.
+    ``board`` holds the health statuses (shared with the data port's server
+    and ``rolehealth``); ``set_serving`` sets ``""`` and the NodeAgent name."""
 
-    def __init__(self, agent: NodeAgent, listen: str, max_workers: int = 32):
-        self.health = health.HealthServicer()
+    def __init__(self, agent: NodeAgent, listen: str, max_workers: int = 32,
+                 board: grpchealth.HealthBoard | None = None):
+        self.board = board or grpchealth.HealthBoard()
         self.server = grpcutil.server(max_workers=max_workers)
         node_agent_pb2_grpc.add_NodeAgentServicer_to_server(NodeAgentServicer(agent), self.server)
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        self.board.attach(self.server, [SERVICE_NAME])
         self.port = self.server.add_insecure_port(listen)
         if self.port == 0:
             raise ListenError(f"cannot listen on {listen} (address in use or not local)")
@@ -107,9 +109,7 @@ class AgentServer:
         self.server.start()
 
     def set_serving(self, serving: bool) -> None:
-        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
-        for name in ("", SERVICE_NAME):
-            self.health.set(name, status)
+        self.board.set_all(("", SERVICE_NAME), serving)
 
     def stop(self, grace: float = 1.0) -> None:
         self.set_serving(False)

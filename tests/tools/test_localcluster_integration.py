@@ -2,6 +2,7 @@
 subprocesses: a 3-node embedded cluster with etcd and 2 orchestrators; every
 process it started is gone afterwards."""
 import json
+import os
 import subprocess
 import sys
 
@@ -102,6 +103,12 @@ def _poll(fn, timeout_s=30.0):
 
 def test_ctl_operations(running_cluster):
     d = running_cluster.directory
+    # Each member's HTTP API base URL: in ctl list --json and in cluster.json, the same.
+    listed = json.loads(walrus("ctl", "list", "--json", "--dir", d).stdout)["members"]
+    with open(os.path.join(d, "cluster.json")) as f:
+        planned = {n: m["http"] for n, m in json.load(f)["members"].items()}
+    assert {m["name"]: m["http"] for m in listed} == planned
+    assert all(url.startswith("http://127.0.0.1:") for url in planned.values())
     old = json.loads(walrus("ctl", "leader", "--json", "--dir", d).stdout)["name"]
     watch = subprocess.Popen(WALRUS + ["ctl", "leader", "--watch", "--json", "--dir", d],
                              stdout=subprocess.PIPE, text=True)

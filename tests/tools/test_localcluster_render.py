@@ -46,6 +46,7 @@ def test_rendered_files_load_through_the_real_loaders(tmp_path, engine, sync):
         cfg = load_node_config(str(path))
         assert cfg.engine == engine.value
         assert cfg.agent_listen == f"127.0.0.1:{p.ports['agent']}"
+        assert cfg.api_url == f"http://127.0.0.1:{p.ports['api']}"
         assert cfg.ttl <= 5 and cfg.safety_margin < cfg.ttl / 2
         assert p.argv[-2:] == ("--config", p.config_path)
     for p in plan.of_kind(ProcKind.ORCHESTRATOR):

@@ -126,7 +126,8 @@ class LocalCluster:
                      "cluster": s.cluster, "timings": s.timings.__dict__, "log_level": s.log_level},
             "etcd_endpoints": list(self.etcd_endpoints),
             "orchestrators": self.orchestrator_addresses(),
-            "members": {n: {"agent_address": self.agent_address(n), "data_address": self.data_address(n)}
+            "members": {n: {"agent_address": self.agent_address(n), "data_address": self.data_address(n),
+                            "http": self.api_url(n)}
                         for n in self.node_names()},
             "processes": {name: {"kind": p.plan.kind.value, "argv": list(p.plan.argv), "log": p.plan.log,
                                  "config_path": p.plan.config_path, "ports": p.plan.ports,
@@ -158,6 +159,11 @@ class LocalCluster:
 
     def data_address(self, name: str) -> str:
         return f"127.0.0.1:{self.processes[name].plan.ports['data']}"
+
+    def api_url(self, name: str) -> str:
+        """The node's HTTP API base URL ("" for a cluster planned before it had one)."""
+        port = self.processes[name].plan.ports.get("api")
+        return f"http://127.0.0.1:{port}" if port else ""
 
     def name_of_data_address(self, address: str) -> str | None:
         for n in self.node_names():

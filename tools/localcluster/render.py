@@ -101,7 +101,7 @@ def etcd_plan(directory: str, client_port: int, peer_port: int, name: str = "etc
 
 
 def node_config(spec: ClusterSpec, name: str, agent_port: int, data_port: int,
-                etcd_endpoints: tuple[str, ...]) -> dict:
+                etcd_endpoints: tuple[str, ...], api_port: int = 0) -> dict:
     """The YAML mapping of one ``node.yaml`` (see ``node.config.NodeConfig``)."""
     t = spec.timings
     cfg: dict = {
@@ -112,6 +112,8 @@ def node_config(spec: ClusterSpec, name: str, agent_port: int, data_port: int,
         "ttl": t.ttl, "loop_wait": t.loop_wait, "retry_timeout": t.retry_timeout,
         "safety_margin": t.safety_margin, "log_level": spec.log_level,
     }
+    if api_port:
+        cfg["api_listen"] = f"127.0.0.1:{api_port}"
     if spec.engine is EngineKind.EMBEDDED:
         # "on" waits for the published sync set; with none (async mode) it is local.
         cfg["embedded"] = {"synchronous_commit": "on", "segment_size": 4 * 1024 * 1024,
@@ -155,12 +157,13 @@ def plan_cluster(spec: ClusterSpec, free_port: Callable[[], int], python: str = 
         endpoints = tuple(f"127.0.0.1:{client}" for _, client, _ in members)
     names = node_names(spec.nodes)
     for name in names:
-        agent_port, data_port = next(ports), next(ports)
-        cfg = node_config(spec, name, agent_port, data_port, endpoints)
+        agent_port, data_port, api_port = next(ports), next(ports), next(ports)
+        cfg = node_config(spec, name, agent_port, data_port, endpoints, api_port)
         path = f"{d}/conf/{name}.yaml"
         procs.append(ProcPlan(name=name, kind=ProcKind.NODE, config_path=path, config=cfg,
                               argv=(python, "-m", "walrus_ha", "node", "--config", path),
-                              log=f"{d}/logs/{name}.log", ports={"agent": agent_port, "data": data_port}))
+                              log=f"{d}/logs/{name}.log", ports={"agent": agent_port, "data": data_port,
+                                                                      "api": api_port}))
     for i in range(1, spec.orchestrators + 1):
         oid = f"orch{i}"
         port = next(ports)
