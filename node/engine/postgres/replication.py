@@ -12,7 +12,7 @@ from walrus_ha.common.config import parse_address
 from walrus_ha.common.errors import EngineError
 from walrus_ha.common.log import log_event
 from walrus_ha.common.lsn import parse_lsn
-from walrus_ha.node.engine.base import Upstream
+from walrus_ha.node.engine.base import StandbyInfo, Upstream
 from walrus_ha.node.engine.postgres import sql
 from walrus_ha.node.engine.postgres.binaries import Binaries
 from walrus_ha.node.engine.postgres.conf import conninfo, slot_name
@@ -113,3 +113,10 @@ def diverged_at(out: str) -> int | None:
     """The LSN of pg_rewind's "servers diverged at WAL location X/Y" line, or None."""
     m = re.search(r"servers diverged at WAL location ([0-9A-Fa-f]+/[0-9A-Fa-f]+)", out)
     return parse_lsn(m.group(1)) if m else None
+
+
+def counts_as_sync(standbys: tuple[StandbyInfo, ...], names: tuple[str, ...]) -> bool:
+    """Some standby named in the synchronous set streams and its walsender
+    already counts it (``sync_state`` sync / potential / quorum, not async):
+    a reply from it can release waiting commits."""
+    return any(s.name in names and s.sync_state != "async" for s in standbys)
