@@ -5,6 +5,7 @@ statements against the *upstream*, and maps every failure to ``EngineError``.
 """
 from __future__ import annotations
 
+import enum
 import logging
 import re
 
@@ -115,8 +116,16 @@ def diverged_at(out: str) -> int | None:
     return parse_lsn(m.group(1)) if m else None
 
 
-def counts_as_sync(standbys: tuple[StandbyInfo, ...], names: tuple[str, ...]) -> bool:
-    """Some standby named in the synchronous set streams and its walsender
-    already counts it (``sync_state`` sync / potential / quorum, not async):
-    a reply from it can release waiting commits."""
-    return any(s.name in names and s.sync_state != "async" for s in standbys)
+class SyncRelease(enum.Enum):
+    """Whether a reply from a standby named in a new set can release waiting commits."""
+    NOW = "now"        # a named standby's walsender already counts it (sync / potential / quorum)
+    WAIT = "wait"      # named standbys stream, but their walsenders have not taken up the set yet
+    NEVER = "never"    # no named standby streams (e.g. the placeholder set): nothing to release
+
+
+def sync_release(standbys: tuple[StandbyInfo, ...], names: tuple[str, ...]) -> SyncRelease:
+    """``SyncRelease`` for the primary's ``standbys`` (pg_stat_replication) and the set's ``names``."""
+    named = [s for s in standbys if s.name in names]
+    if not named:
+        return SyncRelease.NEVER
+    return SyncRelease.NOW if any(s.sync_state != "async" for s in named) else SyncRelease.WAIT

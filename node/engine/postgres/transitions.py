@@ -291,9 +291,14 @@ class TransitionsMixin:
         once a named standby's walsender counts it as synchronous, commit an
         empty transaction at ``synchronous_commit = local`` (acknowledged to no
         client): its WAL reaches the standby, whose reply releases them at once.
-        Best effort: without such a standby, or on any error, they wait as before."""
+        Best effort: without such a standby (no wait then: the placeholder set
+        of a promotion), or on any error, they wait as before."""
+        deadline = time.monotonic() + timeout_s
         try:
-            if wait_for(lambda: replication.counts_as_sync(self._session.standbys(), names), timeout_s, 0.005):
+            while (ready := replication.sync_release(self._session.standbys(), names)) is replication.SyncRelease.WAIT \
+                    and time.monotonic() < deadline:
+                time.sleep(0.005)
+            if ready is replication.SyncRelease.NOW:
                 self._session.query(sql.NUDGE_STANDBYS)
         except EngineError as exc:
             log_event(log, "sync.nudge_failed", level=logging.DEBUG, member=self.name, error=exc)

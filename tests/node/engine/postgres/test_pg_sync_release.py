@@ -23,16 +23,19 @@ QUIET = {"wal_receiver_status_interval": "2147483s", "wal_receiver_timeout": "0"
          "autovacuum": "off"}
 
 
+NOW, WAIT, NEVER = replication.SyncRelease.NOW, replication.SyncRelease.WAIT, replication.SyncRelease.NEVER
+
+
 @pytest.mark.parametrize("rows,names,expected", [
-    ((), ("b",), False),
-    ((StandbyInfo("b", sync_state="async"),), ("b",), False),
-    ((StandbyInfo("c", sync_state="sync"),), ("b",), False),
-    ((StandbyInfo("b", sync_state="sync"),), ("b",), True),
-    ((StandbyInfo("b", sync_state="potential"), StandbyInfo("c", sync_state="async")), ("b", "c"), True),
-    ((StandbyInfo("b", sync_state="quorum"),), ("b",), True),
+    ((), ("b",), NEVER),
+    ((StandbyInfo("c", sync_state="sync"),), ("walrus_pending_sync_set",), NEVER),   # a promotion's placeholder
+    ((StandbyInfo("b", sync_state="async"),), ("b",), WAIT),
+    ((StandbyInfo("b", sync_state="sync"),), ("b",), NOW),
+    ((StandbyInfo("b", sync_state="potential"), StandbyInfo("c", sync_state="async")), ("b", "c"), NOW),
+    ((StandbyInfo("b", sync_state="quorum"),), ("b",), NOW),
 ])
-def test_counts_as_sync(rows, names, expected):
-    assert replication.counts_as_sync(rows, names) is expected
+def test_sync_release(rows, names, expected):
+    assert replication.sync_release(rows, names) is expected
 
 
 @pytest.mark.postgres
