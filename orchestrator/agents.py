@@ -5,6 +5,11 @@ the controller the moment something relevant changes or a stream breaks
 
 The one rule: a probe never blocks longer than ``rpc_timeout`` and always
 says *how* it failed (refused vs timed out), see ``orchestrator.probe``.
+An agent whose last ``HUNG_AFTER`` probes timed out (frozen, partitioned) is
+still asked every time but no longer waited for: the tick takes its answer
+if it is already there, else TIMEOUT, and a late answer wakes the controller
+(the next tick waits for that agent again). So a hung ex-primary does not
+add ``rpc_timeout`` to the failover decision once its lease expired.
 """
 from __future__ import annotations
 
@@ -22,6 +27,8 @@ from walrus_ha.orchestrator.probe import AgentProbe, ProbeOutcome
 from walrus_ha.protos import node_agent_pb2, node_agent_pb2_grpc
 
 log = logging.getLogger(__name__)
+
+HUNG_AFTER = 2      # timed-out probes in a row after which a tick no longer waits for the agent
 
 # Reconnect quickly: a restarted agent should be seen again within ~0.5 s.
 CHANNEL_OPTIONS = (("grpc.initial_reconnect_backoff_ms", 50),
@@ -59,6 +66,7 @@ class _Agent:
         self._stop = threading.Event()
         self._call = None
         self.stream_broken = False
+        self.timeouts = 0               # probes in a row that timed out (HUNG_AFTER)
         self._last_key: tuple | None = None
         self.primary_flush: tuple[int, int] | None = None   # (term, highest flush LSN) pushed as primary
         if watch:
@@ -166,17 +174,34 @@ class AgentPool:
 
         ``first`` (the leader) is asked before the others, which are then
         asked in parallel: standby LSNs are never older than the leader's.
+        Hung agents (``HUNG_AFTER``) are asked too but not waited for.
         """
         with self._lock:
             agents = sorted(self._agents.values(), key=lambda a: a.name != first)
+        hung = [self._ask(a) for a in agents if a.timeouts >= HUNG_AFTER]
+        for agent, fut in hung:
+            fut.add_done_callback(lambda f, a=agent: self._late_answer(a, f))
+        agents = [a for a in agents if a.timeouts < HUNG_AFTER]
         probes: dict[str, AgentProbe] = {}
         if agents and agents[0].name == first:
             self._collect(probes, [self._ask(agents.pop(0))])
         self._collect(probes, [self._ask(a) for a in agents])
+        self._collect(probes, [(a, f) for a, f in hung if f.done()])
+        for agent, _ in hung:
+            if agent.name not in probes:
+                probes[agent.name] = AgentProbe(agent.name, agent.address, ProbeOutcome.TIMEOUT,
+                                                detail=f"no answer to the last {agent.timeouts} probes; not waited for",
+                                                stream_broken=agent.stream_broken)
         return probes
 
     def _ask(self, agent: _Agent):
         return agent, agent.stub.GetStatus.future(node_agent_pb2.GetStatusRequest(), timeout=self.rpc_timeout)
+
+    def _late_answer(self, agent: _Agent, fut) -> None:
+        """A hung agent answered after all: wait for it again, and look again now."""
+        if not fut.cancelled() and fut.exception() is None:
+            agent.timeouts = 0
+            self._on_event()
 
     @staticmethod
     def _collect(probes: dict[str, AgentProbe], futures: list) -> None:
@@ -184,8 +209,11 @@ class AgentPool:
             try:
                 probes[agent.name] = probe_from_pb(agent.name, agent.address, fut.result(),
                                                    stream_broken=agent.stream_broken)
+                agent.timeouts = 0
             except grpc.RpcError as exc:
-                probes[agent.name] = AgentProbe(agent.name, agent.address, classify(exc, agent.address),
+                outcome = classify(exc, agent.address)
+                agent.timeouts = agent.timeouts + 1 if outcome is ProbeOutcome.TIMEOUT else 0
+                probes[agent.name] = AgentProbe(agent.name, agent.address, outcome,
                                                 detail=exc.details() or str(exc.code()),
                                                 stream_broken=agent.stream_broken)
 

@@ -5,6 +5,7 @@ statements against the *upstream*, and maps every failure to ``EngineError``.
 """
 from __future__ import annotations
 
+import enum
 import logging
 import re
 
@@ -12,7 +13,7 @@ from walrus_ha.common.config import parse_address
 from walrus_ha.common.errors import EngineError
 from walrus_ha.common.log import log_event
 from walrus_ha.common.lsn import parse_lsn
-from walrus_ha.node.engine.base import Upstream
+from walrus_ha.node.engine.base import StandbyInfo, Upstream
 from walrus_ha.node.engine.postgres import sql
 from walrus_ha.node.engine.postgres.binaries import Binaries
 from walrus_ha.node.engine.postgres.conf import conninfo, slot_name
@@ -113,3 +114,18 @@ def diverged_at(out: str) -> int | None:
     """The LSN of pg_rewind's "servers diverged at WAL location X/Y" line, or None."""
     m = re.search(r"servers diverged at WAL location ([0-9A-Fa-f]+/[0-9A-Fa-f]+)", out)
     return parse_lsn(m.group(1)) if m else None
+
+
+class SyncRelease(enum.Enum):
+    """Whether a reply from a standby named in a new set can release waiting commits."""
+    NOW = "now"        # a named standby's walsender already counts it (sync / potential / quorum)
+    WAIT = "wait"      # named standbys stream, but their walsenders have not taken up the set yet
+    NEVER = "never"    # no named standby streams (e.g. the placeholder set): nothing to release
+
+
+def sync_release(standbys: tuple[StandbyInfo, ...], names: tuple[str, ...]) -> SyncRelease:
+    """``SyncRelease`` for the primary's ``standbys`` (pg_stat_replication) and the set's ``names``."""
+    named = [s for s in standbys if s.name in names]
+    if not named:
+        return SyncRelease.NEVER
+    return SyncRelease.NOW if any(s.sync_state != "async" for s in named) else SyncRelease.WAIT

@@ -17,6 +17,9 @@ from walrus_ha.common.lsn import parse_lsn
 from walrus_ha.node.engine.base import SlotInfo, StandbyInfo
 
 APP_NAME = "walrus-engine"
+# An empty transaction that writes a commit record and flushes it locally,
+# never waiting for a synchronous standby (TransitionsMixin._release_waiters).
+NUDGE_STANDBYS = "SELECT set_config('synchronous_commit', 'local', true), txid_current()"
 
 
 class Unreachable(EngineError):

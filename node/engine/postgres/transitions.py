@@ -299,10 +299,34 @@ class TransitionsMixin:
                 self._fencer.arm(deadline)
 
     def set_sync_standbys(self, spec: SyncSpec) -> None:
-        """``synchronous_standby_names`` = ``FIRST n ("a", "b")`` / ``ANY n (...)``; reload."""
+        """``synchronous_standby_names`` = ``FIRST n ("a", "b")`` / ``ANY n (...)``; reload.
+        On a primary, then release the commits already waiting (``_release_waiters``)."""
         with self._op:
             self._save(sync_standbys=conf.render_sync(spec))
             self._apply_dynamic()
+            if spec.enabled and not self._state.upstream_address and self._running():
+                self._release_waiters(spec.names)
+
+    def _release_waiters(self, names: tuple[str, ...], timeout_s: float = 0.5) -> None:
+        """PostgreSQL releases a commit waiting for synchronous replication only
+        when a standby's reply arrives after its walsender took up the new set,
+        and a standby that already flushed everything replies only every
+        ``wal_receiver_status_interval`` (1 s): a new primary's first commits
+        (waiting while its set was the placeholder) would hang that long. So
+        once a named standby's walsender counts it as synchronous, commit an
+        empty transaction at ``synchronous_commit = local`` (acknowledged to no
+        client): its WAL reaches the standby, whose reply releases them at once.
+        Best effort: without such a standby (no wait then: the placeholder set
+        of a promotion), or on any error, they wait as before."""
+        deadline = time.monotonic() + timeout_s
+        try:
+            while (ready := replication.sync_release(self._session.standbys(), names)) is replication.SyncRelease.WAIT \
+                    and time.monotonic() < deadline:
+                time.sleep(0.005)
+            if ready is replication.SyncRelease.NOW:
+                self._session.query(sql.NUDGE_STANDBYS)
+        except EngineError as exc:
+            log_event(log, "sync.nudge_failed", level=logging.DEBUG, member=self.name, error=exc)
 
     def ensure_slots(self, names: list[str] | tuple[str, ...], drop_others: bool = False) -> tuple[SlotInfo, ...]:
         """Create a physical slot for each member name (not this one) if absent;
