@@ -96,3 +96,12 @@ def test_problems_include_wrong_values_and_standby_gaps():
     assert (s["wrong_values_total"], s["standby_missing_total"]) == (1, 2)
     found = problems(s, sync=False)
     assert any("another value" in p for p in found) and any("caught-up standby" in p for p in found)
+
+
+def test_an_interrupted_campaign_never_passes():
+    entries = [campaign.fault_entry("kill-primary", _drill(0.3), "embedded", True, 3.0)]
+    done = campaign.document(entries, {}, {"engine": "embedded"}, "ok")
+    cut = campaign.document(entries, {}, {"engine": "embedded"}, "ok", interrupted=True)
+    assert done["summary"]["passed"] and not done["summary"]["interrupted"]
+    assert not cut["summary"]["passed"] and cut["summary"]["interrupted"]
+    assert "Interrupted" in html.render(cut) and "Interrupted" not in html.render(done)

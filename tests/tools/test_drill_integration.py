@@ -5,6 +5,7 @@ import json
 import os
 import pathlib
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -191,3 +192,36 @@ def test_etcd_member_loss_runs_on_three_members_and_says_why_not_on_one(cluster_
     one = subprocess.run([sys.executable, "-m", "walrus_ha", "drill", "etcd-member-loss", "--etcd-members", "1"],
                          capture_output=True, text=True, timeout=60)
     assert one.returncode == 0 and "it needs 3" in one.stdout
+
+
+def test_an_interrupted_campaign_cleans_up_keeps_its_rounds_and_fails(tmp_path):
+    """Ctrl-C in the middle of a campaign: the rounds that finished are in
+    the report, the summary says interrupted (never passed), the exit code
+    is 130, and the cluster the drill started is stopped and removed."""
+    out = tmp_path / "campaign.json"
+    work = tmp_path / "tmp"
+    work.mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "walrus_ha", "drill", "campaign", "--rounds", "3",
+                             "--etcd-members", "1", "--faults", "kill-primary,switchover", "--json", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "TMPDIR": str(work)})
+    lines: list[str] = []
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            if "kill-primary round 1: ok" in line:
+                proc.send_signal(signal.SIGINT)
+                break
+        lines.extend(proc.stdout)
+        rc = proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = "".join(lines)
+    assert rc == 130, text[-3000:]
+    doc = json.loads(out.read_text())
+    assert doc["summary"]["interrupted"] is True and doc["summary"]["passed"] is False
+    assert [f["fault"] for f in doc["faults"]] == ["kill-primary"] and doc["faults"][0]["rounds"] >= 1
+    assert "campaign INTERRUPTED" in text and "processes stopped" in text, text[-3000:]
+    assert list(work.iterdir()) == [], "the drill's cluster directory was left behind"

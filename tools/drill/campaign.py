@@ -74,13 +74,17 @@ def not_applicable(fault: str, why: str) -> dict:
             "receipt": "-", "target": "-", "problems": [], "passed": None, "note": why}
 
 
-def document(faults: list[dict], drills: dict[str, dict], config: dict, cleanup: str) -> dict:
+def document(faults: list[dict], drills: dict[str, dict], config: dict, cleanup: str,
+             interrupted: bool = False) -> dict:
+    """The campaign report; an ``interrupted`` campaign holds the rounds that
+    finished and never passes."""
     ran = [f for f in faults if f["applicable"]]
     summary = {"faults": len(ran), "faults_passed": sum(1 for f in ran if f["passed"]),
                "rounds_total": sum(f["rounds"] for f in ran),
                "lost_acked_writes_total": sum(f["lost_acked_writes"] for f in ran),
                "split_brain_total": sum(f["split_brain_events"] for f in ran),
-               "passed": bool(ran) and all(f["passed"] for f in ran), "cleanup": cleanup}
+               "passed": bool(ran) and not interrupted and all(f["passed"] for f in ran),
+               "interrupted": interrupted, "cleanup": cleanup}
     return {"faults": faults, "summary": summary, "drills": drills, "config": config}
 
 

@@ -295,6 +295,7 @@ def _campaign(args: argparse.Namespace) -> int:
     state = {"entries": {}, "drills": {}, "done": 0, "total": len(faults) * args.rounds, "config": {}}
     cleanup: list[str] = []
     started = time.monotonic()
+    interrupted = False
     try:
         for group, directory in groups:
             why = None if group is shared else _not_applicable(group[0], args.engine, args.etcd_members)
@@ -306,11 +307,13 @@ def _campaign(args: argparse.Namespace) -> int:
             with _session(args, cleanup, group[0] if group[0] not in shared else "", directory) as ctx:
                 _campaign_group(args, ctx, group, faults, state)
     except KeyboardInterrupt:
+        interrupted = True
         _progress("campaign interrupted; writing what ran")
     entries = [state["entries"][f] for f in faults if f in state["entries"]]
     drills, config = state["drills"], state["config"]
     config_done = {**config, "elapsed_s": round(time.monotonic() - started, 1)} if entries else {}
-    doc = campaign.document(entries, drills, config_done, "; ".join(cleanup) if cleanup else "unknown")
+    doc = campaign.document(entries, drills, config_done, "; ".join(cleanup) if cleanup else "unknown",
+                            interrupted=interrupted)
     _progress(f"cleanup: {doc['summary']['cleanup']}")
     print()
     for f in entries:
@@ -319,11 +322,12 @@ def _campaign(args: argparse.Namespace) -> int:
               f"p95 {_s(f['rto_p95_s'])}  max {_s(f['rto_max_s'])}  lost {f['lost_acked_writes']}  "
               f"split brain {f['split_brain_events']}  {'; '.join(f['problems']) or f['note']}")
     s = doc["summary"]
-    print(f"campaign: {s['faults_passed']}/{s['faults']} faults passed, {s['rounds_total']} rounds, "
+    print(f"campaign{' INTERRUPTED' if interrupted else ''}: {s['faults_passed']}/{s['faults']} faults passed, "
+          f"{s['rounds_total']} rounds, "
           f"{s['lost_acked_writes_total']} acknowledged writes lost, {s['split_brain_total']} split-brain events, "
           f"{config_done.get('elapsed_s', 0):.0f} s")
     _write(args, doc)
-    return 0 if s["passed"] else 1
+    return 130 if interrupted else 0 if s["passed"] else 1
 
 
 def _campaign_group(args: argparse.Namespace, ctx: DrillContext, group: list[str], faults: list[str],
@@ -342,15 +346,19 @@ def _campaign_group(args: argparse.Namespace, ctx: DrillContext, group: list[str
             continue
         _progress(f"campaign: fault {i}/{len(faults)} {fault}, {args.rounds} rounds")
         rounds: list[RoundResult] = []
-        for n in range(1, args.rounds + 1):
-            rounds.append(_one_round(ctx, fault, n))
-            state["done"] += 1
-            _progress(f"campaign {campaign.progress_bar(state['done'], state['total'])}, {fault} round {n}: "
-                      f"{'FAILED ' + rounds[-1].error if rounds[-1].error else 'ok'}")
-            if rounds[-1].error and not _recover(ctx):
-                break
-        state["drills"][fault] = document(rounds, {**state["config"], "scenario": fault})
-        state["entries"][fault] = campaign.fault_entry(fault, state["drills"][fault], engine, sync, ttl)
+        try:
+            for n in range(1, args.rounds + 1):
+                rounds.append(_one_round(ctx, fault, n))
+                state["done"] += 1
+                _progress(f"campaign {campaign.progress_bar(state['done'], state['total'])}, {fault} round {n}: "
+                          f"{'FAILED ' + rounds[-1].error if rounds[-1].error else 'ok'}")
+                if rounds[-1].error and not _recover(ctx):
+                    break
+        finally:
+            # Interrupted too: the rounds that finished are kept and judged.
+            if rounds:
+                state["drills"][fault] = document(rounds, {**state["config"], "scenario": fault})
+                state["entries"][fault] = campaign.fault_entry(fault, state["drills"][fault], engine, sync, ttl)
 
 
 def _s(value: float | None) -> str:

@@ -140,6 +140,9 @@ def render(doc: dict) -> str:
         body.append(f"<p><b>{summary.get('lost_acked_writes_total')}</b> acknowledged writes lost, "
                     f"<b>{summary.get('split_brain_total', 0)}</b> split-brain events"
                     f"{', cleanup: ' + escape(str(summary['cleanup'])) if summary.get('cleanup') else ''}.</p>")
+    if summary.get("interrupted"):
+        body.append("<p><b>Interrupted</b>: the campaign was stopped before its end; only the rounds that "
+                    "finished are shown, and it does not pass.</p>")
     body.append(_summary_table(faults))
     body.append('<p class="note">Timelines: blue bars are writes acknowledged per node per time bucket; '
                 'red lines are the instants the drill acted (the fault, restarts, thaws); green '
