@@ -61,6 +61,30 @@ def verify_record(buf, offset: int, expect_lsn: int) -> tuple[int, int] | None:
     return total, tli
 
 
+def next_valid_record(buf: bytes, base_lsn: int) -> int | None:
+    """The LSN of the first valid record that starts after the first byte of
+    ``buf`` (which holds the log from ``base_lsn``), or None.
+
+    Recovery's way to tell a damaged record *header* in the middle of the log
+    from the log's end: after damage, valid records (each claiming the LSN it
+    sits at) follow; after the end there are only zeros or the old bytes of a
+    recycled segment, whose records claim other LSNs. Found by searching for
+    the upper six bytes of a claimed LSN (C-speed ``find``), then checking
+    the whole record."""
+    end = base_lsn + len(buf)
+    for high in range(base_lsn >> 16, (end >> 16) + 1):
+        needle = high.to_bytes(6, "little")      # bytes 2..7 of the u64 LSN at header offset 8
+        at = buf.find(needle, 11)
+        while at != -1:
+            off = at - 10
+            lsn = base_lsn + off
+            if (off + HEADER_SIZE <= len(buf) and HEADER.unpack_from(buf, off)[2] == lsn
+                    and verify_record(buf, off, lsn) is not None):
+                return lsn
+            at = buf.find(needle, at + 1)
+    return None
+
+
 def segment_name(timeline: int, segno: int, segment_size: int) -> str:
     """PostgreSQL-style file name of segment ``segno``."""
     lsn = segno * segment_size

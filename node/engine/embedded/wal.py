@@ -82,6 +82,7 @@ from .framing import (  # noqa: F401 (re-exported)
     ScanStop,
     WalRecord,
     encode_record,
+    next_valid_record,
     parse_segment_name,
     scan,
     segment_name,
@@ -91,6 +92,9 @@ from .framing import (  # noqa: F401 (re-exported)
 from .segments import SegmentStore, fsync_dir
 
 _SCAN_CHUNK = 1 << 20
+# How far past the end of valid WAL recovery looks for valid records, which
+# tell a damaged record header from the end of the log (one large record).
+DAMAGE_SEARCH = 1 << 20
 
 log = logging.getLogger(__name__)
 
@@ -197,10 +201,20 @@ class Wal:
         if len(head) < HEADER_SIZE:
             return
         _, total, stamp, _ = HEADER.unpack_from(head)
-        if stamp != end or not HEADER_SIZE <= total <= MAX_RECORD:
-            return
-        reason = "record runs past the last segment" if end + total > limit else "record fails its CRC"
-        pos = min(end + total, limit)
+        # The header itself may be what was damaged (its length or LSN): then
+        # valid records follow within one record's reach, where they are found.
+        def search() -> int | None:
+            return next_valid_record(self._seg.pread(end, min(DAMAGE_SEARCH, limit - end)), end)
+        if stamp == end and HEADER_SIZE <= total <= MAX_RECORD:
+            reason = "record runs past the last segment" if end + total > limit else "record fails its CRC"
+            pos = min(end + total, limit)
+            if pos < limit and not self._scan_chunk(pos, limit)[1]:
+                pos = search() or pos           # its length is what was damaged
+        else:
+            nxt = search()
+            if nxt is None:
+                return
+            reason, pos = "record header damaged (valid records follow)", nxt
         while pos < limit:                      # how far the valid records after it go
             _, recs, off, why = self._scan_chunk(pos, limit)
             pos += off

@@ -16,6 +16,7 @@ from walrus_ha.node.engine.embedded.wal import (
     HEADER_SIZE,
     Wal,
     encode_record,
+    next_valid_record,
     parse_segment_name,
     segment_name,
     verify_record,
@@ -395,6 +396,39 @@ def test_recovery_reports_damaged_wal_but_not_a_normal_end(tmp_path):
     wal.close()
     wal = _wal(tmp_path)
     assert wal.repairs == []                            # reported once: the range is gone now
+
+
+@pytest.mark.parametrize("field,at", [("total_len", 4), ("lsn", 8), ("lsn high bytes", 13), ("crc", 0)])
+def test_recovery_reports_a_damaged_record_header(tmp_path, field, at):
+    """Bytes flipped in a record's header (its length or the LSN it claims)
+    make it look like no record at all, as after the end of the log: the
+    valid records that follow tell it apart, so it is reported too."""
+    wal = _wal(tmp_path)
+    recs = _fill(wal, 3000)
+    end = wal.write_lsn
+    victim = recs[1500]
+    _flip(wal, victim[0] + at)
+    wal.close()
+    wal = _wal(tmp_path)
+    assert wal.write_lsn == victim[0]                   # cut at the damaged record, as before
+    assert len(wal.repairs) == 1, field
+    assert wal.repairs[0].startswith(f"dropped {format_lsn(victim[0])}..{format_lsn(end)} "), wal.repairs
+
+
+def test_next_valid_record_finds_records_after_damage_only():
+    recs, lsn = [], 70_000                              # above 64 KiB: the LSN's upper bytes are not zero
+    buf = b""
+    for i in range(20):
+        r = encode_record(lsn + len(buf), 1, bytes([i]) * (30 + i))
+        recs.append(lsn + len(buf))
+        buf += r
+    assert next_valid_record(buf, lsn) == recs[1]         # the first record itself does not count
+    damaged = bytearray(buf)
+    damaged[recs[1] - lsn + 9] ^= 0xFF                   # record 1's LSN claim is damaged
+    assert next_valid_record(bytes(damaged[recs[1] - lsn:]), recs[1]) == recs[2]
+    assert next_valid_record(bytes(4096), lsn) is None   # zeros: the end of the log
+    assert next_valid_record(buf, lsn + 64) is None     # recycled bytes: claims are not their positions
+    assert next_valid_record(buf[5:], lsn + 5) == recs[1]
 
 
 def test_recycled_spare_bytes_are_not_reported_as_damage(tmp_path):
