@@ -145,10 +145,12 @@ def _healthy(snapshot: ClusterSnapshot, config: CoreConfig, now: float, leader: 
              lm: MemberView) -> _Step:
     """A reachable primary holds the key: repoint, manage the sync set, and
     finish an in-flight operation that produced this leader."""
-    actions = repoint_actions(snapshot, leader, lm)
     plan = plan_sync(snapshot, config, leader, lm)
-    if plan.publish is not None:
-        actions.append(plan.publish)
+    # The set first: it names standbys already streaming from the leader, and
+    # a Follow / Rejoin of another member may take up to the RPC timeout (a
+    # slow rewind, a member on a full disk) that commits would wait behind.
+    actions: list[Action] = [plan.publish] if plan.publish is not None else []
+    actions += repoint_actions(snapshot, leader, lm)
     notes = [plan.reason] if plan.reason else []
     fs = snapshot.failover
     if fs is not None:

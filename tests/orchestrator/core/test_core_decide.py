@@ -318,3 +318,13 @@ def test_cascade_bound_survives_a_crash_between_save_and_promote() -> None:
     assert saved.ack_bound == 1000 and FailoverState.from_dict(saved.to_dict()) == saved
     again = decide(replace(snap, failover=saved), SYNC, NOW + 1, previous=State.STARTING)
     assert summary(again) == ["promote b@3"], again.reason
+
+
+def test_the_sync_set_is_published_before_members_are_repointed() -> None:
+    """A Rejoin of an old primary may take up to the RPC timeout; commits on
+    the new leader must not wait behind it for their synchronous set."""
+    snap = healthy(primary(term=2, timeline=2), standby("b", timeline=2, term=2),
+                   primary("c", timeline=1), term=2)
+    d = decide(snap, SYNC, 100.0, previous=State.HEALTHY)
+    got = summary(d)
+    assert got[0].startswith("publish") and any(s.startswith("rejoin c") for s in got), got
