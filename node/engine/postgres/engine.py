@@ -23,6 +23,7 @@ The fence is remembered in ``walrus-state.json`` and survives restarts.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 
@@ -47,6 +48,14 @@ log = logging.getLogger(__name__)
 # upstream's timeline. Either way it must be rejoined (rewind or re-clone).
 FENCER_MAX_RESPAWNS = 5   # consecutive fencer deaths for one postmaster before fencing instead
 
+# PostgreSQL's words for a WAL record that fails its checks. "invalid record
+# length ... got 0" and "invalid magic number 0000" are the normal end of
+# the log (zeros), not damage.
+_WAL_DAMAGE = re.compile(r"(incorrect resource manager data checksum in record at \S+"
+                         r"|incorrect hole size in record at \S+"
+                         r"|invalid resource manager ID \d+ at \S+"
+                         r"|invalid record length at \S+: wanted \d+, got [1-9]\d*"
+                         r"|invalid magic number (?!0000)[0-9A-F]{4} in log segment \S+)")
 _LOST_WAL_MARKERS = ("has already been removed", "exceeded the maximum reserved size",
                      "can no longer get changes from replication slot", "cannot read from replication slot",
                      "forked off current database system timeline", "is not a child of this server's history")
@@ -84,7 +93,8 @@ class PostgresEngine(TransitionsMixin):
         self._stopped_by_fence = False
         self._started_read_only = False    # the running server started fenced, not unfenced since
         self._needs_reclone = False
-        self._log_offset = 0
+        self._reset_reclone_scan()      # the log from here on: what earlier runs logged is not ours
+        self._wal_repairs: list[str] = []      # WAL damage the server's recovery logged (since we opened)
         self._standby_tli = 0
         host = "127.0.0.1" if self.listen_host in ("0.0.0.0", "*", "") else self.listen_host
         self._local_host = "127.0.0.1" if host == "::" else host
@@ -167,19 +177,21 @@ class PostgresEngine(TransitionsMixin):
 
     def _scan_log(self) -> bool:
         """Sticky: True once the server log said the WAL we need is gone upstream."""
-        if self._needs_reclone:
-            return True
-        if not self.dir.is_standby():
-            return False
         try:
             with open(self.dir.log_path, "rb") as f:
                 f.seek(self._log_offset)
                 chunk = f.read(1 << 20)
         except OSError:
-            return False
+            return self._needs_reclone
         cut = chunk.rfind(b"\n") + 1
         self._log_offset += cut
         text = chunk[:cut].decode(errors="replace")
+        for m in _WAL_DAMAGE.finditer(text):
+            self._wal_repairs.append(m.group(0))
+            log_event(log, "wal_damaged", logging.ERROR, member=self.name, found=m.group(0),
+                      action="PostgreSQL ends recovery there; the standby streams the rest again")
+        if self._needs_reclone or not self.dir.is_standby():
+            return self._needs_reclone
         if any(m in text for m in _LOST_WAL_MARKERS):
             self._needs_reclone = True
             log_event(log, "standby.needs_reclone", member=self.name, level=logging.WARNING)
@@ -398,7 +410,9 @@ class PostgresEngine(TransitionsMixin):
         s = self._state
         common = dict(term=s.term, fenced=bool(s.fence_reason), fence_reason=s.fence_reason,
                       engine=self.kind, sync_standbys=s.sync_standbys,
-                      needs_reclone=self._scan_log() or s.incomplete)
+                      needs_reclone=self._scan_log() or s.incomplete,
+                      wal_repairs=len(self._wal_repairs),
+                      wal_repair=self._wal_repairs[-1] if self._wal_repairs else "")
         upstream = f"{s.upstream_name}@{s.upstream_address}" if s.upstream_address else ""
         f = self._fencer
         if (f is not None and f.fired()) or self._fencer_restarting:   # until it accepts again, fenced
