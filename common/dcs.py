@@ -302,6 +302,21 @@ class Dcs:
         req = etcdrpc.PutRequest(key=self.keys.member(record.name).encode(), value=encode(record), lease=lease_id)
         self.call(f"put member {record.name}", lambda ep, t: ep.kv.Put(req, timeout=t), deadline_s)
 
+    def put_leased(self, key: str, value: bytes, lease_id: int, what: str, *,
+                   deadline_s: float | None = None) -> None:
+        """Write ``key`` bound to the lease. LeaseLost if the lease is gone."""
+        req = etcdrpc.PutRequest(key=key.encode(), value=value, lease=lease_id)
+        self.call(what, lambda ep, t: ep.kv.Put(req, timeout=t), deadline_s)
+
+    def read_prefix_and_key(self, prefix: str, key: str, *, deadline_s: float | None = None
+                            ) -> tuple[list[tuple[bytes, bytes]], bytes | None]:
+        """One read: every (key, value) under ``prefix`` (ending in "/") and ``key``'s value (None if absent)."""
+        req = etcdrpc.TxnRequest(success=[op_get(prefix, prefix.encode()[:-1] + b"0"), op_get(key)])
+        resp = self.call(f"read {prefix}", lambda ep, t: ep.kv.Txn(req, timeout=t), deadline_s)
+        one = resp.responses[1].response_range.kvs
+        return ([(kv.key, kv.value) for kv in resp.responses[0].response_range.kvs],
+                one[0].value if one else None)
+
     # -- leader -------------------------------------------------------------
     def acquire_leader(self, lease_id: int, record: LeaderRecord, expected_term: int, *,
                        deadline_s: float | None = None) -> int | None:

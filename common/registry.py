@@ -11,9 +11,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from etcd3 import etcdrpc
-
-from walrus_ha.common.dcs import Dcs, encode, op_get
+from walrus_ha.common.dcs import Dcs, encode
 from walrus_ha.common.log import log_event
 from walrus_ha.common.records import MalformedRecord, OrchestratorRecord, parse_json
 
@@ -22,9 +20,8 @@ log = logging.getLogger(__name__)
 
 def register(dcs: Dcs, lease_id: int, record: OrchestratorRecord, *, deadline_s: float | None = None) -> None:
     """Put ``orchestrators/<id>`` bound to ``lease_id``. LeaseLost / DcsUnavailable."""
-    req = etcdrpc.PutRequest(key=dcs.keys.orchestrator_entry(record.id).encode(), value=encode(record),
-                             lease=lease_id)
-    dcs.call(f"register orchestrator {record.id}", lambda ep, t: ep.kv.Put(req, timeout=t), deadline_s)
+    dcs.put_leased(dcs.keys.orchestrator_entry(record.id), encode(record), lease_id,
+                   f"register orchestrator {record.id}", deadline_s=deadline_s)
 
 
 def announcer(dcs: Dcs, orch_id: str, address: str, version: str, *,
@@ -40,24 +37,22 @@ def announcer(dcs: Dcs, orch_id: str, address: str, version: str, *,
 def registered(dcs: Dcs, *, deadline_s: float | None = None) -> tuple[str, list[OrchestratorRecord]]:
     """(id of the active orchestrator or "", the registered orchestrators by
     id); one read. Malformed records are logged and skipped. DcsUnavailable."""
-    k = dcs.keys
-    prefix = k.orchestrators_prefix.encode()          # ends in "/": the range ends at "0"
-    req = etcdrpc.TxnRequest(success=[op_get(k.orchestrators_prefix, prefix[:-1] + b"0"), op_get(k.orchestrator)])
-    resp = dcs.call("read orchestrators", lambda ep, t: ep.kv.Txn(req, timeout=t), deadline_s)
+    entries, active_value = dcs.read_prefix_and_key(dcs.keys.orchestrators_prefix, dcs.keys.orchestrator,
+                                                    deadline_s=deadline_s)
     records = []
-    for kv in resp.responses[0].response_range.kvs:
+    for key, value in entries:
         try:
-            records.append(OrchestratorRecord.from_json(kv.value))
+            records.append(OrchestratorRecord.from_json(value))
         except MalformedRecord as exc:
-            log_event(log, "skip malformed key", logging.WARNING, key=kv.key.decode(errors="replace"),
+            log_event(log, "skip malformed key", logging.WARNING, key=key.decode(errors="replace"),
                       problem=str(exc))
     active = ""
-    for kv in resp.responses[1].response_range.kvs:
+    if active_value is not None:
         try:
-            value = parse_json(kv.value)
+            parsed = parse_json(active_value)
         except MalformedRecord:
-            continue
-        active = value if isinstance(value, str) else ""
+            parsed = ""
+        active = parsed if isinstance(parsed, str) else ""
     return active, sorted(records, key=lambda r: r.id)
 
 
