@@ -165,16 +165,25 @@ def _session(args: argparse.Namespace, cleanup: list[str], fault: str = "",
     disks = own() if own else None
     cluster, owned = _open_cluster(args, disks, directory)
     target = LocalTarget(cluster, _progress)
-    tracker = LeaderTracker(cluster.client())
+    try:
+        with _context(args, target) as ctx:
+            yield ctx
+    finally:
+        released = target.release()
+        text = _clean_up(args, cluster, owned, disks)
+        cleanup.append(text + (f" ({'; '.join(released)})" if released else ""))
+
+
+@contextlib.contextmanager
+def _context(args: argparse.Namespace, target) -> Iterator[DrillContext]:
+    """The drill context over ``target`` (local or remote), its leader tracker running."""
+    tracker = LeaderTracker(target.client())
     try:
         tracker.start()
         yield DrillContext(cluster=target, tracker=tracker, progress=_progress, writers=args.writers,
                            factory=backend_factory(target.engine, target.sync))
     finally:
         tracker.stop()
-        released = target.release()
-        text = _clean_up(args, cluster, owned, disks)
-        cleanup.append(text + (f" ({'; '.join(released)})" if released else ""))
 
 
 @contextlib.contextmanager
@@ -187,13 +196,10 @@ def _remote_session(args: argparse.Namespace, cleanup: list[str]) -> Iterator[Dr
     _progress(f"remote target: {len(target.node_names())} nodes ({', '.join(target.node_names())}), engine "
               f"{target.engine} (from {target.engine_source}), {len(target.etcd_names())} etcd member(s), "
               f"hooks {args.hooks or 'none'}")
-    tracker = LeaderTracker(target.client())
     try:
-        tracker.start()
-        yield DrillContext(cluster=target, tracker=tracker, progress=_progress, writers=args.writers,
-                           factory=backend_factory(target.engine, target.sync))
+        with _context(args, target) as ctx:
+            yield ctx
     finally:
-        tracker.stop()
         undone = target.recover()
         target.close()
         cleanup.append("remote cluster left running; " + (f"undo hooks run: {'; '.join(undone)}" if undone
