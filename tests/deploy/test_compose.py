@@ -1,0 +1,99 @@
+"""deploy/compose/: the compose file builds every image it runs, keeps etcd's
+and the members' data in named volumes (no anonymous volume is left behind),
+publishes HAProxy's read-write/read-only ports on loopback only, and its
+node configs open the HTTP API to HAProxy; ``docker-compose config`` accepts
+it (when Debian's docker-compose is installed). The marker ``containers``
+runs the real container test (tools/compose_failover.py): it is skipped,
+saying why, where no container runtime, compose CLI or base image is."""
+from __future__ import annotations
+
+import pathlib
+import shutil
+import subprocess
+
+import pytest
+import yaml
+
+from walrus_ha.node.config import load_node_config
+from walrus_ha.orchestrator.config import load_orchestrator_config
+from walrus_ha.tools import compose_failover
+
+DEPLOY = pathlib.Path(__file__).resolve().parents[2] / "deploy"
+COMPOSE = DEPLOY / "compose" / "compose.yaml"
+HOOKS = DEPLOY / "drill-hooks" / "compose.yaml"
+
+
+def services() -> dict:
+    return yaml.safe_load(COMPOSE.read_text())["services"]
+
+
+def test_every_image_is_built_here():
+    for name, svc in services().items():
+        images_built = {s["image"] for s in services().values() if "build" in s}
+        assert "build" in svc or svc["image"] in images_built, name
+
+
+def test_volumes_are_named_or_bind_mounts_only():
+    declared = set(yaml.safe_load(COMPOSE.read_text())["volumes"])
+    used = set()
+    for name, svc in services().items():
+        for v in svc.get("volumes", []):
+            source, _, target = v.partition(":")
+            assert target, f"{name}: {v} is an anonymous volume"
+            if not source.startswith("."):
+                used.add(source)
+    assert used == declared and {"etcd", "n1", "n2", "n3"} <= declared
+
+
+def test_haproxy_publishes_rw_and_ro_on_loopback_only():
+    ports = services()["haproxy"]["ports"]
+    assert {p.rsplit(":", 1)[1] for p in ports} >= {"5000", "5001"}
+    for svc in services().values():
+        for p in svc.get("ports", []):
+            assert p.startswith("127.0.0.1:"), p
+
+
+@pytest.mark.parametrize("n", ["1", "2", "3"])
+def test_node_configs_open_the_http_api_and_match_haproxy(n):
+    cfg = load_node_config(str(DEPLOY / "compose" / f"node{n}.yaml"))
+    assert cfg.api_listen == "0.0.0.0:8008" and cfg.name == f"n{n}"
+    assert f"server {cfg.name} {cfg.name}:7100 check port 8008" in (DEPLOY / "haproxy" / "haproxy.cfg").read_text()
+
+
+@pytest.mark.parametrize("n", ["1", "2"])
+def test_orchestrator_configs_load(n):
+    assert load_orchestrator_config(str(DEPLOY / "compose" / f"orch{n}.yaml")).id == f"o{n}"
+
+
+def test_drill_hooks_name_the_compose_services():
+    hooks = yaml.safe_load(HOOKS.read_text())
+    assert hooks["vars"]["compose_file"] == "deploy/compose/compose.yaml"
+    for name in ("kill-node", "start-node", "kill-orchestrator", "kill-etcd", "wipe-etcd"):
+        assert "{compose}" in hooks["hooks"][name], name
+    assert "etcd" in services()
+
+
+@pytest.mark.skipif(shutil.which("docker-compose") is None, reason="docker-compose is not installed")
+def test_docker_compose_accepts_the_file():
+    out = subprocess.run(["docker-compose", "-f", str(COMPOSE), "config", "-q"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    broken = COMPOSE.read_text().replace("volumes: {etcd: {}, n1: {}, n2: {}, n3: {}}", "volumes: {n1: {}}")
+    bad = COMPOSE.parent / ".broken-compose.yaml"
+    try:
+        bad.write_text(broken)
+        out = subprocess.run(["docker-compose", "-f", str(bad), "config", "-q"], capture_output=True, text=True)
+    finally:
+        bad.unlink()
+    assert out.returncode != 0 and "etcd" in out.stderr
+
+
+@pytest.mark.containers
+def test_docker_kill_of_the_primary_container_keeps_writes_going_through_haproxy():
+    why = compose_failover.preflight()
+    if why:
+        pytest.skip(f"real container test: {why}")
+    out = compose_failover.run(rounds=1, project="walrus-pytest")
+    (r,) = out["rounds"]
+    print(f"\ndocker kill {r['killed']} -> first write through HAProxy at term {r['new_term']} "
+          f"on {r['new_leader']} after {r['kill_to_write_s']:.2f}s")
+    assert r["new_leader"] != r["killed"] and r["new_term"] > r["old_term"]
