@@ -44,7 +44,8 @@ FROM ${BASE} AS runtime
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 tini \
  && apt-get clean && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin \
- && useradd --system --uid 10001 --user-group --home-dir /var/lib/walrus --shell /usr/sbin/nologin walrus \
+ && groupadd --system --gid 10001 walrus \
+ && useradd --system --uid 10001 --gid walrus --home-dir /var/lib/walrus --shell /usr/sbin/nologin walrus \
  && mkdir -p /var/lib/walrus /etc/walrus && chown walrus:walrus /var/lib/walrus
 COPY --from=builder /opt/walrus /opt/walrus
 ENV PATH=/opt/walrus/bin:$PATH PYTHONUNBUFFERED=1 WALRUS_HEALTH_URL=http://127.0.0.1:8008/liveness

@@ -5,7 +5,8 @@ FROM ${BASE}
 RUN apt-get update \
  && apt-get install -y --no-install-recommends etcd-server tini \
  && apt-get clean && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin \
- && useradd --system --uid 10002 --user-group --home-dir /var/lib/etcd-data --shell /usr/sbin/nologin walrus-etcd \
+ && groupadd --system --gid 10002 walrus-etcd \
+ && useradd --system --uid 10002 --gid walrus-etcd --home-dir /var/lib/etcd-data --shell /usr/sbin/nologin walrus-etcd \
  && install -d -o walrus-etcd -g walrus-etcd -m 0700 /var/lib/etcd-data
 USER walrus-etcd
 EXPOSE 2379 2380
