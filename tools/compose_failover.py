@@ -4,9 +4,9 @@
 ``deploy/image/make-base.sh``), brings the cluster up under its own project
 name on free loopback ports, writes through HAProxy's read-write port, and in
 each round ``docker kill``s the primary's container (SIGKILL) and measures the
-time from just before the kill command to the first write acknowledged at a
-newer term through HAProxy (so it includes the CLI's own latency and
-HAProxy's check interval). The killed container is started again and must
+time from just before ``docker kill`` (container id looked up beforehand) to
+the first write acknowledged at a newer term through HAProxy (so it includes
+the CLI's own latency and HAProxy's checks). The killed container is started again and must
 rejoin as a streaming standby before the next round. Prints median
 (min-max). Everything is torn down at the end with ``down -v`` (containers,
 network, named volumes); the images are kept for the next run.
@@ -104,9 +104,10 @@ class ComposeCluster:
         up = self.servers_up("walrus_rw")
         return next(iter(up)) if len(up) == 1 else None
 
-    def kill(self, service: str) -> None:
-        subprocess.run([self.runtime, "kill", "--signal", "KILL", self.container(service)],
-                       check=True, capture_output=True)
+    def kill(self, container: str) -> None:
+        """SIGKILL ``container`` (an id from ``container``: looked up first,
+        since the compose CLI takes a second or more to answer)."""
+        subprocess.run([self.runtime, "kill", "--signal", "KILL", container], check=True, capture_output=True)
 
     def start(self, service: str) -> None:
         self.compose("start", service)
@@ -119,8 +120,9 @@ def kill_round(cluster: ComposeCluster, writer: Writer, timeout_s: float = 120.0
     wait_for(lambda: writer.acks and time.monotonic() - writer.acks[-1][0] < 1.0, timeout_s,
              "writes acknowledged through HAProxy")
     old_term = writer.acks[-1][1]
+    container = cluster.container(leader)
     killed_at = time.monotonic()
-    cluster.kill(leader)
+    cluster.kill(container)
     t, term = wait_for(lambda: writer.first_ack_after(killed_at, old_term), timeout_s,
                        "a write acknowledged at a newer term through HAProxy")
     new_leader = wait_for(cluster.primary, timeout_s, "the new primary UP in HAProxy")
