@@ -26,7 +26,7 @@ SEGMENT = 64 * 1024
 # Longer leases than the other orchestrator tests: on a loaded machine a slow
 # etcd must not move the leadership before the disk fills (that is not the
 # failover under test). Disk-full failover itself does not wait for a lease.
-AGENT = {"ttl": 10.0, "loop_wait": 0.5, "retry_timeout": 3.0, "safety_margin": 1.0}
+AGENT = {"ttl": 10.0, "loop_wait": 0.5, "retry_timeout": 3.0, "safety_margin": 1.0, "bootstrap_wait": 0.5}
 ORCH = {"ttl": 10.0, "loop_wait": 0.3, "retry_timeout": 3.0, "rpc_timeout": 2.0}
 
 

@@ -28,7 +28,8 @@ from walrus_ha.tools.drill.pg_backend import PgWriter
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 
 SMALL_FS = "128m"       # as SmallDisks: initdb + a few WAL segments, the ballast takes the rest
-AGENT = {"engine": "postgres", "ttl": 10.0, "loop_wait": 0.5, "retry_timeout": 3.0, "safety_margin": 1.0}
+AGENT = {"engine": "postgres", "ttl": 10.0, "loop_wait": 0.5, "retry_timeout": 3.0, "safety_margin": 1.0,
+         "bootstrap_wait": 0.5}
 ORCH = {"ttl": 10.0, "loop_wait": 0.3, "retry_timeout": 3.0, "rpc_timeout": 5.0, "synchronous_mode": True}
 BIG = "x" * (256 * 1024)
 

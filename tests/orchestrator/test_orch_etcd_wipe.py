@@ -129,7 +129,7 @@ def test_empty_node_does_not_bootstrap_a_second_cluster_after_a_wipe(procs, etcd
         wait_for(lambda: s.get(b"before-wipe").value == b"1", what=f"the key replicated to {s.name}")
     term_before = primary.status().leader_term
     _wipe(etcd)
-    newcomer = procs.agent("d")
+    newcomer = procs.agent("d", bootstrap_wait=2.0)    # the default for ttl 3 is 1.5 s; the suite uses 0.3
     wait_for(lambda: "not bootstrapping a second cluster" in newcomer.log_text(), timeout=30,
              what="the empty node to refuse to bootstrap")
     with Dcs([etcd.endpoint], procs.cluster) as dcs:

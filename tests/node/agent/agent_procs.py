@@ -17,7 +17,7 @@ __all__ = ["Agents", "AgentProc", "ROLE_PRIMARY", "ROLE_STANDBY", "TIMING", "wai
 
 # ttl 4 s: short enough for quick expiry waits, long enough that a loaded 2-core box
 # does not make a healthy primary miss its own deadline.
-TIMING = {"ttl": 4.0, "loop_wait": 0.3, "retry_timeout": 1.0, "safety_margin": 0.5}
+TIMING = {"ttl": 4.0, "loop_wait": 0.3, "retry_timeout": 1.0, "safety_margin": 0.5, "bootstrap_wait": 0.3}
 
 
 class Agents:

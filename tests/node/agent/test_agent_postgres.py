@@ -16,7 +16,8 @@ from walrus_ha.protos import node_agent_pb2 as pb
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 
-PG_TIMING = {"engine": "postgres", "ttl": 10.0, "loop_wait": 1.0, "retry_timeout": 3.0, "safety_margin": 1.0}
+PG_TIMING = {"engine": "postgres", "ttl": 10.0, "loop_wait": 1.0, "retry_timeout": 3.0, "safety_margin": 1.0,
+             "bootstrap_wait": 0.5}
 
 
 @pytest.fixture
