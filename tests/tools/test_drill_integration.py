@@ -159,21 +159,27 @@ def test_partition_primary_drill_heals_and_leaves_nothing_behind(cluster_dir, tm
         pytest.skip(f"partition drill cannot run here: {why}")
     root = partition.cgroup2_root()
 
-    def leftovers() -> set[str]:        # ours only: another drill on this host may run or have crashed
+    def leftovers(mark: str) -> set[str]:   # ours only: other drills on this host may run or have crashed
         rules = subprocess.run(["iptables", "-S", "OUTPUT"], capture_output=True, text=True).stdout
-        return ({line for line in rules.splitlines() if partition.COMMENT_PREFIX in line}
-                | {d for d in os.listdir(root) if d.startswith(partition.COMMENT_PREFIX)})
-    before = leftovers()
+        return ({line for line in rules.splitlines() if mark in line}
+                | {d for d in os.listdir(root) if d.startswith(mark)})
     out = tmp_path / "part.json"
-    result = subprocess.run([sys.executable, "-m", "walrus_ha", "drill", "partition-primary", "--rounds", "1",
+    proc = subprocess.Popen([sys.executable, "-m", "walrus_ha", "drill", "partition-primary", "--rounds", "1",
                              "--sync", "--dir", str(cluster_dir), "--json", str(out)],
-                            capture_output=True, text=True, timeout=280)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=280)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, stdout[-3000:] + stderr[-3000:]
     r = json.loads(out.read_text())["rounds"][0]
     assert r["error"] == "" and r["new_primary"] != r["old_primary"]
     assert r["dual_primary_acks"] == 0 and r["split_brain"] == 0 and r["lost_acked_writes"] == 0
     assert r["extra"]["partitioned_s"] > json.loads(out.read_text())["config"]["ttl"]
-    assert leftovers() - before == set()     # no rule and no cgroup of this drill is left
+    # the drill names its rules and cgroups walrus-drill-<its pid>-...
+    assert leftovers(f"{partition.COMMENT_PREFIX}-{proc.pid}-") == set()
 
 
 def test_etcd_member_loss_runs_on_three_members_and_says_why_not_on_one(cluster_dir, tmp_path):
