@@ -7,6 +7,9 @@ step (``probe_from_pb``); the orchestrator keeps no other copy of it.
 """
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 from walrus_ha.common.status import Role
 from walrus_ha.orchestrator.core.model import MemberView
 from walrus_ha.orchestrator.probe import AgentProbe, ProbeOutcome
@@ -32,13 +35,14 @@ def role_to_pb(role: Role) -> int:
 # -- NodeAgent -------------------------------------------------------------------
 
 def probe_from_pb(name: str, address: str, msg: node_agent_pb2.NodeStatus,
-                  stream_broken: bool = False) -> AgentProbe:
+                  stream_broken: bool = False, wall: Callable[[], float] = time.time) -> AgentProbe:
     """The answered probe of member ``name`` (the name it has in etcd) at
     ``address``: ``msg`` as the core's ``MemberView`` (reachable, agent up;
-    priority and nofailover from the agent's tags) plus the agent's tags and
-    its view of the leader key. The rest of the status (write/receive LSNs,
-    standbys, slots, state, version, ...) is for operators; the orchestrator
-    does not read it."""
+    priority and nofailover from the agent's tags; a planned restart's
+    ``restart_left_s`` as ``restarting_until`` on ``wall``, read on arrival)
+    plus the agent's tags, state and its view of the leader key. The rest of
+    the status (write/receive LSNs, standbys, slots, version, ...) is for
+    operators; the orchestrator does not read it."""
     e = msg.engine
     tags = tuple(sorted(msg.tags.items()))
     member = MemberView(
@@ -46,10 +50,12 @@ def probe_from_pb(name: str, address: str, msg: node_agent_pb2.NodeStatus,
         term=e.term, flush_lsn=e.flush_lsn, replay_lsn=e.replay_lsn, streaming=e.streaming,
         upstream=e.upstream, fenced=e.fenced, needs_reclone=e.needs_reclone,
         sync_applied=e.sync_standbys, write_error=e.write_error,
-        write_error_since=e.write_error_since, **tag_fields(dict(tags)))
+        write_error_since=e.write_error_since,
+        restarting_until=wall() + msg.restart_left_s if msg.restart_left_s > 0 else 0.0,
+        **tag_fields(dict(tags)))
     return AgentProbe(name, address, ProbeOutcome.ANSWERED, member, tags=tags,
                       holds_leader=msg.holds_leader, leader_term=msg.leader_term,
-                      stream_broken=stream_broken)
+                      stream_broken=stream_broken, state=msg.state)
 
 
 # -- Cluster ---------------------------------------------------------------------

@@ -43,6 +43,7 @@ class AgentProbe:
     leader_term: int = 0
     detail: str = ""
     stream_broken: bool = False   # its WatchStatus stream broke and has not come back
+    state: str = ""               # the agent's state (``NodeStatus.state``), for operators
 
     @property
     def answered(self) -> bool:

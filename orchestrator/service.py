@@ -20,7 +20,7 @@ from typing import Any, NoReturn
 import grpc
 
 from walrus_ha.common import rpcerrors
-from walrus_ha.common.errors import DcsUnavailable, InvalidArgument, LeaseLost, Refused
+from walrus_ha.common.errors import DcsUnavailable, InvalidArgument, LeaseLost, Refused, WalrusError
 from walrus_ha.common.log import log_event
 from walrus_ha.common.names import name_problem
 from walrus_ha.common.records import ClusterView, LeaderRecord
@@ -28,6 +28,7 @@ from walrus_ha.common.status import Role
 from walrus_ha.orchestrator.agents import AgentPool
 from walrus_ha.orchestrator.convert import candidate_to_pb, history_to_pb, leader_to_pb, role_to_pb
 from walrus_ha.orchestrator.core.decide import forceable
+from walrus_ha.orchestrator.member_ops import MemberOps
 from walrus_ha.protos import cluster_pb2, cluster_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -162,6 +163,7 @@ class ClusterService(cluster_pb2_grpc.ClusterServicer):
         self.leaders = leaders
         self._pool = AgentPool(rpc_timeout)   # probes for read RPCs, separate from the loop's
         self._pool_lock = threading.Lock()
+        self.ops = MemberOps(dcs)
 
     def close(self) -> None:
         self._pool.close()
@@ -223,13 +225,18 @@ class ClusterService(cluster_pb2_grpc.ClusterServicer):
                 streaming=m.streaming, fenced=m.fenced, reachable=m.reachable, tags=tags,
                 upstream=m.upstream, is_leader=m.name == leader, in_sync_set=m.name in sync_names,
                 write_error=m.write_error, write_error_since=m.write_error_since,
-                http=rec.api_url if rec else ""))
+                http=rec.api_url if rec else "", needs_reclone=m.needs_reclone,
+                state=probe.state if probe is not None and probe.answered else "",
+                restart_left_s=max(0.0, m.restarting_until - time.time()) if m.restarting_until else 0.0))
         state = self.controller.state.value if self.controller.election.is_active() else "spare"
         sync = ""
         if view.sync and view.sync.num and view.sync.names:
             sync = f"{view.sync.method.upper()} {view.sync.num} ({', '.join(view.sync.names)})"
-        return cluster_pb2.ListMembersReply(members=members, leader=leader_to_pb(view.leader),
-                                            state=state, paused=view.paused, sync_standbys=sync)
+        sw = view.switchover if isinstance(view.switchover, dict) else None
+        return cluster_pb2.ListMembersReply(
+            members=members, leader=leader_to_pb(view.leader), state=state, paused=view.paused, sync_standbys=sync,
+            switchover_pending=sw is not None, switchover_candidate=str(sw.get("candidate", "")) if sw else "",
+            switchover_scheduled_at=float(sw.get("scheduled_at", 0) or 0) if sw else 0.0)
 
     def ExplainFailover(self, request, context):
         obs = self._observe(context)
@@ -256,7 +263,10 @@ class ClusterService(cluster_pb2_grpc.ClusterServicer):
             self._check_candidate(context, view, candidate)
         _check_not_paused(context, view)
         self._check_can_win(context, candidate, force=False)
-        return self._request(context, view, candidate, expected or leader, failover=False)
+        at = request.scheduled_at
+        if at and not (time.time() - 60 < at < time.time() + 366 * 86400):    # also refuses NaN
+            _invalid(context, f"scheduled_at {at!r} is not a time between a minute ago and a year from now")
+        return self._request(context, view, candidate, expected or leader, failover=False, scheduled_at=at)
 
     def Failover(self, request, context):
         view = self._view(context)
@@ -314,10 +324,13 @@ class ClusterService(cluster_pb2_grpc.ClusterServicer):
         if view.leader is not None and view.leader.name == candidate:
             _invalid(context, f"{candidate!r} is already the leader")
 
-    def _request(self, context, view, candidate: str, expected: str, failover: bool, force: bool = False):
+    def _request(self, context, view, candidate: str, expected: str, failover: bool, force: bool = False,
+                 scheduled_at: float = 0.0):
         _check_not_paused(context, view)
         value = {"candidate": candidate, "expected_leader": expected, "leader": expected,
                  "failover": failover, "force": force, "requested_at": time.time()}
+        if scheduled_at:
+            value["scheduled_at"] = scheduled_at
         what = "failover" if failover else "switchover"
         try:
             written = self.dcs.cas_put(self.dcs.keys.switchover, value, 0, deadline_s=self.dcs.timeout_s)
@@ -329,6 +342,8 @@ class ClusterService(cluster_pb2_grpc.ClusterServicer):
         log_event(log, "operator request", logging.WARNING if force else logging.INFO, kind=what,
                   candidate=candidate or "(best)", expected_leader=expected or "(any)", force=force)
         detail = f"{'FORCED ' if force else ''}{what} to {candidate or 'the best standby'} requested"
+        if scheduled_at:
+            detail += f", scheduled in {scheduled_at - value['requested_at']:.0f}s"
         return cluster_pb2.OperationReply(accepted=True, detail=detail, leader=leader_to_pb(view.leader),
                                           requested_at=value["requested_at"])
 
@@ -353,6 +368,50 @@ class ClusterService(cluster_pb2_grpc.ClusterServicer):
         else:
             reply.state = "spare"
         return reply
+
+    def CancelSwitchover(self, request, context):
+        try:
+            req = self.ops.cancel_switchover()
+            _, leader, writable = self.leaders.current()
+        except (DcsUnavailable, LeaseLost) as exc:
+            _abort_unavailable(context, exc)
+        if req is None:
+            _refuse(context, "no switchover or failover request is pending")
+        what = "failover" if req.get("failover") else "switchover"
+        return cluster_pb2.OperationReply(
+            accepted=True, leader=leader_to_pb(leader, writable),
+            requested_at=float(req.get("requested_at", 0) or 0),
+            detail=f"{what} to {req.get('candidate') or 'the best standby'} cancelled")
+
+    def RestartMember(self, request, context):
+        member = self._member(context, request.member)
+        return self._member_op(context, lambda: self.ops.restart(member, request.role, request.pending,
+                                                                 request.force, request.timeout_s))
+
+    def ReinitMember(self, request, context):
+        member = self._member(context, request.member)
+        return self._member_op(context, lambda: self.ops.reinit(member, request.force))
+
+    @staticmethod
+    def _member(context: grpc.ServicerContext, name: str) -> str:
+        name = name.strip()
+        if not name:
+            _invalid(context, "a member name is required")
+        _check_names(context, member=name)
+        return name
+
+    def _member_op(self, context, fn: Callable[[], tuple[bool, str]]):
+        try:
+            _, detail = fn()      # changed or not (--pending with nothing pending): done, detail says which
+        except (DcsUnavailable, LeaseLost) as exc:
+            _abort_unavailable(context, exc)
+        except WalrusError as exc:
+            rpcerrors.abort(context, exc)
+        try:
+            _, leader, writable = self.leaders.current()
+        except (DcsUnavailable, LeaseLost):
+            leader, writable = None, False
+        return cluster_pb2.OperationReply(accepted=True, detail=detail, leader=leader_to_pb(leader, writable))
 
     def Pause(self, request, context):
         return self._set_pause(context, True)

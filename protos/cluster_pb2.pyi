@@ -28,7 +28,7 @@ class Leader(_message.Message):
     def __init__(self, name: _Optional[str] = ..., term: _Optional[int] = ..., timeline: _Optional[int] = ..., agent_address: _Optional[str] = ..., data_address: _Optional[str] = ..., since: _Optional[float] = ..., present: _Optional[bool] = ..., writable: _Optional[bool] = ...) -> None: ...
 
 class Member(_message.Message):
-    __slots__ = ("name", "role", "agent_address", "data_address", "timeline", "term", "flush_lsn", "replay_lsn", "lag_bytes", "streaming", "fenced", "reachable", "tags", "upstream", "is_leader", "in_sync_set", "write_error", "write_error_since", "http")
+    __slots__ = ("name", "role", "agent_address", "data_address", "timeline", "term", "flush_lsn", "replay_lsn", "lag_bytes", "streaming", "fenced", "reachable", "tags", "upstream", "is_leader", "in_sync_set", "write_error", "write_error_since", "http", "state", "needs_reclone", "restart_left_s")
     class TagsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -55,6 +55,9 @@ class Member(_message.Message):
     WRITE_ERROR_FIELD_NUMBER: _ClassVar[int]
     WRITE_ERROR_SINCE_FIELD_NUMBER: _ClassVar[int]
     HTTP_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    NEEDS_RECLONE_FIELD_NUMBER: _ClassVar[int]
+    RESTART_LEFT_S_FIELD_NUMBER: _ClassVar[int]
     name: str
     role: _common_pb2.Role
     agent_address: str
@@ -74,7 +77,10 @@ class Member(_message.Message):
     write_error: str
     write_error_since: float
     http: str
-    def __init__(self, name: _Optional[str] = ..., role: _Optional[_Union[_common_pb2.Role, str]] = ..., agent_address: _Optional[str] = ..., data_address: _Optional[str] = ..., timeline: _Optional[int] = ..., term: _Optional[int] = ..., flush_lsn: _Optional[int] = ..., replay_lsn: _Optional[int] = ..., lag_bytes: _Optional[int] = ..., streaming: _Optional[bool] = ..., fenced: _Optional[bool] = ..., reachable: _Optional[bool] = ..., tags: _Optional[_Mapping[str, str]] = ..., upstream: _Optional[str] = ..., is_leader: _Optional[bool] = ..., in_sync_set: _Optional[bool] = ..., write_error: _Optional[str] = ..., write_error_since: _Optional[float] = ..., http: _Optional[str] = ...) -> None: ...
+    state: str
+    needs_reclone: bool
+    restart_left_s: float
+    def __init__(self, name: _Optional[str] = ..., role: _Optional[_Union[_common_pb2.Role, str]] = ..., agent_address: _Optional[str] = ..., data_address: _Optional[str] = ..., timeline: _Optional[int] = ..., term: _Optional[int] = ..., flush_lsn: _Optional[int] = ..., replay_lsn: _Optional[int] = ..., lag_bytes: _Optional[int] = ..., streaming: _Optional[bool] = ..., fenced: _Optional[bool] = ..., reachable: _Optional[bool] = ..., tags: _Optional[_Mapping[str, str]] = ..., upstream: _Optional[str] = ..., is_leader: _Optional[bool] = ..., in_sync_set: _Optional[bool] = ..., write_error: _Optional[str] = ..., write_error_since: _Optional[float] = ..., http: _Optional[str] = ..., state: _Optional[str] = ..., needs_reclone: _Optional[bool] = ..., restart_left_s: _Optional[float] = ...) -> None: ...
 
 class Candidate(_message.Message):
     __slots__ = ("name", "flush_lsn", "timeline", "priority", "eligible", "reason", "rank")
@@ -149,26 +155,34 @@ class ListMembersRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class ListMembersReply(_message.Message):
-    __slots__ = ("members", "leader", "state", "paused", "sync_standbys")
+    __slots__ = ("members", "leader", "state", "paused", "sync_standbys", "switchover_pending", "switchover_candidate", "switchover_scheduled_at")
     MEMBERS_FIELD_NUMBER: _ClassVar[int]
     LEADER_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     PAUSED_FIELD_NUMBER: _ClassVar[int]
     SYNC_STANDBYS_FIELD_NUMBER: _ClassVar[int]
+    SWITCHOVER_PENDING_FIELD_NUMBER: _ClassVar[int]
+    SWITCHOVER_CANDIDATE_FIELD_NUMBER: _ClassVar[int]
+    SWITCHOVER_SCHEDULED_AT_FIELD_NUMBER: _ClassVar[int]
     members: _containers.RepeatedCompositeFieldContainer[Member]
     leader: Leader
     state: str
     paused: bool
     sync_standbys: str
-    def __init__(self, members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ..., leader: _Optional[_Union[Leader, _Mapping]] = ..., state: _Optional[str] = ..., paused: _Optional[bool] = ..., sync_standbys: _Optional[str] = ...) -> None: ...
+    switchover_pending: bool
+    switchover_candidate: str
+    switchover_scheduled_at: float
+    def __init__(self, members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ..., leader: _Optional[_Union[Leader, _Mapping]] = ..., state: _Optional[str] = ..., paused: _Optional[bool] = ..., sync_standbys: _Optional[str] = ..., switchover_pending: _Optional[bool] = ..., switchover_candidate: _Optional[str] = ..., switchover_scheduled_at: _Optional[float] = ...) -> None: ...
 
 class SwitchoverRequest(_message.Message):
-    __slots__ = ("candidate", "expected_leader")
+    __slots__ = ("candidate", "expected_leader", "scheduled_at")
     CANDIDATE_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_LEADER_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULED_AT_FIELD_NUMBER: _ClassVar[int]
     candidate: str
     expected_leader: str
-    def __init__(self, candidate: _Optional[str] = ..., expected_leader: _Optional[str] = ...) -> None: ...
+    scheduled_at: float
+    def __init__(self, candidate: _Optional[str] = ..., expected_leader: _Optional[str] = ..., scheduled_at: _Optional[float] = ...) -> None: ...
 
 class FailoverRequest(_message.Message):
     __slots__ = ("candidate", "force")
@@ -247,3 +261,29 @@ class ExplainFailoverReply(_message.Message):
     state: str
     detail: str
     def __init__(self, winner: _Optional[str] = ..., candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., state: _Optional[str] = ..., detail: _Optional[str] = ...) -> None: ...
+
+class CancelSwitchoverRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class RestartMemberRequest(_message.Message):
+    __slots__ = ("member", "role", "pending", "force", "timeout_s")
+    MEMBER_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    PENDING_FIELD_NUMBER: _ClassVar[int]
+    FORCE_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_S_FIELD_NUMBER: _ClassVar[int]
+    member: str
+    role: str
+    pending: bool
+    force: bool
+    timeout_s: float
+    def __init__(self, member: _Optional[str] = ..., role: _Optional[str] = ..., pending: _Optional[bool] = ..., force: _Optional[bool] = ..., timeout_s: _Optional[float] = ...) -> None: ...
+
+class ReinitMemberRequest(_message.Message):
+    __slots__ = ("member", "force")
+    MEMBER_FIELD_NUMBER: _ClassVar[int]
+    FORCE_FIELD_NUMBER: _ClassVar[int]
+    member: str
+    force: bool
+    def __init__(self, member: _Optional[str] = ..., force: _Optional[bool] = ...) -> None: ...

@@ -84,6 +84,21 @@ class ClusterStub:
                 request_serializer=walrus__ha_dot_protos_dot_cluster__pb2.GetOperationRequest.SerializeToString,
                 response_deserializer=walrus__ha_dot_protos_dot_cluster__pb2.OperationStatus.FromString,
                 _registered_method=True)
+        self.CancelSwitchover = channel.unary_unary(
+                '/walrus.v1.Cluster/CancelSwitchover',
+                request_serializer=walrus__ha_dot_protos_dot_cluster__pb2.CancelSwitchoverRequest.SerializeToString,
+                response_deserializer=walrus__ha_dot_protos_dot_cluster__pb2.OperationReply.FromString,
+                _registered_method=True)
+        self.RestartMember = channel.unary_unary(
+                '/walrus.v1.Cluster/RestartMember',
+                request_serializer=walrus__ha_dot_protos_dot_cluster__pb2.RestartMemberRequest.SerializeToString,
+                response_deserializer=walrus__ha_dot_protos_dot_cluster__pb2.OperationReply.FromString,
+                _registered_method=True)
+        self.ReinitMember = channel.unary_unary(
+                '/walrus.v1.Cluster/ReinitMember',
+                request_serializer=walrus__ha_dot_protos_dot_cluster__pb2.ReinitMemberRequest.SerializeToString,
+                response_deserializer=walrus__ha_dot_protos_dot_cluster__pb2.OperationReply.FromString,
+                _registered_method=True)
 
 
 class ClusterServicer:
@@ -149,6 +164,24 @@ class ClusterServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CancelSwitchover(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RestartMember(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReinitMember(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ClusterServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -201,6 +234,21 @@ def add_ClusterServicer_to_server(servicer, server):
                     servicer.GetOperation,
                     request_deserializer=walrus__ha_dot_protos_dot_cluster__pb2.GetOperationRequest.FromString,
                     response_serializer=walrus__ha_dot_protos_dot_cluster__pb2.OperationStatus.SerializeToString,
+            ),
+            'CancelSwitchover': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelSwitchover,
+                    request_deserializer=walrus__ha_dot_protos_dot_cluster__pb2.CancelSwitchoverRequest.FromString,
+                    response_serializer=walrus__ha_dot_protos_dot_cluster__pb2.OperationReply.SerializeToString,
+            ),
+            'RestartMember': grpc.unary_unary_rpc_method_handler(
+                    servicer.RestartMember,
+                    request_deserializer=walrus__ha_dot_protos_dot_cluster__pb2.RestartMemberRequest.FromString,
+                    response_serializer=walrus__ha_dot_protos_dot_cluster__pb2.OperationReply.SerializeToString,
+            ),
+            'ReinitMember': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReinitMember,
+                    request_deserializer=walrus__ha_dot_protos_dot_cluster__pb2.ReinitMemberRequest.FromString,
+                    response_serializer=walrus__ha_dot_protos_dot_cluster__pb2.OperationReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -473,6 +521,87 @@ class Cluster:
             '/walrus.v1.Cluster/GetOperation',
             walrus__ha_dot_protos_dot_cluster__pb2.GetOperationRequest.SerializeToString,
             walrus__ha_dot_protos_dot_cluster__pb2.OperationStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelSwitchover(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/walrus.v1.Cluster/CancelSwitchover',
+            walrus__ha_dot_protos_dot_cluster__pb2.CancelSwitchoverRequest.SerializeToString,
+            walrus__ha_dot_protos_dot_cluster__pb2.OperationReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RestartMember(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/walrus.v1.Cluster/RestartMember',
+            walrus__ha_dot_protos_dot_cluster__pb2.RestartMemberRequest.SerializeToString,
+            walrus__ha_dot_protos_dot_cluster__pb2.OperationReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReinitMember(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/walrus.v1.Cluster/ReinitMember',
+            walrus__ha_dot_protos_dot_cluster__pb2.ReinitMemberRequest.SerializeToString,
+            walrus__ha_dot_protos_dot_cluster__pb2.OperationReply.FromString,
             options,
             channel_credentials,
             insecure,

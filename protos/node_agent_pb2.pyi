@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class NodeStatus(_message.Message):
-    __slots__ = ("name", "cluster", "agent_address", "data_address", "engine", "holds_leader", "leader_term", "lease_remaining_s", "tags", "state", "version")
+    __slots__ = ("name", "cluster", "agent_address", "data_address", "engine", "holds_leader", "leader_term", "lease_remaining_s", "tags", "state", "version", "restart_left_s")
     class TagsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -27,6 +27,7 @@ class NodeStatus(_message.Message):
     TAGS_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    RESTART_LEFT_S_FIELD_NUMBER: _ClassVar[int]
     name: str
     cluster: str
     agent_address: str
@@ -38,7 +39,8 @@ class NodeStatus(_message.Message):
     tags: _containers.ScalarMap[str, str]
     state: str
     version: str
-    def __init__(self, name: _Optional[str] = ..., cluster: _Optional[str] = ..., agent_address: _Optional[str] = ..., data_address: _Optional[str] = ..., engine: _Optional[_Union[_common_pb2.EngineStatus, _Mapping]] = ..., holds_leader: _Optional[bool] = ..., leader_term: _Optional[int] = ..., lease_remaining_s: _Optional[float] = ..., tags: _Optional[_Mapping[str, str]] = ..., state: _Optional[str] = ..., version: _Optional[str] = ...) -> None: ...
+    restart_left_s: float
+    def __init__(self, name: _Optional[str] = ..., cluster: _Optional[str] = ..., agent_address: _Optional[str] = ..., data_address: _Optional[str] = ..., engine: _Optional[_Union[_common_pb2.EngineStatus, _Mapping]] = ..., holds_leader: _Optional[bool] = ..., leader_term: _Optional[int] = ..., lease_remaining_s: _Optional[float] = ..., tags: _Optional[_Mapping[str, str]] = ..., state: _Optional[str] = ..., version: _Optional[str] = ..., restart_left_s: _Optional[float] = ...) -> None: ...
 
 class GetStatusRequest(_message.Message):
     __slots__ = ()
@@ -99,3 +101,21 @@ class ActionReply(_message.Message):
     detail: str
     status: NodeStatus
     def __init__(self, changed: _Optional[bool] = ..., detail: _Optional[str] = ..., status: _Optional[_Union[NodeStatus, _Mapping]] = ...) -> None: ...
+
+class RestartRequest(_message.Message):
+    __slots__ = ("role", "timeout_s", "reason", "pending")
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_S_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    PENDING_FIELD_NUMBER: _ClassVar[int]
+    role: str
+    timeout_s: float
+    reason: str
+    pending: bool
+    def __init__(self, role: _Optional[str] = ..., timeout_s: _Optional[float] = ..., reason: _Optional[str] = ..., pending: _Optional[bool] = ...) -> None: ...
+
+class ReinitRequest(_message.Message):
+    __slots__ = ("reason",)
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    reason: str
+    def __init__(self, reason: _Optional[str] = ...) -> None: ...

@@ -64,6 +64,16 @@ class NodeAgentStub:
                 request_serializer=walrus__ha_dot_protos_dot_node__agent__pb2.RejoinRequest.SerializeToString,
                 response_deserializer=walrus__ha_dot_protos_dot_node__agent__pb2.ActionReply.FromString,
                 _registered_method=True)
+        self.Restart = channel.unary_unary(
+                '/walrus.v1.NodeAgent/Restart',
+                request_serializer=walrus__ha_dot_protos_dot_node__agent__pb2.RestartRequest.SerializeToString,
+                response_deserializer=walrus__ha_dot_protos_dot_node__agent__pb2.ActionReply.FromString,
+                _registered_method=True)
+        self.Reinit = channel.unary_unary(
+                '/walrus.v1.NodeAgent/Reinit',
+                request_serializer=walrus__ha_dot_protos_dot_node__agent__pb2.ReinitRequest.SerializeToString,
+                response_deserializer=walrus__ha_dot_protos_dot_node__agent__pb2.ActionReply.FromString,
+                _registered_method=True)
 
 
 class NodeAgentServicer:
@@ -105,6 +115,18 @@ class NodeAgentServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Restart(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Reinit(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NodeAgentServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -136,6 +158,16 @@ def add_NodeAgentServicer_to_server(servicer, server):
             'Rejoin': grpc.unary_unary_rpc_method_handler(
                     servicer.Rejoin,
                     request_deserializer=walrus__ha_dot_protos_dot_node__agent__pb2.RejoinRequest.FromString,
+                    response_serializer=walrus__ha_dot_protos_dot_node__agent__pb2.ActionReply.SerializeToString,
+            ),
+            'Restart': grpc.unary_unary_rpc_method_handler(
+                    servicer.Restart,
+                    request_deserializer=walrus__ha_dot_protos_dot_node__agent__pb2.RestartRequest.FromString,
+                    response_serializer=walrus__ha_dot_protos_dot_node__agent__pb2.ActionReply.SerializeToString,
+            ),
+            'Reinit': grpc.unary_unary_rpc_method_handler(
+                    servicer.Reinit,
+                    request_deserializer=walrus__ha_dot_protos_dot_node__agent__pb2.ReinitRequest.FromString,
                     response_serializer=walrus__ha_dot_protos_dot_node__agent__pb2.ActionReply.SerializeToString,
             ),
     }
@@ -300,6 +332,60 @@ class NodeAgent:
             target,
             '/walrus.v1.NodeAgent/Rejoin',
             walrus__ha_dot_protos_dot_node__agent__pb2.RejoinRequest.SerializeToString,
+            walrus__ha_dot_protos_dot_node__agent__pb2.ActionReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Restart(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/walrus.v1.NodeAgent/Restart',
+            walrus__ha_dot_protos_dot_node__agent__pb2.RestartRequest.SerializeToString,
+            walrus__ha_dot_protos_dot_node__agent__pb2.ActionReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Reinit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/walrus.v1.NodeAgent/Reinit',
+            walrus__ha_dot_protos_dot_node__agent__pb2.ReinitRequest.SerializeToString,
             walrus__ha_dot_protos_dot_node__agent__pb2.ActionReply.FromString,
             options,
             channel_credentials,

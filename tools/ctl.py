@@ -24,7 +24,7 @@ from walrus_ha.common import log as wlog
 from walrus_ha.common.errors import WalrusError
 from walrus_ha.common.lsn import format_lsn
 from walrus_ha.protos import cluster_pb2, common_pb2
-from walrus_ha.tools import ctl_views
+from walrus_ha.tools import ctl_ops, ctl_views
 from walrus_ha.tools.localcluster.client import AgentClient, ClusterClient
 from walrus_ha.tools.localcluster.table import format_table
 
@@ -71,6 +71,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     dsn.add_argument("--role", choices=("primary", "replica"), default="primary")
     dsn.add_argument("--user", default="postgres", help="user in the string (default postgres)")
     dsn.add_argument("--dbname", default="postgres", help="database in the string (default postgres)")
+    ctl_ops.add_arguments(sub, common, sw)
     sub.add_parser("version", parents=[common],
                    help="this walrus's version, and each member's (and, with --etcd, orchestrator's)")
 
@@ -170,6 +171,10 @@ def leader_line(leader: cluster_pb2.Leader) -> str:
 
 def _note(m: cluster_pb2.Member) -> str:
     notes = ["fenced"] if m.fenced else []
+    if m.restart_left_s > 0:
+        notes.append(f"restarting (planned, {m.restart_left_s:.0f}s left)")
+    if m.needs_reclone:
+        notes.append("needs re-clone")
     if m.write_error:
         notes.append(f"WRITES FAIL since {_ts(m.write_error_since)}: {m.write_error}")
     return "; ".join(notes)
@@ -193,7 +198,8 @@ def members_table(reply: cluster_pb2.ListMembersReply) -> str:
 
 def _list(client: ClusterClient, args) -> int:
     reply = client.active_members() or client.list_members()   # the active one knows the state
-    _emit(args, to_dict(reply), members_table(reply))
+    pending = ctl_views.scheduled_line(reply, time.time())
+    _emit(args, to_dict(reply), members_table(reply) + (f"\n{pending}" if pending else ""))
     return 0
 
 
@@ -228,7 +234,13 @@ def _operation(reply: cluster_pb2.OperationReply, args) -> int:
 
 
 def _switchover(client: ClusterClient, args) -> int:
-    return _requested(client, client.switchover(args.to, args.leader), args)
+    if args.cancel:
+        return ctl_ops.cancel(client, args, lambda d, t: _emit(args, d, t), to_dict)
+    at = ctl_ops.scheduled_at(args)
+    reply = client.switchover(args.to, args.leader, scheduled_at=at)
+    if at:      # it runs later, maybe under another orchestrator: the outcome is for list / history
+        return _operation(reply, args)
+    return _requested(client, reply, args)
 
 
 def _failover(client: ClusterClient, args) -> int:
@@ -323,7 +335,14 @@ def history_table(records, width: int = ctl_views.TABLE_WIDTH) -> str:
 
 def _history(client: ClusterClient, args) -> int:
     reply = client.history(args.limit)
-    _emit(args, to_dict(reply), history_table(reply.records) if reply.records else "no history yet")
+    text = history_table(reply.records) if reply.records else "no history yet"
+    members = client.active_members()
+    pending = ctl_views.scheduled_line(members, time.time()) if members is not None else ""
+    data = to_dict(reply)
+    if members is not None and members.switchover_pending:
+        data["pending"] = {"candidate": members.switchover_candidate,
+                           "scheduled_at": members.switchover_scheduled_at}
+    _emit(args, data, text + (f"\n{pending}" if pending else ""))
     return 0
 
 
@@ -412,4 +431,7 @@ def _version(args) -> int:
 
 _ACTIONS = {"list": _list, "leader": _leader, "switchover": _switchover, "failover": _failover,
             "pause": _pause, "resume": _resume, "history": _history, "explain": _explain,
-            "topology": _topology, "dsn": _dsn}
+            "topology": _topology, "dsn": _dsn,
+            "restart": lambda c, a: ctl_ops.restart(c, a, lambda d, t: _emit(a, d, t), to_dict),
+            "reinit": lambda c, a: ctl_ops.reinit(c, a, lambda d, t: _emit(a, d, t), to_dict),
+            "flush": lambda c, a: ctl_ops.cancel(c, a, lambda d, t: _emit(a, d, t), to_dict)}

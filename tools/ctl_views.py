@@ -4,6 +4,7 @@ errors as JSON. No I/O here; ``ctl.py`` fetches and prints.
 """
 from __future__ import annotations
 
+import datetime
 import re
 import textwrap
 from collections.abc import Iterable, Mapping, Sequence
@@ -22,6 +23,51 @@ TABLE_WIDTH = 120
 _INT = re.compile(r"-?[0-9]+")
 _ROLE = {common_pb2.ROLE_PRIMARY: "primary", common_pb2.ROLE_STANDBY: "standby",
          common_pb2.ROLE_STOPPED: "stopped"}
+
+
+_CLOCK = re.compile(r"([0-9]{1,2}):([0-9]{2})(?::([0-9]{2}))?")
+
+
+def parse_when(text: str, now: datetime.datetime) -> float:
+    """``--scheduled AT`` as unix time: ``now`` (0: at once), ``HH:MM[:SS]``
+    (the next such time of ``now``'s day or the day after, in ``now``'s zone)
+    or ISO-8601 (without a zone: ``now``'s zone). ``now`` must be aware.
+    Raises ValueError for anything else or a time already past."""
+    word = text.strip()
+    if word.lower() == "now":
+        return 0.0
+    m = _CLOCK.fullmatch(word)
+    if m:
+        hour, minute, second = int(m[1]), int(m[2]), int(m[3] or 0)
+        if hour > 23 or minute > 59 or second > 59:
+            raise ValueError(f"{text!r} is not a time of day")
+        at = now.replace(hour=hour, minute=minute, second=second, microsecond=0)
+        if at <= now:
+            at += datetime.timedelta(days=1)
+        return at.timestamp()
+    try:
+        at = datetime.datetime.fromisoformat(word)
+    except ValueError:
+        raise ValueError(f"{text!r} is neither HH:MM nor an ISO-8601 time (e.g. 2026-12-03T21:30:00+00:00)") \
+            from None
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=now.tzinfo)
+    if at <= now:
+        raise ValueError(f"{text!r} is in the past")
+    return at.timestamp()
+
+
+def scheduled_line(reply: cluster_pb2.ListMembersReply, now: float) -> str:
+    """The pending switchover request, for ``ctl list`` / ``history`` ("" if none)."""
+    if not reply.switchover_pending:
+        return ""
+    to = reply.switchover_candidate or "the best standby"
+    at = reply.switchover_scheduled_at
+    if not at:
+        return f"switchover to {to} pending"
+    stamp = datetime.datetime.fromtimestamp(at).astimezone().isoformat(timespec="seconds")
+    return (f"switchover to {to} scheduled at {stamp} (in {max(0.0, at - now):.0f}s; "
+            f"cancel: walrus ctl flush switchover)")
 
 
 def typed_tag(value: str) -> object:

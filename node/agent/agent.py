@@ -67,6 +67,7 @@ class NodeAgent:
         self.fenced_by_deadline = False
         self.restarted_holding = False          # engine restarted fenced while we hold the key
         self._restart_failing_since: float | None = None
+        self.restart_deadline: float | None = None    # a planned restart's deadline (``operations``)
         self.epoch = 0                          # bumped by every leadership / role action
         self.view: ClusterView | None = None
         self.keeper = LeaseKeeper(self.dcs, config.ttl, config.safety_margin, clock=clock,
@@ -279,7 +280,8 @@ class NodeAgent:
             now = self.clock()
             if self._restart_failing_since is None:
                 self._restart_failing_since = now
-            give_up = now - self._restart_failing_since > self.config.ttl
+            # a planned restart (``operations.restart``) keeps the key until its deadline
+            give_up = now - self._restart_failing_since > self.config.ttl and now >= (self.restart_deadline or 0)
             log_event(log, "engine.restart_failed", logging.ERROR, term=self.held_term, error=exc,
                       action="resign" if give_up else "retry")
             return give_up
@@ -397,7 +399,7 @@ class NodeAgent:
             leader_term=self.leader_term,
             lease_remaining_s=snap.remaining(self.clock()) if snap is not None else 0.0,
             tags={"nofailover": str(c.tags.nofailover).lower(), "priority": str(c.tags.priority)},
-            state=self.state)
+            state=self.state, restart_left_s=max(0.0, (self.restart_deadline or 0) - self.clock()))
 
     def _refresh_status(self) -> None:
         try:
@@ -497,4 +499,4 @@ class NodeAgent:
 def _significant(s: AgentStatus) -> tuple:
     e = s.engine
     return (e.role, e.timeline, e.term, e.streaming, e.fenced, e.upstream, e.needs_reclone,
-            s.holds_leader, s.leader_term, s.state, e.sync_standbys)
+            s.holds_leader, s.leader_term, s.state, e.sync_standbys, s.restart_left_s > 0)

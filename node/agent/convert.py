@@ -7,6 +7,7 @@ from __future__ import annotations
 from walrus_ha.common.config import parse_address
 from walrus_ha.common.errors import InvalidArgument
 from walrus_ha.common.names import name_problem
+from walrus_ha.node.agent.operations import RestartRequest, RestartRole
 from walrus_ha.node.agent.port import RepointRequest, TermRequest
 from walrus_ha.node.agent.status import AgentStatus
 from walrus_ha.node.engine.base import Upstream
@@ -68,12 +69,22 @@ def rejoin_from_pb(msg: node_agent_pb2.RejoinRequest) -> RepointRequest:
     return RepointRequest(term, _upstream(msg.leader_name, msg.leader_data_address), msg.allow_reclone)
 
 
+def restart_from_pb(msg: node_agent_pb2.RestartRequest) -> RestartRequest:
+    try:
+        role = RestartRole.parse(msg.role)
+    except ValueError:
+        raise BadRequest(f"role must be any, primary or replica, not {msg.role!r}") from None
+    if not 0 <= msg.timeout_s <= 3600:            # also refuses NaN
+        raise BadRequest(f"timeout_s must be between 0 and 3600 seconds, not {msg.timeout_s!r}")
+    return RestartRequest(role, msg.timeout_s, _reason(msg.reason), msg.pending)
+
+
 def status_to_pb(s: AgentStatus) -> node_agent_pb2.NodeStatus:
     return node_agent_pb2.NodeStatus(
         name=s.name, cluster=s.cluster, agent_address=s.agent_address, data_address=s.data_address,
         engine=engine_status_to_pb(s.engine), holds_leader=s.holds_leader, leader_term=s.leader_term,
         lease_remaining_s=s.lease_remaining_s, tags=dict(s.tags), state=s.state.value,
-        version=s.version)
+        version=s.version, restart_left_s=s.restart_left_s)
 
 
 def reply_to_pb(changed: bool, detail: str, status: AgentStatus) -> node_agent_pb2.ActionReply:

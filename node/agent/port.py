@@ -45,7 +45,8 @@ class AgentPort(Protocol):
     the leader key last seen), ``epoch`` (bumped by every leadership / role
     action, so a loop tick that read the view before it re-reads),
     ``fenced_by_deadline``, ``restarted_holding`` (engine restarted fenced
-    under our key), ``rejoin_report`` (the agent's note of a rejoin that
+    under our key), ``restart_deadline`` (a planned restart's deadline on
+    ``clock``; None: none), ``state``, ``rejoin_report`` (the agent's note of a rejoin that
     discarded nothing or re-cloned), ``view`` (the loop's last etcd view).
     """
 
@@ -63,7 +64,9 @@ class AgentPort(Protocol):
     epoch: int
     fenced_by_deadline: bool
     restarted_holding: bool
+    restart_deadline: float | None
     rejoin_report: Discarded | None
+    state: AgentState
 
     @property
     def stopping(self) -> bool:

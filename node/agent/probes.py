@@ -95,8 +95,8 @@ def is_healthy(f: MemberFacts) -> bool:
     return f.role in (Role.PRIMARY, Role.STANDBY) and not f.stopping
 
 
-# A clone, bootstrap or rejoin runs inside one loop iteration and may take long.
-_LONG_STEPS = (AgentState.BOOTSTRAPPING, AgentState.CLONING, AgentState.REJOINING)
+# A clone, bootstrap, rejoin or planned restart holds the loop (or its lock) and may take long.
+_LONG_STEPS = (AgentState.BOOTSTRAPPING, AgentState.CLONING, AgentState.REJOINING, AgentState.RESTARTING)
 
 
 def is_live(f: MemberFacts) -> bool:

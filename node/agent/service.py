@@ -19,7 +19,7 @@ from collections.abc import Callable
 from walrus_ha.common import grpchealth, grpcutil, rpcerrors
 from walrus_ha.common.errors import InvalidArgument, WalrusError
 from walrus_ha.common.log import log_event
-from walrus_ha.node.agent import actions, convert
+from walrus_ha.node.agent import actions, convert, operations
 from walrus_ha.node.agent.agent import NodeAgent
 from walrus_ha.protos import node_agent_pb2, node_agent_pb2_grpc
 
@@ -31,7 +31,7 @@ SERVICE_NAME = "walrus.v1.NodeAgent"
 
 
 class NodeAgentServicer(node_agent_pb2_grpc.NodeAgentServicer):
-    """GetStatus / WatchStatus / Promote / Demote / Follow / Rejoin.
+    """GetStatus / WatchStatus / Promote / Demote / Follow / Rejoin / Restart / Reinit.
 
     ``WatchStatus`` pushes the status whenever it changes, at most every
     ``min_interval_s`` (floored at 20 ms), and at least once a second.
@@ -68,6 +68,13 @@ class NodeAgentServicer(node_agent_pb2_grpc.NodeAgentServicer):
 
     def Rejoin(self, request, context):
         return self._act(context, "rejoin", lambda: actions.rejoin(self.agent, convert.rejoin_from_pb(request)))
+
+    def Restart(self, request, context):
+        return self._act(context, "restart",
+                         lambda: operations.restart(self.agent, convert.restart_from_pb(request)))
+
+    def Reinit(self, request, context):
+        return self._act(context, "reinit", lambda: operations.reinit(self.agent, convert._reason(request.reason)))
 
     def _act(self, context, what: str, fn: Callable[[], tuple[bool, str]]):
         try:

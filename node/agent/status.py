@@ -21,6 +21,7 @@ class AgentState(enum.Enum):
     PRIMARY = "primary"            # holds the leader key
     STANDBY = "standby"            # follows the leader
     REJOINING = "rejoining"
+    RESTARTING = "restarting"      # a planned engine restart (``operations.restart``) runs
     STOPPING = "stopping"
     STOPPED = "stopped"
 
@@ -39,6 +40,7 @@ class AgentStatus:
     tags: dict = field(default_factory=dict)
     state: AgentState = AgentState.STARTING
     version: str = walrus_ha.__version__
+    restart_left_s: float = 0.0    # > 0 while a planned restart runs: seconds to its deadline
 
 
 __all__ = ["AgentState", "AgentStatus"]

@@ -215,6 +215,15 @@ class Engine(Protocol):
         """Make a (possibly diverged) node a standby of ``upstream``: rewind,
         or re-clone when rewind is impossible and ``allow_reclone``."""
 
+    def request_reclone(self, reason: str) -> None:
+        """Report ``needs_reclone`` (``reason`` in ``detail``) until the next
+        ``rejoin``, which then re-clones from its upstream instead of
+        following (``walrus ctl reinit``). Nothing is wiped here."""
+
+    def pending_restart(self) -> bool:
+        """A setting changed that takes effect only at the next restart
+        (PostgreSQL: ``pg_settings.pending_restart``; embedded: never)."""
+
     def fence(self, reason: str) -> None:
         """Refuse and stop acknowledging writes immediately."""
 

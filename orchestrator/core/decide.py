@@ -41,6 +41,7 @@ from walrus_ha.orchestrator.core.model import (
 )
 from walrus_ha.orchestrator.core.ranking import explain, promoted_bound, rank, reference_lsn
 from walrus_ha.orchestrator.core.reseed import keyspace_lost, reseed_step
+from walrus_ha.orchestrator.core.schedule import Due, restarting, switchover_due
 from walrus_ha.orchestrator.core.states import State, transition
 from walrus_ha.orchestrator.core.syncset import plan_sync
 
@@ -83,6 +84,10 @@ def _step(snapshot: ClusterSnapshot, config: CoreConfig, now: float) -> _Step:
     lm = snapshot.member(leader.name)
     if fs is not None and fs.term > leader.term:
         return _unfinished(snapshot, config, now, leader, lm, fs)
+    if restarting(lm, now):
+        assert lm is not None                     # ``restarting`` checked it
+        return (State.RESTARTING, [], f"{leader.name} restarts its engine by the operator's request "
+                f"({lm.restarting_until - now:.1f}s left): planned, no failover before then", None)
     if lm is None or not lm.reachable:
         return _suspect(snapshot, config, leader, lm)
     if lm.role is not Role.PRIMARY:
@@ -119,8 +124,10 @@ def _suspect(snapshot: ClusterSnapshot, config: CoreConfig, leader: LeaderView,
     return State.PRIMARY_SUSPECT, [], reason, None
 
 
-def repoint_actions(snapshot: ClusterSnapshot, leader: LeaderView, lm: MemberView) -> list[Action]:
-    """Follow / Rejoin for every reachable member not streaming from ``leader``.
+def repoint_actions(snapshot: ClusterSnapshot, leader: LeaderView, lm: MemberView,
+                    now: float | None = None) -> list[Action]:
+    """Follow / Rejoin for every reachable member not streaming from ``leader``
+    (with ``now``: except members in a planned restart, ``schedule.restarting``).
 
     A second primary, a member that needs a re-clone, or one on an older
     timeline that is not already streaming from the leader is rejoined
@@ -131,6 +138,8 @@ def repoint_actions(snapshot: ClusterSnapshot, leader: LeaderView, lm: MemberVie
     actions: list[Action] = []
     for m in snapshot.members:
         if m.name == leader.name or not m.reachable or m.role in (Role.STOPPED, Role.UNKNOWN):
+            continue
+        if now is not None and restarting(m, now):
             continue
         on_leader = m.upstream_name == leader.name and m.streaming
         behind = bool(timeline) and m.timeline < timeline
@@ -150,7 +159,7 @@ def _healthy(snapshot: ClusterSnapshot, config: CoreConfig, now: float, leader: 
     # a Follow / Rejoin of another member may take up to the RPC timeout (a
     # slow rewind, a member on a full disk) that commits would wait behind.
     actions: list[Action] = [plan.publish] if plan.publish is not None else []
-    actions += repoint_actions(snapshot, leader, lm)
+    actions += repoint_actions(snapshot, leader, lm, now)
     notes = [plan.reason] if plan.reason else []
     fs = snapshot.failover
     if fs is not None:
@@ -260,8 +269,18 @@ def _cannot_write(snapshot: ClusterSnapshot, config: CoreConfig, now: float, lea
 
 def _switchover_start(snapshot: ClusterSnapshot, config: CoreConfig, now: float, leader: LeaderView,
                       lm: MemberView) -> _Step:
-    """Validate the request; demote the leader after saving the plan."""
+    """Validate the request; demote the leader after saving the plan. A
+    scheduled request waits for its time, and expires past ``scheduled_grace``."""
     req: SwitchoverRequest = snapshot.switchover  # type: ignore[assignment]
+    due = switchover_due(req.scheduled_at, now, config.scheduled_grace)
+    if due is not Due.DUE:
+        state, actions, reason, _ = _healthy(snapshot, config, now, leader, lm)
+        what = f"switchover to {req.candidate or 'the best standby'}"
+        if due is Due.NOT_DUE:
+            return state, actions, f"{reason}; {what} scheduled in {req.scheduled_at - now:.0f}s", None
+        problem = (f"scheduled {what} expired: it was due {now - req.scheduled_at:.0f}s ago, "
+                   f"more than {config.scheduled_grace:g}s")
+        return state, [ClearSwitchover(problem)] + actions, problem, None
     ranking = rank(snapshot, config, {leader.name: (Exclusion.OLD_LEADER, "the leader stepping down")})
     target = req.candidate or ranking.winner
     problem = ""

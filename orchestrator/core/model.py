@@ -113,6 +113,7 @@ class MemberView:
     write_error: str = ""           # the engine says writes fail ("" = they work)
     write_error_since: float = 0.0  # wall time of the first failure in a row
     highest_term: int = 0      # the highest term it has seen (from its member record)
+    restarting_until: float = 0.0   # wall time a planned engine restart's deadline passes (0: none)
 
     @property
     def upstream_name(self) -> str:
@@ -312,6 +313,7 @@ class CoreConfig:
     promote_timeout: float = 30.0
     primary_write_failure_timeout: float = 10.0   # fail over a primary whose writes fail this long; 0 = never
     reseed_wait: float = 10.0     # see ``core.reseed``
+    scheduled_grace: float = 60.0  # a scheduled switchover first seen later than this past its time expires
 
     @classmethod
     def from_settings(cls, settings: Any) -> CoreConfig:

@@ -35,6 +35,7 @@ class State(enum.Enum):
     SWITCHING_OVER = "switching_over"    # operator switchover in progress
     PAUSED = "paused"                    # operator pause: no automatic actions
     RESEEDING = "reseeding"              # etcd lost its data: re-seeding term/initialize from the members
+    RESTARTING = "restarting"            # the leader's engine restarts by the operator's request (planned)
 
 
 class InvalidTransition(ValueError):
@@ -93,6 +94,10 @@ _allow((S.PROMOTING,), (S.SWITCHING_OVER,), "a switchover began right after the 
 _allow((S.SWITCHING_OVER,), _LEADER_UP, "switchover finished or cancelled")
 _allow((S.SWITCHING_OVER,), (S.PROMOTING, S.FAILING_OVER, S.NO_CANDIDATE, S.PRIMARY_SUSPECT),
        "switchover moved on to promoting the target")
+# A planned restart is reported by the leader's agent itself and may begin or
+# end under any state that sees a leader; its deadline ends it in any case.
+_allow(tuple(State), (S.RESTARTING,), "the operator restarts the leader's engine")
+_allow((S.RESTARTING,), _DECIDED, "the planned restart ended (or its deadline passed)")
 _allow(tuple(State), (S.RESEEDING,), "etcd lost its data while the members kept theirs")
 _allow((S.RESEEDING,), _DECIDED, "the keyspace was re-seeded (or a leader appeared)")
 

@@ -124,9 +124,25 @@ class ClusterClient:
     def explain(self) -> cluster_pb2.ExplainFailoverReply:
         return self.call("ExplainFailover", cluster_pb2.ExplainFailoverRequest())
 
-    def switchover(self, candidate: str = "", expected_leader: str = "") -> cluster_pb2.OperationReply:
+    def switchover(self, candidate: str = "", expected_leader: str = "",
+                   scheduled_at: float = 0.0) -> cluster_pb2.OperationReply:
         return self.call("Switchover", cluster_pb2.SwitchoverRequest(candidate=candidate,
-                                                                     expected_leader=expected_leader))
+                                                                     expected_leader=expected_leader,
+                                                                     scheduled_at=scheduled_at))
+
+    def cancel_switchover(self) -> cluster_pb2.OperationReply:
+        return self.call("CancelSwitchover", cluster_pb2.CancelSwitchoverRequest())
+
+    def restart_member(self, member: str, role: str = "", pending: bool = False, force: bool = False,
+                       timeout_s: float = 0.0, rpc_timeout_s: float | None = None) -> cluster_pb2.OperationReply:
+        """The orchestrator restarts ``member``'s engine through its agent; returns when it is back."""
+        return self.call("RestartMember", cluster_pb2.RestartMemberRequest(
+            member=member, role=role, pending=pending, force=force, timeout_s=timeout_s), timeout_s=rpc_timeout_s)
+
+    def reinit_member(self, member: str, force: bool = False) -> cluster_pb2.OperationReply:
+        """Schedule a re-clone of standby ``member``; returns at once (watch ListMembers)."""
+        return self.call("ReinitMember", cluster_pb2.ReinitMemberRequest(member=member, force=force),
+                         timeout_s=max(self.timeout_s, 15.0))
 
     def failover(self, candidate: str = "", force: bool = False) -> cluster_pb2.OperationReply:
         return self.call("Failover", cluster_pb2.FailoverRequest(candidate=candidate, force=force))

@@ -82,6 +82,7 @@ class EmbeddedEngine(WritePathMixin, TransitionsMixin):
         self._role = Role.STOPPED
         self._draining = False                 # demoting: writes refused, senders still ship the tail
         self._needs_reclone = ""
+        self._reclone_requested = ""           # an operator's reinit: the next rejoin re-clones
         self.last_discard: Discarded | None = None     # what the last rewind dropped (``rewind``)
         self._server: grpc.aio.Server | None = None
         self._loop: LoopThread | None = None
@@ -359,6 +360,15 @@ class EmbeddedEngine(WritePathMixin, TransitionsMixin):
         self._needs_reclone = reason or "needs re-clone"
         log_event(log, "needs_reclone", logging.ERROR, name=self.name, reason=reason)
 
+    def request_reclone(self, reason: str) -> None:
+        """An operator's reinit: the next ``rejoin`` re-clones (see ``Engine``)."""
+        self._reclone_requested = reason or "re-clone requested"
+        log_event(log, "reclone_requested", name=self.name, reason=reason)
+
+    def pending_restart(self) -> bool:
+        """Every embedded setting is read at start and none changes at run time."""
+        return False
+
     def rewind(self, fork_lsn: int, upstream: str = "") -> None:
         """Drop local WAL at/after ``fork_lsn`` (NeedsReclone if impossible);
         what was dropped becomes ``last_discard`` (the exact RPO receipt)."""
@@ -393,10 +403,10 @@ class EmbeddedEngine(WritePathMixin, TransitionsMixin):
             receive_lsn=r.receive_lsn if r else wal.flush_lsn,
             upstream=str(r.upstream) if r else "", streaming=bool(r and r.streaming),
             fenced=reason is not None, fence_reason=reason or "",
-            needs_reclone=bool(self._needs_reclone), standbys=standbys,
+            needs_reclone=bool(self._needs_reclone or self._reclone_requested), standbys=standbys,
             slots=self.slots.info(wal.write_lsn) if self.slots else (), engine=self.kind,
             sync_standbys=self.syncrep.spec.render(),
-            detail=self._needs_reclone or (r.error if r else ""),
+            detail=self._needs_reclone or self._reclone_requested or (r.error if r else ""),
             write_error=health.error if health else "", write_error_since=health.since if health else 0.0,
             wal_repairs=len(wal.repairs), wal_repair=wal.repairs[-1] if wal.repairs else "")
 

@@ -148,7 +148,7 @@ class TransitionsMixin:
 
     def rejoin(self, upstream: Upstream, term: int, allow_reclone: bool = True) -> RejoinMethod:
         with self._role_lock:
-            known_gap = self._needs_reclone      # slot lost / WAL removed: WAL cannot help
+            known_gap = self._needs_reclone or self._reclone_requested   # slot lost / WAL removed / reinit
             if not (known_gap and allow_reclone):
                 try:
                     return self._follow(upstream, term, must_reach=True)
@@ -184,6 +184,7 @@ class TransitionsMixin:
         shutil.rmtree(old, ignore_errors=True)
         self._open_storage()
         self._needs_reclone = ""
+        self._reclone_requested = ""
         self._start_replayer()
         log_event(log, "recloned", name=self.name, upstream=upstream)
 

@@ -93,6 +93,7 @@ class PostgresEngine(TransitionsMixin):
         self._stopped_by_fence = False
         self._started_read_only = False    # the running server started fenced, not unfenced since
         self._needs_reclone = False
+        self._reclone_requested = ""    # an operator's reinit: the next rejoin re-clones
         self._reset_reclone_scan()      # the log from here on: what earlier runs logged is not ours
         self._wal_repairs: list[str] = []      # WAL damage the server's recovery logged (since we opened)
         self._standby_tli = 0
@@ -167,6 +168,18 @@ class PostgresEngine(TransitionsMixin):
             raise StaleTerm(f"{self.name}: term {term} is older than term {self._state.term} already seen")
         if term > self._state.term:
             self._save(term=term)
+
+    def request_reclone(self, reason: str) -> None:
+        """An operator's reinit: the next ``rejoin`` re-clones (see ``Engine``)."""
+        self._reclone_requested = reason or "re-clone requested"
+        log_event(log, "reclone_requested", member=self.name, reason=reason)
+
+    def pending_restart(self) -> bool:
+        """Any ``pg_settings.pending_restart`` (False while the server is down)."""
+        if not self._running():
+            return False
+        rows = self._admin("SELECT coalesce(bool_or(pending_restart), false) FROM pg_settings")
+        return bool(rows and rows[0][0])
 
     def _reset_reclone_scan(self) -> None:
         self._needs_reclone = False
@@ -410,7 +423,7 @@ class PostgresEngine(TransitionsMixin):
         s = self._state
         common = dict(term=s.term, fenced=bool(s.fence_reason), fence_reason=s.fence_reason,
                       engine=self.kind, sync_standbys=s.sync_standbys,
-                      needs_reclone=self._scan_log() or s.incomplete,
+                      needs_reclone=self._scan_log() or s.incomplete or bool(self._reclone_requested),
                       wal_repairs=len(self._wal_repairs),
                       wal_repair=self._wal_repairs[-1] if self._wal_repairs else "")
         upstream = f"{s.upstream_name}@{s.upstream_address}" if s.upstream_address else ""

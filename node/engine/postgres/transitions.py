@@ -120,6 +120,8 @@ class TransitionsMixin:
             self._check_term(term)
             if not self.is_initialized():
                 return self._reclone(upstream, allow_reclone, "no database")
+            if self._reclone_requested:
+                return self._reclone(upstream, allow_reclone, self._reclone_requested)
             tried = False
             if not self._running() and not self._state.incomplete:
                 if self.dir.is_standby():
@@ -215,6 +217,7 @@ class TransitionsMixin:
         self.dir.wipe_pgdata()
         self.clone(upstream)
         self._start_postmaster(primary=False)
+        self._reclone_requested = ""
         return RejoinMethod.RECLONED
 
     # -- fencing ---------------------------------------------------------------
