@@ -190,7 +190,8 @@ class StoreWriter:
     error for a refused write (INVALID_ARGUMENT, ...)."""
 
     def __init__(self, leaders: LeaderFollower, deadline_s: float = 30.0, call_timeout_s: float = 2.0,
-                 level: int = store_pb2.COMMIT_DEFAULT, sleep: Callable[[float], None] = time.sleep) -> None:
+                 level: store_pb2.CommitLevel = store_pb2.COMMIT_DEFAULT,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self.leaders = leaders
         self.deadline_s, self.call_timeout_s, self.level, self.sleep = deadline_s, call_timeout_s, level, sleep
         self._channels: dict[str, grpc.Channel] = {}
