@@ -20,8 +20,8 @@ NOW = datetime.datetime(2026, 12, 3, 20, 0, 0, tzinfo=UTC2)
     ("21:30", datetime.datetime(2026, 12, 3, 21, 30, tzinfo=UTC2)),
     ("19:59", datetime.datetime(2026, 12, 4, 19, 59, tzinfo=UTC2)),       # passed today: tomorrow
     ("20:00:30", datetime.datetime(2026, 12, 3, 20, 0, 30, tzinfo=UTC2)),
-    ("2026-12-03T19:30:00+00:00", datetime.datetime(2026, 12, 3, 19, 30, tzinfo=datetime.timezone.utc)),
-    ("2026-12-03T19:30:00Z", datetime.datetime(2026, 12, 3, 19, 30, tzinfo=datetime.timezone.utc)),
+    ("2026-12-03T19:30:00+00:00", datetime.datetime(2026, 12, 3, 19, 30, tzinfo=datetime.UTC)),
+    ("2026-12-03T19:30:00Z", datetime.datetime(2026, 12, 3, 19, 30, tzinfo=datetime.UTC)),
     ("2026-12-03 22:00", datetime.datetime(2026, 12, 3, 22, 0, tzinfo=UTC2)),   # no zone: now's zone
 ], ids=["now", "hh-mm", "hh-mm-tomorrow", "hh-mm-ss", "iso-offset", "iso-z", "iso-naive"])
 def test_parse_when(text, want) -> None:

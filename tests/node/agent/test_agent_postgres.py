@@ -115,3 +115,37 @@ def test_postmaster_killed_alone_is_restarted_writable_in_place(pg_agents):
     finally:
         writer.close()
     assert "leader.restarted_in_place" in a.log_text()
+
+
+def test_planned_restart_of_the_postgres_primary_keeps_it_leader(pg_agents):
+    """Issue 13 part 10: NodeAgent.Restart on the primary is a clean stop and
+    start of a new postmaster under the same leader key and term; writes
+    before it are kept and writes after it are accepted. With ``pending`` and
+    no setting waiting for a restart, nothing happens."""
+    from walrus_ha.tools.drill.pg_backend import PgWriter
+    agents = pg_agents
+    a = agents.add("a", **PG_TIMING)
+    agents.wait_primary(timeout=120)
+    term = a.status().leader_term
+    writer = PgWriter(a.data_address)
+    try:
+        writer.write("before-restart", "1")
+        old_pid = _postmaster_pid(a)
+        idle = a.agent.Restart(pb.RestartRequest(role="primary", pending=True), timeout=60)
+        assert not idle.changed and _postmaster_pid(a) == old_pid
+        reply = a.agent.Restart(pb.RestartRequest(role="primary", reason="test"), timeout=120)
+        assert reply.changed and reply.status.holds_leader and reply.status.state == "primary", reply
+        assert _postmaster_pid(a) not in (0, old_pid)
+
+        def writable_again():
+            try:
+                writer.write("after-restart", "1")
+                return True
+            except Exception:
+                return False
+        wait_for(writable_again, timeout=60, what="the restarted primary takes writes")
+        s = a.status()
+        assert s.leader_term == term and s.holds_leader and not s.engine.fenced
+        assert writer.exists("before-restart") and writer.exists("after-restart")
+    finally:
+        writer.close()

@@ -7,8 +7,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from core_builders import dead, healthy, primary, standby, summary
 
+from core_builders import dead, healthy, primary, standby, summary
 from walrus_ha.orchestrator.core import (
     ClearSwitchover,
     CoreConfig,
