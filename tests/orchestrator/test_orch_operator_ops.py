@@ -22,7 +22,6 @@ import pytest
 from orch_procs import Procs, history, wait_for
 from walrus_ha.client import StoreWriter, connect
 from walrus_ha.common.dcs import Dcs
-from walrus_ha.protos import cluster_pb2
 from walrus_ha.tools import ctl
 
 pytestmark = pytest.mark.integration
@@ -142,11 +141,3 @@ def test_client_keeps_writing_across_a_sigkill_of_the_primary(cl):
     finally:
         p.start()                                         # back as a standby for whatever runs next
 
-
-def test_the_client_module_reports_the_leader_as_the_service_does(cl):
-    healthy(cl)
-    with connect([cl.orch.address], timeout=20) as leaders:
-        mine = leaders.current()
-    theirs = cl.orch.cluster.GetLeader(cluster_pb2.GetLeaderRequest(), timeout=5)
-    assert mine is not None and (mine.name, mine.term, mine.data_address) == \
-        (theirs.name, theirs.term, theirs.data_address)
