@@ -8,6 +8,7 @@ import pathlib
 import shutil
 import tempfile
 
+import grpc
 import pytest
 
 from agent_procs import ROLE_PRIMARY, ROLE_STANDBY, Agents, wait_for
@@ -117,11 +118,13 @@ def test_postmaster_killed_alone_is_restarted_writable_in_place(pg_agents):
     assert "leader.restarted_in_place" in a.log_text()
 
 
-def test_planned_restart_of_the_postgres_primary_keeps_it_leader(pg_agents):
+def test_planned_restart_of_the_postgres_primary_and_reinit_of_its_standby(pg_agents):
     """Issue 13 part 10: NodeAgent.Restart on the primary is a clean stop and
     start of a new postmaster under the same leader key and term; writes
     before it are kept and writes after it are accepted. With ``pending`` and
-    no setting waiting for a restart, nothing happens."""
+    no setting waiting for a restart, nothing happens. NodeAgent.Reinit on a
+    standby re-clones it (a fresh pgdata) and it streams again; on the
+    primary it is refused."""
     from walrus_ha.tools.drill.pg_backend import PgWriter
     agents = pg_agents
     a = agents.add("a", **PG_TIMING)
@@ -147,5 +150,17 @@ def test_planned_restart_of_the_postgres_primary_keeps_it_leader(pg_agents):
         s = a.status()
         assert s.leader_term == term and s.holds_leader and not s.engine.fenced
         assert writer.exists("before-restart") and writer.exists("after-restart")
+
+        b = agents.add("b", **PG_TIMING)
+        agents.wait_standby_of("b", "a", timeout=120)
+        with pytest.raises(grpc.RpcError) as refused:
+            a.agent.Reinit(pb.ReinitRequest(reason="test"), timeout=10)
+        assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        marker = b.dir / "data" / "pgdata" / "reinit-marker"
+        marker.write_text("a re-clone wipes pgdata")
+        assert b.agent.Reinit(pb.ReinitRequest(reason="test"), timeout=10).changed
+        wait_for(lambda: not marker.exists() and not b.status().engine.needs_reclone, timeout=120,
+                 what="b re-cloned")
+        agents.wait_standby_of("b", "a", timeout=120)
     finally:
         writer.close()
