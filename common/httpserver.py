@@ -1,0 +1,158 @@
+"""A small HTTP server for read-only endpoints: the agent's HTTP API
+(``node.agent.httpapi``) and the orchestrator's ``/metrics`` listener.
+
+The one rule: a handler answers from state already in memory (never waits on
+an engine, etcd or an RPC), so a request costs well under a millisecond of
+work while the process is busy failing over.
+
+Routes are exact paths; ``register(path, handler)`` adds one. GET, HEAD and
+OPTIONS answer alike (HEAD without a body). A stdlib ``ThreadingHTTPServer``
+in a daemon thread; binding retries "address in use" under a deadline (a
+previous process on the same port may still be exiting), then raises
+``ApiListenError``.
+"""
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
+
+from walrus_ha.common.errors import WalrusError
+from walrus_ha.common.log import log_event
+
+log = logging.getLogger(__name__)
+
+BIND_DEADLINE_S = 10.0
+REQUEST_TIMEOUT_S = 5.0     # a client that sends nothing is dropped after this
+NOT_FOUND = 404
+
+
+@dataclass(frozen=True)
+class Response:
+    code: int
+    body: bytes = b""
+    content_type: str = "application/json"
+
+
+Handler = Callable[[dict[str, list[str]]], Response]
+
+
+class ApiListenError(WalrusError):
+    """The HTTP port could not be bound."""
+
+
+def json_response(code: int, data: object) -> Response:
+    return Response(code, (json.dumps(data, sort_keys=True) + "\n").encode())
+
+
+class HttpApi:
+    """``start()`` binds and serves in a thread; ``stop()`` closes. ``port``
+    is the bound port (useful with port 0). ``what`` names the listener in
+    errors and logs (the config key it comes from)."""
+
+    def __init__(self, listen: str, routes: dict[str, Handler] | None = None,
+                 bind_deadline_s: float = BIND_DEADLINE_S, what: str = "api_listen"):
+        self.listen = listen
+        self.routes: dict[str, Handler] = dict(routes or {})
+        self.bind_deadline_s = bind_deadline_s
+        self.what = what
+        self.port = 0
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def register(self, path: str, handler: Handler) -> None:
+        """Serve ``path`` (exact, no query) with ``handler``."""
+        self.routes[path] = handler
+
+    def start(self) -> None:
+        """Bind (retrying EADDRINUSE until the deadline; then ApiListenError) and serve."""
+        host, _, port_text = self.listen.rpartition(":")    # checked by the config; 0 = any free port
+        host, port = host.strip("[]"), int(port_text)
+        api = self
+
+        class _Handler(_RequestHandler):
+            routes = api.routes
+
+        def bind() -> ThreadingHTTPServer:
+            return _Server((host, port), _Handler)
+
+        try:
+            for attempt in Retrying(retry=retry_if_exception(_in_use), stop=stop_after_delay(self.bind_deadline_s),
+                                    wait=wait_random_exponential(multiplier=0.05, max=1.0), reraise=True):
+                with attempt:
+                    server = bind()
+        except OSError as exc:
+            raise ApiListenError(f"{self.what}: cannot listen on {self.listen}: {exc.strerror or exc}") from None
+        self._server = server
+        self.port = server.server_address[1]
+        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
+                                        name="http-api", daemon=True)
+        self._thread.start()
+        log_event(log, "http_api.listening", listen=f"{host}:{self.port}", what=self.what)
+
+    def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+
+def _in_use(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True      # TIME_WAIT of a previous process is no reason to wait
+    request_queue_size = 64
+
+
+class _RequestHandler(BaseHTTPRequestHandler):
+    routes: dict[str, Handler] = {}
+    protocol_version = "HTTP/1.1"
+    server_version = "walrus"
+    timeout = REQUEST_TIMEOUT_S
+
+    def _answer(self, body: bool) -> None:
+        url = urlsplit(self.path)
+        path = url.path.rstrip("/") or "/"
+        handler = self.routes.get(path)
+        try:
+            resp = (handler(parse_qs(url.query)) if handler is not None
+                    else json_response(NOT_FOUND, {"error": f"no such path: {path}"}))
+        except Exception as exc:        # a bug: say so, keep serving
+            log.exception("HTTP handler for %s failed", path)
+            resp = json_response(500, {"error": f"{type(exc).__name__}: {exc}"})
+        self.send_response(resp.code)
+        self.send_header("Content-Type", resp.content_type)
+        self.send_header("Content-Length", str(len(resp.body)))
+        self.send_header("Cache-Control", "no-store")
+        if self.command == "OPTIONS":
+            self.send_header("Allow", "GET, HEAD, OPTIONS")
+        self.end_headers()
+        if body:
+            self.wfile.write(resp.body)
+
+    def do_GET(self) -> None:       # noqa: N802 (the stdlib's names)
+        self._answer(body=True)
+
+    def do_OPTIONS(self) -> None:   # noqa: N802
+        self._answer(body=True)
+
+    def do_HEAD(self) -> None:      # noqa: N802
+        self._answer(body=False)
+
+    def log_message(self, format: str, *args: object) -> None:   # noqa: A002
+        pass                        # health checks every second would flood the log
+
+
+__all__ = ["HttpApi", "Response", "Handler", "ApiListenError", "json_response", "BIND_DEADLINE_S"]
