@@ -7,7 +7,7 @@ time from state the process already holds (custom collectors), never by a
 call to an engine, etcd or a peer.
 
 * ``metrics_route(registry)``: the ``/metrics`` handler for
-  ``common.httpserver`` (text exposition format 0.0.4).
+  ``common.httpserver`` (text exposition format, ``CONTENT_TYPE``: 0.0.4).
 * ``RpcErrors``: a gRPC server interceptor (sync servers) that counts the
   calls that ended with a status other than OK in
   ``walrus_rpc_errors_total{method, code}`` (plus the constant labels given,
@@ -21,18 +21,26 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import grpc
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+from prometheus_client import CollectorRegistry, Counter, disable_created_metrics, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 from walrus_ha.common.httpserver import Handler, Response
 
 _KINDS = ("unary_unary", "unary_stream", "stream_unary", "stream_stream")
 
 
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4     # what Prometheus 2 and 3 both read
+
+
 def metrics_route(registry: CollectorRegistry) -> Handler:
-    """``GET /metrics``: everything ``registry`` collects, as Prometheus text."""
+    """``GET /metrics``: everything ``registry`` collects, as Prometheus text.
+    Counters carry no ``_created`` series (process-wide prometheus_client
+    setting, made here: they double a scrape's size and nobody graphs them)."""
+    disable_created_metrics()
+
     def handle(query: dict[str, list[str]]) -> Response:
-        return Response(200, generate_latest(registry), CONTENT_TYPE_LATEST)
+        return Response(200, generate_latest(registry), CONTENT_TYPE)
     return handle
 
 
@@ -131,4 +139,4 @@ class RpcErrors(grpc.ServerInterceptor):
         return unary
 
 
-__all__ = ["metrics_route", "Gauges", "CallbackCollector", "RpcErrors"]
+__all__ = ["CONTENT_TYPE", "metrics_route", "Gauges", "CallbackCollector", "RpcErrors"]

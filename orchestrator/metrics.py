@@ -14,7 +14,7 @@ and ``orchestrator`` (its id).
 * ``walrus_failovers_total``, ``walrus_switchovers_total``: history records
   this process wrote (counters start at 0 with the process; use
   ``increase()`` summed over the orchestrators)
-* ``walrus_orchestrator_actions_total``{action, ok}
+* ``walrus_orchestrator_actions_total``{action, ok} (not ``wait``)
 * the last failover (the newest ``history/<term>`` of kind failover this
   process wrote, or read from etcd at start): ``walrus_last_failover_rto_seconds``
   (from the core's decision to fail over to the new leader's promotion
@@ -41,7 +41,7 @@ from walrus_ha.common.errors import DcsUnavailable, LeaseLost
 from walrus_ha.common.log import log_event
 from walrus_ha.common.metrics import CallbackCollector, Gauges, RpcErrors
 from walrus_ha.common.status import Role
-from walrus_ha.orchestrator.core.model import ClusterSnapshot, OperationKind, RecordHistory
+from walrus_ha.orchestrator.core.model import ActionKind, ClusterSnapshot, OperationKind, RecordHistory
 from walrus_ha.orchestrator.core.states import State
 from walrus_ha.orchestrator.executor import Outcome
 
@@ -125,6 +125,8 @@ class OrchestratorMetrics:
     def on_outcome(self, outcome: Outcome) -> None:
         """Count an executed action; a written history record updates the counters and the last failover."""
         action = outcome.action
+        if action.kind is ActionKind.WAIT:
+            return
         self.actions.labels(self.cluster, self.orchestrator, action.kind.value, str(outcome.ok).lower()).inc()
         if not isinstance(action, RecordHistory) or not outcome.ok:
             return

@@ -17,6 +17,7 @@ from walrus_ha.orchestrator.core.model import (
     OperationKind,
     Promote,
     RecordHistory,
+    Wait,
 )
 from walrus_ha.orchestrator.core.states import State
 from walrus_ha.orchestrator.executor import Outcome
@@ -72,6 +73,7 @@ def test_a_spare_shows_spare_and_no_members():
 def test_recorded_history_counts_and_sets_the_last_failover_receipt():
     metrics = OrchestratorMetrics("walrus", "o1")
     metrics.on_outcome(Outcome(Promote("b", 5), True, True))
+    metrics.on_outcome(Outcome(Wait("nothing to do"), True, False))
     metrics.on_outcome(Outcome(RecordHistory(entry(5)), True, True))
     metrics.on_outcome(Outcome(RecordHistory(entry(6, OperationKind.SWITCHOVER)), True, True))
     metrics.on_outcome(Outcome(RecordHistory(entry(7)), False, False, "etcd down"))     # not written
@@ -82,6 +84,7 @@ def test_recorded_history_counts_and_sets_the_last_failover_receipt():
     assert v(m, "walrus_last_failover_term") == 5          # the switchover is no failover
     assert v(m, "walrus_orchestrator_actions_total", action="promote", ok="true") == 1
     assert v(m, "walrus_orchestrator_actions_total", action="record_history", ok="false") == 1
+    assert not any(dict(labels).get("action") == "wait" for _, labels in m)
 
 
 def test_seeded_from_stored_history_keeps_the_newest_failover():

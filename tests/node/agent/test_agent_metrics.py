@@ -8,12 +8,12 @@ from dataclasses import replace
 
 import grpc
 import pytest
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
+from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from test_agent_probes import PRIMARY, REPLICA
 from walrus_ha.common import grpcutil
-from walrus_ha.common.metrics import CallbackCollector, RpcErrors, metrics_route
+from walrus_ha.common.metrics import CONTENT_TYPE, CallbackCollector, RpcErrors, metrics_route
 from walrus_ha.common.status import Role
 from walrus_ha.node.agent import metrics
 from walrus_ha.node.agent.status import AgentState, AgentStatus
@@ -43,13 +43,14 @@ def scrape(status, facts, wal=None, member="a"):
     registry.register(CallbackCollector(
         lambda: metrics.families(status, facts, wal, cluster="walrus", member=member)))
     resp = metrics_route(registry)({})
-    assert (resp.code, resp.content_type) == (200, CONTENT_TYPE_LATEST)
+    assert (resp.code, resp.content_type) == (200, "text/plain; version=0.0.4; charset=utf-8") == (200, CONTENT_TYPE)
     out = {}
     for fam in text_string_to_metric_families(resp.body.decode()):
         for s in fam.samples:
             assert (s.labels["cluster"], s.labels["member"]) == ("walrus", member)
             rest = {k: v for k, v in s.labels.items() if k not in ("cluster", "member")}
             out[(s.name, frozenset(rest.items()))] = s.value
+    assert not any(name.endswith("_created") for name, _ in out)
     return out
 
 
