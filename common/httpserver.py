@@ -6,20 +6,22 @@ an engine, etcd or an RPC), so a request costs well under a millisecond of
 work while the process is busy failing over.
 
 Routes are exact paths; ``register(path, handler)`` adds one. GET, HEAD and
-OPTIONS answer alike (HEAD without a body). A stdlib ``ThreadingHTTPServer``
-in a daemon thread; binding retries "address in use" under a deadline (a
-previous process on the same port may still be exiting), then raises
-``ApiListenError``.
+OPTIONS answer alike (HEAD without a body). A stdlib ``HTTPServer`` accepting
+in a daemon thread and a pool of ``WORKERS`` daemon threads serving the
+connections (one thread each beyond that); binding retries "address in use"
+under a deadline (a previous process on the same port may still be
+exiting), then raises ``ApiListenError``.
 """
 from __future__ import annotations
 
 import errno
 import json
 import logging
+import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
@@ -31,6 +33,7 @@ log = logging.getLogger(__name__)
 
 BIND_DEADLINE_S = 10.0
 REQUEST_TIMEOUT_S = 5.0     # a client that sends nothing is dropped after this
+WORKERS = 8                 # pooled connection threads (more connections get a thread each)
 NOT_FOUND = 404
 
 
@@ -64,7 +67,7 @@ class HttpApi:
         self.bind_deadline_s = bind_deadline_s
         self.what = what
         self.port = 0
-        self._server: ThreadingHTTPServer | None = None
+        self._server: HTTPServer | None = None
         self._thread: threading.Thread | None = None
 
     def register(self, path: str, handler: Handler) -> None:
@@ -80,7 +83,7 @@ class HttpApi:
         class _Handler(_RequestHandler):
             routes = api.routes
 
-        def bind() -> ThreadingHTTPServer:
+        def bind() -> HTTPServer:
             return _Server((host, port), _Handler)
 
         try:
@@ -110,10 +113,59 @@ def _in_use(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+class _Server(HTTPServer):
+    """Connections go to ``WORKERS`` long-lived daemon threads, not to a new
+    thread each (``ThreadingHTTPServer``): a thread start per request cost
+    about as much CPU as the rest of a probe request (docs/internals.md,
+    "Metrics", latency). When every worker is busy (e.g. clients that
+    connect and send nothing, dropped after ``REQUEST_TIMEOUT_S``), a
+    connection gets a thread of its own as before, so a probe never waits
+    behind them."""
     allow_reuse_address = True      # TIME_WAIT of a previous process is no reason to wait
     request_queue_size = 64
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._idle = WORKERS
+        self._workers = [threading.Thread(target=self._work, name=f"http-api-{i}", daemon=True)
+                         for i in range(WORKERS)]
+        for t in self._workers:
+            t.start()
+        super().__init__(address, handler)      # a failed bind calls server_close: the workers end
+
+    def process_request(self, request, client_address) -> None:   # type: ignore[no-untyped-def]
+        with self._lock:
+            pooled = self._idle > 0
+            if pooled:
+                self._idle -= 1
+        if pooled:
+            self._queue.put((request, client_address))
+        else:
+            threading.Thread(target=self._serve, args=(request, client_address), name="http-api-extra",
+                             daemon=True).start()
+
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            self._serve(*item)
+            with self._lock:
+                self._idle += 1
+
+    def _serve(self, request, client_address) -> None:   # type: ignore[no-untyped-def]
+        try:
+            self.finish_request(request, client_address)
+        except Exception:
+            self.handle_error(request, client_address)
+        finally:
+            self.shutdown_request(request)
+
+    def server_close(self) -> None:
+        super().server_close()
+        for _ in self._workers:
+            self._queue.put(None)
 
 
 class _RequestHandler(BaseHTTPRequestHandler):
