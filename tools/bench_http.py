@@ -6,7 +6,8 @@ write acknowledged at a newer term through HAProxy. Meanwhile a sampler asks
 every member's HTTP API endpoints (``/metrics`` included) and every
 orchestrator's ``/metrics`` in a loop; their latency while failovers run is
 printed as p50/p99/max, for all and per kind (probe paths, agent /metrics,
-orchestrator /metrics), with the load average before and after. Prints
+orchestrator /metrics), with the load average before and after and, as
+the host's floor, etcd's ``/version`` (a Go server, not in the totals). Prints
 median (min-max) over the rounds.
 
 Every process it starts (etcd, agents, orchestrators, haproxy) is stopped by
@@ -36,6 +37,7 @@ from walrus_ha.tools.localcluster.render import ClusterSpec
 
 PATHS = ("/primary", "/replica", "/read-only", "/health", "/liveness", "/readiness", "/status")
 PROBES, AGENT_METRICS, ORCH_METRICS = "probe paths", "agent /metrics", "orchestrator /metrics"
+BASELINE = "etcd /version (Go, not walrus: the host's floor)"
 # Reconnect at once after HAProxy closes the connection (the default backoff is 1 s or more).
 _CHANNEL_OPTIONS = [("grpc.initial_reconnect_backoff_ms", 50), ("grpc.min_reconnect_backoff_ms", 50),
                     ("grpc.max_reconnect_backoff_ms", 250)]
@@ -84,6 +86,7 @@ def targets(cluster: LocalCluster) -> list[tuple[str, str]]:
     out = [(PROBES, cluster.api_url(n) + p) for n in cluster.node_names() for p in PATHS]
     out += [(AGENT_METRICS, cluster.metrics_url(n)) for n in cluster.node_names()]
     out += [(ORCH_METRICS, cluster.metrics_url(n)) for n in cluster.orchestrator_names() if cluster.metrics_url(n)]
+    out += [(BASELINE, f"http://{e}/version") for e in cluster.etcd_endpoints[:1]]
     return out
 
 
@@ -198,7 +201,7 @@ def run_bench(rounds: int, directory: str) -> dict:
             print(f"round {i + 1}: killed {r['killed']} -> {r['new_leader']} (term {r['old_term']} -> "
                   f"{r['new_term']}): first write through HAProxy after {r['kill_to_write_s']:.2f}s", flush=True)
         sampler.stop()
-        ms = sorted(x for xs in sampler.ms.values() for x in xs)
+        ms = sorted(x for kind, xs in sampler.ms.items() if kind != BASELINE for x in xs)
         secs = [r["kill_to_write_s"] for r in results]
         return {"rounds": results, "kill_to_write_s": statistics.median(secs),
                 "kill_to_write_s_range": [min(secs), max(secs)], "http_requests": len(ms),
@@ -233,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         lo, hi = out["kill_to_write_s_range"]
         print(f"SIGKILL primary -> first write acknowledged through HAProxy: median {out['kill_to_write_s']:.2f}s "
               f"(min {lo:.2f}s, max {hi:.2f}s) over {len(out['rounds'])} rounds")
-        print(f"HTTP endpoints during those failovers: {out['http_requests']} requests, "
+        print(f"walrus HTTP endpoints during those failovers: {out['http_requests']} requests, "
               f"p50 {out['http_p50_ms']:.2f} ms, p99 {out['http_p99_ms']:.2f} ms, max {out['http_max_ms']:.2f} ms "
               f"({out['http_refused']} refused by the killed member)")
         for kind, k in out["http_by_kind"].items():
