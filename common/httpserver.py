@@ -19,6 +19,7 @@ import json
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -45,6 +46,8 @@ class Response:
 
 
 Handler = Callable[[dict[str, list[str]]], Response]
+Observer = Callable[[str, float], None]
+OTHER = "other"             # the route an unknown path is observed under
 
 
 class ApiListenError(WalrusError):
@@ -58,14 +61,19 @@ def json_response(code: int, data: object) -> Response:
 class HttpApi:
     """``start()`` binds and serves in a thread; ``stop()`` closes. ``port``
     is the bound port (useful with port 0). ``what`` names the listener in
-    errors and logs (the config key it comes from)."""
+    errors and logs (the config key it comes from). ``observe(route,
+    seconds)``, if given, is told each request's time in the server: from
+    parsing its request line to its answer written (``route`` is the
+    registered path, or ``other``)."""
 
     def __init__(self, listen: str, routes: dict[str, Handler] | None = None,
-                 bind_deadline_s: float = BIND_DEADLINE_S, what: str = "api_listen"):
+                 bind_deadline_s: float = BIND_DEADLINE_S, what: str = "api_listen",
+                 observe: Observer | None = None):
         self.listen = listen
         self.routes: dict[str, Handler] = dict(routes or {})
         self.bind_deadline_s = bind_deadline_s
         self.what = what
+        self.observe = observe
         self.port = 0
         self._server: HTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -82,6 +90,7 @@ class HttpApi:
 
         class _Handler(_RequestHandler):
             routes = api.routes
+            observe = staticmethod(api.observe) if api.observe is not None else None
 
         def bind() -> HTTPServer:
             return _Server((host, port), _Handler)
@@ -170,9 +179,15 @@ class _Server(HTTPServer):
 
 class _RequestHandler(BaseHTTPRequestHandler):
     routes: dict[str, Handler] = {}
+    observe: Observer | None = None
     protocol_version = "HTTP/1.1"
     server_version = "walrus"
     timeout = REQUEST_TIMEOUT_S
+    _began = 0.0
+
+    def parse_request(self) -> bool:
+        self._began = time.perf_counter()      # the request line is in; observe() counts from here
+        return super().parse_request()
 
     def _answer(self, body: bool) -> None:
         url = urlsplit(self.path)
@@ -190,9 +205,17 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self.send_header("Cache-Control", "no-store")
         if self.command == "OPTIONS":
             self.send_header("Allow", "GET, HEAD, OPTIONS")
-        self.end_headers()
+        # One write for head and body (end_headers + a body write are two):
+        # each blocking call gives up the GIL, and getting it back is what a
+        # busy process makes slow.
+        # The stdlib's header buffer; end_headers would add the blank line and flush.
+        head: list[bytes] = self._headers_buffer  # type: ignore[attr-defined]
+        head.append(b"\r\n")
         if body:
-            self.wfile.write(resp.body)
+            head.append(resp.body)
+        self.flush_headers()
+        if self.observe is not None:
+            self.observe(path if handler is not None else OTHER, time.perf_counter() - self._began)
 
     def do_GET(self) -> None:       # noqa: N802 (the stdlib's names)
         self._answer(body=True)
@@ -207,4 +230,4 @@ class _RequestHandler(BaseHTTPRequestHandler):
         pass                        # health checks every second would flood the log
 
 
-__all__ = ["HttpApi", "Response", "Handler", "ApiListenError", "json_response", "BIND_DEADLINE_S"]
+__all__ = ["HttpApi", "Response", "Handler", "Observer", "OTHER", "ApiListenError", "json_response", "BIND_DEADLINE_S"]

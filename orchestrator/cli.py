@@ -94,9 +94,11 @@ def _metrics_api(config, metrics, dcs):
     if not config.metrics_listen:
         return None
     from walrus_ha.common.httpserver import HttpApi
-    from walrus_ha.common.metrics import metrics_route
+    from walrus_ha.common.metrics import http_observer, metrics_route
 
-    api = HttpApi(config.metrics_listen, {"/metrics": metrics_route(metrics.registry)}, what="metrics_listen")
+    observe = http_observer(metrics.registry, {"cluster": config.cluster, "orchestrator": config.id})
+    api = HttpApi(config.metrics_listen, {"/metrics": metrics_route(metrics.registry)}, what="metrics_listen",
+                  observe=observe)
     api.start()
     threading.Thread(target=metrics.seed_from_etcd, args=(dcs, config.retry_timeout), name="metrics-seed",
                      daemon=True).start()

@@ -26,6 +26,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from urllib.parse import urlsplit
 
 import grpc
@@ -178,6 +179,31 @@ def kill_round(cluster: LocalCluster, writer: Writer, timeout_s: float = 60.0) -
             "kill_to_write_s": t - killed_at}
 
 
+def server_side(urls: list[str]) -> dict:
+    """p50 / p99 upper bounds (histogram buckets, ms) of the time requests
+    spent inside the servers (``walrus_http_request_seconds``), summed over
+    the processes at ``urls`` that answer: what is not in it is the wait
+    before a request is read (scheduling, the GIL) and the client's side."""
+    from prometheus_client.parser import text_string_to_metric_families
+    buckets: dict[float, float] = {}
+    for url in urls:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as resp:
+                text = resp.read().decode()
+        except OSError:
+            continue
+        for fam in text_string_to_metric_families(text):
+            for smp in fam.samples:
+                if smp.name == "walrus_http_request_seconds_bucket":
+                    le = float(smp.labels["le"])
+                    buckets[le] = buckets.get(le, 0.0) + smp.value
+    total = buckets.get(float("inf"), 0.0)
+
+    def bound(q: float) -> float:
+        return next((le * 1000 for le, n in sorted(buckets.items()) if n >= q * total), float("nan"))
+    return {"requests": int(total), "p50_le_ms": bound(0.5), "p99_le_ms": bound(0.99)}
+
+
 def latency(prefix: str, ms: list[float]) -> dict:
     """p50 / p99 / max of sorted latencies (NaN when none)."""
     return {f"{prefix}_p50_ms": percentile(ms, 0.5), f"{prefix}_p99_ms": percentile(ms, 0.99),
@@ -201,6 +227,7 @@ def run_bench(rounds: int, directory: str) -> dict:
             print(f"round {i + 1}: killed {r['killed']} -> {r['new_leader']} (term {r['old_term']} -> "
                   f"{r['new_term']}): first write through HAProxy after {r['kill_to_write_s']:.2f}s", flush=True)
         sampler.stop()
+        inside = server_side([cluster.metrics_url(n) for n in (*cluster.node_names(), *cluster.orchestrator_names())])
         ms = sorted(x for kind, xs in sampler.ms.items() if kind != BASELINE for x in xs)
         secs = [r["kill_to_write_s"] for r in results]
         return {"rounds": results, "kill_to_write_s": statistics.median(secs),
@@ -208,7 +235,7 @@ def run_bench(rounds: int, directory: str) -> dict:
                 "http_refused": sampler.failures, **latency("http", ms),
                 "http_by_kind": {k: {"requests": len(v), **latency("http", sorted(v))}
                                  for k, v in sorted(sampler.ms.items())},
-                "loadavg_before": list(load_before), "loadavg_after": list(os.getloadavg()),
+                "server_side": inside, "loadavg_before": list(load_before), "loadavg_after": list(os.getloadavg()),
                 "cpus": os.cpu_count(), "haproxy_pid": proxy.pid}
     finally:
         for part in (sampler, writer, proxy):
@@ -242,6 +269,10 @@ def main(argv: list[str] | None = None) -> int:
         for kind, k in out["http_by_kind"].items():
             print(f"  {kind}: {k['requests']} requests, p50 {k['http_p50_ms']:.2f} ms, "
                   f"p99 {k['http_p99_ms']:.2f} ms, max {k['http_max_ms']:.2f} ms")
+        inside = out["server_side"]
+        print(f"  inside the walrus servers (request line read -> answer written; histogram bounds): "
+              f"p50 <= {inside['p50_le_ms']:g} ms, p99 <= {inside['p99_le_ms']:g} ms "
+              f"over {inside['requests']} requests")
         before, after = out["loadavg_before"], out["loadavg_after"]
         print(f"load average (1/5/15 min) on {out['cpus']} CPUs: before {before[0]:.2f} {before[1]:.2f} "
               f"{before[2]:.2f}, after {after[0]:.2f} {after[1]:.2f} {after[2]:.2f}")

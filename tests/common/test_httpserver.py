@@ -43,3 +43,23 @@ def test_silent_clients_beyond_the_pool_do_not_block_a_request():
     while threading.active_count() > before and time.monotonic() < deadline:
         time.sleep(0.02)
     assert threading.active_count() == before
+
+
+def test_each_request_is_observed_by_route():
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from walrus_ha.common.metrics import http_observer, metrics_route
+    registry = CollectorRegistry()
+    api = httpserver.HttpApi("127.0.0.1:0", {"/x": lambda q: httpserver.Response(200, b"ok", "text/plain")},
+                             observe=http_observer(registry, {"member": "a"}))
+    api.start()
+    try:
+        assert get(api.port, "/x")[0] == 200 and get(api.port, "/x?y=1")[0] == 200
+        assert get(api.port, "/nope")[0] == 404
+    finally:
+        api.stop()
+    counts = {s.labels["route"]: s.value for fam in text_string_to_metric_families(metrics_route(registry)({}).body
+                                                                                    .decode())
+              for s in fam.samples if s.name == "walrus_http_request_seconds_count"}
+    assert counts == {"/x": 2, httpserver.OTHER: 1}
