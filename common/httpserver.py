@@ -126,7 +126,7 @@ class _Server(HTTPServer):
     """Connections go to ``WORKERS`` long-lived daemon threads, not to a new
     thread each (``ThreadingHTTPServer``): a thread start per request cost
     about as much CPU as the rest of a probe request (docs/internals.md,
-    "Metrics", latency). When every worker is busy (e.g. clients that
+    "Metrics", HTTP latency). When every worker is busy (e.g. clients that
     connect and send nothing, dropped after ``REQUEST_TIMEOUT_S``), a
     connection gets a thread of its own as before, so a probe never waits
     behind them."""
