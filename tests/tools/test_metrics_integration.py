@@ -99,6 +99,12 @@ def test_metrics_agree_with_ctl_before_and_after_a_failover(cluster):  # noqa: F
     assert one(primary, "walrus_wal_fsync_seconds_count") > 0
 
     LocalCluster.load(str(d)).kill(old)
+    others = [n for n in info["members"] if n != old]
+    deadline = time.monotonic() + 60
+    while not any((scrape(info["members"][n]["http"] + "/metrics") or {}).get(("walrus_primary", frozenset(
+            {("cluster", "walrus"), ("member", n)}))) == 1 for n in others):    # cheap: no ctl process per poll
+        assert time.monotonic() < deadline, "no standby became primary"
+        time.sleep(0.1)
     new, active = wait_agreement(d, info, leader_not=old)
     new_metrics = scrape(info["members"][new]["http"] + "/metrics")
     assert one(new_metrics, "walrus_term") > old_term
@@ -107,4 +113,3 @@ def test_metrics_agree_with_ctl_before_and_after_a_failover(cluster):  # noqa: F
     assert one(active, "walrus_last_failover_term") == one(new_metrics, "walrus_term")
     assert one(active, "walrus_last_failover_rto_seconds") >= 0
     assert one(active, "walrus_last_failover_bytes_possibly_lost") >= 0
-    LocalCluster.load(str(d)).start(old)       # the module's other users (none today) get 3 members back
