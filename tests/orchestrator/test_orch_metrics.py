@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from walrus_ha.common.errors import ConfigError
 from walrus_ha.common.metrics import metrics_route
 from walrus_ha.common.records import HistoryRecord
 from walrus_ha.common.status import Role
+from walrus_ha.orchestrator.config import load_orchestrator_config
 from walrus_ha.orchestrator.core.model import (
     ClusterSnapshot,
     HistoryEntry,
@@ -98,3 +101,14 @@ def test_seeded_from_stored_history_keeps_the_newest_failover():
     assert v(scrape(metrics), "walrus_last_failover_term") == 8
     metrics.seed(stored)                                    # older records do not replace it
     assert v(scrape(metrics), "walrus_last_failover_bytes_possibly_lost") == 0
+
+
+def test_metrics_listen_is_off_by_default_and_checked(tmp_path):
+    path = tmp_path / "orch.yaml"
+    path.write_text("id: o1\n")
+    assert load_orchestrator_config(str(path)).metrics_listen == ""
+    path.write_text("id: o1\nmetrics_listen: 127.0.0.1:9408\n")
+    assert load_orchestrator_config(str(path)).metrics_listen == "127.0.0.1:9408"
+    path.write_text("id: o1\nmetrics_listen: nowhere\n")
+    with pytest.raises(ConfigError, match="metrics_listen"):
+        load_orchestrator_config(str(path))
