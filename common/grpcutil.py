@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent import futures
 from typing import TypeVar
 
@@ -64,11 +64,12 @@ def aio_channel(address: str, options: list[tuple[str, object]] | None = None) -
     return grpc.aio.insecure_channel(address, options=_KEEPALIVE + list(options or []))
 
 
-def server(max_workers: int = 16) -> grpc.Server:
-    """A grpc server with a thread pool of ``max_workers`` (add ports yourself)."""
+def server(max_workers: int = 16, interceptors: Sequence[grpc.ServerInterceptor] = ()) -> grpc.Server:
+    """A grpc server with a thread pool of ``max_workers`` (add ports yourself);
+    ``interceptors`` run outside ``grpc_guard`` (e.g. ``metrics.RpcErrors``)."""
     return grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers),
                        options=_SERVER_OPTIONS, maximum_concurrent_rpcs=None,
-                       interceptors=[grpc_guard.DecodeGuard()])
+                       interceptors=[*interceptors, grpc_guard.DecodeGuard()])
 
 
 def aio_server(max_workers: int = 16) -> grpc.aio.Server:

@@ -32,14 +32,16 @@ class OrchestratorConfig:
                                           "primary before re-seeding from the other members")
     log_level: str = constrained("INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     log: LogConfig = field(default_factory=LogConfig)   # log.format: text | json
+    # Prometheus /metrics over HTTP (orchestrator.metrics) on host:port; "" = off.
+    metrics_listen: str = ""
 
     def check(self) -> list[tuple[str, str]]:
         problems = []
         if not self.id or "/" in self.id:
             problems.append(("id", "must be a non-empty name without '/'"))
-        for key in ("listen", "advertise"):
+        for key in ("listen", "advertise", "metrics_listen"):
             try:
-                if key == "listen" or self.advertise:
+                if key == "listen" or getattr(self, key):
                     parse_address(getattr(self, key))
             except ValueError as exc:
                 problems.append((key, str(exc)))

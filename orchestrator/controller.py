@@ -76,11 +76,14 @@ class Controller:
 
     ``decide`` and ``explain`` are injected (default: the pure core) so the
     loop can be driven in tests; ``wall`` is the clock handed to the core.
+    ``on_outcome`` is told every action it ran (``orchestrator.metrics``
+    counts failovers from it); ``last_observation`` is the last loop's input.
     """
 
     def __init__(self, config: Any, dcs: Any, *, decide: Callable | None = None,
                  explain: Callable | None = None, wall: Callable[[], float] = time.time,
-                 announce: Callable[[int], None] | None = None) -> None:
+                 announce: Callable[[int], None] | None = None,
+                 on_outcome: Callable[[Outcome], None] | None = None) -> None:
         if decide is None or explain is None:
             from walrus_ha.orchestrator.core.decide import decide as core_decide
             from walrus_ha.orchestrator.core.ranking import explain as core_explain
@@ -99,6 +102,8 @@ class Controller:
                                  retry_timeout=config.retry_timeout)
         self.state: State = State.STARTING
         self.last_decision: Decision | None = None
+        self.last_observation: Observation | None = None
+        self._on_outcome = on_outcome
         self.changed = False          # did the last tick's actions change anything
         self._tracker = PrimaryLsnTracker()
         self.backoff = ActionBackoff()
@@ -165,6 +170,7 @@ class Controller:
         obs = self.observe(watch=True)
         if not self.election.is_active():
             return None
+        self.last_observation = obs
         decision = self._decide_from(obs)
         self._log_decision(decision)
         self.state = decision.state
@@ -191,6 +197,8 @@ class Controller:
             return Outcome(action, False, False, f"backing off for {wait:.1f}s more (it kept not helping)")
         outcome = self.executor.execute(action, obs.view)
         self._log_outcome(outcome)
+        if self._on_outcome is not None:
+            self._on_outcome(outcome)
         if action.kind not in BACKED_OFF:
             return outcome
         unhelpful = outcome.hopeless or (outcome.ok and not outcome.changed and action.kind in INDEPENDENT)

@@ -3,8 +3,12 @@ cluster (embedded engine) behind a real HAProxy (``localcluster.haproxy``);
 each round SIGKILLs the primary's agent while a client writes through
 HAProxy's read-write port, and measures the time from the kill to the first
 write acknowledged at a newer term through HAProxy. Meanwhile a sampler asks
-every member's HTTP API endpoints in a loop; their latency while failovers
-run is printed as p50/p99/max. Prints median (min-max) over the rounds.
+every member's HTTP API endpoints (``/metrics`` included) and every
+orchestrator's ``/metrics`` in a loop; their latency while failovers run is
+printed as p50/p99/max, for all and per kind (probe paths, agent /metrics,
+orchestrator /metrics), with the load average before and after and, as
+the host's floor, etcd's ``/version`` (a Go server, not in the totals). Prints
+median (min-max) over the rounds.
 
 Every process it starts (etcd, agents, orchestrators, haproxy) is stopped by
 PID at the end; the directory is removed unless ``--keep``.
@@ -22,6 +26,8 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
+from urllib.parse import urlsplit
 
 import grpc
 
@@ -31,6 +37,8 @@ from walrus_ha.tools.localcluster.cluster import LocalCluster, free_port
 from walrus_ha.tools.localcluster.render import ClusterSpec
 
 PATHS = ("/primary", "/replica", "/read-only", "/health", "/liveness", "/readiness", "/status")
+PROBES, AGENT_METRICS, ORCH_METRICS = "probe paths", "agent /metrics", "orchestrator /metrics"
+BASELINE = "etcd /version (Go, not walrus: the host's floor)"
 # Reconnect at once after HAProxy closes the connection (the default backoff is 1 s or more).
 _CHANNEL_OPTIONS = [("grpc.initial_reconnect_backoff_ms", 50), ("grpc.min_reconnect_backoff_ms", 50),
                     ("grpc.max_reconnect_backoff_ms", 250)]
@@ -73,25 +81,34 @@ class Writer:
         self._channel.close()
 
 
-def _sample(urls: list[str], stop, out) -> None:
-    """The sampler process: ask every member's API every path until ``stop``;
-    put (latencies in ms, refused count) on ``out``."""
-    ms: list[float] = []
+def targets(cluster: LocalCluster) -> list[tuple[str, str]]:
+    """(kind, URL) of everything the sampler asks: each member's probe paths
+    and /metrics, each orchestrator's /metrics."""
+    out = [(PROBES, cluster.api_url(n) + p) for n in cluster.node_names() for p in PATHS]
+    out += [(AGENT_METRICS, cluster.metrics_url(n)) for n in cluster.node_names()]
+    out += [(ORCH_METRICS, cluster.metrics_url(n)) for n in cluster.orchestrator_names() if cluster.metrics_url(n)]
+    out += [(BASELINE, f"http://{e}/version") for e in cluster.etcd_endpoints[:1]]
+    return out
+
+
+def _sample(urls: list[tuple[str, str]], stop, out) -> None:
+    """The sampler process: ask every URL in turn until ``stop``; put
+    ({kind: latencies in ms}, refused count) on ``out``."""
+    ms: dict[str, list[float]] = {}
     failures = 0
+    parsed = [(kind, urlsplit(url)) for kind, url in urls]
     while not stop.is_set():
-        for url in urls:
-            host, _, port = url.removeprefix("http://").rpartition(":")
-            for path in PATHS:
-                t0 = time.perf_counter()
-                try:
-                    conn = http.client.HTTPConnection(host, int(port), timeout=2)
-                    conn.request("GET", path)
-                    conn.getresponse().read()
-                    conn.close()
-                except (OSError, http.client.HTTPException):
-                    failures += 1          # a killed member refuses or cuts: not a latency
-                    continue
-                ms.append((time.perf_counter() - t0) * 1000)
+        for kind, url in parsed:
+            t0 = time.perf_counter()
+            try:
+                conn = http.client.HTTPConnection(url.hostname or "", url.port or 80, timeout=2)
+                conn.request("GET", url.path + (f"?{url.query}" if url.query else ""))
+                conn.getresponse().read()
+                conn.close()
+            except (OSError, http.client.HTTPException):
+                failures += 1          # a killed member refuses or cuts: not a latency
+                continue
+            ms.setdefault(kind, []).append((time.perf_counter() - t0) * 1000)
         stop.wait(0.02)
     out.put((ms, failures))
 
@@ -100,12 +117,12 @@ class Sampler:
     """``_sample`` in its own process (so this process's gRPC client threads
     do not add their GIL waits to the figures)."""
 
-    def __init__(self, urls: list[str]):
+    def __init__(self, urls: list[tuple[str, str]]):
         ctx = multiprocessing.get_context("spawn")
         self._stop = ctx.Event()
         self._out = ctx.Queue()
         self._proc = ctx.Process(target=_sample, args=(urls, self._stop, self._out), daemon=True)
-        self.ms: list[float] = []
+        self.ms: dict[str, list[float]] = {}
         self.failures = 0
 
     def start(self) -> Sampler:
@@ -162,6 +179,37 @@ def kill_round(cluster: LocalCluster, writer: Writer, timeout_s: float = 60.0) -
             "kill_to_write_s": t - killed_at}
 
 
+def server_side(urls: list[str]) -> dict:
+    """p50 / p99 upper bounds (histogram buckets, ms) of the time requests
+    spent inside the servers (``walrus_http_request_seconds``), summed over
+    the processes at ``urls`` that answer: what is not in it is the wait
+    before a request is read (scheduling, the GIL) and the client's side."""
+    from prometheus_client.parser import text_string_to_metric_families
+    buckets: dict[float, float] = {}
+    for url in urls:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as resp:
+                text = resp.read().decode()
+        except OSError:
+            continue
+        for fam in text_string_to_metric_families(text):
+            for smp in fam.samples:
+                if smp.name == "walrus_http_request_seconds_bucket":
+                    le = float(smp.labels["le"])
+                    buckets[le] = buckets.get(le, 0.0) + smp.value
+    total = buckets.get(float("inf"), 0.0)
+
+    def bound(q: float) -> float:
+        return next((le * 1000 for le, n in sorted(buckets.items()) if n >= q * total), float("nan"))
+    return {"requests": int(total), "p50_le_ms": bound(0.5), "p99_le_ms": bound(0.99)}
+
+
+def latency(prefix: str, ms: list[float]) -> dict:
+    """p50 / p99 / max of sorted latencies (NaN when none)."""
+    return {f"{prefix}_p50_ms": percentile(ms, 0.5), f"{prefix}_p99_ms": percentile(ms, 0.99),
+            f"{prefix}_max_ms": ms[-1] if ms else float("nan")}
+
+
 def run_bench(rounds: int, directory: str) -> dict:
     cluster = LocalCluster.create(ClusterSpec(directory=directory, nodes=3))
     proxy = writer = sampler = None
@@ -170,7 +218,8 @@ def run_bench(rounds: int, directory: str) -> dict:
         cluster.wait_healthy(120.0)
         proxy, rw, ro = start_haproxy(cluster)
         writer = Writer(f"127.0.0.1:{rw}").start()
-        sampler = Sampler([cluster.api_url(n) for n in cluster.node_names()]).start()
+        load_before = os.getloadavg()
+        sampler = Sampler(targets(cluster)).start()
         results = []
         for i in range(rounds):
             r = kill_round(cluster, writer)
@@ -178,13 +227,16 @@ def run_bench(rounds: int, directory: str) -> dict:
             print(f"round {i + 1}: killed {r['killed']} -> {r['new_leader']} (term {r['old_term']} -> "
                   f"{r['new_term']}): first write through HAProxy after {r['kill_to_write_s']:.2f}s", flush=True)
         sampler.stop()
-        ms = sorted(sampler.ms)
+        inside = server_side([cluster.metrics_url(n) for n in (*cluster.node_names(), *cluster.orchestrator_names())])
+        ms = sorted(x for kind, xs in sampler.ms.items() if kind != BASELINE for x in xs)
         secs = [r["kill_to_write_s"] for r in results]
         return {"rounds": results, "kill_to_write_s": statistics.median(secs),
                 "kill_to_write_s_range": [min(secs), max(secs)], "http_requests": len(ms),
-                "http_refused": sampler.failures, "http_p50_ms": percentile(ms, 0.5),
-                "http_p99_ms": percentile(ms, 0.99), "http_max_ms": ms[-1] if ms else float("nan"),
-                "haproxy_pid": proxy.pid}
+                "http_refused": sampler.failures, **latency("http", ms),
+                "http_by_kind": {k: {"requests": len(v), **latency("http", sorted(v))}
+                                 for k, v in sorted(sampler.ms.items())},
+                "server_side": inside, "loadavg_before": list(load_before), "loadavg_after": list(os.getloadavg()),
+                "cpus": os.cpu_count(), "haproxy_pid": proxy.pid}
     finally:
         for part in (sampler, writer, proxy):
             if part is not None:
@@ -211,9 +263,19 @@ def main(argv: list[str] | None = None) -> int:
         lo, hi = out["kill_to_write_s_range"]
         print(f"SIGKILL primary -> first write acknowledged through HAProxy: median {out['kill_to_write_s']:.2f}s "
               f"(min {lo:.2f}s, max {hi:.2f}s) over {len(out['rounds'])} rounds")
-        print(f"HTTP API during those failovers: {out['http_requests']} requests, p50 {out['http_p50_ms']:.2f} ms, "
-              f"p99 {out['http_p99_ms']:.2f} ms, max {out['http_max_ms']:.2f} ms "
+        print(f"walrus HTTP endpoints during those failovers: {out['http_requests']} requests, "
+              f"p50 {out['http_p50_ms']:.2f} ms, p99 {out['http_p99_ms']:.2f} ms, max {out['http_max_ms']:.2f} ms "
               f"({out['http_refused']} refused by the killed member)")
+        for kind, k in out["http_by_kind"].items():
+            print(f"  {kind}: {k['requests']} requests, p50 {k['http_p50_ms']:.2f} ms, "
+                  f"p99 {k['http_p99_ms']:.2f} ms, max {k['http_max_ms']:.2f} ms")
+        inside = out["server_side"]
+        print(f"  inside the walrus servers (request line read -> answer written; histogram bounds): "
+              f"p50 <= {inside['p50_le_ms']:g} ms, p99 <= {inside['p99_le_ms']:g} ms "
+              f"over {inside['requests']} requests")
+        before, after = out["loadavg_before"], out["loadavg_after"]
+        print(f"load average (1/5/15 min) on {out['cpus']} CPUs: before {before[0]:.2f} {before[1]:.2f} "
+              f"{before[2]:.2f}, after {after[0]:.2f} {after[1]:.2f} {after[2]:.2f}")
     return 0
 
 

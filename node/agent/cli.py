@@ -23,6 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from walrus_ha.common.grpchealth import HealthBoard
+    from walrus_ha.common.metrics import http_observer, metrics_route
     from walrus_ha.node.agent.agent import NodeAgent
     from walrus_ha.node.agent.rolehealth import RoleHealth
     from walrus_ha.node.agent.service import AgentServer
@@ -36,9 +37,11 @@ def run(args: argparse.Namespace) -> int:
     agent = NodeAgent(config)
     board = HealthBoard()
     _serve_health_on_data_port(agent, board)
-    server = AgentServer(agent, config.agent_listen, board=board)
+    registry, rpc_errors = _metrics(agent, config)
+    server = AgentServer(agent, config.agent_listen, board=board, interceptors=[rpc_errors])
     server.start()
-    api = _http_api(agent, config)
+    api = _http_api(agent, config, http_observer(registry, {"cluster": config.cluster, "member": config.name}))
+    api.register("/metrics", metrics_route(registry))
     api.start()
     roles = RoleHealth(board, agent.probe_facts)
     # Tools (walrus cluster status/stop/down) find this agent by its pid file,
@@ -70,14 +73,24 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _http_api(agent, config):
+def _http_api(agent, config, observe=None):
     """The HTTP API (``node.agent.httpapi``) over the agent's probe facts."""
     from walrus_ha.node.agent import httpapi
 
     def status() -> dict:
         return httpapi.member_document(agent.last_status(), agent.probe_facts(), config.api_url)
 
-    return httpapi.HttpApi(config.api_listen, httpapi.probe_routes(agent.probe_facts, status))
+    return httpapi.HttpApi(config.api_listen, httpapi.probe_routes(agent.probe_facts, status), observe=observe)
+
+
+def _metrics(agent, config):
+    """The process's own registry (``node.agent.metrics``) and the gRPC
+    interceptor counting RPC errors into it."""
+    from walrus_ha.common.metrics import RpcErrors
+    from walrus_ha.node.agent.metrics import agent_registry
+
+    registry = agent_registry(agent, config.cluster, config.name)
+    return registry, RpcErrors(registry, {"cluster": config.cluster, "member": config.name})
 
 
 def _serve_health_on_data_port(agent, board) -> None:

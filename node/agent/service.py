@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from walrus_ha.common import grpchealth, grpcutil, rpcerrors
 from walrus_ha.common.errors import InvalidArgument, WalrusError
@@ -99,12 +99,13 @@ class ListenError(WalrusError):
 class AgentServer:
     """The agent's gRPC server: NodeAgent + Health + reflection on ``listen``.
     ``board`` holds the health statuses (shared with the data port's server
-    and ``rolehealth``); ``set_serving`` sets ``""`` and the NodeAgent name."""
+    and ``rolehealth``); ``set_serving`` sets ``""`` and the NodeAgent name.
+    ``interceptors``: e.g. ``common.metrics.RpcErrors`` (errors by method and code)."""
 
     def __init__(self, agent: NodeAgent, listen: str, max_workers: int = 32,
-                 board: grpchealth.HealthBoard | None = None):
+                 board: grpchealth.HealthBoard | None = None, interceptors: Sequence = ()):
         self.board = board or grpchealth.HealthBoard()
-        self.server = grpcutil.server(max_workers=max_workers)
+        self.server = grpcutil.server(max_workers=max_workers, interceptors=interceptors)
         node_agent_pb2_grpc.add_NodeAgentServicer_to_server(NodeAgentServicer(agent), self.server)
         self.board.attach(self.server, [SERVICE_NAME])
         self.port = self.server.add_insecure_port(listen)

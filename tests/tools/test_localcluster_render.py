@@ -23,7 +23,7 @@ def test_plan_has_etcd_nodes_orchestrators_in_start_order():
 
 
 def test_ports_are_unique_even_if_the_source_repeats():
-    repeating = iter([5000, 5000, 5001, 5001, 5002, 5003, 5004, 5005, 5006, 5007, 5008, 5009, 5010])
+    repeating = iter([5000, 5000, 5001, 5001, 5002, 5003, 5004, 5005, 5006, 5007, 5008, 5009, 5010, 5011, 5012])
     plan = plan_cluster(ClusterSpec("/c", nodes=2, orchestrators=2), lambda: next(repeating))
     used = [port for p in plan.procs for port in p.ports.values()]
     assert len(used) == len(set(used))
@@ -55,6 +55,7 @@ def test_rendered_files_load_through_the_real_loaders(tmp_path, engine, sync):
         cfg = load_orchestrator_config(str(path))
         assert cfg.synchronous_mode is sync
         assert cfg.listen == f"127.0.0.1:{p.ports['listen']}"
+        assert cfg.metrics_listen == f"127.0.0.1:{p.ports['metrics']}"
 
 
 @pytest.mark.parametrize("kwargs", [{"nodes": 0}, {"nodes": 10}, {"orchestrators": 0}], ids=str)

@@ -126,6 +126,7 @@ class LocalCluster:
                      "cluster": s.cluster, "timings": s.timings.__dict__, "log_level": s.log_level},
             "etcd_endpoints": list(self.etcd_endpoints),
             "orchestrators": self.orchestrator_addresses(),
+            "orchestrator_metrics": {n: self.metrics_url(n) for n in self.orchestrator_names()},
             "members": {n: {"agent_address": self.agent_address(n), "data_address": self.data_address(n),
                             "http": self.api_url(n)}
                         for n in self.node_names()},
@@ -164,6 +165,15 @@ class LocalCluster:
         """The node's HTTP API base URL ("" for a cluster planned before it had one)."""
         port = self.processes[name].plan.ports.get("api")
         return f"http://127.0.0.1:{port}" if port else ""
+
+    def metrics_url(self, name: str) -> str:
+        """Prometheus metrics URL of a node (its HTTP API's ``/metrics``) or of
+        an orchestrator (its ``metrics_listen``); "" when it has none."""
+        ports = self.processes[name].plan.ports
+        if self.processes[name].plan.kind is ProcKind.NODE:
+            base = self.api_url(name)
+            return f"{base}/metrics" if base else ""
+        return f"http://127.0.0.1:{ports['metrics']}/metrics" if ports.get("metrics") else ""
 
     def name_of_data_address(self, address: str) -> str | None:
         for n in self.node_names():

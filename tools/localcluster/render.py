@@ -121,7 +121,8 @@ def node_config(spec: ClusterSpec, name: str, agent_port: int, data_port: int,
     return cfg
 
 
-def orch_config(spec: ClusterSpec, orch_id: str, port: int, etcd_endpoints: tuple[str, ...]) -> dict:
+def orch_config(spec: ClusterSpec, orch_id: str, port: int, etcd_endpoints: tuple[str, ...],
+                metrics_port: int = 0) -> dict:
     """The YAML mapping of one ``orch.yaml`` (see ``orchestrator.config.OrchestratorConfig``)."""
     t = spec.timings
     cfg: dict = {
@@ -130,6 +131,8 @@ def orch_config(spec: ClusterSpec, orch_id: str, port: int, etcd_endpoints: tupl
         "ttl": t.ttl, "loop_wait": t.orch_loop_wait, "retry_timeout": t.retry_timeout,
         "rpc_timeout": t.rpc_timeout, "log_level": spec.log_level,
     }
+    if metrics_port:
+        cfg["metrics_listen"] = f"127.0.0.1:{metrics_port}"
     if spec.sync:
         cfg.update(synchronous_mode=True, synchronous_node_count=1)
     return cfg
@@ -166,12 +169,12 @@ def plan_cluster(spec: ClusterSpec, free_port: Callable[[], int], python: str = 
                                                                       "api": api_port}))
     for i in range(1, spec.orchestrators + 1):
         oid = f"orch{i}"
-        port = next(ports)
+        port, metrics_port = next(ports), next(ports)
         path = f"{d}/conf/{oid}.yaml"
         procs.append(ProcPlan(name=oid, kind=ProcKind.ORCHESTRATOR, config_path=path,
-                              config=orch_config(spec, oid, port, endpoints),
+                              config=orch_config(spec, oid, port, endpoints, metrics_port),
                               argv=(python, "-m", "walrus_ha", "orchestrator", "--config", path),
-                              log=f"{d}/logs/{oid}.log", ports={"listen": port}))
+                              log=f"{d}/logs/{oid}.log", ports={"listen": port, "metrics": metrics_port}))
     return ClusterPlan(spec=spec, etcd_endpoints=tuple(endpoints), procs=tuple(procs))
 
 

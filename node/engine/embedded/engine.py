@@ -43,6 +43,7 @@ from walrus_ha.node.engine.embedded.slots import SlotStore
 from walrus_ha.node.engine.embedded.store_service import StoreServicer
 from walrus_ha.node.engine.embedded.syncrep import SyncRep, sync_states
 from walrus_ha.node.engine.embedded.transitions import TransitionsMixin
+from walrus_ha.node.engine.embedded.walstats import WalStats, WalStatsSnapshot
 from walrus_ha.node.engine.embedded.walstream_service import WalStreamServicer
 from walrus_ha.node.engine.embedded.writehealth import WriteHealth
 from walrus_ha.node.engine.embedded.writes import WritePathMixin
@@ -71,6 +72,7 @@ class EmbeddedEngine(WritePathMixin, TransitionsMixin):
         self.syncrep = SyncRep(SyncSpec.parse(config.synchronous_standby_names), clock=clock)
         self.write_health = WriteHealth(name)  # a primary whose appends/flushes fail (disk full)
         self.storage: storage_mod.Storage | None = None
+        self.wal_stats = WalStats()             # for metrics: lives across storage reopens
         self.slots: SlotStore | None = None
         self.receiver: WalReceiver | None = None
         self.replayer: Replayer | None = None
@@ -189,6 +191,7 @@ class EmbeddedEngine(WritePathMixin, TransitionsMixin):
         shipped WAL it then lost: it writes a SKIP record before anything new
         (``Storage.skip_lost_tail``)."""
         storage = self.storage = storage_mod.Storage.open(self.data_dir, self.config)
+        storage.wal.stats = self.wal_stats
         self.slots = SlotStore(self.data_dir)
         self.ship_ahead_lsn = 0
         control = storage.control
@@ -409,6 +412,14 @@ class EmbeddedEngine(WritePathMixin, TransitionsMixin):
             detail=self._needs_reclone or self._reclone_requested or (r.error if r else ""),
             write_error=health.error if health else "", write_error_since=health.since if health else 0.0,
             wal_repairs=len(wal.repairs), wal_repair=wal.repairs[-1] if wal.repairs else "")
+
+    def wal_stats_snapshot(self) -> WalStatsSnapshot:
+        """WAL bytes written and fdatasync latencies since this engine object
+        was made (for metrics; taken under the WAL lock when open)."""
+        storage = self.storage
+        if storage is not None and storage.wal.stats is self.wal_stats:
+            return storage.wal.stats_snapshot()
+        return self.wal_stats.snapshot()
 
     # ------------------------------------------------------------ background
     def _checkpoint(self) -> None:

@@ -61,7 +61,8 @@ API (thread-safe; every method may be called from any thread)
     how coroutines on the engine's event loop wait for WAL without a thread.
 Properties: ``write_lsn``, ``flush_lsn``, ``oldest_lsn``, ``last_timeline``
 (timeline of the last record, or the ``timeline`` given to ``open``),
-``segment_size``, ``directory``. ``close()``.
+``segment_size``, ``directory``. ``close()``. ``stats`` (``walstats.WalStats``:
+bytes written, fdatasync latency) and ``stats_snapshot()``.
 """
 from __future__ import annotations
 
@@ -90,6 +91,7 @@ from .framing import (  # noqa: F401 (re-exported)
     verify_record,
 )
 from .segments import SegmentStore, fsync_dir
+from .walstats import WalStats, WalStatsSnapshot
 
 _SCAN_CHUNK = 1 << 20
 # How far past the end of valid WAL recovery looks for valid records, which
@@ -128,6 +130,7 @@ class Wal:
         self._closed = False
         self._broken = ""                       # set by a failed fsync: refuse all work
         self.repairs: list[str] = []            # damaged WAL ranges recovery dropped (see _load)
+        self.stats = WalStats()                 # metrics; the engine swaps in its own (walstats.py)
 
     # ----------------------------------------------------------- open/recover
     @classmethod
@@ -249,6 +252,7 @@ class Wal:
             rec = encode_record(start, timeline, payload)
             self._seg.pwrite(start, rec, timeline)
             self._write_lsn = end = start + len(rec)
+            self.stats.wrote(len(rec))
             self._timeline = timeline
             self._seg.maybe_prepare_spare(self._write_lsn)
             self._write_cond.notify_all()
@@ -271,6 +275,7 @@ class Wal:
             tli = records[-1][2]
             self._seg.pwrite(start_lsn, data, records[0][2])
             self._write_lsn = end = start_lsn + len(data)
+            self.stats.wrote(len(data))
             self._timeline = tli
             self._seg.maybe_prepare_spare(self._write_lsn)
             self._write_cond.notify_all()
@@ -299,6 +304,7 @@ class Wal:
                 goal = self._write_lsn
                 fds, _ = self._seg.dirty_fds()
                 self._lock.release()
+                began = time.perf_counter()
                 try:
                     for fd in fds:
                         os.fdatasync(fd)
@@ -309,6 +315,8 @@ class Wal:
                     self._flush_cond.notify_all()
                     raise EngineError(self._broken) from exc
                 self._lock.acquire()
+                if fds:
+                    self.stats.fsynced(time.perf_counter() - began)
                 self._flushing = False
                 self._flush_lsn = max(self._flush_lsn, goal)
                 self._seg.close_old_fds(self._write_lsn // self.segment_size)
@@ -502,6 +510,11 @@ class Wal:
         if not self._segments:
             return max(self._floor, self._write_lsn)
         return max(self._floor, min(self._segments) * self.segment_size)
+
+    def stats_snapshot(self) -> WalStatsSnapshot:
+        """Bytes written and fdatasync latencies so far (``walstats``)."""
+        with self._lock:
+            return self.stats.snapshot()
 
     def segment_files(self) -> list[str]:
         """Names of the retained segment files, oldest first."""
