@@ -37,7 +37,7 @@ def serve(config, stop: threading.Event) -> int:
     # orchestrators/<id>: where `walrus ctl --etcd` finds this Cluster service
     announce = registry.announcer(dcs, config.id, config.advertise or config.listen, walrus_ha.__version__,
                                   deadline_s=config.retry_timeout)
-    controller = Controller(config, dcs, announce=announce)
+    controller = Controller(config, dcs, announce=announce, seed_config=True, env=os.environ)
     leaders = LeaderWatch(dcs)
     service = ClusterService(dcs, controller, leaders, rpc_timeout=config.rpc_timeout)
     server = grpcutil.server(max_workers=32)

@@ -223,7 +223,9 @@ class ClusterService(cluster_pb2_grpc.ClusterServicer):
                 streaming=m.streaming, fenced=m.fenced, reachable=m.reachable, tags=tags,
                 upstream=m.upstream, is_leader=m.name == leader, in_sync_set=m.name in sync_names,
                 write_error=m.write_error, write_error_since=m.write_error_since,
-                http=rec.api_url if rec else ""))
+                http=rec.api_url if rec else "",
+                pending_restart=list(rec.pending_restart) if rec else [],
+                config_revision=rec.config_revision if rec else 0))
         state = self.controller.state.value if self.controller.election.is_active() else "spare"
         sync = ""
         if view.sync and view.sync.num and view.sync.names:

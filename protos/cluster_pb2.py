@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from walrus_ha.protos import common_pb2 as walrus__ha_dot_protos_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ewalrus_ha/protos/cluster.proto\x12\twalrus.v1\x1a\x1dwalrus_ha/protos/common.proto\"\x95\x01\n\x06Leader\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04term\x18\x02 \x01(\x04\x12\x10\n\x08timeline\x18\x03 \x01(\r\x12\x15\n\ragent_address\x18\x04 \x01(\t\x12\x14\n\x0c\x64\x61ta_address\x18\x05 \x01(\t\x12\r\n\x05since\x18\x06 \x01(\x01\x12\x0f\n\x07present\x18\x07 \x01(\x08\x12\x10\n\x08writable\x18\x08 \x01(\x08\"\xc2\x03\n\x06Member\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x1d\n\x04role\x18\x02 \x01(\x0e\x32\x0f.walrus.v1.Role\x12\x15\n\ragent_address\x18\x03 \x01(\t\x12\x14\n\x0c\x64\x61ta_address\x18\x04 \x01(\t\x12\x10\n\x08timeline\x18\x05 \x01(\r\x12\x0c\n\x04term\x18\x06 \x01(\x04\x12\x11\n\tflush_lsn\x18\x07 \x01(\x04\x12\x12\n\nreplay_lsn\x18\x08 \x01(\x04\x12\x11\n\tlag_bytes\x18\t \x01(\x04\x12\x11\n\tstreaming\x18\n \x01(\x08\x12\x0e\n\x06\x66\x65nced\x18\x0b \x01(\x08\x12\x11\n\treachable\x18\x0c \x01(\x08\x12)\n\x04tags\x18\r \x03(\x0b\x32\x1b.walrus.v1.Member.TagsEntry\x12\x10\n\x08upstream\x18\x0e \x01(\t\x12\x11\n\tis_leader\x18\x0f \x01(\x08\x12\x13\n\x0bin_sync_set\x18\x10 \x01(\x08\x12\x13\n\x0bwrite_error\x18\x11 \x01(\t\x12\x19\n\x11write_error_since\x18\x12 \x01(\x01\x12\x0c\n\x04http\x18\x13 \x01(\t\x1a+\n\tTagsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x80\x01\n\tCandidate\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tflush_lsn\x18\x02 \x01(\x04\x12\x10\n\x08timeline\x18\x03 \x01(\r\x12\x10\n\x08priority\x18\x04 \x01(\x05\x12\x10\n\x08\x65ligible\x18\x05 \x01(\x08\x12\x0e\n\x06reason\x18\x06 \x01(\t\x12\x0c\n\x04rank\x18\x07 \x01(\x05\"\xc8\x03\n\rHistoryRecord\x12\x0c\n\x04term\x18\x01 \x01(\x04\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x12\n\nold_leader\x18\x03 \x01(\t\x12\x12\n\nnew_leader\x18\x04 \x01(\t\x12\x18\n\x10last_primary_lsn\x18\x05 \x01(\x04\x12\x14\n\x0cpromoted_lsn\x18\x06 \x01(\x04\x12\x1b\n\x13\x62ytes_possibly_lost\x18\x07 \x01(\x04\x12\x12\n\nstarted_at\x18\x08 \x01(\x01\x12\x13\n\x0b\x66inished_at\x18\t \x01(\x01\x12(\n\ncandidates\x18\n \x03(\x0b\x32\x14.walrus.v1.Candidate\x12\x0e\n\x06reason\x18\x0b \x01(\t\x12\x14\n\x0corchestrator\x18\x0c \x01(\t\x12\x10\n\x08timeline\x18\r \x01(\r\x12\x14\n\x0c\x64iscarded_by\x18\x0e \x01(\t\x12\x17\n\x0f\x64iscarded_bytes\x18\x0f \x01(\x03\x12\x19\n\x11\x64iscarded_records\x18\x10 \x01(\x03\x12\x1e\n\x16\x64iscarded_transactions\x18\x11 \x01(\x03\x12\x18\n\x10\x64iscard_fork_lsn\x18\x12 \x01(\x04\x12\x17\n\x0f\x64iscard_end_lsn\x18\x13 \x01(\x04\"\x12\n\x10GetLeaderRequest\"\x14\n\x12WatchLeaderRequest\"\x14\n\x12ListMembersRequest\"\x8f\x01\n\x10ListMembersReply\x12\"\n\x07members\x18\x01 \x03(\x0b\x32\x11.walrus.v1.Member\x12!\n\x06leader\x18\x02 \x01(\x0b\x32\x11.walrus.v1.Leader\x12\r\n\x05state\x18\x03 \x01(\t\x12\x0e\n\x06paused\x18\x04 \x01(\x08\x12\x15\n\rsync_standbys\x18\x05 \x01(\t\"?\n\x11SwitchoverRequest\x12\x11\n\tcandidate\x18\x01 \x01(\t\x12\x17\n\x0f\x65xpected_leader\x18\x02 \x01(\t\"3\n\x0f\x46\x61iloverRequest\x12\x11\n\tcandidate\x18\x01 \x01(\t\x12\r\n\x05\x66orce\x18\x02 \x01(\x08\"k\n\x0eOperationReply\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x08\x12\x0e\n\x06\x64\x65tail\x18\x02 \x01(\t\x12!\n\x06leader\x18\x03 \x01(\x0b\x32\x11.walrus.v1.Leader\x12\x14\n\x0crequested_at\x18\x04 \x01(\x01\"+\n\x13GetOperationRequest\x12\x14\n\x0crequested_at\x18\x01 \x01(\x01\"\x85\x01\n\x0fOperationStatus\x12\x0f\n\x07pending\x18\x01 \x01(\x08\x12\x0f\n\x07outcome\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\r\n\x05state\x18\x04 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x05 \x01(\t\x12!\n\x06leader\x18\x06 \x01(\x0b\x32\x11.walrus.v1.Leader\"\x0e\n\x0cPauseRequest\"\x0f\n\rResumeRequest\"\x1f\n\x0eHistoryRequest\x12\r\n\x05limit\x18\x01 \x01(\r\"9\n\x0cHistoryReply\x12)\n\x07records\x18\x01 \x03(\x0b\x32\x18.walrus.v1.HistoryRecord\"\x18\n\x16\x45xplainFailoverRequest\"o\n\x14\x45xplainFailoverReply\x12\x0e\n\x06winner\x18\x01 \x01(\t\x12(\n\ncandidates\x18\x02 \x03(\x0b\x32\x14.walrus.v1.Candidate\x12\r\n\x05state\x18\x03 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t2\xbc\x05\n\x07\x43luster\x12;\n\tGetLeader\x12\x1b.walrus.v1.GetLeaderRequest\x1a\x11.walrus.v1.Leader\x12\x41\n\x0bWatchLeader\x12\x1d.walrus.v1.WatchLeaderRequest\x1a\x11.walrus.v1.Leader0\x01\x12I\n\x0bListMembers\x12\x1d.walrus.v1.ListMembersRequest\x1a\x1b.walrus.v1.ListMembersReply\x12\x45\n\nSwitchover\x12\x1c.walrus.v1.SwitchoverRequest\x1a\x19.walrus.v1.OperationReply\x12\x41\n\x08\x46\x61ilover\x12\x1a.walrus.v1.FailoverRequest\x1a\x19.walrus.v1.OperationReply\x12;\n\x05Pause\x12\x17.walrus.v1.PauseRequest\x1a\x19.walrus.v1.OperationReply\x12=\n\x06Resume\x12\x18.walrus.v1.ResumeRequest\x1a\x19.walrus.v1.OperationReply\x12=\n\x07History\x12\x19.walrus.v1.HistoryRequest\x1a\x17.walrus.v1.HistoryReply\x12U\n\x0f\x45xplainFailover\x12!.walrus.v1.ExplainFailoverRequest\x1a\x1f.walrus.v1.ExplainFailoverReply\x12J\n\x0cGetOperation\x12\x1e.walrus.v1.GetOperationRequest\x1a\x1a.walrus.v1.OperationStatusb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ewalrus_ha/protos/cluster.proto\x12\twalrus.v1\x1a\x1dwalrus_ha/protos/common.proto\"\x95\x01\n\x06Leader\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04term\x18\x02 \x01(\x04\x12\x10\n\x08timeline\x18\x03 \x01(\r\x12\x15\n\ragent_address\x18\x04 \x01(\t\x12\x14\n\x0c\x64\x61ta_address\x18\x05 \x01(\t\x12\r\n\x05since\x18\x06 \x01(\x01\x12\x0f\n\x07present\x18\x07 \x01(\x08\x12\x10\n\x08writable\x18\x08 \x01(\x08\"\xf4\x03\n\x06Member\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x1d\n\x04role\x18\x02 \x01(\x0e\x32\x0f.walrus.v1.Role\x12\x15\n\ragent_address\x18\x03 \x01(\t\x12\x14\n\x0c\x64\x61ta_address\x18\x04 \x01(\t\x12\x10\n\x08timeline\x18\x05 \x01(\r\x12\x0c\n\x04term\x18\x06 \x01(\x04\x12\x11\n\tflush_lsn\x18\x07 \x01(\x04\x12\x12\n\nreplay_lsn\x18\x08 \x01(\x04\x12\x11\n\tlag_bytes\x18\t \x01(\x04\x12\x11\n\tstreaming\x18\n \x01(\x08\x12\x0e\n\x06\x66\x65nced\x18\x0b \x01(\x08\x12\x11\n\treachable\x18\x0c \x01(\x08\x12)\n\x04tags\x18\r \x03(\x0b\x32\x1b.walrus.v1.Member.TagsEntry\x12\x10\n\x08upstream\x18\x0e \x01(\t\x12\x11\n\tis_leader\x18\x0f \x01(\x08\x12\x13\n\x0bin_sync_set\x18\x10 \x01(\x08\x12\x13\n\x0bwrite_error\x18\x11 \x01(\t\x12\x19\n\x11write_error_since\x18\x12 \x01(\x01\x12\x0c\n\x04http\x18\x13 \x01(\t\x12\x17\n\x0fpending_restart\x18\x14 \x03(\t\x12\x17\n\x0f\x63onfig_revision\x18\x15 \x01(\x03\x1a+\n\tTagsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x80\x01\n\tCandidate\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tflush_lsn\x18\x02 \x01(\x04\x12\x10\n\x08timeline\x18\x03 \x01(\r\x12\x10\n\x08priority\x18\x04 \x01(\x05\x12\x10\n\x08\x65ligible\x18\x05 \x01(\x08\x12\x0e\n\x06reason\x18\x06 \x01(\t\x12\x0c\n\x04rank\x18\x07 \x01(\x05\"\xc8\x03\n\rHistoryRecord\x12\x0c\n\x04term\x18\x01 \x01(\x04\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x12\n\nold_leader\x18\x03 \x01(\t\x12\x12\n\nnew_leader\x18\x04 \x01(\t\x12\x18\n\x10last_primary_lsn\x18\x05 \x01(\x04\x12\x14\n\x0cpromoted_lsn\x18\x06 \x01(\x04\x12\x1b\n\x13\x62ytes_possibly_lost\x18\x07 \x01(\x04\x12\x12\n\nstarted_at\x18\x08 \x01(\x01\x12\x13\n\x0b\x66inished_at\x18\t \x01(\x01\x12(\n\ncandidates\x18\n \x03(\x0b\x32\x14.walrus.v1.Candidate\x12\x0e\n\x06reason\x18\x0b \x01(\t\x12\x14\n\x0corchestrator\x18\x0c \x01(\t\x12\x10\n\x08timeline\x18\r \x01(\r\x12\x14\n\x0c\x64iscarded_by\x18\x0e \x01(\t\x12\x17\n\x0f\x64iscarded_bytes\x18\x0f \x01(\x03\x12\x19\n\x11\x64iscarded_records\x18\x10 \x01(\x03\x12\x1e\n\x16\x64iscarded_transactions\x18\x11 \x01(\x03\x12\x18\n\x10\x64iscard_fork_lsn\x18\x12 \x01(\x04\x12\x17\n\x0f\x64iscard_end_lsn\x18\x13 \x01(\x04\"\x12\n\x10GetLeaderRequest\"\x14\n\x12WatchLeaderRequest\"\x14\n\x12ListMembersRequest\"\x8f\x01\n\x10ListMembersReply\x12\"\n\x07members\x18\x01 \x03(\x0b\x32\x11.walrus.v1.Member\x12!\n\x06leader\x18\x02 \x01(\x0b\x32\x11.walrus.v1.Leader\x12\r\n\x05state\x18\x03 \x01(\t\x12\x0e\n\x06paused\x18\x04 \x01(\x08\x12\x15\n\rsync_standbys\x18\x05 \x01(\t\"?\n\x11SwitchoverRequest\x12\x11\n\tcandidate\x18\x01 \x01(\t\x12\x17\n\x0f\x65xpected_leader\x18\x02 \x01(\t\"3\n\x0f\x46\x61iloverRequest\x12\x11\n\tcandidate\x18\x01 \x01(\t\x12\r\n\x05\x66orce\x18\x02 \x01(\x08\"k\n\x0eOperationReply\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x08\x12\x0e\n\x06\x64\x65tail\x18\x02 \x01(\t\x12!\n\x06leader\x18\x03 \x01(\x0b\x32\x11.walrus.v1.Leader\x12\x14\n\x0crequested_at\x18\x04 \x01(\x01\"+\n\x13GetOperationRequest\x12\x14\n\x0crequested_at\x18\x01 \x01(\x01\"\x85\x01\n\x0fOperationStatus\x12\x0f\n\x07pending\x18\x01 \x01(\x08\x12\x0f\n\x07outcome\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\r\n\x05state\x18\x04 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x05 \x01(\t\x12!\n\x06leader\x18\x06 \x01(\x0b\x32\x11.walrus.v1.Leader\"\x0e\n\x0cPauseRequest\"\x0f\n\rResumeRequest\"\x1f\n\x0eHistoryRequest\x12\r\n\x05limit\x18\x01 \x01(\r\"9\n\x0cHistoryReply\x12)\n\x07records\x18\x01 \x03(\x0b\x32\x18.walrus.v1.HistoryRecord\"\x18\n\x16\x45xplainFailoverRequest\"o\n\x14\x45xplainFailoverReply\x12\x0e\n\x06winner\x18\x01 \x01(\t\x12(\n\ncandidates\x18\x02 \x03(\x0b\x32\x14.walrus.v1.Candidate\x12\r\n\x05state\x18\x03 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t2\xbc\x05\n\x07\x43luster\x12;\n\tGetLeader\x12\x1b.walrus.v1.GetLeaderRequest\x1a\x11.walrus.v1.Leader\x12\x41\n\x0bWatchLeader\x12\x1d.walrus.v1.WatchLeaderRequest\x1a\x11.walrus.v1.Leader0\x01\x12I\n\x0bListMembers\x12\x1d.walrus.v1.ListMembersRequest\x1a\x1b.walrus.v1.ListMembersReply\x12\x45\n\nSwitchover\x12\x1c.walrus.v1.SwitchoverRequest\x1a\x19.walrus.v1.OperationReply\x12\x41\n\x08\x46\x61ilover\x12\x1a.walrus.v1.FailoverRequest\x1a\x19.walrus.v1.OperationReply\x12;\n\x05Pause\x12\x17.walrus.v1.PauseRequest\x1a\x19.walrus.v1.OperationReply\x12=\n\x06Resume\x12\x18.walrus.v1.ResumeRequest\x1a\x19.walrus.v1.OperationReply\x12=\n\x07History\x12\x19.walrus.v1.HistoryRequest\x1a\x17.walrus.v1.HistoryReply\x12U\n\x0f\x45xplainFailover\x12!.walrus.v1.ExplainFailoverRequest\x1a\x1f.walrus.v1.ExplainFailoverReply\x12J\n\x0cGetOperation\x12\x1e.walrus.v1.GetOperationRequest\x1a\x1a.walrus.v1.OperationStatusb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,43 +37,43 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LEADER']._serialized_start=77
   _globals['_LEADER']._serialized_end=226
   _globals['_MEMBER']._serialized_start=229
-  _globals['_MEMBER']._serialized_end=679
-  _globals['_MEMBER_TAGSENTRY']._serialized_start=636
-  _globals['_MEMBER_TAGSENTRY']._serialized_end=679
-  _globals['_CANDIDATE']._serialized_start=682
-  _globals['_CANDIDATE']._serialized_end=810
-  _globals['_HISTORYRECORD']._serialized_start=813
-  _globals['_HISTORYRECORD']._serialized_end=1269
-  _globals['_GETLEADERREQUEST']._serialized_start=1271
-  _globals['_GETLEADERREQUEST']._serialized_end=1289
-  _globals['_WATCHLEADERREQUEST']._serialized_start=1291
-  _globals['_WATCHLEADERREQUEST']._serialized_end=1311
-  _globals['_LISTMEMBERSREQUEST']._serialized_start=1313
-  _globals['_LISTMEMBERSREQUEST']._serialized_end=1333
-  _globals['_LISTMEMBERSREPLY']._serialized_start=1336
-  _globals['_LISTMEMBERSREPLY']._serialized_end=1479
-  _globals['_SWITCHOVERREQUEST']._serialized_start=1481
-  _globals['_SWITCHOVERREQUEST']._serialized_end=1544
-  _globals['_FAILOVERREQUEST']._serialized_start=1546
-  _globals['_FAILOVERREQUEST']._serialized_end=1597
-  _globals['_OPERATIONREPLY']._serialized_start=1599
-  _globals['_OPERATIONREPLY']._serialized_end=1706
-  _globals['_GETOPERATIONREQUEST']._serialized_start=1708
-  _globals['_GETOPERATIONREQUEST']._serialized_end=1751
-  _globals['_OPERATIONSTATUS']._serialized_start=1754
-  _globals['_OPERATIONSTATUS']._serialized_end=1887
-  _globals['_PAUSEREQUEST']._serialized_start=1889
-  _globals['_PAUSEREQUEST']._serialized_end=1903
-  _globals['_RESUMEREQUEST']._serialized_start=1905
-  _globals['_RESUMEREQUEST']._serialized_end=1920
-  _globals['_HISTORYREQUEST']._serialized_start=1922
-  _globals['_HISTORYREQUEST']._serialized_end=1953
-  _globals['_HISTORYREPLY']._serialized_start=1955
-  _globals['_HISTORYREPLY']._serialized_end=2012
-  _globals['_EXPLAINFAILOVERREQUEST']._serialized_start=2014
-  _globals['_EXPLAINFAILOVERREQUEST']._serialized_end=2038
-  _globals['_EXPLAINFAILOVERREPLY']._serialized_start=2040
-  _globals['_EXPLAINFAILOVERREPLY']._serialized_end=2151
-  _globals['_CLUSTER']._serialized_start=2154
-  _globals['_CLUSTER']._serialized_end=2854
+  _globals['_MEMBER']._serialized_end=729
+  _globals['_MEMBER_TAGSENTRY']._serialized_start=686
+  _globals['_MEMBER_TAGSENTRY']._serialized_end=729
+  _globals['_CANDIDATE']._serialized_start=732
+  _globals['_CANDIDATE']._serialized_end=860
+  _globals['_HISTORYRECORD']._serialized_start=863
+  _globals['_HISTORYRECORD']._serialized_end=1319
+  _globals['_GETLEADERREQUEST']._serialized_start=1321
+  _globals['_GETLEADERREQUEST']._serialized_end=1339
+  _globals['_WATCHLEADERREQUEST']._serialized_start=1341
+  _globals['_WATCHLEADERREQUEST']._serialized_end=1361
+  _globals['_LISTMEMBERSREQUEST']._serialized_start=1363
+  _globals['_LISTMEMBERSREQUEST']._serialized_end=1383
+  _globals['_LISTMEMBERSREPLY']._serialized_start=1386
+  _globals['_LISTMEMBERSREPLY']._serialized_end=1529
+  _globals['_SWITCHOVERREQUEST']._serialized_start=1531
+  _globals['_SWITCHOVERREQUEST']._serialized_end=1594
+  _globals['_FAILOVERREQUEST']._serialized_start=1596
+  _globals['_FAILOVERREQUEST']._serialized_end=1647
+  _globals['_OPERATIONREPLY']._serialized_start=1649
+  _globals['_OPERATIONREPLY']._serialized_end=1756
+  _globals['_GETOPERATIONREQUEST']._serialized_start=1758
+  _globals['_GETOPERATIONREQUEST']._serialized_end=1801
+  _globals['_OPERATIONSTATUS']._serialized_start=1804
+  _globals['_OPERATIONSTATUS']._serialized_end=1937
+  _globals['_PAUSEREQUEST']._serialized_start=1939
+  _globals['_PAUSEREQUEST']._serialized_end=1953
+  _globals['_RESUMEREQUEST']._serialized_start=1955
+  _globals['_RESUMEREQUEST']._serialized_end=1970
+  _globals['_HISTORYREQUEST']._serialized_start=1972
+  _globals['_HISTORYREQUEST']._serialized_end=2003
+  _globals['_HISTORYREPLY']._serialized_start=2005
+  _globals['_HISTORYREPLY']._serialized_end=2062
+  _globals['_EXPLAINFAILOVERREQUEST']._serialized_start=2064
+  _globals['_EXPLAINFAILOVERREQUEST']._serialized_end=2088
+  _globals['_EXPLAINFAILOVERREPLY']._serialized_start=2090
+  _globals['_EXPLAINFAILOVERREPLY']._serialized_end=2201
+  _globals['_CLUSTER']._serialized_start=2204
+  _globals['_CLUSTER']._serialized_end=2904
 # @@protoc_insertion_point(module_scope)

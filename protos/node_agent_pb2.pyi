@@ -2,7 +2,7 @@ from walrus_ha.protos import common_pb2 as _common_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Mapping as _Mapping
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
@@ -99,3 +99,21 @@ class ActionReply(_message.Message):
     detail: str
     status: NodeStatus
     def __init__(self, changed: _Optional[bool] = ..., detail: _Optional[str] = ..., status: _Optional[_Union[NodeStatus, _Mapping]] = ...) -> None: ...
+
+class ReloadRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ReloadReply(_message.Message):
+    __slots__ = ("changed", "applied", "pending_restart", "detail", "config_revision")
+    CHANGED_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_FIELD_NUMBER: _ClassVar[int]
+    PENDING_RESTART_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_REVISION_FIELD_NUMBER: _ClassVar[int]
+    changed: bool
+    applied: _containers.RepeatedScalarFieldContainer[str]
+    pending_restart: _containers.RepeatedScalarFieldContainer[str]
+    detail: str
+    config_revision: int
+    def __init__(self, changed: _Optional[bool] = ..., applied: _Optional[_Iterable[str]] = ..., pending_restart: _Optional[_Iterable[str]] = ..., detail: _Optional[str] = ..., config_revision: _Optional[int] = ...) -> None: ...

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -177,6 +178,8 @@ class Engine(Protocol):
     # What the last rejoin discarded (set by a rewind; None when none did):
     # the exact RPO receipt. The agent compares it before and after ``rejoin``.
     last_discard: Discarded | None
+    # Settings changed by ``apply_parameters`` that wait for the next start.
+    pending_restart: tuple[str, ...]
 
     def is_initialized(self) -> bool:
         """True when the data directory holds a usable database."""
@@ -227,3 +230,8 @@ class Engine(Protocol):
 
     def set_sync_standbys(self, spec: SyncSpec) -> None:
         """Apply the synchronous standby set published by the orchestrator."""
+
+    def apply_parameters(self, parameters: Mapping[str, str]) -> tuple[str, ...]:
+        """Run with these PostgreSQL ``parameters`` (cluster config): applied
+        live where the setting allows; returns those waiting for a restart
+        (also ``pending_restart``). An engine without such settings ignores them."""

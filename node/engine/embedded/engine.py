@@ -58,6 +58,7 @@ class EmbeddedEngine(WritePathMixin, TransitionsMixin):
 
     kind = "embedded"
     rejoins_stopped = False    # rejoin() needs a running engine (the agent starts it fenced first)
+    pending_restart: tuple[str, ...] = ()   # it has no PostgreSQL parameters (apply_parameters)
 
     def __init__(self, name: str, data_dir: str, listen: str, config: EmbeddedConfig = EmbeddedConfig(),
                  advertise: str = "", clock: Callable[[], float] = time.monotonic):
