@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class NodeStatus(_message.Message):
-    __slots__ = ("name", "cluster", "agent_address", "data_address", "engine", "holds_leader", "leader_term", "lease_remaining_s", "tags", "state", "version")
+    __slots__ = ("name", "cluster", "agent_address", "data_address", "engine", "holds_leader", "leader_term", "lease_remaining_s", "tags", "state", "version", "config_revision", "pending_restart")
     class TagsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -27,6 +27,8 @@ class NodeStatus(_message.Message):
     TAGS_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_REVISION_FIELD_NUMBER: _ClassVar[int]
+    PENDING_RESTART_FIELD_NUMBER: _ClassVar[int]
     name: str
     cluster: str
     agent_address: str
@@ -38,7 +40,9 @@ class NodeStatus(_message.Message):
     tags: _containers.ScalarMap[str, str]
     state: str
     version: str
-    def __init__(self, name: _Optional[str] = ..., cluster: _Optional[str] = ..., agent_address: _Optional[str] = ..., data_address: _Optional[str] = ..., engine: _Optional[_Union[_common_pb2.EngineStatus, _Mapping]] = ..., holds_leader: _Optional[bool] = ..., leader_term: _Optional[int] = ..., lease_remaining_s: _Optional[float] = ..., tags: _Optional[_Mapping[str, str]] = ..., state: _Optional[str] = ..., version: _Optional[str] = ...) -> None: ...
+    config_revision: int
+    pending_restart: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., cluster: _Optional[str] = ..., agent_address: _Optional[str] = ..., data_address: _Optional[str] = ..., engine: _Optional[_Union[_common_pb2.EngineStatus, _Mapping]] = ..., holds_leader: _Optional[bool] = ..., leader_term: _Optional[int] = ..., lease_remaining_s: _Optional[float] = ..., tags: _Optional[_Mapping[str, str]] = ..., state: _Optional[str] = ..., version: _Optional[str] = ..., config_revision: _Optional[int] = ..., pending_restart: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class GetStatusRequest(_message.Message):
     __slots__ = ()

@@ -407,7 +407,8 @@ class NodeAgent:
             leader_term=self.leader_term,
             lease_remaining_s=snap.remaining(self.clock()) if snap is not None else 0.0,
             tags={"nofailover": str(c.tags.nofailover).lower(), "priority": str(c.tags.priority)},
-            state=self.state)
+            state=self.state, config_revision=self.config_follower.revision,
+            pending_restart=clusterconf.pending_restart(self))
 
     def _refresh_status(self) -> None:
         try:
@@ -470,8 +471,7 @@ class NodeAgent:
             tags={"nofailover": self.config.tags.nofailover, "priority": self.config.tags.priority},
             engine=e.engine or self.engine.kind, version=s.version, updated_at=time.time(),
             highest_term=max(self.highest_term, self.held_term, e.term), discarded=self._discarded(),
-            api_url=self.config.api_url, config_revision=self.config_follower.revision,
-            pending_restart=clusterconf.pending_restart(self))
+            api_url=self.config.api_url, config_revision=s.config_revision, pending_restart=s.pending_restart)
         key = rec.to_json().replace(f'"updated_at":{rec.updated_at!r}', "")
         now = self.clock()
         if key == self._published and now - self._published_at < self.config.loop_wait:
@@ -508,4 +508,4 @@ class NodeAgent:
 def _significant(s: AgentStatus) -> tuple:
     e = s.engine
     return (e.role, e.timeline, e.term, e.streaming, e.fenced, e.upstream, e.needs_reclone,
-            s.holds_leader, s.leader_term, s.state, e.sync_standbys)
+            s.holds_leader, s.leader_term, s.state, e.sync_standbys, s.config_revision, s.pending_restart)

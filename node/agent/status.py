@@ -39,6 +39,8 @@ class AgentStatus:
     tags: dict = field(default_factory=dict)
     state: AgentState = AgentState.STARTING
     version: str = walrus_ha.__version__
+    config_revision: int = 0                  # the cluster config revision in force (0: none)
+    pending_restart: tuple[str, ...] = ()     # settings waiting for a restart (engine, agent:<key>)
 
 
 __all__ = ["AgentState", "AgentStatus"]
