@@ -295,7 +295,9 @@ def _show(value: Any) -> str:
 
 def diff(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> list[Change]:
     """Key by key (dotted, sorted) what changes from ``old`` to ``new``."""
-    a, b = flatten(old or {}), flatten(new or {})
+    # An empty mapping (``postgres.parameters: {}``) is no setting of its own.
+    a = {k: v for k, v in flatten(old or {}).items() if v != {}}
+    b = {k: v for k, v in flatten(new or {}).items() if v != {}}
     return [Change(k, a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
 
 

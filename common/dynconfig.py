@@ -14,6 +14,7 @@ The node agent and the orchestrator each own one ``ConfigFollower`` and call
 """
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -44,9 +45,9 @@ class ConfigFollower:
         self.effective = file_config
         self.revision = 0
         self.error = ""
-        self._seen: tuple[int, int] | None = None      # (revision, file generation) last resolved
+        self._seen: tuple | None = None                # (revision, file generation, document) last resolved
         self._file_generation = 0
-        self._seeded_at: int | None = None             # revision we last tried to seed on
+        self._seeded_at: tuple | None = None           # the ``_seen`` we last tried to seed on
 
     @property
     def file_config(self) -> Any:
@@ -61,9 +62,11 @@ class ConfigFollower:
         """The effective config for ``view`` (``ClusterView``: ``config``,
         ``config_mod_revision``); seeds missing keys once per revision."""
         doc, rev = view.config, view.config_mod_revision
-        if self._seen == (rev, self._file_generation):
+        # The document too: an etcd restarted empty counts revisions from 1 again.
+        seen = (rev, self._file_generation, json.dumps(doc, sort_keys=True))
+        if self._seen == seen:
             return self.effective
-        self._seen = (rev, self._file_generation)
+        self._seen = seen
         try:
             normal = cc.normalize(doc, source=f"cluster config (revision {rev})") if rev else {}
             resolved = cc.resolve(self.kind, self._file, normal)
@@ -75,7 +78,7 @@ class ConfigFollower:
         self.error = ""
         before, self.effective, self.revision = self.effective, resolved.config, rev
         self._log(resolved, rev, changed=before != resolved.config)
-        self._seed(normal, rev)
+        self._seed(normal, rev, seen)
         return self.effective
 
     def _log(self, r: cc.Resolved, rev: int, changed: bool) -> None:
@@ -99,12 +102,12 @@ class ConfigFollower:
         name = self._env_prefix + "__".join(p.upper() for p in key_path)
         return name if self._env_prefix and name in self._env else ""
 
-    def _seed(self, doc: Mapping[str, Any], rev: int) -> None:
+    def _seed(self, doc: Mapping[str, Any], rev: int, seen: tuple) -> None:
         """Add the keys the document lacks, with this member's file values (CAS)."""
         add = cc.missing(self.kind, self._file, doc)
-        if not add or not self.seed_enabled or self._seeded_at == rev:
+        if not add or not self.seed_enabled or self._seeded_at == seen:
             return
-        self._seeded_at = rev
+        self._seeded_at = seen
         new = cc.unflatten({**cc.flatten(doc), **cc.flatten(add)})
         try:
             done = self.dcs.cas_put(self.dcs.keys.config, new, rev, deadline_s=self.dcs.timeout_s)
