@@ -171,3 +171,9 @@ def test_follower_names_the_environment_variable_etcd_overrides():
     f = ConfigFollower(cc.MemberKind.NODE, NODE, RecordingDcs(), seed=False, env={"WALRUS_NODE__TTL": "3"},
                        env_prefix="WALRUS_NODE__")
     assert f._variable("ttl") == "WALRUS_NODE__TTL" and f._variable("loop_wait") == ""
+
+
+def test_follower_notices_a_new_document_at_a_reused_revision():
+    f = ConfigFollower(cc.MemberKind.NODE, NODE, RecordingDcs(), seed=False)
+    assert f.update(view({"ttl": 6.0}, 5)).ttl == 6.0
+    assert f.update(view({"ttl": 8.0}, 5)).ttl == 8.0       # an emptied etcd counts from 1 again
