@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -48,6 +49,7 @@ class ConfigFollower:
         self._seen: tuple | None = None                # (revision, file generation, document) last resolved
         self._file_generation = 0
         self._seeded_at: tuple | None = None           # the ``_seen`` we last tried to seed on
+        self._lock = threading.Lock()                  # the loop and RPC threads both call update
 
     @property
     def file_config(self) -> Any:
@@ -55,12 +57,17 @@ class ConfigFollower:
 
     def set_file_config(self, file_config: Any) -> None:
         """A re-read file (``walrus ctl reload``): resolved again at the next ``update``."""
-        self._file = file_config
-        self._file_generation += 1
+        with self._lock:
+            self._file = file_config
+            self._file_generation += 1
 
     def update(self, view: Any) -> Any:
         """The effective config for ``view`` (``ClusterView``: ``config``,
         ``config_mod_revision``); seeds missing keys once per revision."""
+        with self._lock:
+            return self._update(view)
+
+    def _update(self, view: Any) -> Any:
         doc, rev = view.config, view.config_mod_revision
         # The document too: an etcd restarted empty counts revisions from 1 again.
         seen = (rev, self._file_generation, json.dumps(doc, sort_keys=True))

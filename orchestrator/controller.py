@@ -74,6 +74,10 @@ def _describe(action: Any) -> str:
     return f"{action.kind.value}({args})"
 
 
+# A spare reads the cluster config at most this often (the active one follows every view).
+SPARE_CONFIG_READ_S = 1.0
+
+
 class Controller:
     """One orchestrator: election, agent clients, the loop.
 
@@ -115,6 +119,7 @@ class Controller:
         self._last_logged: tuple | None = None
         self._cancel_watch: Callable[[], None] | None = None
         self._thread: threading.Thread | None = None
+        self._config_read_at = -1e18    # a spare's last read of the cluster config (monotonic)
 
     # -- observation (also used by the Cluster service) ------------------------
     def observe(self, watch: bool = False, pool: AgentPool | None = None) -> Observation:
@@ -183,7 +188,10 @@ class Controller:
         """One read -> decide -> execute round; None when not active (a spare
         only follows the cluster config)."""
         if not self.election.is_active():
-            self._follow_config(self.dcs.read_view(deadline_s=self.config.retry_timeout))
+            now = time.monotonic()
+            if now - self._config_read_at >= SPARE_CONFIG_READ_S:
+                self._config_read_at = now
+                self._follow_config(self.dcs.read_view(deadline_s=self.config.retry_timeout))
             return None
         obs = self.observe(watch=True)
         if not self.election.is_active():
