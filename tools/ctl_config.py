@@ -11,6 +11,7 @@ etcd: ``--etcd`` (with ``--cluster``) or ``--dir`` (its ``cluster.json``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shlex
@@ -182,14 +183,18 @@ def _edit(dcs: Dcs, args: argparse.Namespace) -> int:
         return _set(dcs, args)
     doc, rev = dcs.get(dcs.keys.config, deadline_s=args.timeout)
     editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
-    with tempfile.NamedTemporaryFile("w+", suffix=".yaml", prefix="walrus-config-") as f:
-        f.write(f"# walrus cluster config, revision {rev}; save and quit to apply, empty the file to abort\n")
-        f.write(cc.to_yaml(doc if isinstance(doc, dict) else {}))
-        f.flush()
-        if subprocess.call([*shlex.split(editor), f.name]) != 0:
+    fd, path = tempfile.mkstemp(suffix=".yaml", prefix="walrus-config-")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(f"# walrus cluster config, revision {rev}; save and quit to apply, empty the file to abort\n")
+            f.write(cc.to_yaml(doc if isinstance(doc, dict) else {}))
+        if subprocess.call([*shlex.split(editor), path]) != 0:
             raise WalrusError(f"editor {editor!r} failed; nothing written")
-        f.seek(0)
-        text = f.read()
+        with open(path) as f:       # by name: editors may save by replacing the file
+            text = f.read()
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
     if not text.strip() or all(line.startswith("#") for line in text.splitlines() if line.strip()):
         print("empty file: nothing written")
         return 1

@@ -151,11 +151,19 @@ def test_edit_config_apply_and_reload(cluster, ctl, tmp_path, monkeypatch):
     f.write_text(yaml.safe_dump({**doc, "reseed_wait": 9}))
     code, out = ctl("edit-config", "--apply", str(f), "--force")
     assert code == 0 and "~ reseed_wait: 10 -> 9" in out and document(dcs)[0]["reseed_wait"] == 9.0
+    # an editor that changes one line: validated, diffed, written
+    monkeypatch.setenv("EDITOR", "sed -i s/^reseed_wait:.*/reseed_wait:\\ 8/")
+    code, out = ctl("edit-config", "--force")
+    assert code == 0 and "~ reseed_wait: 9 -> 8" in out and document(dcs)[0]["reseed_wait"] == 8.0
     # an editor that leaves the document as it was: no change, nothing written
     _, rev = document(dcs)
     monkeypatch.setenv("EDITOR", "true")
     code, out = ctl("edit-config", "--force")
     assert code == 0 and "no change" in out and document(dcs)[1] == rev
+    # an editor that writes a bad value: refused naming the key, nothing written
+    monkeypatch.setenv("EDITOR", "sed -i s/^ttl:.*/ttl:\\ soon/")
+    code, out = ctl("edit-config", "--force", "--json")
+    assert code == 1 and "'ttl' must be a number" in json.loads(out)["error"] and document(dcs)[1] == rev
 
     # reload: node2 re-reads its file; a tag applies live, a listen address waits for a restart
     path = os.path.join(d, "conf", "node2.yaml")
