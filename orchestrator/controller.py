@@ -148,6 +148,7 @@ class Controller:
             return
         self.config = cfg
         self.election.set_ttl(cfg.ttl)
+        self.election.interval = cfg.loop_wait
         self.agents.rpc_timeout = cfg.rpc_timeout
         self.executor.set_timeouts(cfg.rpc_timeout, cfg.retry_timeout)
         self._receipts.deadline_s = cfg.retry_timeout

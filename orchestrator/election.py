@@ -53,6 +53,7 @@ class Election:
         self.orch_id = orch_id
         self.ttl = ttl                 # the ttl of the lease we hold (or will grant next)
         self._next_ttl = ttl
+        self.interval = 1.0            # tick period while started (``start``)
         self._clock = clock
         self._on_change = on_change
         self._announce = announce      # publish where we serve, bound to each new lease
@@ -150,13 +151,14 @@ class Election:
 
     # -- thread + shutdown ---------------------------------------------------
     def start(self, interval: float) -> None:
-        """Run ``tick`` every ``interval`` seconds (capped at ttl/6) in a thread."""
-        period = max(0.01, min(interval, self.ttl / 6))
+        """Run ``tick`` every ``interval`` seconds (capped at ttl/6) in a thread;
+        ``interval`` may change later (``self.interval``, the cluster config)."""
+        self.interval = interval
 
         def loop() -> None:
             while not self._stop.is_set():
                 self.tick()
-                self._stop.wait(period)
+                self._stop.wait(max(0.01, min(self.interval, self.ttl / 6)))
 
         self._thread = threading.Thread(target=loop, name="election", daemon=True)
         self._thread.start()
