@@ -7,6 +7,9 @@ validate, or does not fit this member, is logged (naming the key) and the
 last good config stays in force. A member that finds cluster keys missing
 adds its file's values by compare-and-swap on the revision it read, never
 changing a key already there (the first writer seeds; after that etcd wins).
+When the whole document is gone (etcd lost its data), a member puts back
+the last document it ran with, so an etcd wipe does not silently undo the
+edits made since the files were written (e.g. ``synchronous_mode``).
 
 The node agent and the orchestrator each own one ``ConfigFollower`` and call
 ``update(view)`` with every view they read; nothing here sleeps or retries
@@ -50,6 +53,7 @@ class ConfigFollower:
         self._file_generation = 0
         self._seeded_at: tuple | None = None           # the ``_seen`` we last tried to seed on
         self._lock = threading.Lock()                  # the loop and RPC threads both call update
+        self._last_doc: dict = {}                      # the last document resolved (for a wiped etcd)
 
     @property
     def file_config(self) -> Any:
@@ -75,7 +79,8 @@ class ConfigFollower:
             return self.effective
         self._seen = seen
         try:
-            normal = cc.normalize(doc, source=f"cluster config (revision {rev})") if rev else {}
+            # No document at all (never seeded, or etcd lost it): run with the last one we had.
+            normal = cc.normalize(doc, source=f"cluster config (revision {rev})") if rev else self._last_doc
             resolved = cc.resolve(self.kind, self._file, normal)
         except ConfigError as exc:
             self.error = str(exc)
@@ -84,6 +89,8 @@ class ConfigFollower:
             return self.effective
         self.error = ""
         before, self.effective, self.revision = self.effective, resolved.config, rev
+        if rev:
+            self._last_doc = normal
         self._log(resolved, rev, changed=before != resolved.config)
         self._seed(normal, rev, seen)
         return self.effective
@@ -112,16 +119,18 @@ class ConfigFollower:
     def _seed(self, doc: Mapping[str, Any], rev: int, seen: tuple) -> None:
         """Add the keys the document lacks, with this member's file values (CAS)."""
         add = cc.missing(self.kind, self._file, doc)
-        if not add or not self.seed_enabled or self._seeded_at == seen:
+        restore = not rev and bool(self._last_doc)     # no document at all: etcd lost it
+        if not (add or restore) or not self.seed_enabled or self._seeded_at == seen:
             return
         self._seeded_at = seen
-        new = cc.unflatten({**cc.flatten(doc), **cc.flatten(add)})
+        new = cc.unflatten({**cc.flatten(doc), **cc.flatten(add), **(cc.flatten(self._last_doc) if restore else {})})
         try:
             done = self.dcs.cas_put(self.dcs.keys.config, new, rev, deadline_s=self.dcs.timeout_s)
         except DcsUnavailable as exc:
             self._seeded_at = None
             log_event(log, "config.seed_failed", logging.WARNING, error=exc)
             return
+        source = "the last document this member ran with" if restore else "this member's file"
         log_event(log, "config.seeded" if done else "config.seed_lost", revision=rev,
-                  keys=",".join(sorted(cc.top_keys(add))),
-                  note="from this member's file" if done else "another member wrote first: its values win")
+                  keys=",".join(sorted(cc.top_keys(new if restore else add))),
+                  note=f"from {source}" if done else "another member wrote first: its values win")

@@ -177,3 +177,15 @@ def test_follower_notices_a_new_document_at_a_reused_revision():
     f = ConfigFollower(cc.MemberKind.NODE, NODE, RecordingDcs(), seed=False)
     assert f.update(view({"ttl": 6.0}, 5)).ttl == 6.0
     assert f.update(view({"ttl": 8.0}, 5)).ttl == 8.0       # an emptied etcd counts from 1 again
+
+
+def test_after_etcd_lost_the_document_a_member_puts_back_what_it_ran_with():
+    dcs = RecordingDcs()
+    f = ConfigFollower(cc.MemberKind.NODE, NODE, dcs)
+    ran = {"ttl": 6.0, "loop_wait": 0.2, "retry_timeout": 1.0, "postgres": {"parameters": {}},
+           "synchronous_mode": True, "orchestrator": {"ttl": 30.0}}
+    f.update(view(ran, 9))
+    assert dcs.writes == []                       # nothing missing: nothing written
+    assert f.update(view(None, 0)).ttl == 6.0     # keeps running with it meanwhile
+    key, doc, rev = dcs.writes[-1]
+    assert rev == 0 and doc == ran                # not the file's ttl 3, and the edit of synchronous_mode kept
