@@ -59,6 +59,11 @@ class ConfigFollower:
     def file_config(self) -> Any:
         return self._file
 
+    @property
+    def document(self) -> dict:
+        """The last document resolved (normalised; {} before the first)."""
+        return self._last_doc
+
     def set_file_config(self, file_config: Any) -> None:
         """A re-read file (``walrus ctl reload``): resolved again at the next ``update``."""
         with self._lock:

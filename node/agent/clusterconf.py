@@ -77,7 +77,8 @@ def reload(agent: Any, load: Callable[[], Any]) -> ReloadResult:
     new = load()
     old = agent.config_follower.file_config
     changed = [c.key for c in cc.diff(_plain(old), _plain(new))]
-    live = [k for k in changed if k.startswith(LIVE_KEYS)]
+    held = [k for k in changed if cc.get_path(agent.config_follower.document, k)[0]]   # etcd's value wins
+    live = [k for k in changed if k.startswith(LIVE_KEYS) and k not in held]
     restart = sorted({k for k in changed if not k.startswith(LIVE_KEYS)})
     applied_file = new
     for key in restart:        # keep the running value until the agent restarts
@@ -92,10 +93,11 @@ def reload(agent: Any, load: Callable[[], Any]) -> ReloadResult:
         apply_parameters(agent, agent.config)      # and a PostgreSQL reload, changed or not
     agent.wake()
     detail = (f"applied {', '.join(live) or 'nothing new'}"
+              + (f"; the cluster config holds {', '.join(held)} (the file's value is not used)" if held else "")
               + (f"; needs a restart: {', '.join(restart)}" if restart else "")
               + (f"; cluster config refused: {agent.config_follower.error}" if agent.config_follower.error else ""))
     log_event(log, "config.reloaded", applied=",".join(live) or "-", pending_restart=",".join(restart) or "-")
-    return ReloadResult(bool(live or restart), tuple(live), pending_restart(agent), detail)
+    return ReloadResult(bool(changed), tuple(live), pending_restart(agent), detail)
 
 
 def _plain(cfg: Any) -> dict:

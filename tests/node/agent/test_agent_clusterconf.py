@@ -41,8 +41,8 @@ def test_reload_applies_live_keys_and_holds_back_the_rest():
     new = replace(FILE, tags=Tags(priority=5), agent_listen="127.0.0.1:7001", ttl=9.0,
                   postgres=PostgresConfig(parameters={"shared_buffers": "64MB", "work_mem": "1MB"}))
     r = clusterconf.reload(a, lambda: new)
-    assert r.changed and set(r.applied) == {"tags.priority", "ttl", "postgres.parameters.shared_buffers",
-                                            "postgres.parameters.work_mem"}
+    assert r.changed and set(r.applied) == {"tags.priority", "postgres.parameters.shared_buffers"}
+    assert "holds postgres.parameters.work_mem, ttl" in r.detail      # etcd holds them: the file is not used
     assert r.pending_restart == ("shared_buffers", "agent:agent_listen")
     assert a.config.tags.priority == 5 and a.config.agent_listen == FILE.agent_listen   # held back
     assert a.config.ttl == 4.0                                  # etcd still wins for a cluster key
