@@ -152,6 +152,8 @@ class MemberRecord(_Record):
     highest_term: int = 0
     discarded: dict = field(default_factory=dict)   # the last rejoin's ``node.engine.base.Discarded``
     api_url: str = ""                                # the agent's HTTP API base URL (``http://host:port``)
+    config_revision: int = 0                         # the cluster ``config`` revision it runs with (0: none)
+    pending_restart: tuple[str, ...] = ()            # settings that take effect only after an engine restart
 
 
 @dataclass(frozen=True)

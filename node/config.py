@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from walrus_ha.common.cluster_config import shared_field
 from walrus_ha.common.config import EtcdConfig, LogConfig, PgSetting, constrained, from_dict, load_file, parse_address
 from walrus_ha.common.names import name_problem
 
@@ -61,9 +62,10 @@ class NodeConfig:
     advertise_host: str = ""       # "" = the listen host
     engine: str = constrained("embedded", choices=("embedded", "postgres"))
     etcd: EtcdConfig = field(default_factory=EtcdConfig)
-    ttl: float = constrained(10.0, min=1.0, max=3600, help="leader lease in seconds")
-    loop_wait: float = constrained(1.0, min=0.01, max=600, help="status publish interval")
-    retry_timeout: float = constrained(3.0, min=0.05, max=600)
+    # Cluster keys (common/cluster_config.py): the ``config`` key in etcd wins over these.
+    ttl: float = shared_field("ttl", help="leader lease in seconds")
+    loop_wait: float = shared_field("loop_wait", help="status publish interval")
+    retry_timeout: float = shared_field("retry_timeout")
     safety_margin: float = constrained(1.0, min=0.0, max=600,
                                        help="fence this long before the lease can expire")
     bootstrap_wait: float | None = constrained(

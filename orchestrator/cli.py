@@ -40,7 +40,8 @@ def serve(config, stop: threading.Event) -> int:
     announce = registry.announcer(dcs, config.id, config.advertise or config.listen, walrus_ha.__version__,
                                   deadline_s=config.retry_timeout)
     metrics = OrchestratorMetrics(config.cluster, config.id)
-    controller = Controller(config, dcs, announce=announce, on_outcome=metrics.on_outcome)
+    controller = Controller(config, dcs, announce=announce, on_outcome=metrics.on_outcome,
+                            seed_config=True, env=os.environ)
     metrics.attach(controller)
     leaders = LeaderWatch(dcs)
     service = ClusterService(dcs, controller, leaders, rpc_timeout=config.rpc_timeout)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from walrus_ha.common.cluster_config import shared_field
 from walrus_ha.common.config import EtcdConfig, LogConfig, constrained, load_file, parse_address
 
 
@@ -14,22 +15,19 @@ class OrchestratorConfig:
     listen: str = "127.0.0.1:7400"
     advertise: str = ""             # host:port published in etcd for `walrus ctl --etcd`; "" = listen
     etcd: EtcdConfig = field(default_factory=EtcdConfig)
-    ttl: float = constrained(10.0, min=1.0, max=3600, help="orchestrator election lease")
-    loop_wait: float = constrained(1.0, min=0.01, max=600)
-    retry_timeout: float = constrained(3.0, min=0.05, max=600)
-    rpc_timeout: float = constrained(1.0, min=0.05, max=600, help="deadline of one agent RPC")
-    maximum_lag_on_failover: int = constrained(1024 * 1024, min=-1,
-                                               help="bytes behind the primary; -1 = no limit")
+    # Cluster keys (common/cluster_config.py; ttl/loop_wait/retry_timeout/rpc_timeout are
+    # ``orchestrator.*`` there): the ``config`` key in etcd wins over these.
+    ttl: float = shared_field("ttl", help="orchestrator election lease")
+    loop_wait: float = shared_field("loop_wait")
+    retry_timeout: float = shared_field("retry_timeout")
+    rpc_timeout: float = shared_field("rpc_timeout")
+    maximum_lag_on_failover: int = shared_field("maximum_lag_on_failover")
     synchronous_mode: bool = False
-    synchronous_node_count: int = constrained(1, min=1, max=16)
-    synchronous_method: str = constrained("first", choices=("first", "any"))
+    synchronous_node_count: int = shared_field("synchronous_node_count")
+    synchronous_method: str = shared_field("synchronous_method")
     fast_path: bool = True          # revoke a provably dead primary's lease (docs/design.md safety 5)
-    primary_write_failure_timeout: float = constrained(
-        10.0, min=0.0, max=3600, help="seconds a primary's writes may fail (disk full) before it is "
-                                      "replaced by a healthy standby; 0 = never")
-    reseed_wait: float = constrained(10.0, min=0.0, max=3600,
-                                     help="etcd lost its data, asynchronous mode: seconds to wait for the last "
-                                          "primary before re-seeding from the other members")
+    primary_write_failure_timeout: float = shared_field("primary_write_failure_timeout")
+    reseed_wait: float = shared_field("reseed_wait")
     log_level: str = constrained("INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     log: LogConfig = field(default_factory=LogConfig)   # log.format: text | json
     # Prometheus /metrics over HTTP (orchestrator.metrics) on host:port; "" = off.

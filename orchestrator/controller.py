@@ -25,12 +25,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from walrus_ha.common.cluster_config import MemberKind
+from walrus_ha.common.dynconfig import ConfigFollower
 from walrus_ha.common.errors import DcsUnavailable, LeaseLost
 from walrus_ha.common.log import log_event
 from walrus_ha.common.records import ClusterView
 from walrus_ha.common.status import Role
 from walrus_ha.orchestrator.agents import AgentPool
 from walrus_ha.orchestrator.backoff import FREE_RUNS, ActionBackoff
+from walrus_ha.orchestrator.config import ENV_PREFIX
 from walrus_ha.orchestrator.core.model import ActionKind, ClusterSnapshot, CoreConfig, Decision
 from walrus_ha.orchestrator.core.states import InvalidTransition, State
 from walrus_ha.orchestrator.election import Election
@@ -71,6 +74,10 @@ def _describe(action: Any) -> str:
     return f"{action.kind.value}({args})"
 
 
+# A spare reads the cluster config at most this often (the active one follows every view).
+SPARE_CONFIG_READ_S = 1.0
+
+
 class Controller:
     """One orchestrator: election, agent clients, the loop.
 
@@ -83,13 +90,17 @@ class Controller:
     def __init__(self, config: Any, dcs: Any, *, decide: Callable | None = None,
                  explain: Callable | None = None, wall: Callable[[], float] = time.time,
                  announce: Callable[[int], None] | None = None,
-                 on_outcome: Callable[[Outcome], None] | None = None) -> None:
+                 on_outcome: Callable[[Outcome], None] | None = None, seed_config: bool = False,
+                 env: Mapping[str, str] | None = None) -> None:
         if decide is None or explain is None:
             from walrus_ha.orchestrator.core.decide import decide as core_decide
             from walrus_ha.orchestrator.core.ranking import explain as core_explain
             decide, explain = decide or core_decide, explain or core_explain
-        self.config = config
+        self.config = config          # the effective config: the file under the cluster ``config`` key
         self.dcs = dcs
+        # ``walrus orchestrator`` seeds missing cluster keys from its file (``seed_config``).
+        self.config_follower = ConfigFollower(MemberKind.ORCHESTRATOR, config, dcs, seed=seed_config,
+                                              env=env, env_prefix=ENV_PREFIX)
         self._decide = decide
         self._explain = explain
         self._wall = wall
@@ -113,6 +124,7 @@ class Controller:
         self._last_logged: tuple | None = None
         self._cancel_watch: Callable[[], None] | None = None
         self._thread: threading.Thread | None = None
+        self._config_read_at = -1e18    # a spare's last read of the cluster config (monotonic)
 
     # -- observation (also used by the Cluster service) ------------------------
     def observe(self, watch: bool = False, pool: AgentPool | None = None) -> Observation:
@@ -121,6 +133,7 @@ class Controller:
         Raises DcsUnavailable when etcd cannot be read in time.
         """
         view = self.dcs.read_view(deadline_s=self.config.retry_timeout)
+        self._follow_config(view)
         pool = pool or self.agents
         addresses = agent_addresses(view)
         pool.set_members(addresses, watch=watch)
@@ -129,7 +142,21 @@ class Controller:
         self._tracker.update(snapshot)
         lsn = self._fresher_primary_lsn(view, pool)
         snapshot = dataclasses.replace(snapshot, last_known_primary_lsn=lsn, **self._keyspace_facts(snapshot))
-        return Observation(view, probes, snapshot, core_config(self.config, view.config))
+        return Observation(view, probes, snapshot, core_config(self.config))
+
+    def _follow_config(self, view: ClusterView) -> None:
+        """Run with the cluster ``config`` key's revision in ``view``: loop
+        timings at once, the core's knobs from this observation on, the
+        election ttl from its next lease (``common/dynconfig.py``)."""
+        cfg = self.config_follower.update(view)
+        if cfg is self.config:
+            return
+        self.config = cfg
+        self.election.set_ttl(cfg.ttl)
+        self.election.interval = cfg.loop_wait
+        self.agents.rpc_timeout = cfg.rpc_timeout
+        self.executor.set_timeouts(cfg.rpc_timeout, cfg.retry_timeout)
+        self._receipts.deadline_s = cfg.retry_timeout
 
     def _keyspace_facts(self, snapshot: ClusterSnapshot) -> dict:
         """``term_floor`` and ``keyspace_lost_at`` for the core (``core.reseed``)."""
@@ -164,8 +191,13 @@ class Controller:
         self._wake.set()
 
     def tick(self) -> Decision | None:
-        """One read -> decide -> execute round; None when not active."""
+        """One read -> decide -> execute round; None when not active (a spare
+        only follows the cluster config)."""
         if not self.election.is_active():
+            now = time.monotonic()
+            if now - self._config_read_at >= SPARE_CONFIG_READ_S:
+                self._config_read_at = now
+                self._follow_config(self.dcs.read_view(deadline_s=self.config.retry_timeout))
             return None
         obs = self.observe(watch=True)
         if not self.election.is_active():
@@ -263,6 +295,10 @@ class Controller:
 
     def start(self) -> None:
         """Start the election and the loop (threads); returns at once."""
+        try:        # the cluster config first: the first lease's ttl and the loop's timings
+            self._follow_config(self.dcs.read_view(deadline_s=self.config.retry_timeout))
+        except DcsUnavailable as exc:
+            log_event(log, "config.unread", level=logging.WARNING, error=exc, using="file config until etcd answers")
         self._cancel_watch = self.dcs.watch_prefix(self._wake.set)
         self.election.start(self.config.loop_wait)
         self._thread = threading.Thread(target=self._loop, name="controller", daemon=True)

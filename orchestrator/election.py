@@ -51,7 +51,9 @@ class Election:
                  announce: Callable[[int], None] | None = None) -> None:
         self._dcs = dcs
         self.orch_id = orch_id
-        self.ttl = ttl
+        self.ttl = ttl                 # the ttl of the lease we hold (or will grant next)
+        self._next_ttl = ttl
+        self.interval = 1.0            # tick period while started (``start``)
         self._clock = clock
         self._on_change = on_change
         self._announce = announce      # publish where we serve, bound to each new lease
@@ -102,8 +104,14 @@ class Election:
             self._set_active(False, "lease renewal overdue")
         return self.is_active()
 
+    def set_ttl(self, ttl: float) -> None:
+        """The ttl of the next lease granted (cluster config); the lease held
+        keeps its own, which its deadline counts with."""
+        self._next_ttl = ttl
+
     def _ensure_lease(self) -> None:
         if self._lease is None:
+            self.ttl = self._next_ttl
             sent = self._clock()
             self._lease = self._dcs.grant_lease(self.ttl)
             self._mark_renewed(sent)
@@ -143,13 +151,14 @@ class Election:
 
     # -- thread + shutdown ---------------------------------------------------
     def start(self, interval: float) -> None:
-        """Run ``tick`` every ``interval`` seconds (capped at ttl/6) in a thread."""
-        period = max(0.01, min(interval, self.ttl / 6))
+        """Run ``tick`` every ``interval`` seconds (capped at ttl/6) in a thread;
+        ``interval`` may change later (``self.interval``, the cluster config)."""
+        self.interval = interval
 
         def loop() -> None:
             while not self._stop.is_set():
                 self.tick()
-                self._stop.wait(period)
+                self._stop.wait(max(0.01, min(self.interval, self.ttl / 6)))
 
         self._thread = threading.Thread(target=loop, name="election", daemon=True)
         self._thread.start()

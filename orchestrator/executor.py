@@ -97,9 +97,7 @@ class Executor:
         self.dcs = dcs
         self.stubs = stubs
         self.orch_id = orch_id
-        self.rpc_timeout = rpc_timeout
-        self.retry_timeout = retry_timeout
-        self.action_timeout = max(rpc_timeout, retry_timeout)
+        self.set_timeouts(rpc_timeout, retry_timeout)
         self._handlers: dict[ActionKind, Callable[[Any, ClusterView], tuple[bool, str]]] = {
             ActionKind.PROMOTE: self._promote,
             ActionKind.FOLLOW: self._follow,
@@ -115,6 +113,12 @@ class Executor:
             ActionKind.RESEED_KEYSPACE: self._reseed,
             ActionKind.WAIT: lambda a, v: (False, a.reason),
         }
+
+    def set_timeouts(self, rpc_timeout: float, retry_timeout: float) -> None:
+        """Deadlines of the next actions (the cluster config may change them)."""
+        self.rpc_timeout = rpc_timeout
+        self.retry_timeout = retry_timeout
+        self.action_timeout = max(rpc_timeout, retry_timeout)
 
     def execute(self, action: Action, view: ClusterView) -> Outcome:
         """Run one action; never raises for etcd/agent failures."""

@@ -227,7 +227,9 @@ class ClusterService(cluster_pb2_grpc.ClusterServicer):
                 write_error=m.write_error, write_error_since=m.write_error_since,
                 http=rec.api_url if rec else "", needs_reclone=m.needs_reclone,
                 state=probe.state if probe is not None and probe.answered else "",
-                restart_left_s=max(0.0, m.restarting_until - time.time()) if m.restarting_until else 0.0))
+                restart_left_s=max(0.0, m.restarting_until - time.time()) if m.restarting_until else 0.0,
+                pending_restart=list(rec.pending_restart) if rec else [],
+                config_revision=rec.config_revision if rec else 0))
         state = self.controller.state.value if self.controller.election.is_active() else "spare"
         sync = ""
         if view.sync and view.sync.num and view.sync.names:

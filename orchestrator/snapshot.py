@@ -160,8 +160,10 @@ class PrimaryLsnTracker:
 
 
 def core_config(settings: Any, dynamic: Mapping[str, Any] | None = None) -> CoreConfig:
-    """``CoreConfig`` from the orchestrator config, overridden by the
-    ``config`` key's known fields (unknown or bad values are ignored)."""
+    """``CoreConfig`` from the orchestrator config, overridden by ``dynamic``'s
+    known fields (unknown or bad values are ignored). The controller passes
+    its effective config, already resolved against the validated ``config``
+    key (``common/dynconfig.py``), and no ``dynamic``."""
     base = CoreConfig.from_settings(settings)
     if not dynamic:
         return base

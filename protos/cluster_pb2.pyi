@@ -28,7 +28,7 @@ class Leader(_message.Message):
     def __init__(self, name: _Optional[str] = ..., term: _Optional[int] = ..., timeline: _Optional[int] = ..., agent_address: _Optional[str] = ..., data_address: _Optional[str] = ..., since: _Optional[float] = ..., present: _Optional[bool] = ..., writable: _Optional[bool] = ...) -> None: ...
 
 class Member(_message.Message):
-    __slots__ = ("name", "role", "agent_address", "data_address", "timeline", "term", "flush_lsn", "replay_lsn", "lag_bytes", "streaming", "fenced", "reachable", "tags", "upstream", "is_leader", "in_sync_set", "write_error", "write_error_since", "http", "state", "needs_reclone", "restart_left_s")
+    __slots__ = ("name", "role", "agent_address", "data_address", "timeline", "term", "flush_lsn", "replay_lsn", "lag_bytes", "streaming", "fenced", "reachable", "tags", "upstream", "is_leader", "in_sync_set", "write_error", "write_error_since", "http", "state", "needs_reclone", "restart_left_s", "pending_restart", "config_revision")
     class TagsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -58,6 +58,8 @@ class Member(_message.Message):
     STATE_FIELD_NUMBER: _ClassVar[int]
     NEEDS_RECLONE_FIELD_NUMBER: _ClassVar[int]
     RESTART_LEFT_S_FIELD_NUMBER: _ClassVar[int]
+    PENDING_RESTART_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_REVISION_FIELD_NUMBER: _ClassVar[int]
     name: str
     role: _common_pb2.Role
     agent_address: str
@@ -80,7 +82,9 @@ class Member(_message.Message):
     state: str
     needs_reclone: bool
     restart_left_s: float
-    def __init__(self, name: _Optional[str] = ..., role: _Optional[_Union[_common_pb2.Role, str]] = ..., agent_address: _Optional[str] = ..., data_address: _Optional[str] = ..., timeline: _Optional[int] = ..., term: _Optional[int] = ..., flush_lsn: _Optional[int] = ..., replay_lsn: _Optional[int] = ..., lag_bytes: _Optional[int] = ..., streaming: _Optional[bool] = ..., fenced: _Optional[bool] = ..., reachable: _Optional[bool] = ..., tags: _Optional[_Mapping[str, str]] = ..., upstream: _Optional[str] = ..., is_leader: _Optional[bool] = ..., in_sync_set: _Optional[bool] = ..., write_error: _Optional[str] = ..., write_error_since: _Optional[float] = ..., http: _Optional[str] = ..., state: _Optional[str] = ..., needs_reclone: _Optional[bool] = ..., restart_left_s: _Optional[float] = ...) -> None: ...
+    pending_restart: _containers.RepeatedScalarFieldContainer[str]
+    config_revision: int
+    def __init__(self, name: _Optional[str] = ..., role: _Optional[_Union[_common_pb2.Role, str]] = ..., agent_address: _Optional[str] = ..., data_address: _Optional[str] = ..., timeline: _Optional[int] = ..., term: _Optional[int] = ..., flush_lsn: _Optional[int] = ..., replay_lsn: _Optional[int] = ..., lag_bytes: _Optional[int] = ..., streaming: _Optional[bool] = ..., fenced: _Optional[bool] = ..., reachable: _Optional[bool] = ..., tags: _Optional[_Mapping[str, str]] = ..., upstream: _Optional[str] = ..., is_leader: _Optional[bool] = ..., in_sync_set: _Optional[bool] = ..., write_error: _Optional[str] = ..., write_error_since: _Optional[float] = ..., http: _Optional[str] = ..., state: _Optional[str] = ..., needs_reclone: _Optional[bool] = ..., restart_left_s: _Optional[float] = ..., pending_restart: _Optional[_Iterable[str]] = ..., config_revision: _Optional[int] = ...) -> None: ...
 
 class Candidate(_message.Message):
     __slots__ = ("name", "flush_lsn", "timeline", "priority", "eligible", "reason", "rank")

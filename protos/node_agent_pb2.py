@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from walrus_ha.protos import common_pb2 as walrus__ha_dot_protos_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!walrus_ha/protos/node_agent.proto\x12\twalrus.v1\x1a\x1dwalrus_ha/protos/common.proto\"\xdb\x02\n\nNodeStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x63luster\x18\x02 \x01(\t\x12\x15\n\ragent_address\x18\x03 \x01(\t\x12\x14\n\x0c\x64\x61ta_address\x18\x04 \x01(\t\x12\'\n\x06\x65ngine\x18\x05 \x01(\x0b\x32\x17.walrus.v1.EngineStatus\x12\x14\n\x0cholds_leader\x18\x06 \x01(\x08\x12\x13\n\x0bleader_term\x18\x07 \x01(\x04\x12\x19\n\x11lease_remaining_s\x18\x08 \x01(\x01\x12-\n\x04tags\x18\t \x03(\x0b\x32\x1f.walrus.v1.NodeStatus.TagsEntry\x12\r\n\x05state\x18\n \x01(\t\x12\x0f\n\x07version\x18\x0b \x01(\t\x12\x16\n\x0erestart_left_s\x18\x0c \x01(\x01\x1a+\n\tTagsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x12\n\x10GetStatusRequest\",\n\x12WatchStatusRequest\x12\x16\n\x0emin_interval_s\x18\x01 \x01(\x01\".\n\x0ePromoteRequest\x12\x0c\n\x04term\x18\x01 \x01(\x04\x12\x0e\n\x06reason\x18\x02 \x01(\t\"-\n\rDemoteRequest\x12\x0c\n\x04term\x18\x01 \x01(\x04\x12\x0e\n\x06reason\x18\x02 \x01(\t\"h\n\rFollowRequest\x12\x0c\n\x04term\x18\x01 \x01(\x04\x12\x13\n\x0bleader_name\x18\x02 \x01(\t\x12\x1b\n\x13leader_data_address\x18\x03 \x01(\t\x12\x17\n\x0fleader_timeline\x18\x04 \x01(\r\"f\n\rRejoinRequest\x12\x0c\n\x04term\x18\x01 \x01(\x04\x12\x13\n\x0bleader_name\x18\x02 \x01(\t\x12\x1b\n\x13leader_data_address\x18\x03 \x01(\t\x12\x15\n\rallow_reclone\x18\x04 \x01(\x08\"U\n\x0b\x41\x63tionReply\x12\x0f\n\x07\x63hanged\x18\x01 \x01(\x08\x12\x0e\n\x06\x64\x65tail\x18\x02 \x01(\t\x12%\n\x06status\x18\x03 \x01(\x0b\x32\x15.walrus.v1.NodeStatus\"R\n\x0eRestartRequest\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x11\n\ttimeout_s\x18\x02 \x01(\x01\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0f\n\x07pending\x18\x04 \x01(\x08\"\x1f\n\rReinitRequest\x12\x0e\n\x06reason\x18\x01 \x01(\t2\xff\x03\n\tNodeAgent\x12?\n\tGetStatus\x12\x1b.walrus.v1.GetStatusRequest\x1a\x15.walrus.v1.NodeStatus\x12\x45\n\x0bWatchStatus\x12\x1d.walrus.v1.WatchStatusRequest\x1a\x15.walrus.v1.NodeStatus0\x01\x12<\n\x07Promote\x12\x19.walrus.v1.PromoteRequest\x1a\x16.walrus.v1.ActionReply\x12:\n\x06\x44\x65mote\x12\x18.walrus.v1.DemoteRequest\x1a\x16.walrus.v1.ActionReply\x12:\n\x06\x46ollow\x12\x18.walrus.v1.FollowRequest\x1a\x16.walrus.v1.ActionReply\x12:\n\x06Rejoin\x12\x18.walrus.v1.RejoinRequest\x1a\x16.walrus.v1.ActionReply\x12<\n\x07Restart\x12\x19.walrus.v1.RestartRequest\x1a\x16.walrus.v1.ActionReply\x12:\n\x06Reinit\x12\x18.walrus.v1.ReinitRequest\x1a\x16.walrus.v1.ActionReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!walrus_ha/protos/node_agent.proto\x12\twalrus.v1\x1a\x1dwalrus_ha/protos/common.proto\"\x8d\x03\n\nNodeStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x63luster\x18\x02 \x01(\t\x12\x15\n\ragent_address\x18\x03 \x01(\t\x12\x14\n\x0c\x64\x61ta_address\x18\x04 \x01(\t\x12\'\n\x06\x65ngine\x18\x05 \x01(\x0b\x32\x17.walrus.v1.EngineStatus\x12\x14\n\x0cholds_leader\x18\x06 \x01(\x08\x12\x13\n\x0bleader_term\x18\x07 \x01(\x04\x12\x19\n\x11lease_remaining_s\x18\x08 \x01(\x01\x12-\n\x04tags\x18\t \x03(\x0b\x32\x1f.walrus.v1.NodeStatus.TagsEntry\x12\r\n\x05state\x18\n \x01(\t\x12\x0f\n\x07version\x18\x0b \x01(\t\x12\x16\n\x0erestart_left_s\x18\x0c \x01(\x01\x12\x17\n\x0f\x63onfig_revision\x18\r \x01(\x03\x12\x17\n\x0fpending_restart\x18\x0e \x03(\t\x1a+\n\tTagsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x12\n\x10GetStatusRequest\",\n\x12WatchStatusRequest\x12\x16\n\x0emin_interval_s\x18\x01 \x01(\x01\".\n\x0ePromoteRequest\x12\x0c\n\x04term\x18\x01 \x01(\x04\x12\x0e\n\x06reason\x18\x02 \x01(\t\"-\n\rDemoteRequest\x12\x0c\n\x04term\x18\x01 \x01(\x04\x12\x0e\n\x06reason\x18\x02 \x01(\t\"h\n\rFollowRequest\x12\x0c\n\x04term\x18\x01 \x01(\x04\x12\x13\n\x0bleader_name\x18\x02 \x01(\t\x12\x1b\n\x13leader_data_address\x18\x03 \x01(\t\x12\x17\n\x0fleader_timeline\x18\x04 \x01(\r\"f\n\rRejoinRequest\x12\x0c\n\x04term\x18\x01 \x01(\x04\x12\x13\n\x0bleader_name\x18\x02 \x01(\t\x12\x1b\n\x13leader_data_address\x18\x03 \x01(\t\x12\x15\n\rallow_reclone\x18\x04 \x01(\x08\"U\n\x0b\x41\x63tionReply\x12\x0f\n\x07\x63hanged\x18\x01 \x01(\x08\x12\x0e\n\x06\x64\x65tail\x18\x02 \x01(\t\x12%\n\x06status\x18\x03 \x01(\x0b\x32\x15.walrus.v1.NodeStatus\"R\n\x0eRestartRequest\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x11\n\ttimeout_s\x18\x02 \x01(\x01\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0f\n\x07pending\x18\x04 \x01(\x08\"\x1f\n\rReinitRequest\x12\x0e\n\x06reason\x18\x01 \x01(\t\"\x0f\n\rReloadRequest\"q\n\x0bReloadReply\x12\x0f\n\x07\x63hanged\x18\x01 \x01(\x08\x12\x0f\n\x07\x61pplied\x18\x02 \x03(\t\x12\x17\n\x0fpending_restart\x18\x03 \x03(\t\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t\x12\x17\n\x0f\x63onfig_revision\x18\x05 \x01(\x03\x32\xbb\x04\n\tNodeAgent\x12?\n\tGetStatus\x12\x1b.walrus.v1.GetStatusRequest\x1a\x15.walrus.v1.NodeStatus\x12\x45\n\x0bWatchStatus\x12\x1d.walrus.v1.WatchStatusRequest\x1a\x15.walrus.v1.NodeStatus0\x01\x12<\n\x07Promote\x12\x19.walrus.v1.PromoteRequest\x1a\x16.walrus.v1.ActionReply\x12:\n\x06\x44\x65mote\x12\x18.walrus.v1.DemoteRequest\x1a\x16.walrus.v1.ActionReply\x12:\n\x06\x46ollow\x12\x18.walrus.v1.FollowRequest\x1a\x16.walrus.v1.ActionReply\x12:\n\x06Rejoin\x12\x18.walrus.v1.RejoinRequest\x1a\x16.walrus.v1.ActionReply\x12<\n\x07Restart\x12\x19.walrus.v1.RestartRequest\x1a\x16.walrus.v1.ActionReply\x12:\n\x06Reinit\x12\x18.walrus.v1.ReinitRequest\x1a\x16.walrus.v1.ActionReply\x12:\n\x06Reload\x12\x18.walrus.v1.ReloadRequest\x1a\x16.walrus.v1.ReloadReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,27 +35,31 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_NODESTATUS_TAGSENTRY']._loaded_options = None
   _globals['_NODESTATUS_TAGSENTRY']._serialized_options = b'8\001'
   _globals['_NODESTATUS']._serialized_start=80
-  _globals['_NODESTATUS']._serialized_end=427
-  _globals['_NODESTATUS_TAGSENTRY']._serialized_start=384
-  _globals['_NODESTATUS_TAGSENTRY']._serialized_end=427
-  _globals['_GETSTATUSREQUEST']._serialized_start=429
-  _globals['_GETSTATUSREQUEST']._serialized_end=447
-  _globals['_WATCHSTATUSREQUEST']._serialized_start=449
-  _globals['_WATCHSTATUSREQUEST']._serialized_end=493
-  _globals['_PROMOTEREQUEST']._serialized_start=495
-  _globals['_PROMOTEREQUEST']._serialized_end=541
-  _globals['_DEMOTEREQUEST']._serialized_start=543
-  _globals['_DEMOTEREQUEST']._serialized_end=588
-  _globals['_FOLLOWREQUEST']._serialized_start=590
-  _globals['_FOLLOWREQUEST']._serialized_end=694
-  _globals['_REJOINREQUEST']._serialized_start=696
-  _globals['_REJOINREQUEST']._serialized_end=798
-  _globals['_ACTIONREPLY']._serialized_start=800
-  _globals['_ACTIONREPLY']._serialized_end=885
-  _globals['_RESTARTREQUEST']._serialized_start=887
-  _globals['_RESTARTREQUEST']._serialized_end=969
-  _globals['_REINITREQUEST']._serialized_start=971
-  _globals['_REINITREQUEST']._serialized_end=1002
-  _globals['_NODEAGENT']._serialized_start=1005
-  _globals['_NODEAGENT']._serialized_end=1516
+  _globals['_NODESTATUS']._serialized_end=477
+  _globals['_NODESTATUS_TAGSENTRY']._serialized_start=434
+  _globals['_NODESTATUS_TAGSENTRY']._serialized_end=477
+  _globals['_GETSTATUSREQUEST']._serialized_start=479
+  _globals['_GETSTATUSREQUEST']._serialized_end=497
+  _globals['_WATCHSTATUSREQUEST']._serialized_start=499
+  _globals['_WATCHSTATUSREQUEST']._serialized_end=543
+  _globals['_PROMOTEREQUEST']._serialized_start=545
+  _globals['_PROMOTEREQUEST']._serialized_end=591
+  _globals['_DEMOTEREQUEST']._serialized_start=593
+  _globals['_DEMOTEREQUEST']._serialized_end=638
+  _globals['_FOLLOWREQUEST']._serialized_start=640
+  _globals['_FOLLOWREQUEST']._serialized_end=744
+  _globals['_REJOINREQUEST']._serialized_start=746
+  _globals['_REJOINREQUEST']._serialized_end=848
+  _globals['_ACTIONREPLY']._serialized_start=850
+  _globals['_ACTIONREPLY']._serialized_end=935
+  _globals['_RESTARTREQUEST']._serialized_start=937
+  _globals['_RESTARTREQUEST']._serialized_end=1019
+  _globals['_REINITREQUEST']._serialized_start=1021
+  _globals['_REINITREQUEST']._serialized_end=1052
+  _globals['_RELOADREQUEST']._serialized_start=1054
+  _globals['_RELOADREQUEST']._serialized_end=1069
+  _globals['_RELOADREPLY']._serialized_start=1071
+  _globals['_RELOADREPLY']._serialized_end=1184
+  _globals['_NODEAGENT']._serialized_start=1187
+  _globals['_NODEAGENT']._serialized_end=1758
 # @@protoc_insertion_point(module_scope)

@@ -2,13 +2,13 @@ from walrus_ha.protos import common_pb2 as _common_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Mapping as _Mapping
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class NodeStatus(_message.Message):
-    __slots__ = ("name", "cluster", "agent_address", "data_address", "engine", "holds_leader", "leader_term", "lease_remaining_s", "tags", "state", "version", "restart_left_s")
+    __slots__ = ("name", "cluster", "agent_address", "data_address", "engine", "holds_leader", "leader_term", "lease_remaining_s", "tags", "state", "version", "restart_left_s", "config_revision", "pending_restart")
     class TagsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -28,6 +28,8 @@ class NodeStatus(_message.Message):
     STATE_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     RESTART_LEFT_S_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_REVISION_FIELD_NUMBER: _ClassVar[int]
+    PENDING_RESTART_FIELD_NUMBER: _ClassVar[int]
     name: str
     cluster: str
     agent_address: str
@@ -40,7 +42,9 @@ class NodeStatus(_message.Message):
     state: str
     version: str
     restart_left_s: float
-    def __init__(self, name: _Optional[str] = ..., cluster: _Optional[str] = ..., agent_address: _Optional[str] = ..., data_address: _Optional[str] = ..., engine: _Optional[_Union[_common_pb2.EngineStatus, _Mapping]] = ..., holds_leader: _Optional[bool] = ..., leader_term: _Optional[int] = ..., lease_remaining_s: _Optional[float] = ..., tags: _Optional[_Mapping[str, str]] = ..., state: _Optional[str] = ..., version: _Optional[str] = ..., restart_left_s: _Optional[float] = ...) -> None: ...
+    config_revision: int
+    pending_restart: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., cluster: _Optional[str] = ..., agent_address: _Optional[str] = ..., data_address: _Optional[str] = ..., engine: _Optional[_Union[_common_pb2.EngineStatus, _Mapping]] = ..., holds_leader: _Optional[bool] = ..., leader_term: _Optional[int] = ..., lease_remaining_s: _Optional[float] = ..., tags: _Optional[_Mapping[str, str]] = ..., state: _Optional[str] = ..., version: _Optional[str] = ..., restart_left_s: _Optional[float] = ..., config_revision: _Optional[int] = ..., pending_restart: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class GetStatusRequest(_message.Message):
     __slots__ = ()
@@ -119,3 +123,21 @@ class ReinitRequest(_message.Message):
     REASON_FIELD_NUMBER: _ClassVar[int]
     reason: str
     def __init__(self, reason: _Optional[str] = ...) -> None: ...
+
+class ReloadRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ReloadReply(_message.Message):
+    __slots__ = ("changed", "applied", "pending_restart", "detail", "config_revision")
+    CHANGED_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_FIELD_NUMBER: _ClassVar[int]
+    PENDING_RESTART_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_REVISION_FIELD_NUMBER: _ClassVar[int]
+    changed: bool
+    applied: _containers.RepeatedScalarFieldContainer[str]
+    pending_restart: _containers.RepeatedScalarFieldContainer[str]
+    detail: str
+    config_revision: int
+    def __init__(self, changed: _Optional[bool] = ..., applied: _Optional[_Iterable[str]] = ..., pending_restart: _Optional[_Iterable[str]] = ..., detail: _Optional[str] = ..., config_revision: _Optional[int] = ...) -> None: ...

@@ -74,6 +74,11 @@ class NodeAgentStub:
                 request_serializer=walrus__ha_dot_protos_dot_node__agent__pb2.ReinitRequest.SerializeToString,
                 response_deserializer=walrus__ha_dot_protos_dot_node__agent__pb2.ActionReply.FromString,
                 _registered_method=True)
+        self.Reload = channel.unary_unary(
+                '/walrus.v1.NodeAgent/Reload',
+                request_serializer=walrus__ha_dot_protos_dot_node__agent__pb2.ReloadRequest.SerializeToString,
+                response_deserializer=walrus__ha_dot_protos_dot_node__agent__pb2.ReloadReply.FromString,
+                _registered_method=True)
 
 
 class NodeAgentServicer:
@@ -127,6 +132,14 @@ class NodeAgentServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Reload(self, request, context):
+        """Re-read the node's own config file and apply what can change live
+        (`walrus ctl reload`); PostgreSQL gets a reload.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NodeAgentServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -169,6 +182,11 @@ def add_NodeAgentServicer_to_server(servicer, server):
                     servicer.Reinit,
                     request_deserializer=walrus__ha_dot_protos_dot_node__agent__pb2.ReinitRequest.FromString,
                     response_serializer=walrus__ha_dot_protos_dot_node__agent__pb2.ActionReply.SerializeToString,
+            ),
+            'Reload': grpc.unary_unary_rpc_method_handler(
+                    servicer.Reload,
+                    request_deserializer=walrus__ha_dot_protos_dot_node__agent__pb2.ReloadRequest.FromString,
+                    response_serializer=walrus__ha_dot_protos_dot_node__agent__pb2.ReloadReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -387,6 +405,33 @@ class NodeAgent:
             '/walrus.v1.NodeAgent/Reinit',
             walrus__ha_dot_protos_dot_node__agent__pb2.ReinitRequest.SerializeToString,
             walrus__ha_dot_protos_dot_node__agent__pb2.ActionReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Reload(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/walrus.v1.NodeAgent/Reload',
+            walrus__ha_dot_protos_dot_node__agent__pb2.ReloadRequest.SerializeToString,
+            walrus__ha_dot_protos_dot_node__agent__pb2.ReloadReply.FromString,
             options,
             channel_credentials,
             insecure,

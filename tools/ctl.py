@@ -24,13 +24,13 @@ from walrus_ha.common import log as wlog
 from walrus_ha.common.errors import WalrusError
 from walrus_ha.common.lsn import format_lsn
 from walrus_ha.protos import cluster_pb2, common_pb2
-from walrus_ha.tools import ctl_ops, ctl_views
+from walrus_ha.tools import ctl_config, ctl_ops, ctl_views
 from walrus_ha.tools.localcluster.client import AgentClient, ClusterClient
 from walrus_ha.tools.localcluster.table import format_table
 
 ROLE_NAMES = {common_pb2.ROLE_PRIMARY: "primary", common_pb2.ROLE_STANDBY: "standby",
               common_pb2.ROLE_STOPPED: "stopped", common_pb2.ROLE_UNSPECIFIED: "?"}
-_INT64_FIELDS = {"term", "lag_bytes", "bytes_possibly_lost"}   # MessageToDict makes these strings
+_INT64_FIELDS = {"term", "lag_bytes", "bytes_possibly_lost", "config_revision"}   # MessageToDict makes these strings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -74,6 +74,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ctl_ops.add_arguments(sub, common, sw)
     sub.add_parser("version", parents=[common],
                    help="this walrus's version, and each member's (and, with --etcd, orchestrator's)")
+    ctl_config.add_arguments(sub, common)
 
 
 def orchestrator_addresses(args: argparse.Namespace) -> list[str]:
@@ -114,6 +115,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.action == "version":
             return _version(args)
+        if args.action in ctl_config.ACTIONS:
+            return ctl_config.run(args, lambda: _agent_addresses(args))
         client = ClusterClient(orchestrator_addresses(args), timeout_s=args.timeout)
         try:
             return _ACTIONS[args.action](client, args)
@@ -169,12 +172,23 @@ def leader_line(leader: cluster_pb2.Leader) -> str:
             f"since {_ts(leader.since)}) {'writable' if leader.writable else 'NOT writable yet'}")
 
 
+def _agent_addresses(args) -> dict[str, str]:
+    """name -> agent address of every member, from the orchestrators."""
+    client = ClusterClient(orchestrator_addresses(args), timeout_s=args.timeout)
+    try:
+        return {m.name: m.agent_address for m in client.list_members().members if m.agent_address}
+    finally:
+        client.close()
+
+
 def _note(m: cluster_pb2.Member) -> str:
     notes = ["fenced"] if m.fenced else []
     if m.restart_left_s > 0:
         notes.append(f"restarting (planned, {m.restart_left_s:.0f}s left)")
     if m.needs_reclone:
         notes.append("needs re-clone")
+    if m.pending_restart:
+        notes.append(f"pending restart: {', '.join(m.pending_restart)}")
     if m.write_error:
         notes.append(f"WRITES FAIL since {_ts(m.write_error_since)}: {m.write_error}")
     return "; ".join(notes)

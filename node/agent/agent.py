@@ -18,18 +18,20 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
+from walrus_ha.common.cluster_config import MemberKind
 from walrus_ha.common.dcs import Dcs
+from walrus_ha.common.dynconfig import ConfigFollower
 from walrus_ha.common.errors import DcsUnavailable, LeaseLost, NeedsReclone, WalrusError
 from walrus_ha.common.log import log_event
 from walrus_ha.common.records import ClusterView, LeaderRecord, MemberRecord
-from walrus_ha.node.agent import actions, probes, reconcile
+from walrus_ha.node.agent import actions, clusterconf, probes, reconcile
 from walrus_ha.node.agent.leader import LeaseKeeper
 from walrus_ha.node.agent.probes import MemberFacts
 from walrus_ha.node.agent.reconcile import Decision, Facts, LeaderFacts, Step
 from walrus_ha.node.agent.status import AgentState, AgentStatus
-from walrus_ha.node.config import NodeConfig
+from walrus_ha.node.config import ENV_PREFIX, NodeConfig
 from walrus_ha.node.engine.base import Discarded, Engine, Role, SyncMethod, SyncSpec
 
 log = logging.getLogger(__name__)
@@ -50,13 +52,16 @@ class NodeAgent:
     """
 
     def __init__(self, config: NodeConfig, engine: Engine | None = None, dcs: Dcs | None = None,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, env: Mapping[str, str] | None = None):
         if engine is None:
             from walrus_ha.node.engine import create_engine
             engine = create_engine(config)
-        self.config = config
+        self.config = config        # effective: the file under the cluster ``config`` key (clusterconf)
         self.engine = engine
         self.dcs = dcs or Dcs(config.etcd.endpoints, config.cluster, config.etcd.timeout_s)
+        self.config_follower = ConfigFollower(MemberKind.NODE, config, self.dcs, env=env, env_prefix=ENV_PREFIX)
+        self.agent_pending: tuple[str, ...] = ()     # file keys a reload could not apply live
+        self.reload_source: Callable[[], NodeConfig] | None = None   # re-reads the file (``walrus node``)
         self.clock = clock
         self.lock = threading.RLock()           # serialises role changes
         self.state = AgentState.STARTING
@@ -97,6 +102,10 @@ class NodeAgent:
         engine is bootstrapped / cloned / started by the loop."""
         if self.engine.is_initialized():       # an empty data dir has nothing to fence yet
             self.fence("agent starting: leadership not proven")
+        try:        # the cluster config first: the first lease's ttl, the engine's parameters
+            clusterconf.follow(self, self.dcs.read_view(deadline_s=self.config.retry_timeout))
+        except DcsUnavailable as exc:
+            log_event(log, "config.unread", logging.WARNING, error=exc, using="file config until etcd answers")
         self._ensure_lease()
         self.keeper.start()
         self._cancel_watch = self.dcs.watch_prefix(self._wake.set)
@@ -197,13 +206,13 @@ class NodeAgent:
         """Grant a new lease if we have none; re-publish the member key under it."""
         if self.keeper.lease_id is not None:
             return True
-        sent = self.clock()
+        sent, ttl = self.clock(), self.config.ttl
         try:
-            lease = self.dcs.grant_lease(self.config.ttl, deadline_s=self.config.retry_timeout)
+            lease = self.dcs.grant_lease(ttl, deadline_s=self.config.retry_timeout)
         except DcsUnavailable as exc:
             log_event(log, "lease.grant_failed", logging.WARNING, error=exc)
             return False
-        self.keeper.reset(lease, sent)
+        self.keeper.reset(lease, sent, ttl=ttl)
         self._published = None
         log_event(log, "lease.granted", lease=f"{lease:x}", ttl=self.config.ttl)
         return True
@@ -229,6 +238,7 @@ class NodeAgent:
             log_event(log, "view.unavailable", logging.WARNING, error=exc)
             return
         with self.lock:
+            clusterconf.follow(self, view)
             if self._stop.is_set():
                 return
             if epoch != self.epoch:         # an action ran since the read: the view may predate it
@@ -399,7 +409,9 @@ class NodeAgent:
             leader_term=self.leader_term,
             lease_remaining_s=snap.remaining(self.clock()) if snap is not None else 0.0,
             tags={"nofailover": str(c.tags.nofailover).lower(), "priority": str(c.tags.priority)},
-            state=self.state, restart_left_s=max(0.0, (self.restart_deadline or 0) - self.clock()))
+            state=self.state, restart_left_s=max(0.0, (self.restart_deadline or 0) - self.clock()),
+            config_revision=self.config_follower.revision,
+            pending_restart=clusterconf.pending_restart(self))
 
     def _refresh_status(self) -> None:
         try:
@@ -462,7 +474,7 @@ class NodeAgent:
             tags={"nofailover": self.config.tags.nofailover, "priority": self.config.tags.priority},
             engine=e.engine or self.engine.kind, version=s.version, updated_at=time.time(),
             highest_term=max(self.highest_term, self.held_term, e.term), discarded=self._discarded(),
-            api_url=self.config.api_url)
+            api_url=self.config.api_url, config_revision=s.config_revision, pending_restart=s.pending_restart)
         key = rec.to_json().replace(f'"updated_at":{rec.updated_at!r}', "")
         now = self.clock()
         if key == self._published and now - self._published_at < self.config.loop_wait:
@@ -499,4 +511,5 @@ class NodeAgent:
 def _significant(s: AgentStatus) -> tuple:
     e = s.engine
     return (e.role, e.timeline, e.term, e.streaming, e.fenced, e.upstream, e.needs_reclone,
-            s.holds_leader, s.leader_term, s.state, e.sync_standbys, s.restart_left_s > 0)
+            s.holds_leader, s.leader_term, s.state, e.sync_standbys, s.restart_left_s > 0,
+            s.config_revision, s.pending_restart)

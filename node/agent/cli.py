@@ -34,7 +34,8 @@ def run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    agent = NodeAgent(config)
+    agent = NodeAgent(config, env=os.environ)
+    agent.reload_source = lambda: load_node_config(args.config, env=os.environ)   # walrus ctl reload
     board = HealthBoard()
     _serve_health_on_data_port(agent, board)
     registry, rpc_errors = _metrics(agent, config)

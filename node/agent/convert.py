@@ -84,7 +84,8 @@ def status_to_pb(s: AgentStatus) -> node_agent_pb2.NodeStatus:
         name=s.name, cluster=s.cluster, agent_address=s.agent_address, data_address=s.data_address,
         engine=engine_status_to_pb(s.engine), holds_leader=s.holds_leader, leader_term=s.leader_term,
         lease_remaining_s=s.lease_remaining_s, tags=dict(s.tags), state=s.state.value,
-        version=s.version, restart_left_s=s.restart_left_s)
+        version=s.version, restart_left_s=s.restart_left_s, config_revision=s.config_revision,
+        pending_restart=list(s.pending_restart))
 
 
 def reply_to_pb(changed: bool, detail: str, status: AgentStatus) -> node_agent_pb2.ActionReply:

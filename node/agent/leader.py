@@ -175,9 +175,13 @@ class LeaseKeeper:
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join(timeout=5)
 
-    def reset(self, lease_id: int | None, granted_sent_at: float = 0.0) -> None:
-        """Track a freshly granted lease (None: no lease, idle)."""
+    def reset(self, lease_id: int | None, granted_sent_at: float = 0.0, ttl: float | None = None) -> None:
+        """Track a freshly granted lease (None: no lease, idle); ``ttl``: the
+        one it was granted with, when the cluster config changed it since
+        (the deadline of a lease always counts with its own ttl)."""
         with self._lock:
+            if ttl is not None:
+                self._ttl = ttl
             self._lease_id = lease_id
             self._state = None if lease_id is None else new_state(self._ttl, self._margin, granted_sent_at)
         self._wake.set()

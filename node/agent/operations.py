@@ -69,7 +69,7 @@ def restart(agent: AgentPort, req: RestartRequest) -> tuple[bool, str]:
         problem = role_problem(req.role, s.role, bool(agent.held_term))
         if problem is not None:
             raise actions.Refused(problem)
-        if req.pending and not agent.engine.pending_restart():
+        if req.pending and not agent.engine.restart_pending():
             return False, "no setting waits for a restart (--pending)"
         timeout = req.timeout_s or 2 * agent.config.ttl
         t0 = agent.clock()

@@ -17,9 +17,9 @@ import threading
 from collections.abc import Callable, Sequence
 
 from walrus_ha.common import grpchealth, grpcutil, rpcerrors
-from walrus_ha.common.errors import InvalidArgument, WalrusError
+from walrus_ha.common.errors import ConfigError, InvalidArgument, Refused, WalrusError
 from walrus_ha.common.log import log_event
-from walrus_ha.node.agent import actions, convert, operations
+from walrus_ha.node.agent import actions, clusterconf, convert, operations
 from walrus_ha.node.agent.agent import NodeAgent
 from walrus_ha.protos import node_agent_pb2, node_agent_pb2_grpc
 
@@ -31,7 +31,7 @@ SERVICE_NAME = "walrus.v1.NodeAgent"
 
 
 class NodeAgentServicer(node_agent_pb2_grpc.NodeAgentServicer):
-    """GetStatus / WatchStatus / Promote / Demote / Follow / Rejoin / Restart / Reinit.
+    """GetStatus / WatchStatus / Promote / Demote / Follow / Rejoin / Restart / Reinit / Reload.
 
     ``WatchStatus`` pushes the status whenever it changes, at most every
     ``min_interval_s`` (floored at 20 ms), and at least once a second.
@@ -75,6 +75,19 @@ class NodeAgentServicer(node_agent_pb2_grpc.NodeAgentServicer):
 
     def Reinit(self, request, context):
         return self._act(context, "reinit", lambda: operations.reinit(self.agent, convert._reason(request.reason)))
+    def Reload(self, request, context):
+        """Re-read the node's file (``clusterconf.reload``); a bad file is
+        FAILED_PRECONDITION naming the file and key, and changes nothing."""
+        if self.agent.reload_source is None:
+            rpcerrors.abort(context, Refused("reload: this agent was not started from a config file"))
+        try:
+            r = clusterconf.reload(self.agent, self.agent.reload_source)
+        except ConfigError as exc:
+            log_event(log, "rpc.refused", logging.WARNING, rpc="reload", error=exc)
+            rpcerrors.abort(context, Refused(f"reload: {exc}"))
+        return node_agent_pb2.ReloadReply(changed=r.changed, applied=list(r.applied),
+                                          pending_restart=list(r.pending_restart), detail=r.detail,
+                                          config_revision=self.agent.config_follower.revision)
 
     def _act(self, context, what: str, fn: Callable[[], tuple[bool, str]]):
         try:

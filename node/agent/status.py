@@ -41,6 +41,8 @@ class AgentStatus:
     state: AgentState = AgentState.STARTING
     version: str = walrus_ha.__version__
     restart_left_s: float = 0.0    # > 0 while a planned restart runs: seconds to its deadline
+    config_revision: int = 0                  # the cluster config revision in force (0: none)
+    pending_restart: tuple[str, ...] = ()     # settings waiting for a restart (engine, agent:<key>)
 
 
 __all__ = ["AgentState", "AgentStatus"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -177,6 +178,8 @@ class Engine(Protocol):
     # What the last rejoin discarded (set by a rewind; None when none did):
     # the exact RPO receipt. The agent compares it before and after ``rejoin``.
     last_discard: Discarded | None
+    # Settings changed by ``apply_parameters`` that wait for the next start.
+    pending_restart: tuple[str, ...]
 
     def is_initialized(self) -> bool:
         """True when the data directory holds a usable database."""
@@ -220,9 +223,11 @@ class Engine(Protocol):
         ``rejoin``, which then re-clones from its upstream instead of
         following (``walrus ctl reinit``). Nothing is wiped here."""
 
-    def pending_restart(self) -> bool:
-        """A setting changed that takes effect only at the next restart
-        (PostgreSQL: ``pg_settings.pending_restart``; embedded: never)."""
+    def restart_pending(self) -> bool:
+        """A setting changed that takes effect only at the next restart:
+        ``pending_restart`` (parameters walrus applied) or, on PostgreSQL, any
+        ``pg_settings.pending_restart`` (e.g. an ALTER SYSTEM by hand);
+        embedded: never."""
 
     def fence(self, reason: str) -> None:
         """Refuse and stop acknowledging writes immediately."""
@@ -236,3 +241,8 @@ class Engine(Protocol):
 
     def set_sync_standbys(self, spec: SyncSpec) -> None:
         """Apply the synchronous standby set published by the orchestrator."""
+
+    def apply_parameters(self, parameters: Mapping[str, str]) -> tuple[str, ...]:
+        """Run with these PostgreSQL ``parameters`` (cluster config): applied
+        live where the setting allows; returns those waiting for a restart
+        (also ``pending_restart``). An engine without such settings ignores them."""

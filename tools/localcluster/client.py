@@ -187,24 +187,37 @@ def _cancel_on(stop: threading.Event, stream) -> None:
 
 
 class AgentClient:
-    """GetStatus of node agents, one cached channel per address."""
+    """GetStatus / Reload of node agents, one cached channel per address."""
 
     def __init__(self, timeout_s: float = 1.0):
         self.timeout_s = timeout_s
         self._channels: dict[str, grpc.Channel] = {}
         self._lock = threading.Lock()
 
-    def status(self, address: str) -> node_agent_pb2.NodeStatus | None:
-        """The agent's status, or None if it does not answer in time."""
+    def _stub(self, address: str) -> node_agent_pb2_grpc.NodeAgentStub:
         with self._lock:
             ch = self._channels.get(address)
             if ch is None:
                 ch = self._channels[address] = fast_channel(address)
+        return node_agent_pb2_grpc.NodeAgentStub(ch)
+
+    def status(self, address: str) -> node_agent_pb2.NodeStatus | None:
+        """The agent's status, or None if it does not answer in time."""
         try:
-            return node_agent_pb2_grpc.NodeAgentStub(ch).GetStatus(node_agent_pb2.GetStatusRequest(),
-                                                                   timeout=self.timeout_s)
+            return self._stub(address).GetStatus(node_agent_pb2.GetStatusRequest(), timeout=self.timeout_s)
         except grpc.RpcError:
             return None
+
+    def reload(self, address: str) -> node_agent_pb2.ReloadReply:
+        """``Reload``: the agent re-reads its config file. OperationRefused (its
+        sentence names the file and key) or ClusterUnavailable (no answer)."""
+        try:
+            return self._stub(address).Reload(node_agent_pb2.ReloadRequest(), timeout=self.timeout_s)
+        except grpc.RpcError as exc:
+            code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
+            if code in _RETRY_NEXT:
+                raise ClusterUnavailable(f"agent {address} did not answer Reload ({code.name})") from None
+            raise OperationRefused(code, exc.details() or "", address, rpcerrors.reason_of(exc)) from None
 
     def close(self) -> None:
         with self._lock:

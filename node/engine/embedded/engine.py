@@ -59,6 +59,7 @@ class EmbeddedEngine(WritePathMixin, TransitionsMixin):
 
     kind = "embedded"
     rejoins_stopped = False    # rejoin() needs a running engine (the agent starts it fenced first)
+    pending_restart: tuple[str, ...] = ()   # it has no PostgreSQL parameters (apply_parameters)
 
     def __init__(self, name: str, data_dir: str, listen: str, config: EmbeddedConfig = EmbeddedConfig(),
                  advertise: str = "", clock: Callable[[], float] = time.monotonic):
@@ -368,7 +369,7 @@ class EmbeddedEngine(WritePathMixin, TransitionsMixin):
         self._reclone_requested = reason or "re-clone requested"
         log_event(log, "reclone_requested", name=self.name, reason=reason)
 
-    def pending_restart(self) -> bool:
+    def restart_pending(self) -> bool:
         """Every embedded setting is read at start and none changes at run time."""
         return False
 

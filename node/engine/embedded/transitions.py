@@ -18,6 +18,7 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Mapping
 
 import grpc
 
@@ -209,3 +210,7 @@ class TransitionsMixin:
 
     def set_sync_standbys(self, spec: SyncSpec) -> None:
         self.syncrep.set_spec(spec)
+
+    def apply_parameters(self, parameters: Mapping[str, str]) -> tuple[str, ...]:
+        """PostgreSQL parameters mean nothing to the embedded engine: ignored."""
+        return ()

@@ -22,10 +22,12 @@ The fence is remembered in ``walrus-state.json`` and survives restarts.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import threading
 import time
+from collections.abc import Mapping
 
 from walrus_ha.common.config import parse_address
 from walrus_ha.common.errors import EngineError, NeedsReclone, StaleTerm
@@ -34,6 +36,7 @@ from walrus_ha.node.config import NodeConfig, PostgresConfig
 from walrus_ha.node.engine.base import EngineStatus, Role, Upstream
 from walrus_ha.node.engine.postgres import conf, replication, sql
 from walrus_ha.node.engine.postgres import fencer as fencer_mod
+from walrus_ha.node.engine.postgres import parameters as parameters_mod
 from walrus_ha.node.engine.postgres.binaries import Binaries, find_binaries
 from walrus_ha.node.engine.postgres.datadir import NodeDir
 from walrus_ha.node.engine.postgres.diskspace import DiskSpace
@@ -66,6 +69,7 @@ class PostgresEngine(TransitionsMixin):
 
     kind = "postgres"
     rejoins_stopped = True     # rejoin() takes a stopped node (never starting it as a primary)
+    pending_restart: tuple[str, ...] = ()   # parameters changed since the postmaster started (apply_parameters)
 
     def __init__(self, name: str, data_dir: str, listen: str, config: PostgresConfig | None = None, *,
                  data_address: str = "", start_fenced: bool = False, start_timeout_s: float = 60.0,
@@ -156,6 +160,25 @@ class PostgresEngine(TransitionsMixin):
             self.dir.write_static(self._static(), self.config.replication_user, tuple(self.config.hba))
             self.dir.write_dynamic(self._dynamic())
 
+    def apply_parameters(self, parameters: Mapping[str, str]) -> tuple[str, ...]:
+        """New ``parameters`` (the node file's under the cluster config's) into
+        ``postgresql.conf``; a running server reloads (``pg_reload_conf()``'s
+        SIGHUP). Returns, and keeps in ``pending_restart`` until the next
+        start, the settings only a restart applies. EngineError if the server
+        cannot be asked."""
+        with self._op:
+            self.config = dataclasses.replace(self.config, parameters=dict(parameters))
+            if not self.is_initialized():
+                return ()
+            with self._conf_lock:
+                self.dir.write_static(self._static(), self.config.replication_user, tuple(self.config.hba))
+            if not self._running():
+                return ()
+            self._pm.reload()
+            self.pending_restart = parameters_mod.pending_from_rows(
+                self._session.query(parameters_mod.PENDING_RESTART_SQL))
+            return self.pending_restart
+
     def _apply_dynamic(self) -> None:
         """Rewrite walrus.dynamic.conf and reload (no restart) when running."""
         with self._conf_lock:
@@ -174,8 +197,11 @@ class PostgresEngine(TransitionsMixin):
         self._reclone_requested = reason or "re-clone requested"
         log_event(log, "reclone_requested", member=self.name, reason=reason)
 
-    def pending_restart(self) -> bool:
-        """Any ``pg_settings.pending_restart`` (False while the server is down)."""
+    def restart_pending(self) -> bool:
+        """``pending_restart`` or any ``pg_settings.pending_restart`` (False
+        while the server is down)."""
+        if self.pending_restart:
+            return True
         if not self._running():
             return False
         rows = self._admin("SELECT coalesce(bool_or(pending_restart), false) FROM pg_settings")
@@ -277,6 +303,7 @@ class PostgresEngine(TransitionsMixin):
 
     def _start_postmaster(self, primary: bool) -> None:
         pm = Postmaster(self.binaries.path("postgres"), self.dir.pgdata, self.user, self.dir.log_path)
+        self.pending_restart = ()      # it reads every setting afresh
         self._started_read_only = bool(self._state.fence_reason)   # confs were written with it
         pm.start()
         self._pm = pm

@@ -182,3 +182,20 @@ def test_follow_is_idempotent_reload(pg_pair):
     b.follow(upstream_of(a), 0)
     assert b.postmaster_pid == pid                       # no restart
     wait_until(lambda: streaming(b, a), what="b streaming")
+
+
+def test_cluster_parameters_reload_live_or_wait_for_a_restart(pg_pair):
+    """``apply_parameters`` (the cluster config's ``postgres.parameters``):
+    a reloadable setting reaches ``SHOW`` on both members, a postmaster-only
+    one is reported pending and keeps its running value."""
+    a, b = pg_pair
+    try:
+        for eng in (a, b):
+            assert eng.apply_parameters({"work_mem": "7MB", "shared_buffers": "40MB"}) == ("shared_buffers",)
+            assert eng.pending_restart == ("shared_buffers",)
+        wait_until(lambda: all(sql(e, "SHOW work_mem") == [("7MB",)] for e in (a, b)), what="work_mem reloaded")
+        assert all(sql(e, "SHOW shared_buffers") == [("32MB",)] for e in (a, b))
+    finally:
+        for eng in (a, b):
+            assert eng.apply_parameters({}) == ()
+    wait_until(lambda: all(sql(e, "SHOW work_mem") == [("4MB",)] for e in (a, b)), what="work_mem restored")
