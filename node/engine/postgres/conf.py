@@ -9,6 +9,7 @@ Files walrus owns inside the data directory:
   restart: ``primary_conninfo``, ``primary_slot_name``,
   ``synchronous_standby_names``, ``default_transaction_read_only`` (fence).
 * ``pg_hba.conf``: local and 127.0.0.1/::1 trust, including replication,
+  then, with password files, scram-sha-256 from any host (``auth.py``),
   then the node config's ``postgres.hba`` rows.
 * ``standby.signal``: present on a standby.
 
@@ -143,8 +144,10 @@ def render_dynamic_conf(d: DynamicConf) -> str:
     ]) + "\n"
 
 
-def render_hba(replication_user: str, extra: tuple[str, ...] = ()) -> str:
-    """``pg_hba.conf``: trust on the local socket and loopback, then ``extra`` rows."""
+def render_hba(replication_user: str, extra: tuple[str, ...] = (), password_rows: tuple[str, ...] = ()) -> str:
+    """``pg_hba.conf``: trust on the local socket and loopback, then
+    ``password_rows`` (``auth.hba_rows``: scram-sha-256 from other hosts),
+    then ``extra`` rows."""
     rows = [
         "local all all trust",
         "local replication all trust",
@@ -153,5 +156,6 @@ def render_hba(replication_user: str, extra: tuple[str, ...] = ()) -> str:
         f"host replication {replication_user} 127.0.0.1/32 trust",
         f"host replication {replication_user} ::1/128 trust",
     ]
+    rows += list(password_rows)
     rows += [r.strip() for r in extra if r.strip()]
     return "# Written by walrus.\n" + "\n".join(rows) + "\n"
