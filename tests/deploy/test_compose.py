@@ -67,9 +67,10 @@ def test_orchestrator_configs_load(n):
 
 def test_drill_hooks_name_the_compose_services():
     hooks = yaml.safe_load(HOOKS.read_text())
-    assert hooks["vars"]["compose_file"] == "deploy/compose/compose.yaml"
-    for name in ("kill-node", "start-node", "kill-orchestrator", "kill-etcd", "wipe-etcd"):
-        assert "{compose}" in hooks["hooks"][name], name
+    assert hooks["vars"]["files"] == "-f deploy/compose/compose.yaml -f deploy/compose/compose.drill.yaml"
+    for name in ("kill-node", "start-node", "kill-orchestrator", "kill-etcd", "start-etcd"):
+        assert "{project}{sep}{" in hooks["hooks"][name], name
+    assert "{compose} -p {project} {files}" in hooks["hooks"]["wipe-etcd"]
     assert "etcd" in services()
 
 
@@ -97,3 +98,67 @@ def test_docker_kill_of_the_primary_container_keeps_writes_going_through_haproxy
     print(f"\ndocker kill {r['killed']} -> first write through HAProxy at term {r['new_term']} "
           f"on {r['new_leader']} after {r['kill_to_write_s']:.2f}s")
     assert r["new_leader"] != r["killed"] and r["new_term"] > r["old_term"]
+
+
+DRILL = DEPLOY / "compose" / "compose.drill.yaml"
+
+
+def _expand(text: str, **env: str) -> str:
+    """compose's ${VAR:-default} substitution, defaults only (or ``env``)."""
+    import re
+    return re.sub(r"\$\{(\w+):-([^}]*)\}", lambda m: env.get(m.group(1), m.group(2)), text)
+
+
+def test_drill_override_advertises_the_fixed_address_of_each_member():
+    drill = yaml.safe_load(_expand(DRILL.read_text(), WALRUS_DRILL_NET="10.9.8"))
+    svc = drill["services"]
+    assert drill["networks"]["default"]["ipam"]["config"] == [{"subnet": "10.9.8.0/24"}]
+    for name in ("n1", "n2", "n3"):
+        ip = svc[name]["networks"]["default"]["ipv4_address"]
+        assert svc[name]["environment"]["WALRUS_NODE__ADVERTISE_HOST"] == ip and ip.startswith("10.9.8.")
+        assert svc[name]["environment"]["WALRUS_NODE__ETCD__ENDPOINTS"] == "etcd:2379,etcd2:2379,etcd3:2379"
+    for name in ("o1", "o2"):
+        ip = svc[name]["networks"]["default"]["ipv4_address"]
+        assert svc[name]["environment"]["WALRUS_ORCHESTRATOR__ADVERTISE"] == f"{ip}:7400"
+    members = {m: svc[m]["networks"]["default"]["ipv4_address"] for m in ("etcd", "etcd2", "etcd3")}
+    for m, ip in members.items():
+        cmd = svc[m]["command"].split()
+        assert cmd[cmd.index("--name") + 1] == m
+        assert cmd[cmd.index("--advertise-client-urls") + 1] == f"http://{ip}:2379"
+        assert cmd[cmd.index("--initial-cluster") + 1] == ",".join(f"{k}=http://{v}:2380" for k, v in members.items())
+    assert set(drill["volumes"]) | set(yaml.safe_load(COMPOSE.read_text())["volumes"]) >= set(members)
+
+
+def test_drill_node_env_loads_as_a_node_config():
+    env = yaml.safe_load(_expand(DRILL.read_text()))["services"]["n2"]["environment"]
+    cfg = load_node_config(str(DEPLOY / "compose" / "node2.yaml"), env=env)
+    assert cfg.data_address == "172.29.7.12:7100" and cfg.etcd.endpoints[-1] == "etcd3:2379"
+
+
+def _render(action: str, **values: str) -> str:
+    from walrus_ha.tools.drill import hooks
+    from walrus_ha.tools.drill.target import Action
+    return hooks.load(str(HOOKS), {"project": "p"}).render(Action(action), values)
+
+
+def test_drill_hooks_act_on_the_project_containers():
+    node = {"node": "n2", "address": "x", "agent_address": "y"}
+    assert _render("kill-node", **node) == "docker kill -s KILL p_n2_1"
+    assert _render("freeze-node", **node) == "docker pause p_n2_1"
+    assert "{{.State.Pid}}" in _render("freeze-agent", **node)
+    cut = _render("isolate-node", **node, etcd_endpoints="10.0.0.2:2379 10.0.0.3:2379", peers="n1 n3")
+    assert cut.startswith("DOCKER=docker deploy/drill-hooks/compose-net.sh cut p_n2_1 10.0.0.2:2379 10.0.0.3:2379")
+    assert "for p in n1 n3; do echo p_${p}_1; done" in cut
+    assert _render("heal-node", **node, etcd_endpoints="", peers="") == \
+        "DOCKER=docker deploy/drill-hooks/compose-net.sh heal p_n2_1"
+    wipe = _render("wipe-etcd", etcd_members="etcd etcd2", etcd_endpoints="")
+    assert "rm -s -f etcd etcd2" in wipe and "volume rm p_$m" in wipe and "-f deploy/compose/compose.drill.yaml" in wipe
+
+
+@pytest.mark.skipif(shutil.which("docker-compose") is None, reason="docker-compose is not installed")
+@pytest.mark.parametrize("override", ["compose.drill.yaml"])
+def test_docker_compose_accepts_the_overrides(override):
+    out = subprocess.run(["docker-compose", "-f", str(COMPOSE), "-f", str(COMPOSE.parent / override), "config", "-q"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+
