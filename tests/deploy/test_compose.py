@@ -7,6 +7,7 @@ runs the real container test (tools/compose_failover.py): it is skipped,
 saying why, where no container runtime, compose CLI or base image is."""
 from __future__ import annotations
 
+import os
 import pathlib
 import shutil
 import subprocess
@@ -89,11 +90,12 @@ def test_docker_compose_accepts_the_file():
 
 
 @pytest.mark.containers
-def test_docker_kill_of_the_primary_container_keeps_writes_going_through_haproxy():
+@pytest.mark.parametrize("engine", ["embedded", "postgres"])
+def test_docker_kill_of_the_primary_container_keeps_writes_going_through_haproxy(engine):
     why = compose_failover.preflight()
     if why:
         pytest.skip(f"real container test: {why}")
-    out = compose_failover.run(rounds=1, project="walrus-pytest")
+    out = compose_failover.run(rounds=1, project=f"walrus-pytest-{engine}", engine=engine)
     (r,) = out["rounds"]
     print(f"\ndocker kill {r['killed']} -> first write through HAProxy at term {r['new_term']} "
           f"on {r['new_leader']} after {r['kill_to_write_s']:.2f}s")
@@ -101,6 +103,7 @@ def test_docker_kill_of_the_primary_container_keeps_writes_going_through_haproxy
 
 
 DRILL = DEPLOY / "compose" / "compose.drill.yaml"
+POSTGRES = DEPLOY / "compose" / "compose.postgres.yaml"
 
 
 def _expand(text: str, **env: str) -> str:
@@ -155,10 +158,37 @@ def test_drill_hooks_act_on_the_project_containers():
     assert "rm -s -f etcd etcd2" in wipe and "volume rm p_$m" in wipe and "-f deploy/compose/compose.drill.yaml" in wipe
 
 
+def test_postgres_override_uses_password_files_and_port_5432():
+    pg = yaml.safe_load(POSTGRES.read_text())
+    assert set(pg["secrets"]) == {"superuser_password", "replication_password"}
+    for name in ("n1", "n2", "n3"):
+        svc = pg["services"][name]
+        assert svc["build"] == {"target": "postgres"} and svc["image"] == "walrus:postgres"
+        cfg = load_node_config(str(DEPLOY / "compose" / f"node{name[1]}.yaml"), env=svc["environment"])
+        assert cfg.engine == "postgres" and cfg.data_address == f"{name}:5432"
+        assert cfg.postgres.superuser_password_file == "/run/secrets/superuser_password"
+        assert cfg.postgres.replication_password_file == "/run/secrets/replication_password"
+        assert set(svc["secrets"]) == set(pg["secrets"])
+    cfg_text = (DEPLOY / "haproxy" / "haproxy.postgres.cfg").read_text()
+    for n in ("n1", "n2", "n3"):
+        assert cfg_text.count(f"server {n} {n}:5432 check port 8008") == 2
+    assert pg["services"]["haproxy"]["volumes"] == ["../haproxy/haproxy.postgres.cfg:/etc/haproxy/haproxy.cfg:ro"]
+
+
 @pytest.mark.skipif(shutil.which("docker-compose") is None, reason="docker-compose is not installed")
-@pytest.mark.parametrize("override", ["compose.drill.yaml"])
+@pytest.mark.parametrize("override", ["compose.drill.yaml", "compose.postgres.yaml"])
 def test_docker_compose_accepts_the_overrides(override):
     out = subprocess.run(["docker-compose", "-f", str(COMPOSE), "-f", str(COMPOSE.parent / override), "config", "-q"],
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
 
+
+def test_compose_failover_secrets_are_private(tmp_path):
+    directory, password = compose_failover.make_secrets()
+    try:
+        assert os.stat(directory).st_mode & 0o777 == 0o700
+        with open(os.path.join(directory, "superuser_password")) as f:
+            assert f.read() == password + "\n"
+        assert sorted(os.listdir(directory)) == ["replication_password", "superuser_password"]
+    finally:
+        shutil.rmtree(directory)
