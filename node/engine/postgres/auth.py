@@ -5,9 +5,9 @@ default). With ``postgres.replication_password_file`` and
 ``postgres.superuser_password_file`` (Docker or Kubernetes secrets) the
 members of different hosts authenticate with scram-sha-256:
 
-* ``pg_hba.conf`` gets ``host replication <replication_user> all
-  scram-sha-256`` and ``host all all all scram-sha-256`` after the loopback
-  trust rows (``conf.render_hba``);
+* ``pg_hba.conf`` ends with ``host replication <replication_user> all
+  scram-sha-256`` and ``host all all all scram-sha-256``, after the loopback
+  trust rows and the configured ``postgres.hba`` rows (``conf.render_hba``);
 * the roles' passwords are set at bootstrap as SCRAM verifiers computed
   here (``scram_verifier``), so the clear password never reaches the
   server, its log or ours;

@@ -9,8 +9,8 @@ Files walrus owns inside the data directory:
   restart: ``primary_conninfo``, ``primary_slot_name``,
   ``synchronous_standby_names``, ``default_transaction_read_only`` (fence).
 * ``pg_hba.conf``: local and 127.0.0.1/::1 trust, including replication,
-  then, with password files, scram-sha-256 from any host (``auth.py``),
-  then the node config's ``postgres.hba`` rows.
+  then the node config's ``postgres.hba`` rows, then, with password files,
+  scram-sha-256 from any host (``auth.py``).
 * ``standby.signal``: present on a standby.
 
 ``postgresql.auto.conf`` (ALTER SYSTEM) is emptied, so nothing overrides these.
@@ -145,9 +145,10 @@ def render_dynamic_conf(d: DynamicConf) -> str:
 
 
 def render_hba(replication_user: str, extra: tuple[str, ...] = (), password_rows: tuple[str, ...] = ()) -> str:
-    """``pg_hba.conf``: trust on the local socket and loopback, then
-    ``password_rows`` (``auth.hba_rows``: scram-sha-256 from other hosts),
-    then ``extra`` rows."""
+    """``pg_hba.conf``: trust on the local socket and loopback, then the
+    configured ``extra`` rows, then ``password_rows`` (``auth.hba_rows``:
+    scram-sha-256 from any other host; last, as pg_hba takes the first row
+    that matches, so configured rows stay in force)."""
     rows = [
         "local all all trust",
         "local replication all trust",
@@ -156,6 +157,6 @@ def render_hba(replication_user: str, extra: tuple[str, ...] = (), password_rows
         f"host replication {replication_user} 127.0.0.1/32 trust",
         f"host replication {replication_user} ::1/128 trust",
     ]
-    rows += list(password_rows)
     rows += [r.strip() for r in extra if r.strip()]
+    rows += list(password_rows)
     return "# Written by walrus.\n" + "\n".join(rows) + "\n"

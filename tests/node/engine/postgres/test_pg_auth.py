@@ -25,11 +25,11 @@ def test_passfile_has_one_line_per_role_with_escapes():
     assert auth.render_passfile(CREDS).splitlines() == ["*:*:*:replicator:r3pl", "*:*:*:postgres:su\\:pw\\\\1"]
 
 
-def test_hba_with_password_rows_keeps_loopback_trust_first():
+def test_hba_with_password_rows_keeps_loopback_trust_first_and_configured_rows_before_scram():
     rows = [r for r in conf.render_hba("replicator", ("host all app 10.0.0.0/8 md5",),
                                        auth.hba_rows("replicator")).splitlines() if not r.startswith("#")]
-    assert rows[-3:] == ["host replication replicator all scram-sha-256", "host all all all scram-sha-256",
-                         "host all app 10.0.0.0/8 md5"]
+    assert rows[-3:] == ["host all app 10.0.0.0/8 md5", "host replication replicator all scram-sha-256",
+                         "host all all all scram-sha-256"]
     trust = [r for r in rows if r.endswith("trust")]
     assert trust == rows[:len(trust)] and all(r.startswith("local") or "/32" in r or "/128" in r for r in trust)
 
