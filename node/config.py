@@ -47,6 +47,11 @@ class PostgresConfig:
     # Extra pg_hba.conf rows after walrus's own (local socket and loopback trust),
     # e.g. "host replication replicator 10.0.0.0/8 scram-sha-256" for other hosts.
     hba: tuple[str, ...] = ()
+    # Password (scram-sha-256) authentication between hosts (node/engine/postgres/auth.py):
+    # files holding one password each, e.g. Docker/Kubernetes secrets; set both or
+    # neither. Neither (the default): loopback trust only, for one host.
+    superuser_password_file: str = ""
+    replication_password_file: str = ""
 
 
 @dataclass(frozen=True)

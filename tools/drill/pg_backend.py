@@ -19,12 +19,13 @@ class PgWriter:
     """One connection to the PostgreSQL at ``address`` (``host:port``)."""
 
     def __init__(self, address: str, *, user: str = "postgres", dbname: str = "postgres",
-                 connect_timeout_s: int = 2, statement_timeout_ms: int = 2000):
+                 connect_timeout_s: int = 2, statement_timeout_ms: int = 2000, password: str = ""):
         host, port = parse_address(address)
         self.address = address
         self._conninfo = psycopg.conninfo.make_conninfo(
             host=host, port=port, user=user, dbname=dbname, connect_timeout=connect_timeout_s,
-            application_name="walrus-drill", options=f"-c statement_timeout={statement_timeout_ms}")
+            application_name="walrus-drill", options=f"-c statement_timeout={statement_timeout_ms}",
+            **({"password": password} if password else {}))
         self._conn: psycopg.Connection | None = None
 
     def _connection(self) -> psycopg.Connection:

@@ -9,7 +9,8 @@ Files walrus owns inside the data directory:
   restart: ``primary_conninfo``, ``primary_slot_name``,
   ``synchronous_standby_names``, ``default_transaction_read_only`` (fence).
 * ``pg_hba.conf``: local and 127.0.0.1/::1 trust, including replication,
-  then the node config's ``postgres.hba`` rows.
+  then the node config's ``postgres.hba`` rows, then, with password files,
+  scram-sha-256 from any host (``auth.py``).
 * ``standby.signal``: present on a standby.
 
 ``postgresql.auto.conf`` (ALTER SYSTEM) is emptied, so nothing overrides these.
@@ -143,8 +144,11 @@ def render_dynamic_conf(d: DynamicConf) -> str:
     ]) + "\n"
 
 
-def render_hba(replication_user: str, extra: tuple[str, ...] = ()) -> str:
-    """``pg_hba.conf``: trust on the local socket and loopback, then ``extra`` rows."""
+def render_hba(replication_user: str, extra: tuple[str, ...] = (), password_rows: tuple[str, ...] = ()) -> str:
+    """``pg_hba.conf``: trust on the local socket and loopback, then the
+    configured ``extra`` rows, then ``password_rows`` (``auth.hba_rows``:
+    scram-sha-256 from any other host; last, as pg_hba takes the first row
+    that matches, so configured rows stay in force)."""
     rows = [
         "local all all trust",
         "local replication all trust",
@@ -154,4 +158,5 @@ def render_hba(replication_user: str, extra: tuple[str, ...] = ()) -> str:
         f"host replication {replication_user} ::1/128 trust",
     ]
     rows += [r.strip() for r in extra if r.strip()]
+    rows += list(password_rows)
     return "# Written by walrus.\n" + "\n".join(rows) + "\n"

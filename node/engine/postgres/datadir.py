@@ -56,6 +56,7 @@ class NodeDir:
         self.run_dir = self.root / "run"
         self.log_path = self.root / "postgres.log"
         self.state_path = self.root / STATE_FILE
+        self.passfile = self.root / "pgpass"      # libpq passfile (auth.py), 0600, the OS user's
 
     def prepare(self) -> None:
         """Create the node dir (0711) and run dir; check reachability. EngineError if not."""
@@ -104,6 +105,12 @@ class NodeDir:
             os.chown(tmp, self.user.uid, self.user.gid)
         os.replace(tmp, path)
 
+    def write_passfile(self, text: str) -> str:
+        """Write the libpq password file (0600, owned by the OS user); its path."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.write(self.passfile, text)
+        return str(self.passfile)
+
     def set_standby_signal(self, on: bool) -> None:
         path = self.pgdata / "standby.signal"
         if on:
@@ -111,10 +118,11 @@ class NodeDir:
         elif path.exists():
             path.unlink()
 
-    def write_static(self, static: conf.StaticConf, replication_user: str, hba: tuple[str, ...] = ()) -> None:
+    def write_static(self, static: conf.StaticConf, replication_user: str, hba: tuple[str, ...] = (),
+                     password_rows: tuple[str, ...] = ()) -> None:
         """postgresql.conf, pg_hba.conf, and an empty postgresql.auto.conf."""
         self.write(self.pgdata / "postgresql.conf", conf.render_postgresql_conf(static))
-        self.write(self.pgdata / "pg_hba.conf", conf.render_hba(replication_user, hba))
+        self.write(self.pgdata / "pg_hba.conf", conf.render_hba(replication_user, hba, password_rows))
         self.write(self.pgdata / "postgresql.auto.conf", "# walrus keeps settings in postgresql.conf\n")
 
     def write_dynamic(self, dyn: conf.DynamicConf) -> None:

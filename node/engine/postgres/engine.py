@@ -34,7 +34,7 @@ from walrus_ha.common.errors import EngineError, NeedsReclone, StaleTerm
 from walrus_ha.common.log import log_event
 from walrus_ha.node.config import NodeConfig, PostgresConfig
 from walrus_ha.node.engine.base import EngineStatus, Role, Upstream
-from walrus_ha.node.engine.postgres import conf, replication, sql
+from walrus_ha.node.engine.postgres import auth, conf, replication, sql
 from walrus_ha.node.engine.postgres import fencer as fencer_mod
 from walrus_ha.node.engine.postgres import parameters as parameters_mod
 from walrus_ha.node.engine.postgres.binaries import Binaries, find_binaries
@@ -83,6 +83,10 @@ class PostgresEngine(TransitionsMixin):
         self.op_timeout_s = op_timeout_s
         self.stream_timeout_s = stream_timeout_s
         self.user = OsUser.resolve(self.config.os_user)
+        c = self.config      # None: loopback trust only; ConfigError names the key and file
+        self._creds = auth.load_credentials(c.superuser, c.superuser_password_file, c.replication_user,
+                                            c.replication_password_file)
+        self._passfile_path = ""
         self.dir = NodeDir(data_dir, self.user)
         self._disk = DiskSpace(str(self.dir.root))    # a full disk: PostgreSQL alone tells nobody
         self._bins: Binaries | None = None
@@ -122,7 +126,16 @@ class PostgresEngine(TransitionsMixin):
         return sql.execute_once(self._dsn(statement_timeout_ms=int(timeout_s * 1000)), query, params)
 
     def _upstream_dsn(self, upstream: Upstream) -> str:
-        return replication.upstream_dsn(upstream, self.config.superuser, self.config.database)
+        return replication.upstream_dsn(upstream, self.config.superuser, self.config.database,
+                                        passfile=self._passfile())
+
+    def _passfile(self) -> str:
+        """The libpq password file for connections to other members (written
+        once per run, so a changed secret is picked up on restart); "" without
+        password files."""
+        if self._creds is not None and not self._passfile_path:
+            self._passfile_path = self.dir.write_passfile(auth.render_passfile(self._creds))
+        return self._passfile_path
 
     @property
     def binaries(self) -> Binaries:
@@ -148,7 +161,7 @@ class PostgresEngine(TransitionsMixin):
         s = self._state
         if s.upstream_address:
             up = Upstream(s.upstream_name, s.upstream_address)
-            info = replication.primary_conninfo(up, self.config.replication_user, self.name)
+            info = replication.primary_conninfo(up, self.config.replication_user, self.name, self._passfile())
             slot = conf.slot_name(self.name)
         else:
             info = slot = ""
@@ -157,7 +170,8 @@ class PostgresEngine(TransitionsMixin):
 
     def _write_confs(self) -> None:
         with self._conf_lock:
-            self.dir.write_static(self._static(), self.config.replication_user, tuple(self.config.hba))
+            rows = auth.hba_rows(self.config.replication_user) if self._creds else ()
+            self.dir.write_static(self._static(), self.config.replication_user, tuple(self.config.hba), rows)
             self.dir.write_dynamic(self._dynamic())
 
     def apply_parameters(self, parameters: Mapping[str, str]) -> tuple[str, ...]:
@@ -256,12 +270,22 @@ class PostgresEngine(TransitionsMixin):
             self._write_confs()
             self._start_postmaster(primary=True)
             try:
-                role = self.config.replication_user
-                self._admin(f'CREATE ROLE "{role}" WITH REPLICATION LOGIN')
+                self._create_roles()
             finally:
                 self._stop_postmaster()
             self._save(incomplete=False)
             log_event(log, "bootstrap.done", member=self.name, pgdata=self.dir.pgdata)
+
+    def _create_roles(self) -> None:
+        """The replication role; with password files, both roles' SCRAM
+        verifiers (auth.py: the clear passwords are never sent)."""
+        role, creds = self.config.replication_user, self._creds
+        if creds is None:
+            self._admin(f'CREATE ROLE "{role}" WITH REPLICATION LOGIN')
+            return
+        self._admin(auth.set_password_sql(role, auth.scram_verifier(creds.replication_password),
+                                          create_replication_role=True))
+        self._admin(auth.set_password_sql(creds.superuser, auth.scram_verifier(creds.superuser_password)))
 
     def clone(self, upstream: Upstream) -> None:
         """pg_basebackup of ``upstream`` into an empty pgdata; the node is then a
@@ -274,7 +298,7 @@ class PostgresEngine(TransitionsMixin):
             except EngineError as exc:
                 raise EngineError(f"clone from {upstream}: cannot prepare slot: {exc}") from None
             replication.base_backup(self.binaries, self.user, str(self.dir.pgdata), upstream,
-                                    self.config.replication_user, self.name, self.op_timeout_s)
+                                    self.config.replication_user, self.name, self.op_timeout_s, self._passfile())
             self.dir.set_standby_signal(True)
             self._save(upstream_name=upstream.name, upstream_address=upstream.address, incomplete=False)
             self._standby_tli = 0

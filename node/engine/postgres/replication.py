@@ -22,18 +22,21 @@ from walrus_ha.node.engine.postgres.process import OsUser, run, wait_for
 log = logging.getLogger(__name__)
 
 
-def upstream_dsn(upstream: Upstream, user: str, dbname: str, *, connect_timeout: int = 3) -> str:
-    """Superuser conninfo for SQL on the upstream (slots, CHECKPOINT, pg_rewind)."""
+def upstream_dsn(upstream: Upstream, user: str, dbname: str, *, connect_timeout: int = 3,
+                 passfile: str = "") -> str:
+    """Superuser conninfo for SQL on the upstream (slots, CHECKPOINT, pg_rewind);
+    ``passfile``: the libpq password file when members authenticate (auth.py)."""
     host, port = parse_address(upstream.address)
-    return sql.dsn(host, port, user, dbname, connect_timeout=connect_timeout)
+    return sql.dsn(host, port, user, dbname, connect_timeout=connect_timeout, passfile=passfile)
 
 
-def primary_conninfo(upstream: Upstream, replication_user: str, application_name: str) -> str:
+def primary_conninfo(upstream: Upstream, replication_user: str, application_name: str, passfile: str = "") -> str:
     """``primary_conninfo`` for a standby of ``upstream``; application_name = member name,
     which is what synchronous_standby_names and pg_stat_replication match on."""
     host, port = parse_address(upstream.address)
     return conninfo(host=host, port=port, user=replication_user, application_name=application_name,
-                    connect_timeout=3, keepalives_idle=5, keepalives_interval=2, keepalives_count=3)
+                    connect_timeout=3, keepalives_idle=5, keepalives_interval=2, keepalives_count=3,
+                    passfile=passfile)
 
 
 def ensure_slot(upstream_conninfo: str, member: str, *, recreate_lost: bool = False) -> bool:
@@ -74,12 +77,12 @@ def _drop_slot(upstream_conninfo: str, name: str) -> None:
 
 
 def base_backup(bins: Binaries, user: OsUser, pgdata: str, upstream: Upstream, replication_user: str,
-                application_name: str, timeout: float) -> None:
+                application_name: str, timeout: float, passfile: str = "") -> None:
     """``pg_basebackup -X stream -c fast`` of ``upstream`` into the empty ``pgdata``."""
     host, port = parse_address(upstream.address)
     run([bins.path("pg_basebackup"), "-D", pgdata, "-X", "stream", "-c", "fast", "--no-password",
          "-d", conninfo(host=host, port=port, user=replication_user, application_name=application_name,
-                        connect_timeout=5)],
+                        connect_timeout=5, passfile=passfile)],
         user, timeout=timeout, what=f"clone from {upstream}")
     log_event(log, "clone.done", upstream=upstream, pgdata=pgdata)
 

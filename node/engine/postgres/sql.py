@@ -27,10 +27,13 @@ class Unreachable(EngineError):
 
 
 def dsn(host: str, port: int, user: str, dbname: str, *, connect_timeout: int = 3,
-        statement_timeout_ms: int = 5000, app: str = APP_NAME) -> str:
-    """A libpq connection string for the engine's own connections."""
+        statement_timeout_ms: int = 5000, app: str = APP_NAME, passfile: str = "") -> str:
+    """A libpq connection string for the engine's own connections (``passfile``:
+    a libpq password file, for another member's server)."""
+    quoted = "'" + passfile.replace("\\", "\\\\").replace("'", "\\'") + "'"
     return (f"host={host} port={port} user={user} dbname={dbname} connect_timeout={connect_timeout} "
-            f"application_name={app} options='-c statement_timeout={statement_timeout_ms}'")
+            f"application_name={app} options='-c statement_timeout={statement_timeout_ms}'"
+            + (f" passfile={quoted}" if passfile else ""))
 
 
 def _lsn(text: str | None) -> int:
