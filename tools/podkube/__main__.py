@@ -1,0 +1,112 @@
+"""``python -m walrus_ha.tools.podkube COMMAND`` (``deploy/kubernetes/podman-play.sh``):
+deploy/kubernetes/ under ``podman kube play`` (docs/internals.md,
+"Kubernetes under podman").
+
+    build                     podman build the images from walrus-base:bookworm
+    render [--ip-base 10.89.9.]  print the pods, claims and ConfigMaps podman plays
+    up --state DIR            network, claims, every pod; waits until all are Ready
+    down --state DIR          pods, volumes, network and DIR removed
+    kill|delete|start|pause|unpause POD --state DIR
+                              start = the controller recreating a deleted or killed pod
+                              (same name, IP and claims), then Ready
+    wait POD... --state DIR   until their readiness probes pass
+    addresses --state DIR     --orchestrators / --etcd arguments for `walrus drill`
+    run --state DIR -- CMD    CMD with the pods' DNS names resolvable (walrus drill ...)
+    test [--rounds N]         the failover test: up, kill the primary's pod, write through HAProxy, down
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import sys
+
+import yaml
+
+from walrus_ha.tools.podkube import failover, play, render
+
+
+def _render(args) -> int:
+    out = render.render(play.manifests(play.source_root()), (f"{args.ip_base}{i}" for i in range(10, 255)))
+    docs = out.configmaps + out.claims + [p.doc for p in out.pods]
+    print(yaml.safe_dump_all(docs, sort_keys=False), end="")
+    for p in out.pods:
+        print(f"# {p.name} ({p.owner}): ip {p.ip}, aliases {', '.join(p.aliases)}", file=sys.stderr)
+    print(f"# dropped: {', '.join(out.dropped)}", file=sys.stderr)
+    return 0
+
+
+def _addresses(state: pathlib.Path) -> str:
+    st = play.load(state)
+    orch = [f"{n}={p['ip']}:{p['ports']['grpc']}" for n, p in st["pods"].items()
+            if p["labels"].get("app.kubernetes.io/component") == "orchestrator"]
+    etcd = [f"{p['ip']}:{p['ports']['client']}" for p in st["pods"].values()
+            if p["owner"] == "StatefulSet/walrus-etcd"]
+    return f"--orchestrators {','.join(orch)} --etcd {','.join(etcd)}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m walrus_ha.tools.podkube", description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    ap.add_argument("command", choices=["build", "render", "up", "down", "kill", "delete", "start", "pause",
+                                        "unpause", "wait", "addresses", "run", "test"])
+    ap.add_argument("args", nargs="*", help="pod names (run: the command, after --)")
+    ap.add_argument("--state", default="/tmp/walrus-podkube", help="state directory (default /tmp/walrus-podkube)")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--ip-base", default="10.89.9.")
+    ap.add_argument("--keep", action="store_true", help="test: leave the pods up")
+    ap.add_argument("--json", action="store_true")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = argv[argv.index("--") + 1:] if "--" in argv else []
+    args = ap.parse_args(argv[:argv.index("--")] if "--" in argv else argv)
+    state = pathlib.Path(args.state)
+    rest = command if args.command == "run" else args.args
+    cmd = args.command
+    if cmd == "render":
+        return _render(args)
+    if cmd == "build":
+        play.build(play.source_root())
+        return 0
+    if cmd in ("up", "test"):
+        why = play.preflight()
+        if why:
+            print(f"cannot run: {why}", file=sys.stderr)
+            return 2
+    if cmd == "up":
+        st = play.up(state)
+        play.wait_ready(state, list(st["pods"]))
+        print(f"{len(st['pods'])} pods Ready; drill with: {_addresses(state)}")
+        return 0
+    if cmd == "test":
+        out = failover.run(args.rounds, keep=args.keep, progress=lambda m: print(m, flush=True))
+        if args.json:
+            print(json.dumps(out, indent=2))
+        lo, hi = out["kill_to_write_s_range"]
+        print(f"podman pod kill of the primary -> first write through HAProxy: median {out['kill_to_write_s']:.2f}s "
+              f"(min {lo:.2f}s, max {hi:.2f}s) over {len(out['rounds'])} rounds; "
+              f"{out['writes']} writes acknowledged, {out['write_errors']} refused/failed")
+        return 0
+    if cmd == "down":
+        print("\n".join(play.down(state)))
+        return 0
+    if cmd == "addresses":
+        print(_addresses(state))
+        return 0
+    if cmd == "run":
+        return play.run_with_pod_dns(state, rest)
+    if cmd == "wait":
+        play.wait_ready(state, rest)
+        return 0
+    for pod in rest:
+        if cmd == "start":
+            play.recreate(state, pod)
+            play.wait_ready(state, [pod])
+        elif cmd in ("pause", "unpause"):
+            play.podman(["pod", cmd, pod], state)
+        else:
+            getattr(play, cmd)(state, pod)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
