@@ -6,9 +6,14 @@ deploy/kubernetes/ under ``podman kube play`` (docs/internals.md,
     render [--ip-base 10.89.9.]  print the pods, claims and ConfigMaps podman plays
     up --state DIR            network, claims, every pod; waits until all are Ready
     down --state DIR          pods, volumes, network and DIR removed
-    kill|delete|start|pause|unpause POD --state DIR
+    up --sync                 the same with WALRUS_ORCHESTRATOR__SYNCHRONOUS_MODE=true in the
+                              orchestrators' env (as a user edits the Deployment)
+    kill|delete|start|pause|unpause|isolate|heal POD... --state DIR
                               start = the controller recreating a deleted or killed pod
-                              (same name, IP and claims), then Ready
+                              (same name, IP and claims), then Ready; isolate/heal =
+                              off the network and back (pod IP and DNS aliases kept)
+    exec CONTAINER --state DIR -- CMD   podman exec (from inside `run` as well)
+    wipe POD... --state DIR   delete the pods, empty their claims, play them again (etcd-wipe)
     wait POD... --state DIR   until their readiness probes pass
     addresses --state DIR     --orchestrators / --etcd arguments for `walrus drill`
     run --state DIR -- CMD    CMD with the pods' DNS names resolvable (walrus drill ...)
@@ -23,7 +28,10 @@ import sys
 
 import yaml
 
-from walrus_ha.tools.podkube import failover, play, render
+from walrus_ha.tools.podkube import play, render
+
+COMMANDS = ("build", "render", "up", "down", "kill", "delete", "start", "pause", "unpause", "isolate", "heal",
+            "wipe", "exec", "wait", "addresses", "run", "test")
 
 
 def _render(args) -> int:
@@ -48,19 +56,19 @@ def _addresses(state: pathlib.Path) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m walrus_ha.tools.podkube", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    ap.add_argument("command", choices=["build", "render", "up", "down", "kill", "delete", "start", "pause",
-                                        "unpause", "wait", "addresses", "run", "test"])
+    ap.add_argument("command", choices=COMMANDS)
     ap.add_argument("args", nargs="*", help="pod names (run: the command, after --)")
     ap.add_argument("--state", default="/tmp/walrus-podkube", help="state directory (default /tmp/walrus-podkube)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--ip-base", default="10.89.9.")
     ap.add_argument("--keep", action="store_true", help="test: leave the pods up")
+    ap.add_argument("--sync", action="store_true", help="up: orchestrators in synchronous mode")
     ap.add_argument("--json", action="store_true")
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv[argv.index("--") + 1:] if "--" in argv else []
     args = ap.parse_args(argv[:argv.index("--")] if "--" in argv else argv)
     state = pathlib.Path(args.state)
-    rest = command if args.command == "run" else args.args
+    rest = command if args.command in ("run", "exec") else args.args
     cmd = args.command
     if cmd == "render":
         return _render(args)
@@ -73,11 +81,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"cannot run: {why}", file=sys.stderr)
             return 2
     if cmd == "up":
-        st = play.up(state)
+        env = {"Deployment/walrus-orchestrator": {"WALRUS_ORCHESTRATOR__SYNCHRONOUS_MODE": "true"}} if args.sync else {}
+        st = play.up(state, env=env)
         play.wait_ready(state, list(st["pods"]))
         print(f"{len(st['pods'])} pods Ready; drill with: {_addresses(state)}")
         return 0
     if cmd == "test":
+        from walrus_ha.tools.podkube import failover  # grpc: only the test needs it
         out = failover.run(args.rounds, keep=args.keep, progress=lambda m: print(m, flush=True))
         if args.json:
             print(json.dumps(out, indent=2))
@@ -94,7 +104,16 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if cmd == "run":
         return play.run_with_pod_dns(state, rest)
+    if cmd == "exec":
+        done = play.podman(["exec", *args.args[:1], *rest], state, check=False)
+        print(done.stdout, end="")
+        print(done.stderr, end="", file=sys.stderr)
+        return done.returncode
     if cmd == "wait":
+        play.wait_ready(state, rest)
+        return 0
+    if cmd == "wipe":
+        play.wipe(state, rest)
         play.wait_ready(state, rest)
         return 0
     for pod in rest:

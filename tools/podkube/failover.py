@@ -63,14 +63,14 @@ def kill_round(state: pathlib.Path, agents: dict[str, dict], writer: Writer, tim
 
 
 def run(rounds: int, state: pathlib.Path | None = None, keep: bool = False,
-        progress=lambda _m: None) -> dict:
+        progress=lambda _m: None, network: str = "walrus-kube") -> dict:
     """Up, ``rounds`` kill rounds, down (unless ``keep``); the figures."""
     state = state or pathlib.Path(tempfile.mkdtemp(prefix="walrus-podkube-"))
     writer = None
     started = False
     try:
         t0 = time.monotonic()
-        st = play.up(state)
+        st = play.up(state, network)
         started = True
         play.wait_ready(state, list(st["pods"]))
         progress(f"{len(st['pods'])} pods Ready after {time.monotonic() - t0:.1f}s")

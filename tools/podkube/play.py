@@ -34,6 +34,7 @@ IMAGES = {"walrus:embedded": ("Dockerfile", ["--target", "embedded"]),
           "walrus-haproxy:local": ("deploy/image/haproxy.Dockerfile", [])}
 BASE_IMAGE = "walrus-base:bookworm"
 HOST_MNT = "PODKUBE_HOST_MNT"
+AARDVARK = pathlib.Path("/run/containers/networks/aardvark-dns")
 
 
 class PodmanError(RuntimeError):
@@ -86,6 +87,8 @@ def preflight(build: bool = False) -> str | None:
             return "podman info fails (is podman set up?)"
     except FileNotFoundError:
         return "podman is not installed (apt-get install podman catatonit)"
+    if podman(["pod", "exists", "walrus-0"], check=False).returncode == 0:
+        return "a pod walrus-0 already runs here (podkube down --state DIR first)"
     images = [BASE_IMAGE] if build else list(IMAGES)
     for image in images:
         if podman(["image", "exists", image], check=False).returncode != 0:
@@ -118,8 +121,11 @@ def load(state: pathlib.Path) -> dict:
     return json.loads((state / "state.json").read_text())
 
 
-def up(state: pathlib.Path, network: str = "walrus-kube", root: pathlib.Path | None = None) -> dict:
-    """Create the network, the claims, and play every pod; returns the state."""
+def up(state: pathlib.Path, network: str = "walrus-kube", root: pathlib.Path | None = None,
+       env: dict[str, dict[str, str]] | None = None) -> dict:
+    """Create the network, the claims, and play every pod; returns the state.
+    ``env``: owner ("Deployment/walrus-orchestrator") -> variables added to
+    its containers, as a user edits a pod template's env."""
     root = root or source_root()
     state.mkdir(parents=True, exist_ok=True)
     containers_conf(state)
@@ -134,6 +140,8 @@ def up(state: pathlib.Path, network: str = "walrus-kube", root: pathlib.Path | N
     st = {"network": network, "gateway": gateway, "configmaps": configmaps,
           "claims": [c["metadata"]["name"] for c in out.claims], "dropped": out.dropped, "pods": {}}
     for plan in out.pods:
+        for c in plan.doc["spec"]["containers"]:
+            c.setdefault("env", []).extend({"name": k, "value": v} for k, v in (env or {}).get(plan.owner, {}).items())
         st["pods"][plan.name] = {**{k: v for k, v in asdict(plan).items() if k != "doc"},
                                  "labels": plan.doc["metadata"]["labels"],
                                  "file": _write(state / f"pod-{plan.name}.yaml", [plan.doc])}
@@ -173,11 +181,46 @@ def recreate(state: pathlib.Path, name: str) -> None:
     play(state, name)
 
 
+def _infra(state: pathlib.Path, name: str) -> str:
+    return podman(["pod", "inspect", name, "--format", "{{.InfraContainerID}}"], state).stdout.strip()
+
+
+def isolate(state: pathlib.Path, name: str) -> None:
+    """Cut pod ``name`` off the network (etcd, peers and clients alike, as
+    a deny-all NetworkPolicy does)."""
+    podman(["network", "disconnect", load(state)["network"], _infra(state, name)], state)
+
+
+def heal(state: pathlib.Path, name: str) -> None:
+    """Connect pod ``name`` again with its IP and aliases."""
+    st = load(state)
+    pod = st["pods"][name]
+    aliases = [a for alias in pod["aliases"] for a in ("--alias", alias)]
+    podman(["network", "connect", "--ip", pod["ip"], *aliases, st["network"], _infra(state, name)], state)
+
+
+def wipe(state: pathlib.Path, names: Sequence[str]) -> None:
+    """Delete pods ``names``, remove their claims and play them again
+    empty (etcd-wipe: every member at once)."""
+    st = load(state)
+    for name in names:
+        delete(state, name)
+    for name in names:
+        for claim in st["pods"][name]["claims"]:
+            podman(["volume", "rm", "-f", claim], state)
+            podman(["volume", "create", claim], state)
+    for name in names:
+        play(state, name)
+
+
 def ready(state: pathlib.Path, name: str) -> bool:
     """Every readiness probe of pod ``name`` passes now (run in its container)."""
     pod = load(state)["pods"][name]
     for container, command in pod["readiness"].items():
-        out = podman(["exec", f"{name}-{container}", "sh", "-c", command], state, check=False, timeout_s=10.0)
+        try:
+            out = podman(["exec", f"{name}-{container}", "sh", "-c", command], state, check=False, timeout_s=30.0)
+        except subprocess.TimeoutExpired:
+            return False
         if out.returncode != 0:
             return False
     return True
@@ -212,6 +255,13 @@ def down(state: pathlib.Path) -> list[str]:
             removed.append(f"volume {v}")
     if podman(["network", "rm", "-f", st["network"]], state, check=False).returncode == 0:
         removed.append(f"network {st['network']}")
+    # A leaked container entry (a pod torn down from another mount namespace)
+    # keeps aardvark-dns's file of the network, with the old gateway, across
+    # network rm: a network created later under the name would get no DNS.
+    stale = AARDVARK / st["network"]
+    if stale.exists() and podman(["network", "exists", st["network"]], state, check=False).returncode != 0:
+        stale.unlink()
+        removed.append(f"stale aardvark-dns entries {stale}")
     for f in state.iterdir():
         f.unlink()
     state.rmdir()

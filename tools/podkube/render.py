@@ -149,8 +149,8 @@ def _container(c: dict) -> tuple[dict[str, int], str | None]:
             command = probe_command(probe, ports)
             kept = {k: v for k, v in probe.items() if k not in ("httpGet", "tcpSocket", "exec", "grpc")}
             c[key] = {"exec": {"command": [command]}, **kept}
-            if key == "readinessProbe":
-                readiness = command
+            if key == "readinessProbe":      # as the kubelet runs it: within timeoutSeconds (default 1)
+                readiness = f"timeout {int(probe.get('timeoutSeconds', 1))} sh -c {shlex.quote(command)}"
     return ports, readiness
 
 
