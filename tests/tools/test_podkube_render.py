@@ -35,11 +35,12 @@ def pod(rendered: render.Rendered, name: str) -> render.PodPlan:
     return p
 
 
-def test_every_replica_becomes_a_pod_with_its_own_ip(rendered):
+def test_every_replica_becomes_a_pod_and_only_pods_reading_their_ip_get_a_fixed_one(rendered):
     names = [p.name for p in rendered.pods]
     assert names == ["walrus-0", "walrus-1", "walrus-2", "walrus-etcd-0", "walrus-etcd-1", "walrus-etcd-2",
                      "walrus-haproxy-0", "walrus-haproxy-1", "walrus-orchestrator-0", "walrus-orchestrator-1"]
-    assert len({p.ip for p in rendered.pods}) == len(names)
+    assert {p.name: p.ip for p in rendered.pods if p.ip} == {"walrus-orchestrator-0": IPS[0],
+                                                              "walrus-orchestrator-1": IPS[1]}
     assert [p.doc["kind"] for p in rendered.pods] == ["Pod"] * len(names)
     assert {d.split("/")[0] for d in rendered.dropped} == {"PodDisruptionBudget"}
 

@@ -10,7 +10,7 @@ deploy/kubernetes/ under ``podman kube play`` (docs/internals.md,
                               orchestrators' env (as a user edits the Deployment)
     kill|delete|start|pause|unpause|isolate|heal POD... --state DIR
                               start = the controller recreating a deleted or killed pod
-                              (same name, IP and claims), then Ready; isolate/heal =
+                              (same name and claims), then Ready (--no-wait: running); isolate/heal =
                               off the network and back (pod IP and DNS aliases kept)
     exec CONTAINER --state DIR -- CMD   podman exec (from inside `run` as well)
     wipe POD... --state DIR   delete the pods, empty their claims, play them again (etcd-wipe)
@@ -48,7 +48,8 @@ def _addresses(state: pathlib.Path) -> str:
     st = play.load(state)
     orch = [f"{n}={p['ip']}:{p['ports']['grpc']}" for n, p in st["pods"].items()
             if p["labels"].get("app.kubernetes.io/component") == "orchestrator"]
-    etcd = [f"{p['ip']}:{p['ports']['client']}" for p in st["pods"].values()
+    # etcd by its members' DNS names, as the pods reach it (they resolve inside `run`).
+    etcd = [f"{p['aliases'][0]}:{p['ports']['client']}" for p in st["pods"].values()
             if p["owner"] == "StatefulSet/walrus-etcd"]
     return f"--orchestrators {','.join(orch)} --etcd {','.join(etcd)}"
 
@@ -63,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ip-base", default="10.89.9.")
     ap.add_argument("--keep", action="store_true", help="test: leave the pods up")
     ap.add_argument("--sync", action="store_true", help="up: orchestrators in synchronous mode")
+    ap.add_argument("--no-wait", action="store_true",
+                    help="start: return once the pod runs, not Ready (an etcd member is Ready only with a quorum)")
     ap.add_argument("--json", action="store_true")
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv[argv.index("--") + 1:] if "--" in argv else []
@@ -119,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     for pod in rest:
         if cmd == "start":
             play.recreate(state, pod)
-            play.wait_ready(state, [pod])
+            if not args.no_wait:
+                play.wait_ready(state, [pod])
         elif cmd in ("pause", "unpause"):
             play.podman(["pod", cmd, pod], state)
         else:

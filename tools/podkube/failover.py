@@ -37,7 +37,8 @@ def http_ok(ip: str, port: int, path: str) -> bool:
 
 
 def primary(agents: dict[str, dict]) -> str | None:
-    """The one agent pod whose ``/primary`` answers 200 (HAProxy's check)."""
+    """The one agent pod whose ``/primary`` answers 200 (HAProxy's check);
+    ``agents``: name -> {"ip": its IP now, "ports": ...}."""
     up = [n for n, p in agents.items() if http_ok(p["ip"], p["ports"]["api"], "/primary")]
     return up[0] if len(up) == 1 else None
 
@@ -55,11 +56,12 @@ def kill_round(state: pathlib.Path, agents: dict[str, dict], writer: Writer, tim
                           "the new primary")
     play.recreate(state, leader)
     play.wait_ready(state, [leader])
+    old_ip, agents[leader]["ip"] = agents[leader]["ip"], play.pod_ip(state, leader)
     p = agents[leader]
     wait_for(lambda: http_ok(p["ip"], p["ports"]["api"], "/replica"), 180.0,
              f"{leader} back as a streaming standby (/replica 200)")
     return {"killed": leader, "new_leader": new_leader, "old_term": old_term, "new_term": term,
-            "kill_to_write_s": t - killed_at}
+            "kill_to_write_s": t - killed_at, "ip_before": old_ip, "ip_after": p["ip"]}
 
 
 def run(rounds: int, state: pathlib.Path | None = None, keep: bool = False,
@@ -74,16 +76,17 @@ def run(rounds: int, state: pathlib.Path | None = None, keep: bool = False,
         started = True
         play.wait_ready(state, list(st["pods"]))
         progress(f"{len(st['pods'])} pods Ready after {time.monotonic() - t0:.1f}s")
-        agents = _pods_with(st, AGENT)
-        (hap, *_) = _pods_with(st, HAPROXY).values()
-        writer = Writer(f"{hap['ip']}:{hap['ports']['rw']}").start()
+        agents = {n: {**p, "ip": play.pod_ip(state, n)} for n, p in _pods_with(st, AGENT).items()}
+        (hap_name, hap), *_ = _pods_with(st, HAPROXY).items()
+        writer = Writer(f"{play.pod_ip(state, hap_name)}:{hap['ports']['rw']}").start()
         wait_for(lambda: writer.acks, 180.0, "a first write acknowledged through HAProxy")
         results = []
         for i in range(rounds):
             r = kill_round(state, agents, writer)
             results.append(r)
             progress(f"round {i + 1}: podman pod kill {r['killed']} -> {r['new_leader']} (term {r['old_term']} -> "
-                     f"{r['new_term']}): first write through HAProxy after {r['kill_to_write_s']:.2f}s")
+                     f"{r['new_term']}): first write through HAProxy after {r['kill_to_write_s']:.2f}s; "
+                     f"{r['killed']} recreated at {r['ip_after']} (was {r['ip_before']}), streaming again")
         acks_before = len(writer.acks)
         wait_for(lambda: len(writer.acks) > acks_before, 30.0, "writes still acknowledged at the end")
         secs = [r["kill_to_write_s"] for r in results]

@@ -121,6 +121,26 @@ def load(state: pathlib.Path) -> dict:
     return json.loads((state / "state.json").read_text())
 
 
+def _network(state: pathlib.Path, network: str) -> tuple[ipaddress.IPv4Network, str]:
+    """Create ``network`` on a free subnet whose lower half is podman's to
+    hand out; the upper half holds the fixed pod IPs. (subnet, gateway)."""
+    podman(["network", "create", network], state)
+    info = json.loads(podman(["network", "inspect", network], state).stdout)[0]
+    subnet = ipaddress.IPv4Network(info["subnets"][0]["subnet"])
+    podman(["network", "rm", network], state)
+    lower = next(subnet.subnets(new_prefix=subnet.prefixlen + 1))
+    podman(["network", "create", "--subnet", str(subnet), "--ip-range", str(lower), network], state)
+    info = json.loads(podman(["network", "inspect", network], state).stdout)[0]
+    return subnet, info["subnets"][0]["gateway"]
+
+
+def pod_ip(state: pathlib.Path, name: str) -> str:
+    """Pod ``name``'s IP now ("" when it has none: stopped, isolated)."""
+    out = podman(["inspect", _infra(state, name), "--format", "{{json .NetworkSettings.Networks}}"], state)
+    nets = json.loads(out.stdout) or {}
+    return (nets.get(load(state)["network"]) or {}).get("IPAddress", "")
+
+
 def up(state: pathlib.Path, network: str = "walrus-kube", root: pathlib.Path | None = None,
        env: dict[str, dict[str, str]] | None = None) -> dict:
     """Create the network, the claims, and play every pod; returns the state.
@@ -129,28 +149,26 @@ def up(state: pathlib.Path, network: str = "walrus-kube", root: pathlib.Path | N
     root = root or source_root()
     state.mkdir(parents=True, exist_ok=True)
     containers_conf(state)
-    podman(["network", "create", network], state)
-    info = json.loads(podman(["network", "inspect", network], state).stdout)[0]
-    subnet = ipaddress.ip_network(info["subnets"][0]["subnet"])
-    gateway = info["subnets"][0]["gateway"]
-    hosts = [str(h) for h in list(subnet.hosts())[9:]]         # .10 onwards
-    out = render.render(manifests(root), hosts)
+    subnet, gateway = _network(state, network)
+    fixed = list(subnet.subnets(new_prefix=subnet.prefixlen + 1))[1]
+    out = render.render(manifests(root), [str(h) for h in list(fixed.hosts())[9:]])
     # One file per ConfigMap: podman 4.3 reads only the first document of a --configmap file.
     configmaps = [_write(state / f"configmap-{c['metadata']['name']}.yaml", [c]) for c in out.configmaps]
+    pods: dict[str, dict] = {}
     st = {"network": network, "gateway": gateway, "configmaps": configmaps,
-          "claims": [c["metadata"]["name"] for c in out.claims], "dropped": out.dropped, "pods": {}}
+          "claims": [c["metadata"]["name"] for c in out.claims], "dropped": out.dropped, "pods": pods}
     for plan in out.pods:
         for c in plan.doc["spec"]["containers"]:
             c.setdefault("env", []).extend({"name": k, "value": v} for k, v in (env or {}).get(plan.owner, {}).items())
-        st["pods"][plan.name] = {**{k: v for k, v in asdict(plan).items() if k != "doc"},
-                                 "labels": plan.doc["metadata"]["labels"],
-                                 "file": _write(state / f"pod-{plan.name}.yaml", [plan.doc])}
+        pods[plan.name] = {**{k: v for k, v in asdict(plan).items() if k != "doc"},
+                           "labels": plan.doc["metadata"]["labels"],
+                           "file": _write(state / f"pod-{plan.name}.yaml", [plan.doc])}
     (state / "resolv.conf").write_text(f"search dns.podman\nnameserver {gateway}\n")
     (state / "state.json").write_text(json.dumps(st, indent=1))
     if out.claims:
         # --network: without it podman 4.3 creates its podman-default-kube-network.
         podman(["kube", "play", "--network", network, _write(state / "claims.yaml", out.claims)], state)
-    for name in st["pods"]:
+    for name in pods:
         play(state, name)
     return st
 
@@ -162,7 +180,8 @@ def play(state: pathlib.Path, name: str) -> None:
     pod = st["pods"][name]
     net = st["network"] + "".join(f"{',' if i else ':'}alias={a}" for i, a in enumerate(pod["aliases"]))
     configmaps = [a for f in st["configmaps"] for a in ("--configmap", f)]
-    podman(["kube", "play", *configmaps, "--network", net, "--ip", pod["ip"], pod["file"]], state)
+    fixed = ["--ip", pod["ip"]] if pod["ip"] else []
+    podman(["kube", "play", *configmaps, "--network", net, *fixed, pod["file"]], state)
 
 
 def delete(state: pathlib.Path, name: str) -> None:
@@ -188,15 +207,20 @@ def _infra(state: pathlib.Path, name: str) -> str:
 def isolate(state: pathlib.Path, name: str) -> None:
     """Cut pod ``name`` off the network (etcd, peers and clients alike, as
     a deny-all NetworkPolicy does)."""
+    (state / f"isolated-{name}").write_text(pod_ip(state, name))
     podman(["network", "disconnect", load(state)["network"], _infra(state, name)], state)
 
 
 def heal(state: pathlib.Path, name: str) -> None:
-    """Connect pod ``name`` again with its IP and aliases."""
+    """Connect pod ``name`` again with the IP it had and its aliases."""
     st = load(state)
     pod = st["pods"][name]
+    saved = state / f"isolated-{name}"
+    ip = saved.read_text() if saved.exists() else pod["ip"]
     aliases = [a for alias in pod["aliases"] for a in ("--alias", alias)]
-    podman(["network", "connect", "--ip", pod["ip"], *aliases, st["network"], _infra(state, name)], state)
+    fixed = ["--ip", ip] if ip else []
+    podman(["network", "connect", *fixed, *aliases, st["network"], _infra(state, name)], state)
+    saved.unlink(missing_ok=True)
 
 
 def wipe(state: pathlib.Path, names: Sequence[str]) -> None:

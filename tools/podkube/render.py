@@ -18,8 +18,10 @@ podman"):
   selected pod, reached on the target port.
 * The downward API (``metadata.name``, ``metadata.namespace``,
   ``status.podIP``: podman 4.3 refuses the last) is filled in with the
-  values the pod will have (its IP is assigned), and ``$(VAR)`` references
-  in env, command and args are expanded as the kubelet does.
+  values the pod will have (a pod that reads its IP is given a fixed one;
+  the others get a new one from podman whenever they are recreated), and
+  ``$(VAR)`` references in env, command and args are expanded as the
+  kubelet does.
 * ``ports`` are dropped after named probe ports are resolved: podman 4.3
   publishes every containerPort on the host's 0.0.0.0, so two replicas
   collide. Pod IPs are routable from the host.
@@ -209,10 +211,19 @@ def _aliases(pod: str, labels: Mapping[str, str], subdomain: str | None, service
     return tuple(out)
 
 
+def needs_ip(spec: Mapping) -> bool:
+    """Whether a pod spec reads its own IP (``status.podIP``): such a pod
+    is given a fixed address; every other pod gets one from podman, a new
+    one each time it is recreated, as in a cluster."""
+    return any(v.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") == "status.podIP"
+               for c in spec.get("containers", []) for v in c.get("env", []))
+
+
 def render(docs: Iterable[dict], ips: Iterable[str], namespace: str = "walrus") -> Rendered:
-    """Render the Kubernetes ``docs`` for podman, giving the pods the
-    addresses ``ips`` in order (StatefulSets then Deployments, each in
-    document order). ValueError on what the renderer cannot express."""
+    """Render the Kubernetes ``docs`` for podman, giving the pods that read
+    their own IP (``needs_ip``) the addresses ``ips`` in order (StatefulSets
+    then Deployments, each in document order; the others get ``ip`` "").
+    ValueError on what the renderer cannot express."""
     docs = [d for d in docs if d]
     services = [d for d in docs if d["kind"] == "Service"]
     ip_iter = iter(ips)
@@ -221,8 +232,8 @@ def render(docs: Iterable[dict], ips: Iterable[str], namespace: str = "walrus") 
     for ctl in controllers:
         templates = _claim_docs(ctl)
         for name, pod, claim_names in _pods_of(ctl):
-            ip = next(ip_iter)
             spec = pod["spec"]
+            ip = next(ip_iter) if needs_ip(spec) else ""
             _rename_empty_dirs(name, spec)
             readiness, ports = {}, {}
             for c in spec["containers"]:
