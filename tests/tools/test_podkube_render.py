@@ -106,6 +106,7 @@ def test_ports_are_dropped_and_probes_become_one_shell_string(rendered):
     assert c["readinessProbe"]["periodSeconds"] == 2
     assert p.readiness == {"agent": f"timeout 1 sh -c {shlex.quote(cmd)}"}
     assert "GET /liveness " in c["livenessProbe"]["exec"]["command"][0]
+    assert p.liveness == {"agent": f"timeout 1 sh -c {shlex.quote(c['livenessProbe']['exec']['command'][0])}"}
     assert c["livenessProbe"]["initialDelaySeconds"] == 10
 
 

@@ -54,12 +54,13 @@ def _addresses(state: pathlib.Path) -> str:
     return f"--orchestrators {','.join(orch)} --etcd {','.join(etcd)}"
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m walrus_ha.tools.podkube", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     ap.add_argument("command", choices=COMMANDS)
     ap.add_argument("args", nargs="*", help="pod names (run: the command, after --)")
-    ap.add_argument("--state", default="/tmp/walrus-podkube", help="state directory (default /tmp/walrus-podkube)")
+    ap.add_argument("--state", default="/tmp/walrus-podkube",
+                    help="state directory (default /tmp/walrus-podkube; test: a new temporary one)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--ip-base", default="10.89.9.")
     ap.add_argument("--keep", action="store_true", help="test: leave the pods up")
@@ -67,68 +68,71 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-wait", action="store_true",
                     help="start: return once the pod runs, not Ready (an etcd member is Ready only with a quorum)")
     ap.add_argument("--json", action="store_true")
+    return ap
+
+
+def _up(args, state: pathlib.Path) -> int:
+    env = {"Deployment/walrus-orchestrator": {"WALRUS_ORCHESTRATOR__SYNCHRONOUS_MODE": "true"}} if args.sync else {}
+    st = play.up(state, env=env)
+    play.wait_ready(state, list(st["pods"]))
+    print(f"{len(st['pods'])} pods Ready; drill with: {_addresses(state)}")
+    return 0
+
+
+def _test(args) -> int:
+    from walrus_ha.tools.podkube import failover  # grpc: only the test needs it
+    out = failover.run(args.rounds, keep=args.keep, progress=lambda m: print(m, flush=True))
+    if args.json:
+        print(json.dumps(out, indent=2))
+    lo, hi = out["kill_to_write_s_range"]
+    print(f"podman pod kill of the primary -> first write through HAProxy: median {out['kill_to_write_s']:.2f}s "
+          f"(min {lo:.2f}s, max {hi:.2f}s) over {len(out['rounds'])} rounds; "
+          f"{out['writes']} writes acknowledged, {out['write_errors']} refused/failed")
+    return 0
+
+
+def _exec(state: pathlib.Path, container: list[str], command: list[str]) -> int:
+    done = play.podman(["exec", *container[:1], *command], state, check=False)
+    print(done.stdout, end="")
+    print(done.stderr, end="", file=sys.stderr)
+    return done.returncode
+
+
+def _pods(cmd: str, state: pathlib.Path, pods: list[str], wait: bool) -> int:
+    """The verbs on pods: start, wipe, wait, pause/unpause, kill, delete, isolate, heal."""
+    if cmd == "wipe":
+        play.wipe(state, pods)
+    for pod in pods:
+        if cmd == "start":
+            play.recreate(state, pod)
+        elif cmd in ("pause", "unpause"):
+            play.podman(["pod", cmd, pod], state)
+        elif cmd not in ("wait", "wipe"):
+            getattr(play, cmd)(state, pod)
+    if cmd in ("wait", "wipe") or (cmd == "start" and wait):
+        play.wait_ready(state, pods)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv[argv.index("--") + 1:] if "--" in argv else []
-    args = ap.parse_args(argv[:argv.index("--")] if "--" in argv else argv)
-    state = pathlib.Path(args.state)
-    rest = command if args.command in ("run", "exec") else args.args
-    cmd = args.command
-    if cmd == "render":
-        return _render(args)
-    if cmd == "build":
-        play.build(play.source_root())
-        return 0
+    args = _parser().parse_args(argv[:argv.index("--")] if "--" in argv else argv)
+    state, cmd = pathlib.Path(args.state), args.command
     if cmd in ("up", "test"):
         why = play.preflight()
         if why:
             print(f"cannot run: {why}", file=sys.stderr)
             return 2
-    if cmd == "up":
-        env = {"Deployment/walrus-orchestrator": {"WALRUS_ORCHESTRATOR__SYNCHRONOUS_MODE": "true"}} if args.sync else {}
-        st = play.up(state, env=env)
-        play.wait_ready(state, list(st["pods"]))
-        print(f"{len(st['pods'])} pods Ready; drill with: {_addresses(state)}")
-        return 0
-    if cmd == "test":
-        from walrus_ha.tools.podkube import failover  # grpc: only the test needs it
-        out = failover.run(args.rounds, keep=args.keep, progress=lambda m: print(m, flush=True))
-        if args.json:
-            print(json.dumps(out, indent=2))
-        lo, hi = out["kill_to_write_s_range"]
-        print(f"podman pod kill of the primary -> first write through HAProxy: median {out['kill_to_write_s']:.2f}s "
-              f"(min {lo:.2f}s, max {hi:.2f}s) over {len(out['rounds'])} rounds; "
-              f"{out['writes']} writes acknowledged, {out['write_errors']} refused/failed")
-        return 0
-    if cmd == "down":
-        print("\n".join(play.down(state)))
-        return 0
-    if cmd == "addresses":
-        print(_addresses(state))
-        return 0
-    if cmd == "run":
-        return play.run_with_pod_dns(state, rest)
-    if cmd == "exec":
-        done = play.podman(["exec", *args.args[:1], *rest], state, check=False)
-        print(done.stdout, end="")
-        print(done.stderr, end="", file=sys.stderr)
-        return done.returncode
-    if cmd == "wait":
-        play.wait_ready(state, rest)
-        return 0
-    if cmd == "wipe":
-        play.wipe(state, rest)
-        play.wait_ready(state, rest)
-        return 0
-    for pod in rest:
-        if cmd == "start":
-            play.recreate(state, pod)
-            if not args.no_wait:
-                play.wait_ready(state, [pod])
-        elif cmd in ("pause", "unpause"):
-            play.podman(["pod", cmd, pod], state)
-        else:
-            getattr(play, cmd)(state, pod)
-    return 0
+    simple = {"render": lambda: _render(args), "up": lambda: _up(args, state), "test": lambda: _test(args),
+              "build": lambda: play.build(play.source_root()),
+              "down": lambda: print("\n".join(play.down(state))),
+              "addresses": lambda: print(_addresses(state)),
+              "run": lambda: play.run_with_pod_dns(state, command),
+              "exec": lambda: _exec(state, args.args, command)}
+    if cmd in simple:
+        return simple[cmd]() or 0
+    return _pods(cmd, state, args.args, wait=not args.no_wait)
 
 
 if __name__ == "__main__":

@@ -76,6 +76,10 @@ def run(rounds: int, state: pathlib.Path | None = None, keep: bool = False,
         started = True
         play.wait_ready(state, list(st["pods"]))
         progress(f"{len(st['pods'])} pods Ready after {time.monotonic() - t0:.1f}s")
+        # No kubelet runs the liveness probes here: run each once, a failing one would restart its pod.
+        failing = [n for n in st["pods"] if not play.ready(state, n, "liveness")]
+        if failing:
+            raise RuntimeError(f"liveness probes fail on {', '.join(failing)}")
         agents = {n: {**p, "ip": play.pod_ip(state, n)} for n, p in _pods_with(st, AGENT).items()}
         (hap_name, hap), *_ = _pods_with(st, HAPROXY).items()
         writer = Writer(f"{play.pod_ip(state, hap_name)}:{hap['ports']['rw']}").start()

@@ -237,10 +237,11 @@ def wipe(state: pathlib.Path, names: Sequence[str]) -> None:
         play(state, name)
 
 
-def ready(state: pathlib.Path, name: str) -> bool:
-    """Every readiness probe of pod ``name`` passes now (run in its container)."""
+def ready(state: pathlib.Path, name: str, probe: str = "readiness") -> bool:
+    """Every ``probe`` ("readiness" or "liveness") of pod ``name`` passes
+    now (run in its container)."""
     pod = load(state)["pods"][name]
-    for container, command in pod["readiness"].items():
+    for container, command in pod[probe].items():
         try:
             out = podman(["exec", f"{name}-{container}", "sh", "-c", command], state, check=False, timeout_s=30.0)
         except subprocess.TimeoutExpired:

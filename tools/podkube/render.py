@@ -28,8 +28,8 @@ podman"):
 * Probes become ``exec`` commands of one shell string (podman joins an exec
   probe's words unquoted into its CMD-SHELL healthcheck) that do the same
   HTTP GET or TCP connect with bash's /dev/tcp: the images have no curl.
-  Podman runs a liveness probe only from systemd timers; ``readiness``
-  here holds the readiness commands, which the player runs itself.
+  Podman runs a liveness probe only from systemd timers; ``readiness`` and
+  ``liveness`` here hold the commands, which the player runs itself.
 * emptyDir volumes are renamed ``<pod>-<volume>``: podman 4.3 makes an
   emptyDir a named volume called after the volume, shared by every pod.
 * PodDisruptionBudgets are dropped (no eviction API).
@@ -50,7 +50,8 @@ _VAR = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
 @dataclass(frozen=True)
 class PodPlan:
     """One pod to play: its Pod document, IP, DNS aliases and the
-    readiness command of each container (container name -> shell string)."""
+    readiness and liveness commands of each container (container name ->
+    shell string, bounded by the probe's timeoutSeconds)."""
     name: str
     owner: str                  # "StatefulSet/walrus", "Deployment/walrus-orchestrator"
     ip: str
@@ -58,6 +59,7 @@ class PodPlan:
     doc: dict
     claims: tuple[str, ...] = ()
     readiness: Mapping[str, str] = field(default_factory=dict)
+    liveness: Mapping[str, str] = field(default_factory=dict)
     ports: Mapping[str, int] = field(default_factory=dict)
 
 
@@ -138,22 +140,22 @@ def probe_command(probe: Mapping, ports: Mapping[str, int]) -> str:
     raise ValueError(f"unsupported probe {sorted(probe)}")
 
 
-def _container(c: dict) -> tuple[dict[str, int], str | None]:
+def _container(c: dict) -> tuple[dict[str, int], dict[str, str]]:
     """Drop ports and rewrite probes of container ``c`` in place; its named
-    ports and readiness command."""
+    ports and probe key -> command as the kubelet runs it (within
+    timeoutSeconds, default 1)."""
     ports = {p["name"]: int(p["containerPort"]) for p in c.get("ports", []) if "name" in p}
     ports.update({str(p["containerPort"]): int(p["containerPort"]) for p in c.get("ports", [])})
     c.pop("ports", None)
-    readiness = None
+    timed = {}
     for key in ("livenessProbe", "readinessProbe", "startupProbe"):
         if key in c:
             probe = c[key]
             command = probe_command(probe, ports)
             kept = {k: v for k, v in probe.items() if k not in ("httpGet", "tcpSocket", "exec", "grpc")}
             c[key] = {"exec": {"command": [command]}, **kept}
-            if key == "readinessProbe":      # as the kubelet runs it: within timeoutSeconds (default 1)
-                readiness = f"timeout {int(probe.get('timeoutSeconds', 1))} sh -c {shlex.quote(command)}"
-    return ports, readiness
+            timed[key] = f"timeout {int(probe.get('timeoutSeconds', 1))} sh -c {shlex.quote(command)}"
+    return ports, timed
 
 
 def _selects(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
@@ -235,13 +237,15 @@ def render(docs: Iterable[dict], ips: Iterable[str], namespace: str = "walrus") 
             spec = pod["spec"]
             ip = next(ip_iter) if needs_ip(spec) else ""
             _rename_empty_dirs(name, spec)
-            readiness, ports = {}, {}
+            readiness, liveness, ports = {}, {}, {}
             for c in spec["containers"]:
                 resolve_env(c, name, namespace, ip)
-                named, ready = _container(c)
+                named, timed = _container(c)
                 ports.update(named)
-                if ready:
-                    readiness[c["name"]] = ready
+                if "readinessProbe" in timed:
+                    readiness[c["name"]] = timed["readinessProbe"]
+                if "livenessProbe" in timed:
+                    liveness[c["name"]] = timed["livenessProbe"]
             for cname in claim_names:
                 tpl = templates[cname[: -len(name) - 1]]
                 claims.append({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
@@ -249,7 +253,7 @@ def render(docs: Iterable[dict], ips: Iterable[str], namespace: str = "walrus") 
                                "spec": copy.deepcopy(tpl["spec"])})
             aliases = _aliases(name, pod["metadata"]["labels"], spec.get("subdomain"), services)
             pods.append(PodPlan(name, f"{ctl['kind']}/{ctl['metadata']['name']}", ip, aliases, pod,
-                                tuple(claim_names), readiness, ports))
+                                tuple(claim_names), readiness, liveness, ports))
     configmaps = [d for d in docs if d["kind"] == "ConfigMap"]
     known = set(CONTROLLERS) | {"Service", "ConfigMap"}
     dropped = [f"{d['kind']}/{d['metadata']['name']}" for d in docs if d["kind"] not in known]
