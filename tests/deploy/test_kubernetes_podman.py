@@ -33,6 +33,30 @@ def test_podman_hooks_cover_the_faults_and_name_real_verbs():
     assert h.variables["podman"].startswith("nsenter --mount=$PODKUBE_HOST_MNT")
 
 
+class _Podman:
+    """The remote target as ``cli._not_applicable`` sees it, with the podman hooks."""
+    kind = "remote"
+
+    def __init__(self, actions):
+        self.actions = set(actions)
+
+    def etcd_names(self):
+        return ["walrus-etcd-0", "walrus-etcd-1", "walrus-etcd-2"]
+
+    def missing(self, actions):
+        return [a for a in actions if a not in self.actions]
+
+
+def test_podman_hooks_run_every_fault_but_the_local_only_ones_on_the_embedded_engine():
+    from walrus_ha.tools.drill import cli
+    target = _Podman(hooks.load(str(HOOKS), {}).actions())
+    runs = [f for f in cli.SCENARIOS if cli._not_applicable(f, "embedded", 3, target) is None]
+    # What the campaign here ran: all but kill-engine (postgres only), corrupt-wal and disk-full (local only).
+    assert sorted(runs) == sorted(["kill-primary", "kill-standby", "switchover", "kill-orchestrator",
+                                   "freeze-primary", "freeze-tree", "partition-primary", "double-kill",
+                                   "etcd-member-loss", "etcd-outage", "etcd-wipe"])
+
+
 @pytest.mark.podman
 def test_podman_kube_play_pod_kill_of_the_primary_keeps_writes_going_through_haproxy(tmp_path):
     # 1-2 minutes (ten pods up, one round, down): over the suite's budget, so opt-in.
