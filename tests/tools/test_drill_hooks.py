@@ -168,7 +168,7 @@ def test_remote_verdicts(fault, actions, etcd, verdict):
 
 def test_the_shipped_hook_files_parse_and_local_covers_every_aimed_fault_but_the_partition():
     files = {p.stem: hooks.load(str(p), {"dir": "/d"}) for p in (ROOT / "deploy" / "drill-hooks").glob("*.yaml")}
-    assert set(files) == {"local", "compose", "kubernetes"}
+    assert set(files) == {"local", "compose", "kubernetes", "podman-kube"}
     local = FakeRemote(files["local"].actions(), ("etcd1", "etcd2", "etcd3"))
     runs = [f for f in cli.SCENARIOS if cli._not_applicable(f, "postgres", 3, local) is None]
     assert sorted(runs) == sorted(["kill-primary", "kill-standby", "kill-engine", "switchover", "freeze-primary",
