@@ -101,6 +101,34 @@ def test_old_primary_acking_after_the_new_one_is_split_brain():
     assert "a acknowledged k9 at term 1 after b had acknowledged k3 at term 2" == events[0].describe()
 
 
+def test_a_late_ack_of_a_write_sent_before_the_takeover_and_kept_is_not_split_brain():
+    # A frozen primary thawed after the takeover acknowledges a write it had
+    # committed (a sync standby held it) before the freeze: sent at 2.9,
+    # before the new term's first ack at 3.0, and the final leader holds it.
+    late = Ack("k9", 3.5, "a", 1, "v9", sent=2.9)
+    kept = {"k9": "v9", "k3": ""}
+    assert checker.split_brain(CLEAN_FAILOVER + [late], kept) == []
+    excused = checker.late_acks_kept(CLEAN_FAILOVER + [late], kept)
+    assert [(e.ack.key, e.against.key) for e in excused] == [("k9", "k3")]
+
+
+@pytest.mark.parametrize("late, kept", [
+    (Ack("k9", 3.5, "a", 1, "v9", sent=3.1), {"k9": "v9"}),     # sent after the new term's first ack
+    (Ack("k9", 3.5, "a", 1, "v9", sent=2.9), {}),               # the final leader lacks it
+    (Ack("k9", 3.5, "a", 1, "v9", sent=2.9), {"k9": "other"}),  # it holds another value
+    (Ack("k9", 3.5, "a", 1, "v9"), {"k9": "v9"}),               # send time not recorded
+])
+def test_late_acks_that_stay_split_brain(late, kept):
+    events = checker.split_brain(CLEAN_FAILOVER + [late], kept)
+    assert [(e.rule, e.ack.key) for e in events] == [(checker.Rule.OLDER_TERM, "k9")]
+    assert checker.late_acks_kept(CLEAN_FAILOVER + [late], kept) == []
+
+
+def test_a_shared_term_is_never_excused():
+    acks = [Ack("k1", 1.0, "a", 4, "v1", sent=0.5), Ack("k2", 1.5, "b", 4, "v2", sent=0.6)]
+    assert len(checker.split_brain(acks, {"k1": "v1", "k2": "v2"})) == 1
+
+
 def test_two_nodes_in_one_term_is_split_brain():
     events = checker.split_brain(_h(("k1", 1.0, "a", 4), ("k2", 1.5, "b", 4)))
     assert [(e.rule, e.ack.node, e.against.node) for e in events] == [(checker.Rule.SHARED_TERM, "b", "a")]

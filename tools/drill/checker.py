@@ -15,13 +15,15 @@ class Ack:
     """One write the database acknowledged: ``key`` (with ``value``) was
     confirmed by ``node`` (the primary the writer addressed) at monotonic
     time ``at``, at leader ``term`` (0: the engine does not report one), at a
-    synchronous commit level or not."""
+    synchronous commit level or not; ``sent``: when the writer sent it
+    (monotonic; 0: not recorded)."""
     key: str
     at: float
     node: str
     term: int = 0
     value: str = ""
     sync: bool = False
+    sent: float = 0.0
 
 
 class Rule(StrEnum):
@@ -99,14 +101,38 @@ def lost_by_node(acks: Iterable[Ack], lost: Iterable[str]) -> dict[str, int]:
     return counts
 
 
-def split_brain(acks: Iterable[Ack]) -> list[SplitBrain]:
+def split_brain(acks: Iterable[Ack], kept: Mapping[str, str] | None = None) -> list[SplitBrain]:
     """Every acknowledgement that proves two primaries at once, in ack order.
 
     Over acks that carry a term (term > 0): an ack by a node at a term lower
     than one another node acknowledged earlier (the old primary kept
     acknowledging after a newer leader did), and an ack by a second node in a
     term in which another node already acknowledged (one term, one leader).
-    Acks without a term are not judged here (see ``dual_primary_acks``)."""
+    Acks without a term are not judged here (see ``dual_primary_acks``).
+
+    ``kept`` (key -> value read back from the final leader) excuses one kind
+    of older-term ack: see ``concurrent_late_ack``."""
+    return [e for e in _term_conflicts(acks) if not concurrent_late_ack(e, kept or {})]
+
+
+def concurrent_late_ack(event: SplitBrain, kept: Mapping[str, str]) -> bool:
+    """An older-term ack that proves no second primary: the write was sent
+    before the newer term's first ack (the two overlap in time, so it may be
+    ordered first) and the final leader holds it with the acknowledged value
+    (it reached the new primary's history before the fork: nothing diverged).
+    A frozen primary whose commit a synchronous standby already held, thawed
+    after the takeover, answers so (``docker pause`` mid-commit)."""
+    a = event.ack
+    return (event.rule is Rule.OLDER_TERM and 0 < a.sent < event.against.at
+            and a.key in kept and kept[a.key] == a.value)
+
+
+def late_acks_kept(acks: Iterable[Ack], kept: Mapping[str, str]) -> list[SplitBrain]:
+    """The older-term acks ``split_brain`` excused (reported, not failed)."""
+    return [e for e in _term_conflicts(acks) if concurrent_late_ack(e, kept)]
+
+
+def _term_conflicts(acks: Iterable[Ack]) -> list[SplitBrain]:
     events: list[SplitBrain] = []
     newest: Ack | None = None                  # the earliest ack at the highest term so far
     owner: dict[int, Ack] = {}                 # term -> the first ack in that term

@@ -49,7 +49,8 @@ class _GiveUpBackend:
             try:
                 box["term"] = inner.write(key, value)
                 if abandoned.is_set():
-                    self._late.append(Ack(key, time.monotonic(), self.node, box["term"], value))
+                    self._late.append(Ack(key, time.monotonic(), self.node, box["term"], value,
+                                          sent=self._sent.get(key, 0.0)))
             except Exception as exc:            # WriteFailed or anything: not acknowledged
                 box["error"] = exc
             finally:

@@ -172,6 +172,7 @@ class _Tally:
     term_after: int
     wrong_values: int = 0
     standby_missing: dict = field(default_factory=dict)
+    kept: dict = field(default_factory=dict)   # key -> value the leader holds, of the acknowledged keys
 
 
 def tally(ctx: DrillContext, acks: list[Ack]) -> _Tally:
@@ -186,7 +187,7 @@ def tally(ctx: DrillContext, acks: list[Ack]) -> _Tally:
     wrong = [k for k in checker.wrong_values(acks, {k: held.get(k) for k in keys}) if k in held]
     gaps = _standby_gaps(ctx, leader.name, {k: held[k] for k in keys if k in held})
     return _Tally(acks, len(lost), lost[:10], checker.lost_by_node(acks, lost), leader.term,
-                  len(wrong), gaps)
+                  len(wrong), gaps, held)
 
 
 def tally_with_stale(ctx: DrillContext, work: Workload, stale: StaleWriter, fault_at: float, old: str,
@@ -204,9 +205,13 @@ def result(ctx: DrillContext, work: Workload, t: _Tally, number: int, scenario: 
             rto_s: float, rejoin_s: float | None, term_before: int, receipt: bool = True, **fields) -> RoundResult:
     """The round's ``RoundResult`` (``fields``: the scenario's own ones); with
     ``receipt`` the history record of the term the round ended in."""
-    brains = checker.split_brain(t.acks)
+    brains = checker.split_brain(t.acks, t.kept)
     if "fault_hook_s" in ctx.notes:
         fields["extra"] = {**fields.get("extra", {}), "fault_hook_s": ctx.notes["fault_hook_s"]}
+    late = checker.late_acks_kept(t.acks, t.kept)
+    if late:       # overlapping the takeover and kept by the new primary: reported, not split brain
+        fields["extra"] = {**fields.get("extra", {}), "late_acks_kept": len(late),
+                           "late_acks_kept_sample": [e.describe() for e in late[:3]]}
     fields.setdefault("timeline", timeline.build(t.acks, ctx.notes.get("events", ()), ctx.cluster.node_names()))
     fields.setdefault("split_brain", len(brains))
     fields.setdefault("split_brain_sample", tuple(e.describe() for e in brains[:5]))

@@ -227,6 +227,7 @@ class Workload:
                 continue
             seq += 1
             key = f"{self.prefix}-{wid}-{seq}"
+            sent = time.monotonic()
             try:
                 value = f"v{seq}".ljust(self.value_size, "x")
                 term = self._backend(wid, target.address).write(key, value)
@@ -238,7 +239,7 @@ class Workload:
                 continue
             at = time.monotonic()
             with self._lock:
-                self.acks.append(Ack(key, at, target.name, term, value, self.sync))
+                self.acks.append(Ack(key, at, target.name, term, value, self.sync, sent))
             if self.pause_s:
                 self._stop.wait(self.pause_s)
 
