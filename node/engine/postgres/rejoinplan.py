@@ -18,9 +18,11 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-# A rewind keeps the node's own files and its exact receipt from pg_rewind;
-# re-clone only when it copies clearly less.
-CLONE_MARGIN = 2.0
+# A rewind keeps the node's own files and its exact receipt from pg_rewind,
+# and a base backup has fixed costs (an upstream checkpoint, a full start):
+# with a pg_wal of up to ~150 MiB both took a few seconds here. Re-clone only
+# when it copies several times less (a long-lived cluster: GiBs of pg_wal).
+CLONE_MARGIN = 4.0
 
 
 class RejoinWay(enum.Enum):

@@ -13,8 +13,8 @@ SEG = 16 * MiB
 @pytest.mark.parametrize("sizes, allow, way", [
     (None, True, RejoinWay.REWIND),
     (SourceSizes(wal=48 * MiB, data=23 * MiB, segment=SEG), True, RejoinWay.REWIND),     # fresh cluster
-    (SourceSizes(wal=78 * MiB, data=23 * MiB, segment=SEG), True, RejoinWay.REWIND),     # at the margin
-    (SourceSizes(wal=79 * MiB, data=23 * MiB, segment=SEG), True, RejoinWay.CLONE),
+    (SourceSizes(wal=156 * MiB, data=23 * MiB, segment=SEG), True, RejoinWay.REWIND),    # at the margin
+    (SourceSizes(wal=157 * MiB, data=23 * MiB, segment=SEG), True, RejoinWay.CLONE),
     (SourceSizes(wal=1400 * MiB, data=30 * MiB, segment=SEG), True, RejoinWay.CLONE),    # many timelines
     (SourceSizes(wal=1400 * MiB, data=30 * MiB, segment=SEG), False, RejoinWay.REWIND),  # clone not allowed
     (SourceSizes(wal=1024 * MiB, data=500_000 * MiB, segment=SEG), True, RejoinWay.REWIND),  # big database
