@@ -193,7 +193,7 @@ def takeover_verdict(failover_s: float | None, writable_s: float | None, rejoin_
                         + ("" if failover_s is None else f" (took {failover_s:.3f} s)"))
     if writable_s is None:
         problems.append("no write acknowledged after the fault")
-    elif not problems and writable_s > failover_limit_s:
+    elif failover_s is not None and not problems and writable_s > failover_limit_s:
         notes.append(f"writable {writable_s:.3f} s after the fault, {writable_s - failover_s:.3f} s after the "
                      f"takeover (waiting for a standby to rejoin)")
     for node, took in sorted(rejoin_s.items()):

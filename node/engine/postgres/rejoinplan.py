@@ -60,7 +60,8 @@ def _mib(n: int) -> str:
 def _segments(tli: int, history: dict[int, int]) -> list[tuple[int, int, int | None]]:
     """(timeline, begin LSN, end LSN or None for the current one), oldest first,
     from a history file's {parent timeline: switchpoint}."""
-    out, begin = [], 0
+    out: list[tuple[int, int, int | None]] = []
+    begin = 0
     for parent in sorted(history):
         out.append((parent, begin, history[parent]))
         begin = history[parent]
