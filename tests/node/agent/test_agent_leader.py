@@ -126,10 +126,12 @@ def test_keeper_extends_deadline_from_send_time():
 def test_keeper_holding_renews_until_the_deadline():
     clock = FakeClock()
     rec = []
+    asked = threading.Event()
 
     class Dcs:
         def refresh_lease(self, lease_id, deadline_s=None):
             rec.append((clock.t, deadline_s))
+            asked.set()
             raise LeaseLost("stop")
     k = L.LeaseKeeper(Dcs(), TTL, MARGIN, clock=clock, on_renewed=print, on_deadline=print,
                       on_lost=lambda r: None)
@@ -137,7 +139,7 @@ def test_keeper_holding_renews_until_the_deadline():
     k.set_holding(True)
     k._wait = lambda seconds: setattr(clock, "t", clock.t + max(seconds or 0.0, 0.0))
     k.start()
-    k._thread.join(5)
+    assert asked.wait(10)
     k.stop()
     # Sent at 8/6; in flight up to the deadline 8 (not just a period): an etcd
     # election does not cost a give-up and a retry_wait.
