@@ -13,6 +13,7 @@ unrelated errors and has no per-call deadline.
 """
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import logging
 import math
@@ -166,6 +167,7 @@ class Dcs:
         self._lock = threading.Lock()
         self._watches: list[PrefixWatch] = []
         self._closed = False
+        self._fanout: concurrent.futures.ThreadPoolExecutor | None = None   # lease renewals (``_ask_all``)
 
     # -- plumbing -----------------------------------------------------------
     def endpoint(self, index: int | None = None) -> _Endpoint:
@@ -196,7 +198,7 @@ class Dcs:
         """
         budget = self.timeout_s if deadline_s is None else deadline_s
         deadline = time.monotonic() + budget
-        per_attempt = max(0.05, min(self.timeout_s, budget / len(self._addresses)))
+        per_attempt = self._per_attempt(budget)
 
         last_error = ["none"]
 
@@ -204,20 +206,11 @@ class Dcs:
             remaining = deadline - time.monotonic()
             if remaining <= 0.005:
                 raise _Transient("deadline reached")
-            ep = self.endpoint()
             try:
-                return fn(ep, min(per_attempt, remaining))
-            except grpc.RpcError as exc:
-                code, details = exc.code(), exc.details() or ""
-                if code in _TRANSIENT:
-                    self._failed(ep)
-                    last_error[0] = f"{ep.address}: {code.name} {details}"
-                    raise _Transient(last_error[0]) from None
-                if code == grpc.StatusCode.NOT_FOUND and "lease" in details:
-                    raise LeaseLost(f"{what}: {details}") from None
-                raise DcsUnavailable(f"{what}: etcd refused: {code.name} {details}") from None
-            except ValueError as exc:   # grpc: "Cannot invoke RPC on closed channel!" (close() raced us)
-                raise DcsUnavailable(f"{what}: {exc}") from None
+                return self._attempt(what, self.endpoint(), fn, min(per_attempt, remaining))
+            except _Transient as exc:
+                last_error[0] = str(exc)
+                raise
 
         backoff = tenacity.wait_random_exponential(multiplier=0.05, max=0.5)
         retrying = tenacity.Retrying(
@@ -228,6 +221,63 @@ class Dcs:
             return retrying(attempt)
         except _Transient:
             raise DcsUnavailable(f"{what}: etcd unreachable within {budget:g}s (last error: {last_error[0]})") from None
+
+    def _per_attempt(self, budget: float) -> float:
+        """One attempt's timeout: a share of the budget per endpoint, at most ``timeout_s``."""
+        return max(0.05, min(self.timeout_s, budget / len(self._addresses)))
+
+    def _attempt(self, what: str, ep: _Endpoint, fn: Callable[[_Endpoint, float], Any], timeout: float) -> Any:
+        """``fn(ep, timeout)`` with its errors mapped: unreachable -> ``_Transient``
+        (and the next endpoint becomes current), lease not found -> LeaseLost,
+        anything else -> DcsUnavailable."""
+        try:
+            return fn(ep, timeout)
+        except grpc.RpcError as exc:
+            code, details = exc.code(), exc.details() or ""
+            if code in _TRANSIENT:
+                self._failed(ep)
+                raise _Transient(f"{ep.address}: {code.name} {details}") from None
+            if code == grpc.StatusCode.NOT_FOUND and "lease" in details:
+                raise LeaseLost(f"{what}: {details}") from None
+            raise DcsUnavailable(f"{what}: etcd refused: {code.name} {details}") from None
+        except ValueError as exc:   # grpc: "Cannot invoke RPC on closed channel!" (close() raced us)
+            raise DcsUnavailable(f"{what}: {exc}") from None
+
+    def _ask_all(self, what: str, fn: Callable[[_Endpoint, float], Any], deadline: float,
+                 cancel_all: Callable[[], None]) -> Any:
+        """``fn`` on every endpoint at once, each until ``deadline``; the first
+        answer wins and ``cancel_all()`` ends the others. For idempotent calls
+        only (a lease renewal): when the member in use died or is waiting for a
+        new raft leader, the renewal lands the moment any member can answer,
+        instead of after timeouts and back-off on one member after another.
+        Rounds again (short pause) while every endpoint fails fast, until the
+        deadline; then DcsUnavailable. LeaseLost / DcsUnavailable as ``_attempt``."""
+        with self._lock:
+            if self._closed:
+                raise DcsUnavailable("Dcs is closed")
+            if self._fanout is None:
+                self._fanout = concurrent.futures.ThreadPoolExecutor(
+                    max_workers=2 * len(self._addresses), thread_name_prefix="dcs-ask-all")
+            pool = self._fanout
+        errors: list[str] = []
+        try:
+            while (remaining := deadline - time.monotonic()) > 0.005:
+                futures = [pool.submit(self._attempt, what, self.endpoint(i), fn, remaining)
+                           for i in range(len(self._addresses))]
+                try:
+                    for fut in concurrent.futures.as_completed(futures, timeout=remaining):
+                        try:
+                            return fut.result()
+                        except _Transient as exc:
+                            errors.append(str(exc))
+                except concurrent.futures.TimeoutError:
+                    break
+                time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+        except RuntimeError as exc:     # the pool was shut down: close() raced us
+            raise DcsUnavailable(f"{what}: {exc}") from None
+        finally:
+            cancel_all()
+        raise _Transient(errors[-1] if errors else "deadline reached")
 
     def _txn(self, what: str, compare: list, success: list, failure: Sequence[Any] = (),
              deadline_s: float | None = None) -> etcdrpc.TxnResponse:
@@ -247,9 +297,12 @@ class Dcs:
         with self._lock:
             self._closed = True
             endpoints, self._endpoints = self._endpoints, [None] * len(self._addresses)
+            pool, self._fanout = self._fanout, None
         for ep in endpoints:
             if ep is not None:
                 ep.close()
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def __enter__(self) -> Dcs:
         return self
@@ -272,9 +325,22 @@ class Dcs:
         Raises LeaseLost if etcd reports the lease gone (TTL <= 0: expired or
         revoked), DcsUnavailable if no refresh succeeded by the deadline.
         Never retried past ``deadline_s``: the agent's fencing depends on it.
+
+        First the member in use (one attempt's share of the budget, at most
+        0.5 s); if it does not answer, every member at once until the deadline
+        (``_ask_all``): a member that died, or one waiting for a new raft
+        leader after the old one died, costs no more than the election.
         """
+        what = f"refresh lease {lease_id:x}"
+        budget = self.timeout_s if deadline_s is None else deadline_s
+        deadline = time.monotonic() + budget
+        streams: list[Any] = []
+        streams_lock = threading.Lock()
+
         def keepalive(ep: _Endpoint, timeout: float) -> float:
             stream = ep.lease.LeaseKeepAlive(iter([etcdrpc.LeaseKeepAliveRequest(ID=lease_id)]), timeout=timeout)
+            with streams_lock:
+                streams.append(stream)
             try:
                 resp = next(stream, None)
             finally:
@@ -283,7 +349,20 @@ class Dcs:
                 raise _Transient(f"{ep.address}: keepalive stream closed without an answer")
             return resp.TTL
 
-        ttl = self.call(f"refresh lease {lease_id:x}", keepalive, deadline_s)
+        def cancel_all() -> None:
+            with streams_lock:
+                for stream in streams:
+                    stream.cancel()
+
+        try:
+            # A live member answers in milliseconds; past 0.5 s ask everyone (this one too).
+            ttl = self._attempt(what, self.endpoint(), keepalive, min(self._per_attempt(budget), 0.5))
+        except _Transient as first:
+            try:
+                ttl = self._ask_all(what, keepalive, deadline, cancel_all)
+            except _Transient as last:
+                raise DcsUnavailable(f"{what}: etcd unreachable within {budget:g}s (first error: {first}; "
+                                     f"last error: {last})") from None
         if ttl <= 0:
             raise LeaseLost(f"lease {lease_id:x} expired or was revoked")
         return float(ttl)

@@ -54,6 +54,16 @@ class LeaseState:
         return self.ttl / 3.0
 
     @property
+    def holder_interval(self) -> float:
+        """Renewal period while holding the leader key: (ttl - safety_margin)/6.
+        How long etcd may not answer before the holder must fence is the
+        deadline's reach minus the time since the last confirmed renewal; an
+        etcd member loss that takes the raft leader stops every renewal for an
+        election (1.7 s seen with a 500 ms election timeout on a busy host),
+        more than ttl/3 renewals leave at ttl 3 (1.25 s)."""
+        return (self.ttl - self.safety_margin) / 6.0
+
+    @property
     def retry_wait(self) -> float:
         """Pause between failed attempts (a quarter of the renewal period)."""
         return self.interval / 4.0
@@ -122,7 +132,8 @@ def plan(state: LeaseState, now: float) -> LeasePlan:
         return LeasePlan(LeaseAction.FENCE, now,
                          f"no lease renewal confirmed for ttl-safety_margin "
                          f"({state.ttl - state.safety_margin:g}s, {late:.3f}s late)")
-    due = max(state.confirmed_sent_at + state.interval, state.attempted_at + state.retry_wait)
+    period = state.holder_interval if state.holding and not state.fenced else state.interval
+    due = max(state.confirmed_sent_at + period, state.attempted_at + state.retry_wait)
     if now >= due:
         return LeasePlan(LeaseAction.RENEW, now)
     wake = due
@@ -136,7 +147,8 @@ class LeaseDcs(Protocol):
 
 
 class LeaseKeeper:
-    """Renews one etcd lease every ttl/3 in its own thread and fences on a miss.
+    """Renews one etcd lease every ttl/3 (the leader key's holder: every
+    (ttl - safety_margin)/6) in its own thread and fences on a miss.
 
     Callbacks (called from the keeper thread, must not block long):
     ``on_renewed(deadline)`` after each successful renewal while holding (the
@@ -248,10 +260,13 @@ class LeaseKeeper:
     def _renew(self, lease_id: int, state: LeaseState) -> None:
         with self._renew_lock:
             sent = self._clock()
-            # Never wait on etcd past the fencing deadline (nor longer than a period).
+            # Holding: keep this renewal in flight up to the fencing deadline,
+            # never past it (a renewal that gives up earlier is only sent again
+            # after retry_wait, e.g. while etcd elects a new raft leader).
+            # Otherwise: up to a period.
             budget = state.interval
             if state.holding and not state.fenced:
-                budget = min(budget, state.deadline - sent)
+                budget = state.deadline - sent
             try:
                 self._dcs.refresh_lease(lease_id, deadline_s=max(0.05, budget))
                 error = None

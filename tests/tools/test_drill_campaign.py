@@ -105,3 +105,13 @@ def test_an_interrupted_campaign_never_passes():
     assert done["summary"]["passed"] and not done["summary"]["interrupted"]
     assert not cut["summary"]["passed"] and cut["summary"]["interrupted"]
     assert "Interrupted" in html.render(cut) and "Interrupted" not in html.render(done)
+
+
+def test_fault_entry_reports_notes_without_failing():
+    rounds = [RoundResult(round=1, scenario="double-kill", old_primary="a+b", new_primary="c", rto_s=36.0,
+                          rejoin_s=35.7, acked_writes=100, lost_acked_writes=0, notes=("slow rejoin: a",))]
+    drill = document(rounds, {"scenario": "double-kill", "engine": "postgres", "sync": True})
+    entry = campaign.fault_entry("double-kill", drill, "postgres", True, 3.0)
+    assert entry["passed"] and entry["note"] == "round 1: slow rejoin: a" and entry["rejoin_max_s"] == 35.7
+    page = html.render(campaign.document([entry], {"double-kill": drill}, {}, "clean"))
+    assert "round 1: slow rejoin: a" in page

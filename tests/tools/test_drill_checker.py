@@ -202,3 +202,33 @@ def test_corrupt_wal_finds_the_segment_and_flips_bytes(tmp_path):
     assert old == bytes([10, 11, 12, 13]) and data[10:14] == bytes(b ^ 0xFF for b in old)
     with pytest.raises(disk_faults.RoundFailed):
         disk_faults.wal_file_at("embedded", str(tmp_path), 1, 5 * seg, seg)
+
+
+@pytest.mark.parametrize("failover, writable, rejoins, problems, notes", [
+    (0.3, 2.1, {"a": 1.9, "b": 2.0}, [], []),
+    # The restarted first node's pg_rewind took 33 s: writes waited for it (sync
+    # mode, no other standby), nothing lost: reported, not failed.
+    (0.3, 36.0, {"a": 35.7, "b": 2.0}, [], ["waiting for a standby to rejoin", "slow rejoin: a"]),
+    (0.3, 2.1, {"a": 1.9, "b": 12.0}, [], ["slow rejoin: b"]),
+    (0.3, 2.1, {"a": 1.9, "b": None}, [], ["b did not rejoin"]),
+    (None, None, {}, ["no new primary within 30 s", "no write acknowledged"], []),
+    (31.0, 32.0, {"a": 2.0}, ["no new primary within 30 s of the fault (took 31.000 s)"], []),
+    (0.3, None, {"a": 2.0}, ["no write acknowledged"], []),
+], ids=["fast", "slow-rejoin-blocks-sync-writes", "slow-second-rejoin", "no-rejoin", "nothing",
+        "slow-failover", "never-writable"])
+def test_takeover_verdict(failover, writable, rejoins, problems, notes):
+    v = checker.takeover_verdict(failover, writable, rejoins, failover_limit_s=30.0, slow_rejoin_s=10.0)
+    assert len(v.problems) == len(problems) and all(p in got for p, got in zip(problems, v.problems))
+    assert len(v.notes) == len(notes) and all(any(n in got for got in v.notes) for n in notes)
+
+
+def test_notes_are_reported_but_do_not_fail():
+    noted = report.RoundResult(round=2, scenario="double-kill", old_primary="a+b", new_primary="c", rto_s=36.0,
+                               rejoin_s=35.7, acked_writes=10, lost_acked_writes=0,
+                               notes=("slow rejoin: a streamed again 35.700 s after its restart (> 10 s)",))
+    s = report.summarize([_round(1, 2.0), noted])
+    assert s["failed_rounds"] == 0 and report.problems(s, sync=True) == []
+    assert s["notes"] == ["round 2: slow rejoin: a streamed again 35.700 s after its restart (> 10 s)"]
+    assert s["rejoin_max_s"] == pytest.approx(35.7)
+    assert "note: round 2: slow rejoin" in report.summary_text(s)
+    assert noted.to_json()["notes"] == [noted.notes[0]]

@@ -5,11 +5,14 @@ document (``report.document``) into one ``faults`` entry; ``cli.py`` runs
 the rounds. The JSON document::
 
     {"faults": [{"fault", "rounds", "rto_median_s", "rto_p95_s", "rto_max_s",
-                 "lost_acked_writes", "split_brain_events", "rejoin_median_s",
+                 "lost_acked_writes", "split_brain_events", "rejoin_median_s", "rejoin_max_s",
                  "receipt", "target", "problems", "passed", "applicable", "note"}],
      "summary": {"faults", "faults_passed", "rounds_total",
                  "lost_acked_writes_total", "split_brain_total", "passed", "cleanup"},
      "drills": {fault: drill document}, "config": {...}}
+
+A fault's ``note`` lists what its rounds reported without failing (e.g. a
+slow rejoin of a killed node), or why it was not applicable.
 """
 from __future__ import annotations
 
@@ -64,14 +67,15 @@ def fault_entry(fault: str, drill: dict, engine: str, sync: bool, ttl: float) ->
     return {"fault": fault, "applicable": True, "rounds": s["rounds"], "rto_median_s": median,
             "rto_p95_s": s.get("rto_p95_s"), "rto_max_s": s.get("rto_max_s"),
             "lost_acked_writes": s["lost_acked_writes_total"], "split_brain_events": s.get("split_brain_total", 0),
-            "rejoin_median_s": s.get("rejoin_median_s"), "receipt": _receipt(s), "target": text,
-            "problems": found, "passed": not found, "note": ""}
+            "rejoin_median_s": s.get("rejoin_median_s"), "rejoin_max_s": s.get("rejoin_max_s"),
+            "receipt": _receipt(s), "target": text, "problems": found, "passed": not found,
+            "note": "; ".join(s.get("notes", ()))}
 
 
 def not_applicable(fault: str, why: str) -> dict:
     return {"fault": fault, "applicable": False, "rounds": 0, "rto_median_s": None, "rto_p95_s": None,
             "rto_max_s": None, "lost_acked_writes": 0, "split_brain_events": 0, "rejoin_median_s": None,
-            "receipt": "-", "target": "-", "problems": [], "passed": None, "note": why}
+            "rejoin_max_s": None, "receipt": "-", "target": "-", "problems": [], "passed": None, "note": why}
 
 
 def document(faults: list[dict], drills: dict[str, dict], config: dict, cleanup: str,

@@ -189,3 +189,43 @@ def write_gap(acks: Iterable[Ack], start: float, end: float) -> float:
     times = sorted(a.at for a in acks if start <= a.at <= end)
     points = [start, *times, end]
     return max(b - a for a, b in zip(points, points[1:]))
+
+
+@dataclass(frozen=True)
+class TakeoverVerdict:
+    """How a round in which nodes were killed and restarted went: ``problems``
+    fail it; ``notes`` are reported but do not (e.g. a slow rejoin)."""
+    problems: tuple[str, ...]
+    notes: tuple[str, ...]
+
+
+def takeover_verdict(failover_s: float | None, writable_s: float | None, rejoin_s: Mapping[str, float | None],
+                     failover_limit_s: float, slow_rejoin_s: float) -> TakeoverVerdict:
+    """The pass rule of a takeover after killed nodes (``double-kill``).
+
+    ``failover_s``: fault -> a new primary holds the leader key (the
+    orchestrator's part, None: never); ``writable_s``: fault -> the first
+    write it acknowledged (None: never, within the drill's wait);
+    ``rejoin_s``: restarted node -> restart to streaming again (None: did
+    not). The round fails when no new primary took over within
+    ``failover_limit_s``, or the cluster never acknowledged a write. In
+    synchronous mode writes may wait for a restarted node's rejoin (the new
+    primary has no other standby): that is reported, as is every rejoin
+    slower than ``slow_rejoin_s``, but neither fails the round when the
+    cluster became writable and nothing was lost (the caller judges loss)."""
+    problems, notes = [], []
+    if failover_s is None or failover_s > failover_limit_s:
+        problems.append(f"no new primary within {failover_limit_s:g} s of the fault"
+                        + ("" if failover_s is None else f" (took {failover_s:.3f} s)"))
+    if writable_s is None:
+        problems.append("no write acknowledged after the fault")
+    elif failover_s is not None and not problems and writable_s > failover_limit_s:
+        notes.append(f"writable {writable_s:.3f} s after the fault, {writable_s - failover_s:.3f} s after the "
+                     f"takeover (waiting for a standby to rejoin)")
+    for node, took in sorted(rejoin_s.items()):
+        if took is None:
+            notes.append(f"{node} did not rejoin")
+        elif took > slow_rejoin_s:
+            notes.append(f"slow rejoin: {node} streamed again {took:.3f} s after its restart "
+                         f"(> {slow_rejoin_s:g} s)")
+    return TakeoverVerdict(tuple(problems), tuple(notes))

@@ -150,7 +150,8 @@ def render(doc: dict) -> str:
     for f in faults:
         drill = drills.get(f["fault"])
         if drill:
-            body.append(f"<h2>{escape(f['fault'])}</h2>" + _rounds(drill))
+            noted = f'<p class="note">{escape(f["note"])}</p>' if f.get("note") else ""
+            body.append(f"<h2>{escape(f['fault'])}</h2>" + noted + _rounds(drill))
         elif f.get("note"):
             body.append(f"<h2>{escape(f['fault'])}</h2><p class=muted>{escape(f['note'])}</p>")
     return ("<!doctype html><html><head><meta charset=utf-8><title>" + escape(title) + "</title><style>" +

@@ -38,11 +38,13 @@ class RoundResult:
     timeline: dict = field(default_factory=dict)        # timeline.build: acks per node over time, events
     error: str = ""
     extra: dict = field(default_factory=dict)            # scenario-specific counts (see the scenario)
+    notes: tuple[str, ...] = ()                          # reported, not failing (e.g. a slow rejoin)
 
     def to_json(self) -> dict:
         data = asdict(self)
         data["lost_keys_sample"] = list(self.lost_keys_sample)
         data["split_brain_sample"] = list(self.split_brain_sample)
+        data["notes"] = list(self.notes)
         for k in ("rto_s", "rejoin_s", "frozen_s"):
             if data[k] is not None:
                 data[k] = round(data[k], 4)
@@ -103,6 +105,8 @@ def summarize(rounds: list[RoundResult]) -> dict:
         "rounds_lost_without_exact_receipt": sum(1 for r in rounds if within_receipt(r) is None),
         "lost_acked_by_survivors_total": sum(n for r in rounds for node, n in r.lost_by_node.items()
                                              if node != r.old_primary),
+        # Reported, not failing: what a round noted (a slow rejoin, writes waiting for one).
+        "notes": [f"round {r.round}: {n}" for r in rounds for n in r.notes],
     }
 
 
@@ -167,4 +171,5 @@ def summary_text(summary: dict) -> str:
             f"wrong values {summary['wrong_values_total']}, missing on caught-up standbys "
             f"{summary['standby_missing_total']}; "
             f"rounds lost outside the receipt {summary['rounds_lost_outside_receipt']}; "
-            f"failed rounds {summary['failed_rounds']}")
+            f"failed rounds {summary['failed_rounds']}"
+            + "".join(f"\nnote: {n}" for n in summary.get("notes", ())))

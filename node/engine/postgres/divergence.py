@@ -134,6 +134,15 @@ def _history_timelines(wal_dir: str) -> list[int]:
     return [int(n[:8], 16) for n in names if re.fullmatch(r"[0-9A-F]{8}\.history", n)]
 
 
+def local_history(pgdata: str, timeline: int) -> dict[int, int] | None:
+    """{parent timeline: switchpoint} of ``timeline`` from the node's own
+    history file ({} on timeline 1); None when the file is missing."""
+    if timeline <= 1:
+        return {}
+    text = _read(f"{pgdata}/pg_wal/{timeline:08X}.history")
+    return None if text is None else parse_history(text)
+
+
 def _read(path: str) -> str | None:
     try:
         with open(path) as f:

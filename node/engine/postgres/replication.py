@@ -18,6 +18,7 @@ from walrus_ha.node.engine.postgres import sql
 from walrus_ha.node.engine.postgres.binaries import Binaries
 from walrus_ha.node.engine.postgres.conf import conninfo, slot_name
 from walrus_ha.node.engine.postgres.process import OsUser, run, wait_for
+from walrus_ha.node.engine.postgres.rejoinplan import SourceSizes
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +112,18 @@ def rewind(bins: Binaries, user: OsUser, pgdata: str, source_conninfo: str, time
     rewound = "no rewind required" not in out
     log_event(log, "rewind.done", pgdata=pgdata, rewound=rewound)
     return rewound, diverged_at(out)
+
+
+_SIZES = ("SELECT (SELECT coalesce(sum(size), 0) FROM pg_ls_waldir()),"
+          " (SELECT sum(pg_database_size(oid)) FROM pg_database),"
+          " (SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size')")
+
+
+def source_sizes(upstream_conninfo: str) -> SourceSizes:
+    """The upstream's ``pg_wal``, databases and WAL segment size in bytes
+    (superuser SQL), for ``rejoinplan.rewind_or_clone``. Raises EngineError."""
+    wal, data, segment = sql.execute_once(upstream_conninfo, _SIZES)[0]
+    return SourceSizes(int(wal), int(data or 0), int(segment or 0))
 
 
 def diverged_at(out: str) -> int | None:

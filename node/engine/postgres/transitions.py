@@ -12,7 +12,7 @@ import time
 from walrus_ha.common.errors import EngineError, NeedsReclone, WrongRole
 from walrus_ha.common.log import log_event
 from walrus_ha.node.engine.base import Discarded, EngineStatus, RejoinMethod, SlotInfo, SyncSpec, Upstream
-from walrus_ha.node.engine.postgres import conf, divergence, fencer, replication, sql
+from walrus_ha.node.engine.postgres import conf, divergence, fencer, rejoinplan, replication, sql
 from walrus_ha.node.engine.postgres.process import wait_for
 
 log = logging.getLogger(__name__)
@@ -112,9 +112,11 @@ class TransitionsMixin:
         whose WAL all lies on the upstream's history starts directly as its
         standby (``divergence``): NONE, no crash recovery, no rewind. Otherwise stop,
         CHECKPOINT the upstream, ``pg_rewind`` from it, start as standby:
-        REWOUND (or NONE when nothing diverged). If rewind fails or the WAL
-        the node needs is gone: re-clone (RECLONED) when ``allow_reclone``,
-        else raise ``NeedsReclone``. Never starts the node as a primary.
+        REWOUND (or NONE when nothing diverged); when ``allow_reclone`` and a
+        base backup copies far less than pg_rewind would (``rejoinplan``),
+        re-clone instead: RECLONED. If rewind fails or the WAL the node needs
+        is gone: re-clone (RECLONED) when ``allow_reclone``, else raise
+        ``NeedsReclone``. Never starts the node as a primary.
         """
         with self._op:
             self._check_term(term)
@@ -142,6 +144,9 @@ class TransitionsMixin:
     def _rewind_and_follow(self, upstream: Upstream, allow_reclone: bool) -> RejoinMethod:
         """Stop, CHECKPOINT the upstream, pg_rewind from it, start as its standby
         (re-clone when that fails and ``allow_reclone``). Caller holds ``_op``."""
+        way, why = rejoinplan.rewind_or_clone(self._source_sizes(upstream), allow_reclone)
+        if way is rejoinplan.RejoinWay.CLONE:
+            return self._clone_instead(upstream, why)
         # PostgreSQL 15 updates the control file's timeline only at the next
         # checkpoint; pg_rewind reads it. Unreachable upstream: raise, touch nothing.
         t = [time.monotonic()]
@@ -176,6 +181,41 @@ class TransitionsMixin:
                   checkpoint_ms=ms[0], stop_ms=ms[1], rewind_ms=ms[2], start_ms=ms[3], stream_ms=ms[4])
         return method
 
+    def _source_sizes(self, upstream: Upstream) -> rejoinplan.SourceSizes | None:
+        try:
+            return replication.source_sizes(self._upstream_dsn(upstream))
+        except EngineError as exc:
+            log_event(log, "rejoin.sizes_unknown", member=self.name, upstream=upstream, error=exc,
+                      level=logging.WARNING)
+            return None
+
+    def _clone_instead(self, upstream: Upstream, why: str) -> RejoinMethod:
+        """Re-clone rather than rewind (``rejoinplan``: it copies less). What
+        the node's WAL held past the fork is the receipt, as after a rewind;
+        it is published only once the clone succeeded. Caller holds ``_op``."""
+        t0 = time.monotonic()
+        self._stop_postmaster()
+        end = divergence.local_wal_end(self.binaries, self.user, str(self.dir.pgdata))
+        fork = self._fork_point(upstream, end)
+        t1 = time.monotonic()
+        method = self._reclone(upstream, True, why, planned=True)
+        self.last_discard = _discarded(end, fork, True, upstream, self._state.term)
+        log_event(log, "rejoin", member=self.name, upstream=upstream, method=method.value, why=why,
+                  check_ms=round((t1 - t0) * 1000), clone_ms=round((time.monotonic() - t1) * 1000))
+        return method
+
+    def _fork_point(self, upstream: Upstream, end: divergence.WalEnd | None) -> int | None:
+        """Where this stopped node's history left the upstream's (None: unknown)."""
+        if end is None:
+            return None
+        try:
+            mine = divergence.local_history(str(self.dir.pgdata), end.timeline)
+            up_tli, theirs = divergence.upstream_history(self._upstream_dsn(upstream))
+        except (EngineError, IndexError, ValueError) as exc:
+            log.info("fork point unknown: %s", exc)
+            return None
+        return None if mine is None else rejoinplan.fork_point(end.timeline, mine, up_tli, theirs)
+
     def _start_as_standby_if_not_diverged(self, upstream: Upstream) -> bool:
         """A stopped primary whose WAL all lies on the upstream's history starts
         directly as its standby: no crash recovery as a primary (that would write
@@ -206,10 +246,11 @@ class TransitionsMixin:
                   stream_ms=round((time.monotonic() - t2) * 1000))
         return True
 
-    def _reclone(self, upstream: Upstream, allow: bool, why: str) -> RejoinMethod:
+    def _reclone(self, upstream: Upstream, allow: bool, why: str, planned: bool = False) -> RejoinMethod:
         if not allow:
             raise NeedsReclone(f"{self.name}: cannot rejoin {upstream} from WAL ({why}); re-clone not allowed")
-        log_event(log, "rejoin.reclone", member=self.name, upstream=upstream, reason=why, level=logging.WARNING)
+        log_event(log, "rejoin.reclone", member=self.name, upstream=upstream, reason=why,
+                  level=logging.INFO if planned else logging.WARNING)
         # Only wipe once the upstream is known to answer (this also frees a lost slot).
         replication.ensure_slot(self._upstream_dsn(upstream), self.name, recreate_lost=True)
         self._save(incomplete=True)

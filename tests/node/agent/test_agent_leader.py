@@ -6,7 +6,7 @@ import pytest
 from walrus_ha.common.errors import DcsUnavailable, LeaseLost
 from walrus_ha.node.agent import leader as L
 
-TTL, MARGIN = 9.0, 1.0   # interval 3s, retry_wait 0.75s, deadline = sent + 8
+TTL, MARGIN = 9.0, 1.0   # interval 3s (holder 8/6 s), retry_wait 0.75s, deadline = sent + 8
 
 
 def st(confirmed=0.0, attempted=None, holding=True, fenced=False):
@@ -15,7 +15,9 @@ def st(confirmed=0.0, attempted=None, holding=True, fenced=False):
 
 
 @pytest.mark.parametrize("state,now,action,wake", [
-    pytest.param(st(), 1.0, L.LeaseAction.WAIT, 3.0, id="fresh-waits-for-interval"),
+    pytest.param(st(), 1.0, L.LeaseAction.WAIT, 8.0 / 6, id="fresh-holder-waits-for-its-period"),
+    pytest.param(st(holding=False), 1.0, L.LeaseAction.WAIT, 3.0, id="fresh-waits-for-interval"),
+    pytest.param(st(fenced=True), 1.0, L.LeaseAction.WAIT, 3.0, id="fenced-holder-waits-for-interval"),
     pytest.param(st(), 3.0, L.LeaseAction.RENEW, 3.0, id="interval-elapsed-renews"),
     pytest.param(st(attempted=3.0), 3.5, L.LeaseAction.WAIT, 3.75, id="failed-attempt-spaces-retry"),
     pytest.param(st(attempted=3.0), 3.75, L.LeaseAction.RENEW, 3.75, id="retry-after-wait"),
@@ -116,14 +118,37 @@ def run_keeper(script, holding=True):
 
 def test_keeper_extends_deadline_from_send_time():
     dcs, events, _ = run_keeper([(2.0, "ok")])
-    # sent at 3.0 (interval), answered at 5.0: deadline = 3 + 9 - 1 = 11
-    assert dcs.calls[0] == (7, 3.0)
-    assert events[0] == ("renewed", pytest.approx(11.0))
+    # sent at 8/6 (the holder's period), answered 2 s later: deadline = 8/6 + 9 - 1
+    assert dcs.calls[0] == (7, pytest.approx(8.0 / 6))
+    assert events[0] == ("renewed", pytest.approx(8.0 / 6 + 8.0))
+
+
+def test_keeper_holding_renews_until_the_deadline():
+    clock = FakeClock()
+    rec = []
+    asked = threading.Event()
+
+    class Dcs:
+        def refresh_lease(self, lease_id, deadline_s=None):
+            rec.append((clock.t, deadline_s))
+            asked.set()
+            raise LeaseLost("stop")
+    k = L.LeaseKeeper(Dcs(), TTL, MARGIN, clock=clock, on_renewed=print, on_deadline=print,
+                      on_lost=lambda r: None)
+    k.reset(7, 0.0)
+    k.set_holding(True)
+    k._wait = lambda seconds: setattr(clock, "t", clock.t + max(seconds or 0.0, 0.0))
+    k.start()
+    assert asked.wait(10)
+    k.stop()
+    # Sent at 8/6; in flight up to the deadline 8 (not just a period): an etcd
+    # election does not cost a give-up and a retry_wait.
+    assert rec == [(pytest.approx(8.0 / 6), pytest.approx(8.0 - 8.0 / 6))]
 
 
 def test_keeper_fences_when_renewals_fail_until_deadline():
     fail = (0.0, DcsUnavailable("down"))
-    _, events, _ = run_keeper([fail] * 8)
+    _, events, _ = run_keeper([fail] * 12)
     fences = [e for e in events if e[0] == "fence"]
     assert fences and fences[0][1] == pytest.approx(8.0)
     assert not [e for e in events if e[0] == "renewed"]
@@ -131,7 +156,7 @@ def test_keeper_fences_when_renewals_fail_until_deadline():
 
 def test_keeper_reports_lost_lease_and_idles():
     _, events, k = run_keeper([(0.0, LeaseLost("expired"))])
-    assert events == [("lost", 3.0)]
+    assert events == [("lost", pytest.approx(8.0 / 6))]
     assert k.lease_id is None and k.snapshot() is None
 
 
