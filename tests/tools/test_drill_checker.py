@@ -26,6 +26,20 @@ def test_dual_primary_acks():
     assert checker.dual_primary_acks(late, "a", "nobody") == []
 
 
+def test_dual_primary_acks_excuse_late_replies_kept_by_the_new_primary():
+    # b's first ack is at 3.5; a's reply at 3.6 to a write sent at 2.3 (in
+    # flight at the freeze) that b holds is not a second primary.
+    late = ACKS + [Ack("k7", 3.6, "a", value="v7", sent=2.3)]
+    assert checker.dual_primary_acks(late, "a", "b", {"k7": "v7"}) == []
+    assert checker.late_dual_acks_kept(late, "a", "b", {"k7": "v7"}) == 1
+    for kept in ({}, {"k7": "other"}):                       # missing or different on the final leader
+        assert [a.key for a in checker.dual_primary_acks(late, "a", "b", kept)] == ["k7"]
+    sent_late = ACKS + [Ack("k7", 3.6, "a", value="v7", sent=3.55)]  # sent after b's first ack
+    assert [a.key for a in checker.dual_primary_acks(sent_late, "a", "b", {"k7": "v7"})] == ["k7"]
+    unknown = ACKS + [Ack("k7", 3.6, "a", value="v7")]                # send time not recorded
+    assert [a.key for a in checker.dual_primary_acks(unknown, "a", "b", {"k7": "v7"})] == ["k7"]
+
+
 def test_acked_by():
     assert checker.acked_by(ACKS) == {"a": 3, "b": 2, "c": 1}
 

@@ -72,14 +72,37 @@ def lost_writes(acks: Iterable[Ack], present: set[str]) -> list[str]:
     return [a.key for a in sorted(acks, key=lambda a: a.at) if a.key not in present]
 
 
-def dual_primary_acks(acks: Iterable[Ack], old_primary: str, new_primary: str) -> list[Ack]:
+def dual_primary_acks(acks: Iterable[Ack], old_primary: str, new_primary: str,
+                      kept: Mapping[str, str] | None = None) -> list[Ack]:
     """Acks by the old primary later than the new primary's first ack: two
-    primaries acknowledging at once (split brain). Must always be empty."""
+    primaries acknowledging at once (split brain). Must always be empty.
+    With ``kept`` (key -> value the final leader holds), late replies that
+    ``overlaps_and_kept`` excuses are left out (see ``late_dual_acks_kept``)."""
     acks = list(acks)
     new_first = min((a.at for a in acks if a.node == new_primary), default=None)
     if new_first is None:
         return []
-    return [a for a in acks if a.node == old_primary and a.at > new_first]
+    return [a for a in acks if a.node == old_primary and a.at > new_first
+            and not (kept is not None and overlaps_and_kept(a, new_first, kept))]
+
+
+def late_dual_acks_kept(acks: Iterable[Ack], old_primary: str, new_primary: str,
+                        kept: Mapping[str, str]) -> int:
+    """How many of ``dual_primary_acks`` ``kept`` excuses (reported, not failed)."""
+    acks = list(acks)
+    return (len(dual_primary_acks(acks, old_primary, new_primary))
+            - len(dual_primary_acks(acks, old_primary, new_primary, kept)))
+
+
+def overlaps_and_kept(ack: Ack, newer_first_at: float, kept: Mapping[str, str]) -> bool:
+    """A late reply that proves no second primary: the write was sent before
+    the newer primary's first ack (the two overlap in time, so it may be
+    ordered first) and the final leader holds it with the acknowledged value
+    (it reached the new primary's history before the fork: nothing diverged).
+    A frozen primary whose commit a synchronous standby already held, thawed
+    after the takeover, answers so (a freeze takes effect some milliseconds
+    after it is asked for; ``docker pause`` mid-commit)."""
+    return 0 < ack.sent < newer_first_at and ack.key in kept and kept[ack.key] == ack.value
 
 
 def acked_by(acks: Iterable[Ack]) -> dict[str, int]:
@@ -116,15 +139,8 @@ def split_brain(acks: Iterable[Ack], kept: Mapping[str, str] | None = None) -> l
 
 
 def concurrent_late_ack(event: SplitBrain, kept: Mapping[str, str]) -> bool:
-    """An older-term ack that proves no second primary: the write was sent
-    before the newer term's first ack (the two overlap in time, so it may be
-    ordered first) and the final leader holds it with the acknowledged value
-    (it reached the new primary's history before the fork: nothing diverged).
-    A frozen primary whose commit a synchronous standby already held, thawed
-    after the takeover, answers so (``docker pause`` mid-commit)."""
-    a = event.ack
-    return (event.rule is Rule.OLDER_TERM and 0 < a.sent < event.against.at
-            and a.key in kept and kept[a.key] == a.value)
+    """An older-term ack ``overlaps_and_kept`` excuses."""
+    return event.rule is Rule.OLDER_TERM and overlaps_and_kept(event.ack, event.against.at, kept)
 
 
 def late_acks_kept(acks: Iterable[Ack], kept: Mapping[str, str]) -> list[SplitBrain]:

@@ -111,15 +111,17 @@ def freeze_tree_round(ctx: DrillContext, number: int) -> RoundResult:
         work.stop()
         stale.stop()
     all_acks = work.snapshot() + stale.acks + late
-    dual = checker.dual_primary_acks(all_acks, old, new)
-    after = [a for a in dual if sent.get(a.key, 0.0) > fault_at]
     t = tally(ctx, all_acks)
+    dual = checker.dual_primary_acks(all_acks, old, new, t.kept)
+    excused = checker.late_dual_acks_kept(all_acks, old, new, t.kept)
+    after = [a for a in dual if sent.get(a.key, 0.0) > fault_at]
     ctx.progress(f"round {number}: {new} first acknowledged {rto_s:.3f} s after the freeze; {old} thawed after "
                  f"{thaw_at - fault_at:.1f} s, streams again {rejoin_s:.3f} s later; old primary acks after the "
-                 f"new one's first: {len(dual)} ({len(after)} sent after the freeze); {t.lost} acked writes lost")
+                 f"new one's first: {len(dual)} ({len(after)} sent after the freeze; {excused} more were "
+                 f"in flight before the takeover and are on the new primary); {t.lost} acked writes lost")
     return result(ctx, work, t, number, "freeze-tree", old, new, rto_s, rejoin_s, term_before,
                    dual_primary_acks=len(dual), frozen_s=thaw_at - fault_at,
-                   extra={"sent_after_freeze": len(after), "late_acks": len(late)})
+                   extra={"sent_after_freeze": len(after), "late_acks": len(late), "late_dual_acks_kept": excused})
 
 
 SCENARIOS["freeze-tree"] = traits(actions=(Action.FREEZE_NODE, Action.THAW_NODE))(freeze_tree_round)
