@@ -29,12 +29,12 @@ class _GiveUpBackend:
     """A backend whose write gives up after ``timeout_s`` (a frozen server
     answers nothing, and PostgreSQL's own timeouts are frozen with it), so the
     workload moves on to the new primary. An abandoned write still counts if
-    the old primary acknowledges it after the thaw: it lands in ``late``.
-    ``sent`` maps every key to the instant its write was sent."""
+    the old primary acknowledges it after the thaw: it lands in ``late``,
+    with the instant it was sent."""
 
-    def __init__(self, factory, address: str, node: str, late: list, sent: dict, timeout_s: float):
+    def __init__(self, factory, address: str, node: str, late: list, timeout_s: float):
         self._factory, self.address, self.node = factory, address, node
-        self._late, self._sent, self._timeout = late, sent, timeout_s
+        self._late, self._timeout = late, timeout_s
         self._inner = None
 
     def write(self, key: str, value: str) -> int:
@@ -44,18 +44,17 @@ class _GiveUpBackend:
         inner = self._inner = self._inner or self._factory(self.address)
         box: dict = {}
         abandoned = threading.Event()
+        sent_at = time.monotonic()
 
         def run() -> None:
             try:
                 box["term"] = inner.write(key, value)
                 if abandoned.is_set():
-                    self._late.append(Ack(key, time.monotonic(), self.node, box["term"], value,
-                                          sent=self._sent.get(key, 0.0)))
+                    self._late.append(Ack(key, time.monotonic(), self.node, box["term"], value, sent=sent_at))
             except Exception as exc:            # WriteFailed or anything: not acknowledged
                 box["error"] = exc
             finally:
                 box["done"] = True
-        self._sent[key] = time.monotonic()
         t = threading.Thread(target=run, daemon=True)
         t.start()
         t.join(self._timeout)
@@ -85,12 +84,11 @@ def freeze_tree_round(ctx: DrillContext, number: int) -> RoundResult:
     writes already in flight at the freeze); lost counts every ack."""
     import dataclasses
     late: list[Ack] = []
-    sent: dict[str, float] = {}
     factory = ctx.factory
 
     def giving_up(address: str):
         node = ctx.cluster.name_of_data_address(address) or address
-        return _GiveUpBackend(factory, address, node, late, sent, 1.0)
+        return _GiveUpBackend(factory, address, node, late, 1.0)
     ctx = dataclasses.replace(ctx, factory=giving_up)
     old, term_before, work = start_round(ctx, number, "freeze-tree")
     ttl = ctx.cluster.ttl
@@ -114,7 +112,7 @@ def freeze_tree_round(ctx: DrillContext, number: int) -> RoundResult:
     t = tally(ctx, all_acks)
     dual = checker.dual_primary_acks(all_acks, old, new, t.kept)
     excused = checker.late_dual_acks_kept(all_acks, old, new, t.kept)
-    after = [a for a in dual if sent.get(a.key, 0.0) > fault_at]
+    after = [a for a in dual if a.sent > fault_at]
     ctx.progress(f"round {number}: {new} first acknowledged {rto_s:.3f} s after the freeze; {old} thawed after "
                  f"{thaw_at - fault_at:.1f} s, streams again {rejoin_s:.3f} s later; old primary acks after the "
                  f"new one's first: {len(dual)} ({len(after)} sent after the freeze; {excused} more were "
